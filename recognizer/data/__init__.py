@@ -1,0 +1,1 @@
+"""Data side of the recognizer: sample records, loaders, preprocessing, representations."""
