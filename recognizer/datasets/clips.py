@@ -117,11 +117,12 @@ def build_sample(
         report.skip(row, name, f"apex {apex} {where} ({onset}..{offset}){known}")
         return None
     if apex is None and erratum is None:
+        cell = repr(fields.apex_cell) if fields.apex_cell else "empty"
         if missing_apex == "skip":
-            report.skip(row, name, f"no apex ({fields.apex_cell or 'empty'})")
+            report.skip(row, name, f"no apex ({cell})")
             return None
         if report_missing_apex:
-            report.fix(row, name, f"no apex ({fields.apex_cell or 'empty'}): middle frame used")
+            report.fix(row, name, f"no apex ({cell}): middle frame used")
     return Sample(
         dataset=dataset,
         subject=qualify_subject(dataset, fields.subject),

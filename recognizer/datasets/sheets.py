@@ -117,7 +117,7 @@ def read_table(
                     raise AnnotationError(
                         f"{path}: no sheet {sheet!r} in this {what}; sheets: {', '.join(names)}"
                     )
-                raw = book.parse(sheet, header=None, dtype=str)
+                raw = pd.read_excel(book, sheet_name=sheet, header=None, dtype=str)
     except AnnotationError:
         raise
     except Exception as err:
