@@ -357,3 +357,79 @@ def fake_store(
     meta = {"scheme": "dfme7", "class_names": sorted(set(labels)), "format": "mixed"}
     (root / "meta.json").write_text(json.dumps(meta))
     return root
+
+
+# ---------------------------------------------------------------- MEGC2019 composite
+
+MEGC_CODES = {"negative": 0, "positive": 1, "surprise": 2}
+
+
+def _spread(counts: dict[str, int], subjects: Sequence[object]) -> list[tuple[object, str]]:
+    """``(subject, emotion)`` pairs, emotions dealt round-robin over the subjects."""
+    pairs, i = [], 0
+    for emotion, n in counts.items():
+        for _ in range(n):
+            pairs.append((subjects[i % len(subjects)], emotion))
+            i += 1
+    return pairs
+
+
+def fake_megc2019(root: Path) -> dict[str, Path]:
+    """Fake CASME II, SAMM and SMIC-HS whose MEGC2019 membership mirrors the official one.
+
+    Official counts: SMIC 70/51/43 (16 subjects), CASME II 88/32/25 (24), SAMM 92/26/15 (28);
+    every release also holds clips the composite leaves out (others, CASME II fear/sadness and
+    two bad-apex negatives, SAMM 'Other'). Returns the three roots and the ground-truth CSV.
+    """
+    gt: list[str] = []
+    # CASME II: 26 subjects; 24 hold members, 25 and 26 only 'others'
+    casme_subjects = [f"{n:02d}" for n in range(1, 25)]
+    members = _spread({"disgust": 45, "repression": 43}, casme_subjects)
+    members += _spread({"happiness": 32, "surprise": 25}, casme_subjects)
+    extra = _spread({"others": 8}, casme_subjects) + [("25", "others"), ("26", "others")]
+    extra += _spread({"fear": 2, "sadness": 7}, casme_subjects)
+    rows, counter = [], {}
+    for subject, emotion in members + extra:
+        k = counter[subject] = counter.get(subject, 0) + 1
+        clip = f"EP{20 + k // 10:02d}_{k % 10:02d}f"
+        rows.append(Row(subject, clip, 1, 2, 3, "4", emotion))
+        if (subject, emotion) in [(s, e) for s, e in members]:
+            label = "positive" if emotion == "happiness" else emotion
+            label = "negative" if emotion in ("disgust", "repression") else label
+            gt.append(f"casme2,{subject},{clip},{MEGC_CODES[label]}")
+    rows.append(Row("04", "EP12_01f", 1, "/", 3, "4+7", "disgust"))
+    rows.append(Row("05", "EP09_05f", 1, 1, 3, "14", "repression"))
+    fake_casme2(root / "CASME2", rows, trees=("selected",), orphans=())
+
+    # SAMM: 29 subjects; 037 holds only 'Other'
+    samm_subjects = [n for n in range(6, 37) if n not in (8, 10, 27)]
+    samm_counts = {"Anger": 57, "Contempt": 11, "Disgust": 8, "Fear": 8, "Sadness": 6}
+    samm_counts |= {"Happiness": 26, "Surprise": 15}
+    samm_members = _spread(samm_counts, samm_subjects)
+    samm_rows, counter = [], {}
+    for subject, emotion in samm_members + _spread({"Other": 25}, samm_subjects) + [
+        (37, "Other")
+    ]:
+        k = counter[subject] = counter.get(subject, 0) + 1
+        clip = f"{subject:03d}_{10 + k}_1"
+        samm_rows.append(Row(f"{subject:03d}", clip, 100, 101, 102, "4", emotion))
+    samm_rows.append(Row("032", "032_3_1", 100, 99, 102, "L12", "Contempt"))
+    samm_rows.append(Row("028", "028_4_1", 100, 105, 102, "9", "Disgust"))
+    for r in samm_rows:
+        code = {"Happiness": 1, "Surprise": 2, "Other": None}.get(r.emotion, 0)
+        if code is not None:
+            gt.append(f"samm,{r.subject},{r.clip},{code}")
+    fake_samm(root / "SAMM", samm_rows, frames=1)
+
+    # SMIC-HS (original): 16 subjects
+    smic_clips = _spread(
+        {"negative": 70, "positive": 51, "surprise": 43}, [f"s{n}" for n in range(1, 17)]
+    )
+    fake_smic(root / "SMIC", smic_clips)
+    counter = {}
+    for subject, label in smic_clips:
+        k = counter[(subject, label)] = counter.get((subject, label), 0) + 1
+        gt.append(f"smic,{subject},{subject}_{SMIC_LABEL_CODES[label]}_{k:02d},{MEGC_CODES[label]}")
+    gt_csv = root / "megc2019_gt.csv"
+    gt_csv.write_text("\n".join(gt) + "\n")
+    return {"casme2": root / "CASME2", "samm": root / "SAMM", "smic": root / "SMIC", "gt": gt_csv}
