@@ -198,7 +198,9 @@ def fake_samm(root: Path, rows: Sequence[Row] = SAMM_QUIRK_ROWS, *, frames: int 
         if isinstance(r.apex, int) and onset <= r.apex <= offset:
             numbers.add(r.apex)
         pad = 5 if onset >= 5000 else 4
-        write_frames(root / subject / r.clip, sorted(numbers), name=subject + "_{n:0%dd}" % pad)
+        write_frames(
+            root / subject / r.clip, sorted(numbers), name=subject + "_{n:0" + str(pad) + "d}"
+        )
     return root
 
 
@@ -407,9 +409,7 @@ def fake_megc2019(root: Path) -> dict[str, Path]:
     samm_counts |= {"Happiness": 26, "Surprise": 15}
     samm_members = _spread(samm_counts, samm_subjects)
     samm_rows, counter = [], {}
-    for subject, emotion in samm_members + _spread({"Other": 25}, samm_subjects) + [
-        (37, "Other")
-    ]:
+    for subject, emotion in samm_members + _spread({"Other": 25}, samm_subjects) + [(37, "Other")]:
         k = counter[subject] = counter.get(subject, 0) + 1
         clip = f"{subject:03d}_{10 + k}_1"
         samm_rows.append(Row(f"{subject:03d}", clip, 100, 101, 102, "4", emotion))

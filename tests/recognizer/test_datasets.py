@@ -44,7 +44,12 @@ def test_discover_frames_parses_numbers_and_ignores_junk(tmp_path: Path) -> None
     (tmp_path / "sub").mkdir()
     frames, numbers = discover_frames(tmp_path)
     assert numbers == (9, 10, 11, 100)  # numeric, not lexicographic, order
-    assert [f.name for f in frames] == ["reg_img9.jpg", "reg_img10.jpg", "reg_img0011.jpg", "reg_img100.jpg"]
+    assert [f.name for f in frames] == [
+        "reg_img9.jpg",
+        "reg_img10.jpg",
+        "reg_img0011.jpg",
+        "reg_img100.jpg",
+    ]
 
 
 def test_discover_frames_rejects_two_files_with_one_number(tmp_path: Path) -> None:
@@ -165,7 +170,12 @@ def test_smic_original_labels_from_folders(tmp_path: Path) -> None:
     assert result.report.rows_read == 5 and result.report.kept == 4
     assert "no numbered image files" in result.report.skipped[0].reason
     sample = _by_clip(result)["s1_ne_02"]
-    assert (sample.emotion, sample.onset, sample.offset, sample.apex) == ("negative", 200, 202, None)
+    assert (sample.emotion, sample.onset, sample.offset, sample.apex) == (
+        "negative",
+        200,
+        202,
+        None,
+    )
     assert sample.apex_or_middle == 201 and sample.fps == 100
     assert "middle frame" in str(result.report)
     with pytest.raises(ReleaseNotFoundError, match="VIS"):
@@ -218,7 +228,11 @@ def test_dfme_custom_mapping_and_bad_mapping(tmp_path: Path) -> None:
     columns = {"subject": "participant", "clip": "video", "onset": "start", "apex": "peak"}
     columns |= {"offset": "end", "emotion": "label"}
     result = load(
-        "dfme", tmp_path, annotation="labels.xlsx", columns=columns, frames="clips/{clip}",
+        "dfme",
+        tmp_path,
+        annotation="labels.xlsx",
+        columns=columns,
+        frames="clips/{clip}",
         fps={"C": 200},
     )
     assert [(s.clip, s.onset, s.apex, s.offset, s.emotion) for s in result.samples] == [

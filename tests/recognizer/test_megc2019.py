@@ -39,7 +39,9 @@ def test_membership_from_rules(releases: dict[str, Path]) -> None:
 
 def test_membership_from_ground_truth(releases: dict[str, Path]) -> None:
     result = megc2019(
-        casme2=releases["casme2"], samm=releases["samm"], smic=releases["smic"],
+        casme2=releases["casme2"],
+        samm=releases["samm"],
+        smic=releases["smic"],
         gt_csv=releases["gt"],
     )
     _check_official(result)
@@ -55,7 +57,8 @@ def test_ground_truth_problems_are_reported(releases: dict[str, Path], tmp_path:
     smic = load("smic", releases["smic"])
     result = megc2019(casme2=releases["casme2"], samm=releases["samm"], smic=smic, gt_csv=gt)
     assert len(result.samples) == 441
-    skipped = {s.row: s.reason for s in result.report.skipped if s.clip.startswith(("casme2:01/EP99", "kdef"))}
+    ours = ("casme2:01/EP99", "kdef")
+    skipped = {s.row: s.reason for s in result.report.skipped if s.clip.startswith(ours)}
     assert skipped == {
         442: "not found among the loaded casme2 samples",
         443: "unknown db 'kdef' (expected smic, casme2 or samm)",
