@@ -433,3 +433,35 @@ def fake_megc2019(root: Path) -> dict[str, Path]:
     gt_csv = root / "megc2019_gt.csv"
     gt_csv.write_text("\n".join(gt) + "\n")
     return {"casme2": root / "CASME2", "samm": root / "SAMM", "smic": root / "SMIC", "gt": gt_csv}
+
+
+# ---------------------------------------------------------------- frames of a real face
+
+
+def astronaut_frames(
+    folder: Path,
+    numbers: Sequence[int],
+    *,
+    size: int = 200,
+    shift_per_frame: float = 1.5,
+    scale_per_frame: float = 0.01,
+    name: str = "img{n}",
+) -> list[np.ndarray]:
+    """Frames made from the astronaut portrait (public domain), shifted and scaled per frame.
+
+    Frame k (k-th number) is the face crop moved by ``k * shift_per_frame`` px right and down
+    and scaled by ``1 + k * scale_per_frame`` about the centre. Returns the RGB frames written.
+    """
+    from skimage import data
+
+    face = data.astronaut()[20:260, 120:360]  # the face with some margin, RGB
+    face = cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA)
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for k, n in enumerate(numbers):
+        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), 0.0, 1 + k * scale_per_frame)
+        matrix[:, 2] += k * shift_per_frame
+        frame = cv2.warpAffine(face, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
+        cv2.imwrite(str(folder / (name.format(n=n) + ".jpg")), frame[:, :, ::-1])
+        frames.append(frame)
+    return frames
