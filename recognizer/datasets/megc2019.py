@@ -69,8 +69,8 @@ def megc2019(
         elif isinstance(given, Mapping):
             options = dict(given)
             parts[name] = load(name, options.pop("root", None), **options)  # type: ignore[arg-type]
-        else:
-            parts[name] = load(name, given)
+        else:  # MEGC2019 uses the original SMIC release, never SMIC-E
+            parts[name] = load(name, given, **({"layout": "original"} if name == "smic" else {}))
     report = LoadReport("megc2019", str(gt_csv) if gt_csv else "membership from the rules")
     for name, part in parts.items():
         report.note(str(part.report).splitlines()[0])
