@@ -7,7 +7,6 @@ and a :class:`LoadReport`. ``print(result.report)`` shows the report in a readab
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mesynth.emotions import label_indices, to_scheme
@@ -146,8 +145,3 @@ class LoadResult:
 def _row(sample: Sample) -> int | None:
     row = sample.extra.get("row")
     return int(row) if row else None
-
-
-def emotion_counts(samples: Sequence[Sample]) -> Counter[str]:
-    """Raw emotion spelling -> number of samples."""
-    return Counter(s.emotion for s in samples)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_releases import astronaut_frames
+from fake_releases import Row, astronaut_frames, fake_casme2
 
 from mesynth.canonical import STABLE_INDICES, canonical_landmarks, inter_ocular_distance
 from mesynth.landmarks import create_detector, detect_landmarks
@@ -111,3 +111,16 @@ def test_uncached_sample_names_the_fix(release: Path, tmp_path: Path) -> None:
     sample = load("manifest", release).samples[0]
     with pytest.raises(FileNotFoundError, match="mer prepare"):
         CachedFrames(tmp_path / "empty").frame_numbers(sample)
+
+
+def test_casme2_cropped_tree_preprocesses(tmp_path: Path) -> None:
+    rows = [Row("01", "EP02_01f", 46, 47, 48, 12, "happiness")]
+    fake_casme2(tmp_path, rows, trees=("cropped",), orphans=())
+    folder = tmp_path / "Cropped" / "sub01" / "EP02_01f"
+    astronaut_frames(folder, [46, 47, 48], size=120, name="reg_img{n}")  # tight face crops
+    samples = load("casme2", tmp_path).samples
+    assert len(samples) == 1 and len(samples[0].frames) == 3  # junk files ignored
+    settings = PreprocessSettings(size=64, backend="dlib")
+    done = preprocess(samples, tmp_path / "cache", settings, progress=False)
+    assert not done.failed
+    assert np.load(done.cached["casme2/sub01/EP02_01f"]).shape == (3, 64, 64, 3)
