@@ -1,0 +1,164 @@
+"""What a model sees of a sample: a key-frame clip or an apex-flow image.
+
+A representation is a callable ``rep(sample, source, *, train, generator) -> torch.Tensor``;
+:class:`~recognizer.data.torch_dataset.ClipDataset` calls it once per item. Randomness (key-frame
+jitter, flips) comes only from the generator the dataset passes in, seeded from
+(seed, epoch, index); without ``train`` nothing is random.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from recognizer.data.flow import apex_flow, flip_apex_flow
+from recognizer.data.frame_source import FrameSource
+from recognizer.data.samples import Sample
+from recognizer.data.sampling import KeyFrames, get_sampler, sample_key_frames
+
+#: Kinetics-400 statistics (RGB), the usual normalisation of 3D-CNNs pretrained on it.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+
+def _normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``x`` ``(C, ...)`` in [0, 1] -> ``(x - mean) / std`` per channel."""
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    m = torch.tensor(mean, dtype=x.dtype).view(shape)
+    s = torch.tensor(std, dtype=x.dtype).view(shape)
+    return (x - m) / s
+
+
+def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"mean and std need 3 values with std > 0; got {mean}, {std}")
+
+
+class KeyFrameClip:
+    """T key frames of a clip as ``(C=3, T, H=size, W=size)`` float32, normalised.
+
+    Args:
+        num_frames: T.
+        size: output side in pixels (frames are resized with area interpolation when needed).
+        sampling: ``"uniform"``, ``"adaptive"`` or ``"onset_apex"`` (see
+            :mod:`recognizer.data.sampling`).
+        mean, std: per-channel normalisation of values in [0, 1].
+        flip: mirror left-right with probability 0.5 when training.
+    """
+
+    def __init__(
+        self,
+        num_frames: int = 16,
+        size: int = 112,
+        sampling: str = "uniform",
+        mean: Sequence[float] = KINETICS_MEAN,
+        std: Sequence[float] = KINETICS_STD,
+        flip: bool = True,
+    ) -> None:
+        get_sampler(sampling)
+        _check_stats(mean, std)
+        if num_frames < 1 or size < 1:
+            raise ValueError(f"num_frames and size must be positive; got {num_frames}, {size}")
+        self.num_frames, self.size, self.sampling = num_frames, size, sampling
+        self.mean, self.std, self.flip = tuple(mean), tuple(std), flip
+
+    def key_frames(
+        self, sample: Sample, source: FrameSource, generator: np.random.Generator | None
+    ) -> KeyFrames:
+        """Which frames this representation takes from ``sample``."""
+        return sample_key_frames(
+            self.sampling,
+            source.frame_numbers(sample),
+            sample.onset,
+            sample.apex_or_middle,
+            sample.offset,
+            self.num_frames,
+            generator,
+        )
+
+    def __call__(
+        self,
+        sample: Sample,
+        source: FrameSource,
+        *,
+        train: bool = False,
+        generator: np.random.Generator | None = None,
+    ) -> torch.Tensor:
+        keys = self.key_frames(sample, source, generator if train else None)
+        frames = source.read(sample, keys.frame_numbers)
+        if frames.shape[1:3] != (self.size, self.size):
+            frames = np.stack(
+                [
+                    cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_AREA)
+                    for f in frames
+                ]
+            )
+        if train and self.flip and generator is not None and generator.random() < 0.5:
+            frames = frames[:, :, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 255.0
+        return _normalise(x, self.mean, self.std)
+
+
+class ApexFlow:
+    """The apex-flow image ``(C=3, H=size, W=size)`` float32: channels (u, v, strain).
+
+    Computed from the onset and apex frames of the source (:func:`recognizer.data.flow.apex_flow`,
+    memoised per sample since it is deterministic), or read as is when the sample is a single
+    image (apex-flow images made elsewhere, via the ``manifest`` loader).
+
+    Args:
+        size: output side (28 for STSTNet).
+        method: ``"auto"``, ``"tvl1"`` or ``"farneback"``.
+        mean, std: per-channel normalisation of values in [0, 1] (default: none).
+        flip: mirror when training (left-right flip and u negated).
+    """
+
+    def __init__(
+        self,
+        size: int = 28,
+        method: str = "auto",
+        mean: Sequence[float] = (0.0, 0.0, 0.0),
+        std: Sequence[float] = (1.0, 1.0, 1.0),
+        flip: bool = True,
+    ) -> None:
+        _check_stats(mean, std)
+        if size < 4:
+            raise ValueError(f"size must be at least 4, got {size}")
+        self.size, self.method = size, method
+        self.mean, self.std, self.flip = tuple(mean), tuple(std), flip
+        self._memo: dict[tuple[int, str], np.ndarray] = {}
+
+    def image(self, sample: Sample, source: FrameSource) -> np.ndarray:
+        """``(size, size, 3)`` uint8 apex-flow image of ``sample``."""
+        key = (id(source), sample.uid)
+        if key not in self._memo:
+            self._memo[key] = self._compute(sample, source)
+        return self._memo[key]
+
+    def _compute(self, sample: Sample, source: FrameSource) -> np.ndarray:
+        numbers = source.frame_numbers(sample)
+        if len(numbers) == 1:  # a precomputed image
+            image = source.read(sample, numbers)[0]
+            return cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        pair = sample_key_frames(
+            "onset_apex", numbers, sample.onset, sample.apex_or_middle, sample.offset, 2
+        )
+        onset, apex = source.read(sample, pair.frame_numbers)
+        return apex_flow(onset, apex, self.size, self.method)
+
+    def __call__(
+        self,
+        sample: Sample,
+        source: FrameSource,
+        *,
+        train: bool = False,
+        generator: np.random.Generator | None = None,
+    ) -> torch.Tensor:
+        image = self.image(sample, source)
+        if train and self.flip and generator is not None and generator.random() < 0.5:
+            image = flip_apex_flow(image)
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        return _normalise(x, self.mean, self.std)

@@ -1,0 +1,120 @@
+"""A generic CSV of clips preprocessed elsewhere (apex-flow images, cropped frame folders...).
+
+Columns: ``subject, clip, label, path`` and optionally ``onset, apex, offset, dataset, fps,
+emotion, aus, source``. ``path`` (relative to the CSV's folder, or absolute) is
+
+- a frame folder: frames are found by their trailing number; onset/offset default to the first
+  and last frame, the apex to none (middle frame);
+- a ``.npy`` array: ``(T, H, W, C)`` is a clip with frames 0..T-1, ``(H, W, C)`` or ``(H, W)`` is
+  one image;
+- an image file (``.png``, ``.jpg``...): one image (e.g. an apex-flow image).
+
+``label`` becomes the sample's emotion (an ``emotion`` cell is kept in ``extra``);
+``dataset`` (default ``"manifest"``) qualifies the subject.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from recognizer.data.samples import SOURCES, Sample, qualify_subject
+from recognizer.datasets.errors import DatasetError
+from recognizer.datasets.frames import IMAGE_SUFFIXES, discover_frames
+from recognizer.datasets.report import LoadReport, LoadResult
+from recognizer.datasets.sheets import cell_int, read_table
+
+REQUIRED = ("subject", "clip", "label", "path")
+
+
+def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> LoadResult:
+    """Load a manifest CSV.
+
+    Args:
+        root: the CSV file, or a folder holding ``manifest.csv``.
+        fps: frame rate of rows without an ``fps`` cell (0 = unknown).
+        dataset: dataset name of rows without a ``dataset`` cell.
+    """
+    root = Path(root)
+    csv = root / "manifest.csv" if root.is_dir() else root
+    table = read_table(csv, required=REQUIRED, what="manifest CSV")
+    base = csv.parent
+    report = LoadReport("manifest", str(csv), rows_read=len(table.rows))
+    samples = []
+    for row, cells in table.records():
+        try:
+            sample = _row_sample(base, row, cells, fps, dataset, report)
+        except ValueError as err:
+            report.skip(row, f"{cells['subject']}/{cells['clip']}", str(err))
+            continue
+        if sample is not None:
+            samples.append(sample)
+    report.kept = len(samples)
+    return LoadResult(samples, report)
+
+
+def _row_sample(
+    base: Path, row: int, cells: dict[str, str], fps: float, dataset: str, report: LoadReport
+) -> Sample | None:
+    name = f"{cells['subject']}/{cells['clip']}"
+    path = Path(cells["path"])
+    path = path if path.is_absolute() else base / path
+    source = cells.get("source") or "real"
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    onset, apex, offset = (cell_int(cells.get(k, "")) for k in ("onset", "apex", "offset"))
+    frames: tuple[Path, ...] = ()
+    numbers: tuple[int, ...] = ()
+    array_path = None
+    if path.is_dir():
+        try:
+            frames, numbers = discover_frames(path)
+        except DatasetError as err:
+            raise ValueError(str(err)) from err
+        if not numbers:
+            raise ValueError(f"no numbered image files in {path}")
+        first, last = numbers[0], numbers[-1]
+    elif path.is_file() and path.suffix.lower() == ".npy":
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except (OSError, ValueError) as err:
+            raise ValueError(f"cannot read {path} ({err})") from err
+        array_path = path
+        first, last = 0, (shape[0] - 1 if len(shape) == 4 else 0)
+    elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        array_path = path
+        first = last = 0
+    else:
+        raise ValueError(f"path not found or not a folder, .npy or image: {path}")
+    onset = first if onset is None else onset
+    offset = last if offset is None else offset
+    if not first <= onset <= offset <= last:
+        raise ValueError(f"onset {onset}..offset {offset} outside the frames {first}..{last}")
+    if apex is not None and not onset <= apex <= offset:
+        raise ValueError(f"apex {apex} outside onset..offset ({onset}..{offset})")
+    if apex is None and offset > onset:
+        report.fix(row, name, "no apex: middle frame used")
+    elif apex is None:
+        apex = onset
+    dataset_name = cells.get("dataset") or dataset
+    extra = {"row": str(row), "emotion": cells.get("emotion", "")}
+    if array_path is not None and numbers == ():
+        extra["frame_numbers"] = ";".join(str(n) for n in range(first, last + 1))
+    return Sample(
+        dataset=dataset_name,
+        subject=qualify_subject(dataset_name, cells["subject"]),
+        clip=cells["clip"],
+        frames=frames,
+        frame_numbers=numbers,
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        fps=float(cells.get("fps") or fps),
+        emotion=cells["label"],
+        aus=cells.get("aus", ""),
+        source=source,
+        identity=qualify_subject(dataset_name, cells["subject"]),
+        array_path=array_path,
+        extra=extra,
+    )
