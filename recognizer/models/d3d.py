@@ -92,9 +92,7 @@ class D3D(VideoClassifier):
         features = nn.Sequential()
         features.add_module(
             "conv1",
-            nn.Conv3d(
-                in_channels, num_init_features, 7, stride=(1, 2, 2), padding=3, bias=False
-            ),
+            nn.Conv3d(in_channels, num_init_features, 7, stride=(1, 2, 2), padding=3, bias=False),
         )
         features.add_module("norm1", norm_layer(num_init_features))
         features.add_module("relu1", act_layer())

@@ -44,7 +44,7 @@ def same_padding(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[i
 
 
 class Unit3D(nn.Module):
-    """"SAME"-padded 3D convolution, batch norm and activation (piergiaj's ``Unit3D``)."""
+    """ "SAME"-padded 3D convolution, batch norm and activation (piergiaj's ``Unit3D``)."""
 
     def __init__(
         self,
@@ -68,7 +68,7 @@ class Unit3D(nn.Module):
 
 
 class SamePool3d(nn.Module):
-    """"SAME"-padded max pooling (zero padding; inputs are post-ReLU, so zeros never win)."""
+    """ "SAME"-padded max pooling (zero padding; inputs are post-ReLU, so zeros never win)."""
 
     def __init__(self, kernel: Sequence[int], stride: Sequence[int]) -> None:
         super().__init__()
@@ -178,7 +178,7 @@ def build_i3d(
     num_classes: int = 400,
     in_channels: int = 3,
     dropout: float = 0.5,
-    norm_layer: NormLayer = partial(nn.BatchNorm3d, eps=1e-3, momentum=0.01),
+    norm_layer: NormLayer | None = None,
     act_layer: ActLayer = relu,
 ) -> I3D:
     """Build an I3D (RGB: ``in_channels=3``; flow stream: 2).
@@ -187,8 +187,12 @@ def build_i3d(
         num_classes: classifier outputs.
         in_channels: input channels.
         dropout: dropout before the classifier (reference 0.5).
-        norm_layer, act_layer: constructors ``norm_layer(channels)``, ``act_layer()``.
+        norm_layer: ``norm_layer(channels)``; default batch norm with the reference's eps 1e-3
+            and momentum 0.01.
+        act_layer: ``act_layer()``.
     """
+    if norm_layer is None:
+        norm_layer = partial(nn.BatchNorm3d, eps=1e-3, momentum=0.01)
     cfg = ModelConfig(
         name="i3d",
         num_classes=num_classes,
