@@ -30,8 +30,6 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], KeyRemap]] = {
     "r3d34": (partial(build_r3d, depth=34), remap_r3d_keys),
     "r3d50": (partial(build_r3d, depth=50), remap_r3d_keys),
     "p3d63": (partial(build_p3d, depth=63), _identity),
-    "p3d131": (partial(build_p3d, depth=131), _identity),
-    "p3d199": (partial(build_p3d, depth=199), _identity),
     "d3d121": (partial(build_d3d, depth=121), remap_d3d_keys),
     "i3d": (build_i3d, remap_i3d_keys),
     "ststnet": (build_ststnet, _identity),
