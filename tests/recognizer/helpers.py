@@ -55,6 +55,9 @@ class FakeSample:
 def feature_factory(samples: Sequence[FakeSample], labels: Sequence[int], train: bool) -> Dataset:
     """Apex-flow-like ``(3, 28, 28)`` inputs whose mean encodes the sample's features."""
     x = torch.stack(
-        [torch.tensor(s.feature, dtype=torch.float32).view(3, 1, 1).expand(3, 28, 28) for s in samples]
+        [
+            torch.tensor(s.feature, dtype=torch.float32).view(3, 1, 1).expand(3, 28, 28)
+            for s in samples
+        ]
     )
     return TensorClips(x, labels)

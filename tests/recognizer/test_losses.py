@@ -41,7 +41,9 @@ def test_focal_factor_by_hand() -> None:
     p = torch.softmax(logits, dim=1)[torch.arange(2), target]
     expected = ((1 - p) ** 2 * -torch.log(p)).mean()
     assert FocalLoss(gamma=2.0)(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
-    assert FocalLoss()(logits, target).item() == pytest.approx(F.cross_entropy(logits, target).item())
+    assert FocalLoss()(logits, target).item() == pytest.approx(
+        F.cross_entropy(logits, target).item()
+    )
 
 
 def test_remedies_by_name() -> None:
@@ -50,7 +52,10 @@ def test_remedies_by_name() -> None:
     assert torch.allclose(cb.weight, class_balanced_weights(counts, 0.9999))
     cb_focal = create_remedy("cb_focal").criterion(counts)
     assert cb_focal.gamma == 2.0 and cb_focal.weight is not None
-    assert create_remedy("resample").resample and create_remedy("none").criterion(counts).weight is None
+    assert (
+        create_remedy("resample").resample
+        and create_remedy("none").criterion(counts).weight is None
+    )
     with pytest.warns(UserWarning, match=r"classes \[1\]"):
         create_remedy("cb").criterion([4, 0, 2])
     with pytest.raises(UnknownRemedyError, match="cb_focal") as err:
