@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from recognizer.metrics import confusion_matrix, summarize
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import Remedy, create_remedy
-from recognizer.train import Trainer, TrainerConfig, derive_seed
+from recognizer.train import Predictions, Trainer, TrainerConfig, derive_seed
 
 #: ``dataset_factory(samples_subset, labels_subset, train) -> Dataset`` of ``(x, label, index)``
 DatasetFactory = Callable[[Sequence[object], Sequence[int], bool], Dataset]
@@ -70,6 +70,7 @@ def run_protocol(
     out_dir: str | Path,
     num_classes: int | None = None,
     class_names: Sequence[str] | None = None,
+    metadata: Mapping[str, object] | None = None,
 ) -> ProtocolResult:
     """Train and test one model under one protocol and remedy.
 
@@ -88,6 +89,7 @@ def run_protocol(
         out_dir: results folder (created).
         num_classes: default ``max(labels) + 1``.
         class_names: optional names for reports.
+        metadata: extra settings stored in ``results.json`` (e.g. the model name and data).
 
     Warns:
         UserWarning: a fold's training data lacks a class (the counts are in the message).
@@ -146,6 +148,7 @@ def run_protocol(
         "class_names": list(class_names or []),
         "num_samples": int(len(labels_arr)),
         "num_folds": len(folds),
+        **dict(metadata or {}),
     }
     predictions.to_csv(out / "predictions.csv", index=False)
     _write_json(out / "results.json", summary)
@@ -188,8 +191,29 @@ def _run_fold(
         resample_labels=labels[train_idx].tolist() if remedy.resample else None,
     )
     pred = trainer.predict(subset(test_idx, False))
+    table = _prediction_table(fold, pred, test_idx, samples, labels, subjects)
+    if trainer.rank == 0:
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        table.to_csv(fold_dir / "predictions.csv", index=False)
+    return table
+
+
+def _prediction_table(
+    fold: Fold,
+    pred: Predictions,
+    test_idx: np.ndarray,
+    samples: Sequence[object],
+    labels: np.ndarray,
+    subjects: np.ndarray,
+) -> pd.DataFrame:
+    """One row per test sample of ``fold`` (columns :data:`PREDICTION_COLUMNS`)."""
     rows = test_idx[pred.indices]
-    table = pd.DataFrame(
+    if not np.array_equal(pred.labels, labels[rows]):
+        raise ValueError(
+            f"fold {fold.index}: the dataset's labels differ from the given labels; the "
+            "dataset_factory must keep the order and labels of the subset it receives"
+        )
+    return pd.DataFrame(
         {
             "index": rows,
             "subject": subjects[rows],
@@ -202,15 +226,6 @@ def _run_fold(
         },
         columns=PREDICTION_COLUMNS,
     )
-    if not np.array_equal(pred.labels, labels[rows]):
-        raise ValueError(
-            f"fold {fold.index}: the dataset's labels differ from the given labels; the "
-            "dataset_factory must keep the order and labels of the subset it receives"
-        )
-    if trainer.rank == 0:
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        table.to_csv(fold_dir / "predictions.csv", index=False)
-    return table
 
 
 def _write_json(path: Path, obj: object) -> None:
@@ -225,3 +240,72 @@ def _jsonable(obj: object) -> object:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     return str(obj)
+
+
+def evaluate_run(
+    samples: Sequence[object],
+    labels: Sequence[int],
+    *,
+    run_dir: str | Path,
+    dataset_factory: DatasetFactory,
+    model_factory: ModelFactory,
+    trainer_config: TrainerConfig,
+    out_dir: str | Path,
+) -> ProtocolResult:
+    """Re-predict every fold's test subjects of a :func:`run_protocol` folder with its saved
+    weights (``best.pt``, else ``last.pt``) and write fresh predictions and results.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` lacks ``folds.json``/``results.json`` or a fold's weights.
+        CheckpointMismatchError: the weights are of another model or class count.
+    """
+    run = Path(run_dir)
+    for name in ("folds.json", "results.json"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(f"{run / name} not found: is {run} a `mer train` folder?")
+    settings = json.loads((run / "results.json").read_text())["settings"]
+    num_classes = int(settings["num_classes"])
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    subjects = np.asarray([str(s.subject) for s in samples], dtype=object)
+    folds = [
+        Fold(
+            f["index"],
+            frozenset(f["train_subjects"]),
+            frozenset(f["val_subjects"]),
+            frozenset(f["test_subjects"]),
+        )
+        for f in json.loads((run / "folds.json").read_text())
+    ]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for fold in folds:
+        fold_dir = run / f"fold_{fold.index:02d}"
+        weights = next(
+            (p for p in (fold_dir / "best.pt", fold_dir / "last.pt") if p.is_file()), None
+        )
+        if weights is None:
+            raise FileNotFoundError(f"fold {fold.index}: no best.pt or last.pt in {fold_dir}")
+        trainer = Trainer(model_factory(num_classes), nn.CrossEntropyLoss(), trainer_config)
+        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+        trainer.check_compatible(ckpt, weights)
+        trainer.model.load_state_dict(ckpt["model"])
+        test_idx = np.flatnonzero(fold.masks(list(subjects))[2])
+        test_set = dataset_factory(
+            [samples[i] for i in test_idx], labels_arr[test_idx].tolist(), False
+        )
+        tables.append(
+            _prediction_table(
+                fold, trainer.predict(test_set), test_idx, samples, labels_arr, subjects
+            )
+        )
+    predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
+    predictions = predictions.reset_index(drop=True)
+    summary = summarize(predictions)
+    summary["confusion_matrix"] = confusion_matrix(
+        predictions["true"], predictions["predicted"], labels=range(num_classes)
+    ).tolist()
+    summary["settings"] = {**settings, "evaluated_from": str(run)}
+    predictions.to_csv(out / "predictions.csv", index=False)
+    _write_json(out / "results.json", summary)
+    return ProtocolResult(predictions, summary, folds)

@@ -4,9 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from sklearn.metrics import f1_score
 
-from recognizer.experiment import run_protocol
+from recognizer.cli import DataConfigError, build_data
+from recognizer.cli import main as mer_main
+from recognizer.experiment import evaluate_run, run_protocol
 from recognizer.losses import FocalLoss
 from recognizer.models import create_model
 from recognizer.train import CheckpointMismatchError, Trainer, TrainerConfig
@@ -148,3 +151,32 @@ def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
     calls.clear()
     again = run_protocol(samples, labels, **run)  # every finished fold is reused
     assert not calls and again.summary["pooled"] == result.summary["pooled"]
+
+    # evaluate: re-predicting from the saved weights gives the same predictions
+    evaluated = evaluate_run(
+        samples, labels, run_dir=tmp_path, dataset_factory=feature_factory,
+        model_factory=lambda k: create_model("ststnet", k),
+        trainer_config=run["trainer_config"], out_dir=tmp_path / "evaluated",
+    )  # fmt: skip
+    assert evaluated.predictions["predicted"].tolist() == table["predicted"].tolist()
+    with pytest.raises(CheckpointMismatchError, match="num_classes 3 vs 4"):
+        evaluate_run(
+            samples, labels, run_dir=tmp_path, dataset_factory=feature_factory,
+            model_factory=lambda k: create_model("ststnet", k + 1),
+            trainer_config=run["trainer_config"], out_dir=tmp_path / "bad",
+        )  # fmt: skip
+
+    # report: `mer report` writes a Markdown table and one confusion matrix per run
+    out = tmp_path / "report"
+    assert mer_main(["report", f"runs=[{tmp_path / 'evaluated'}]", f"out_dir={out}",
+                     f"paths.root_dir={tmp_path}"]) == 0  # fmt: skip
+    text = (out / "report.md").read_text()
+    assert "| run | model | protocol | remedy | N | ACC |" in text
+    assert f"{summary['pooled']['uf1']:.4f}" in text and "casme2 UF1" in text
+    assert (out / "confusion_00.png").stat().st_size > 1000
+
+
+def test_train_without_data_groups_says_what_is_missing() -> None:
+    cfg = OmegaConf.create({"model": {"name": "r3d18"}, "trainer": {"seed": 0}})
+    with pytest.raises(DataConfigError, match="`data`/`representation` groups"):
+        build_data(cfg)
