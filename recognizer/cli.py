@@ -1,8 +1,13 @@
-"""``mer``: micro-expression recognition from the command line (Hydra over ``configs/``)."""
+"""``mer``: micro-expression recognition from the command line (Hydra over ``configs/``).
+
+``mer train`` runs one model under one protocol and remedy, ``mer evaluate`` re-predicts a
+finished run from its saved weights, ``mer report`` tabulates result folders.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from omegaconf import DictConfig
 
@@ -46,11 +51,135 @@ def prepare_command(cfg: DictConfig) -> None:
         print(f"apex-flow images: {manifest}")
 
 
+class DataConfigError(ValueError):
+    """The composed config lacks the data side (the ``data``/``representation`` groups)."""
+
+
+def build_data(cfg: DictConfig) -> tuple[list, list[int], Callable, list[str]]:
+    """The data side of ``mer train``/``mer evaluate`` (CONTRACTS.md C), kept in one place.
+
+    ``cfg.data.loader`` is a partial of ``recognizer.datasets.load`` (or ``megc2019``) and
+    ``cfg.data.scheme`` the label scheme; ``cfg.representation`` builds the clip representation
+    for :class:`recognizer.data.torch_dataset.ClipDataset`. Samples whose emotion the scheme
+    excludes are dropped.
+
+    Returns:
+        ``(samples, labels, dataset_factory, class_names)``.
+    """
+    from hydra.utils import instantiate
+
+    if "data" not in cfg or "representation" not in cfg:
+        raise DataConfigError(
+            "this config has no `data`/`representation` groups yet: add them to the defaults "
+            "list (e.g. `+data=casme2 +representation=clip`)"
+        )
+    from mesynth.emotions import scheme_labels, to_scheme
+    from recognizer.data.torch_dataset import ClipDataset
+
+    loaded = instantiate(cfg.data.loader)()
+    print(loaded.report)
+    scheme = str(cfg.data.scheme)
+    names = list(scheme_labels(scheme))
+    samples, labels = [], []
+    for sample in loaded.samples:
+        label = to_scheme(sample.emotion, scheme, dataset=sample.dataset)
+        if label is not None:
+            samples.append(sample)
+            labels.append(names.index(label))
+    representation = instantiate(cfg.representation)
+    seed = int(cfg.trainer.seed)
+
+    def dataset_factory(subset, subset_labels, train: bool):
+        return ClipDataset(subset, subset_labels, representation, train=train, seed=seed)
+
+    return samples, labels, dataset_factory, names
+
+
+def _model_factory(cfg: DictConfig) -> Callable:
+    from hydra.utils import instantiate
+
+    from recognizer.models import load_pretrained
+
+    build = instantiate(cfg.model)
+    pretrained = cfg.get("pretrained")
+
+    def factory(num_classes: int):
+        model = build(num_classes=num_classes)
+        if pretrained:
+            print(load_pretrained(model, pretrained))
+        return model
+
+    return factory
+
+
+def train_command(cfg: DictConfig) -> None:
+    """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from recognizer.experiment import run_protocol
+    from recognizer.report import markdown_table, results_table
+
+    samples, labels, dataset_factory, names = build_data(cfg)
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    run_protocol(
+        samples,
+        labels,
+        protocol=instantiate(cfg.protocol),
+        dataset_factory=dataset_factory,
+        model_factory=_model_factory(cfg),
+        remedy=instantiate(cfg.remedy),
+        trainer_config=instantiate(cfg.trainer),
+        out_dir=cfg.out_dir,
+        num_classes=len(names),
+        class_names=names,
+        metadata={"model": cfg.model.name, "data": data, "pretrained": cfg.get("pretrained")},
+    )
+    print(markdown_table(results_table([cfg.out_dir])))
+
+
+def evaluate_command(cfg: DictConfig) -> None:
+    """Re-predict the test folds of ``cfg.run_dir`` from its saved weights."""
+    from hydra.utils import instantiate
+
+    from recognizer.experiment import evaluate_run
+    from recognizer.report import markdown_table, results_table
+
+    if not cfg.get("run_dir"):
+        raise ValueError("mer evaluate needs run_dir=<a `mer train` output folder>")
+    samples, labels, dataset_factory, _ = build_data(cfg)
+    evaluate_run(
+        samples,
+        labels,
+        run_dir=cfg.run_dir,
+        dataset_factory=dataset_factory,
+        model_factory=_model_factory(cfg),
+        trainer_config=instantiate(cfg.trainer),
+        out_dir=cfg.out_dir,
+    )
+    print(markdown_table(results_table([cfg.out_dir])))
+
+
+def report_command(cfg: DictConfig) -> None:
+    """Write ``report.md`` and confusion-matrix PNGs for ``cfg.runs`` into ``cfg.out_dir``."""
+    from recognizer.report import write_report
+
+    runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
+    if not runs:
+        raise ValueError("mer report needs runs=[<result folder>, ...]")
+    report = write_report(runs, cfg.out_dir)
+    print(report.read_text())
+    print(f"written: {report}")
+
+
 COMMANDS: dict[str, Command] = {
     "env": Command("env", env_command, "show versions, devices and available backends"),
     "prepare": Command(
         "prepare", prepare_command, "load a dataset, report it, preprocess it into the cache"
     ),
+    "train": Command("train", train_command, "train and test a model under a protocol"),
+    "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
+    "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),
 }
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_releases import (
+
+from recognizer.datasets import (
+    AnnotationError,
+    ReleaseNotFoundError,
+    load,
+)
+from recognizer.datasets.frames import discover_frames
+from tests.recognizer.fake_releases import (
     CASME2_QUIRK_ROWS,
     SAMM_QUIRK_ROWS,
     fake_casme2,
@@ -18,13 +25,6 @@ from fake_releases import (
     write_frames,
     write_xlsx,
 )
-
-from recognizer.datasets import (
-    AnnotationError,
-    ReleaseNotFoundError,
-    load,
-)
-from recognizer.datasets.frames import discover_frames
 
 
 def _by_clip(result):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_releases import fake_megc2019
 
 from recognizer.datasets import EXPECTED_COUNTS, load, megc2019
 from recognizer.datasets.megc2019 import composite_counts
+from tests.recognizer.fake_releases import fake_megc2019
 
 
 @pytest.fixture(scope="module")

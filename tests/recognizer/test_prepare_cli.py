@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from fake_releases import fake_store
 
 from recognizer.datasets import load
+from tests.recognizer.fake_releases import fake_store
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_releases import Row, astronaut_frames, fake_casme2
 
 from mesynth.canonical import STABLE_INDICES, canonical_landmarks, inter_ocular_distance
 from mesynth.landmarks import create_detector, detect_landmarks
@@ -19,6 +18,7 @@ from recognizer.data.preprocess import (
     preprocess,
 )
 from recognizer.datasets import load
+from tests.recognizer.fake_releases import Row, astronaut_frames, fake_casme2
 
 SIZE = 128
 

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from fake_releases import fake_casme2, fake_store, write_frames
 
 from recognizer.data.flow import save_apex_flow
 from recognizer.data.frame_source import RawFrames
@@ -16,6 +15,7 @@ from recognizer.data.preprocess import CachedFrames, PreprocessSettings, preproc
 from recognizer.data.representations import ApexFlow, KeyFrameClip
 from recognizer.data.torch_dataset import ClipDataset, MixedDataset
 from recognizer.datasets import AnnotationError, ReleaseNotFoundError, load
+from tests.recognizer.fake_releases import fake_casme2, fake_store, write_frames
 
 
 def _clip(n: int, size: int = 48) -> np.ndarray:

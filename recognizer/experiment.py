@@ -1,0 +1,311 @@
+"""Run a protocol end to end: per fold, train (validation from training subjects), predict the
+test subjects, pool, and write the results.
+
+Outputs in ``out_dir``: ``folds.json`` (the subject sets of every fold), ``fold_XX/`` (the
+trainer's checkpoints and that fold's ``predictions.csv``), ``predictions.csv`` (every test
+sample: index, subject, clip, fold, true, predicted, dataset, source) and ``results.json``
+(pooled, per-fold, per-dataset metrics, confusion matrix, settings). A fold whose
+``predictions.csv`` exists is not run again, so an interrupted protocol resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from recognizer.metrics import confusion_matrix, summarize
+from recognizer.protocols import Fold, Protocol, create_protocol
+from recognizer.remedies import Remedy, create_remedy
+from recognizer.train import Predictions, Trainer, TrainerConfig, derive_seed
+
+#: ``dataset_factory(samples_subset, labels_subset, train) -> Dataset`` of ``(x, label, index)``
+DatasetFactory = Callable[[Sequence[object], Sequence[int], bool], Dataset]
+#: ``model_factory(num_classes) -> nn.Module``
+ModelFactory = Callable[[int], nn.Module]
+
+PREDICTION_COLUMNS = [
+    "index", "subject", "clip", "fold", "true", "predicted", "dataset", "source",
+]  # fmt: skip
+
+
+@dataclass
+class ProtocolResult:
+    """What :func:`run_protocol` returns (and writes).
+
+    Attributes:
+        predictions: one row per test sample (columns :data:`PREDICTION_COLUMNS`).
+        summary: :func:`recognizer.metrics.summarize` of the predictions plus the confusion
+            matrix and settings (the content of ``results.json``).
+        folds: the protocol's folds.
+    """
+
+    predictions: pd.DataFrame
+    summary: dict[str, object]
+    folds: list[Fold]
+
+
+def class_counts(labels: Sequence[int], num_classes: int) -> np.ndarray:
+    """``(K,)`` samples per class."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+
+
+def run_protocol(
+    samples: Sequence[object],
+    labels: Sequence[int],
+    *,
+    protocol: str | Protocol,
+    dataset_factory: DatasetFactory,
+    model_factory: ModelFactory,
+    remedy: str | Remedy,
+    trainer_config: TrainerConfig,
+    out_dir: str | Path,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> ProtocolResult:
+    """Train and test one model under one protocol and remedy.
+
+    Args:
+        samples: ``(N,)`` records with ``subject`` (dataset-qualified), and optionally
+            ``dataset``, ``source`` and ``clip`` attributes (e.g. :class:`Sample`).
+        labels: ``(N,)`` class indices in ``[0, num_classes)``.
+        protocol: a name (``loso``, ``kfold``, ``dfme10``, ``megc2019``) or a :class:`Protocol`.
+        dataset_factory: builds the torch dataset of a subset (``train=True`` enables
+            augmentation); its items are ``(x, label, index into the subset)``.
+        model_factory: builds a fresh model for ``num_classes`` classes (called per fold, after
+            seeding torch from ``(trainer_config.seed, fold)``).
+        remedy: a name (``none``, ``resample``, ``cb``, ``focal``, ``cb_focal``) or a
+            :class:`Remedy`.
+        trainer_config: training settings.
+        out_dir: results folder (created).
+        num_classes: default ``max(labels) + 1``.
+        class_names: optional names for reports.
+        metadata: extra settings stored in ``results.json`` (e.g. the model name and data).
+
+    Warns:
+        UserWarning: a fold's training data lacks a class (the counts are in the message).
+    """
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    if len(samples) != len(labels_arr):
+        raise ValueError(f"{len(samples)} samples but {len(labels_arr)} labels")
+    if labels_arr.size == 0 or labels_arr.min() < 0:
+        raise ValueError("labels must be non-empty class indices >= 0")
+    num_classes = int(num_classes or labels_arr.max() + 1)
+    if labels_arr.max() >= num_classes:
+        raise ValueError(f"label {labels_arr.max()} outside [0, {num_classes})")
+    protocol = create_protocol(protocol) if isinstance(protocol, str) else protocol
+    remedy = create_remedy(remedy) if isinstance(remedy, str) else remedy
+    subjects = np.asarray([str(s.subject) for s in samples], dtype=object)
+    datasets = [str(getattr(s, "dataset", "")) for s in samples]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    folds = protocol.split(list(subjects), labels_arr, datasets)
+    _write_json(out / "folds.json", [f.to_dict() for f in folds])
+
+    tables = []
+    for fold in folds:
+        fold_dir = out / f"fold_{fold.index:02d}"
+        done = fold_dir / "predictions.csv"
+        if done.is_file():
+            tables.append(pd.read_csv(done, dtype={"subject": str, "clip": str}))
+            continue
+        tables.append(
+            _run_fold(
+                fold,
+                samples,
+                labels_arr,
+                subjects,
+                num_classes=num_classes,
+                dataset_factory=dataset_factory,
+                model_factory=model_factory,
+                remedy=remedy,
+                trainer_config=trainer_config,
+                fold_dir=fold_dir,
+            )
+        )
+    predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
+    predictions = predictions.reset_index(drop=True)
+    summary = summarize(predictions)
+    summary["confusion_matrix"] = confusion_matrix(
+        predictions["true"], predictions["predicted"], labels=range(num_classes)
+    ).tolist()
+    summary["settings"] = {
+        "protocol": repr(protocol),
+        "protocol_name": protocol.name,
+        "pooled_primary": protocol.pooled_primary,
+        "remedy": asdict(remedy),
+        "trainer": asdict(trainer_config),
+        "num_classes": num_classes,
+        "class_names": list(class_names or []),
+        "num_samples": int(len(labels_arr)),
+        "num_folds": len(folds),
+        **dict(metadata or {}),
+    }
+    predictions.to_csv(out / "predictions.csv", index=False)
+    _write_json(out / "results.json", summary)
+    return ProtocolResult(predictions, summary, folds)
+
+
+def _run_fold(
+    fold: Fold,
+    samples: Sequence[object],
+    labels: np.ndarray,
+    subjects: np.ndarray,
+    *,
+    num_classes: int,
+    dataset_factory: DatasetFactory,
+    model_factory: ModelFactory,
+    remedy: Remedy,
+    trainer_config: TrainerConfig,
+    fold_dir: Path,
+) -> pd.DataFrame:
+    train_mask, val_mask, test_mask = fold.masks(list(subjects))
+    train_idx, val_idx, test_idx = (np.flatnonzero(m) for m in (train_mask, val_mask, test_mask))
+    counts = class_counts(labels[train_idx], num_classes)
+    if (counts == 0).any():
+        warnings.warn(
+            f"fold {fold.index}: training data lacks classes "
+            f"{np.flatnonzero(counts == 0).tolist()}; training class counts "
+            f"{dict(enumerate(counts.tolist()))}",
+            stacklevel=3,
+        )
+
+    def subset(idx: np.ndarray, train: bool) -> Dataset:
+        return dataset_factory([samples[i] for i in idx], labels[idx].tolist(), train)
+
+    torch.manual_seed(derive_seed(trainer_config.seed, 3, fold.index))
+    model = model_factory(num_classes)
+    trainer = Trainer(model, remedy.criterion(counts), trainer_config, out_dir=fold_dir)
+    trainer.fit(
+        subset(train_idx, True),
+        subset(val_idx, False) if len(val_idx) else None,
+        resample_labels=labels[train_idx].tolist() if remedy.resample else None,
+    )
+    pred = trainer.predict(subset(test_idx, False))
+    table = _prediction_table(fold, pred, test_idx, samples, labels, subjects)
+    if trainer.rank == 0:
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        table.to_csv(fold_dir / "predictions.csv", index=False)
+    return table
+
+
+def _prediction_table(
+    fold: Fold,
+    pred: Predictions,
+    test_idx: np.ndarray,
+    samples: Sequence[object],
+    labels: np.ndarray,
+    subjects: np.ndarray,
+) -> pd.DataFrame:
+    """One row per test sample of ``fold`` (columns :data:`PREDICTION_COLUMNS`)."""
+    rows = test_idx[pred.indices]
+    if not np.array_equal(pred.labels, labels[rows]):
+        raise ValueError(
+            f"fold {fold.index}: the dataset's labels differ from the given labels; the "
+            "dataset_factory must keep the order and labels of the subset it receives"
+        )
+    return pd.DataFrame(
+        {
+            "index": rows,
+            "subject": subjects[rows],
+            "clip": [str(getattr(samples[i], "clip", i)) for i in rows],
+            "fold": fold.index,
+            "true": labels[rows],
+            "predicted": pred.predicted,
+            "dataset": [str(getattr(samples[i], "dataset", "")) for i in rows],
+            "source": [str(getattr(samples[i], "source", "real")) for i in rows],
+        },
+        columns=PREDICTION_COLUMNS,
+    )
+
+
+def _write_json(path: Path, obj: object) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+    tmp.replace(path)
+
+
+def _jsonable(obj: object) -> object:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def evaluate_run(
+    samples: Sequence[object],
+    labels: Sequence[int],
+    *,
+    run_dir: str | Path,
+    dataset_factory: DatasetFactory,
+    model_factory: ModelFactory,
+    trainer_config: TrainerConfig,
+    out_dir: str | Path,
+) -> ProtocolResult:
+    """Re-predict every fold's test subjects of a :func:`run_protocol` folder with its saved
+    weights (``best.pt``, else ``last.pt``) and write fresh predictions and results.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` lacks ``folds.json``/``results.json`` or a fold's weights.
+        CheckpointMismatchError: the weights are of another model or class count.
+    """
+    run = Path(run_dir)
+    for name in ("folds.json", "results.json"):
+        if not (run / name).is_file():
+            raise FileNotFoundError(f"{run / name} not found: is {run} a `mer train` folder?")
+    settings = json.loads((run / "results.json").read_text())["settings"]
+    num_classes = int(settings["num_classes"])
+    labels_arr = np.asarray(labels, dtype=np.int64)
+    subjects = np.asarray([str(s.subject) for s in samples], dtype=object)
+    folds = [
+        Fold(
+            f["index"],
+            frozenset(f["train_subjects"]),
+            frozenset(f["val_subjects"]),
+            frozenset(f["test_subjects"]),
+        )
+        for f in json.loads((run / "folds.json").read_text())
+    ]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for fold in folds:
+        fold_dir = run / f"fold_{fold.index:02d}"
+        weights = next(
+            (p for p in (fold_dir / "best.pt", fold_dir / "last.pt") if p.is_file()), None
+        )
+        if weights is None:
+            raise FileNotFoundError(f"fold {fold.index}: no best.pt or last.pt in {fold_dir}")
+        trainer = Trainer(model_factory(num_classes), nn.CrossEntropyLoss(), trainer_config)
+        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+        trainer.check_compatible(ckpt, weights)
+        trainer.model.load_state_dict(ckpt["model"])
+        test_idx = np.flatnonzero(fold.masks(list(subjects))[2])
+        test_set = dataset_factory(
+            [samples[i] for i in test_idx], labels_arr[test_idx].tolist(), False
+        )
+        tables.append(
+            _prediction_table(
+                fold, trainer.predict(test_set), test_idx, samples, labels_arr, subjects
+            )
+        )
+    predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
+    predictions = predictions.reset_index(drop=True)
+    summary = summarize(predictions)
+    summary["confusion_matrix"] = confusion_matrix(
+        predictions["true"], predictions["predicted"], labels=range(num_classes)
+    ).tolist()
+    summary["settings"] = {**settings, "evaluated_from": str(run)}
+    predictions.to_csv(out / "predictions.csv", index=False)
+    _write_json(out / "results.json", summary)
+    return ProtocolResult(predictions, summary, folds)

@@ -1,0 +1,133 @@
+"""Turn result folders of :func:`recognizer.experiment.run_protocol` into a Markdown table and
+PNG confusion matrices."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def find_results(paths: Sequence[str | Path]) -> list[Path]:
+    """Every ``results.json`` in ``paths`` (folders are searched recursively), sorted.
+
+    Raises:
+        FileNotFoundError: a path does not exist, or no results were found at all.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file() and path.name == "results.json":
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(path.rglob("results.json"))
+        else:
+            raise FileNotFoundError(f"result folder {path} not found")
+    if not found:
+        raise FileNotFoundError(f"no results.json under {[str(p) for p in paths]}")
+    return sorted(set(found))
+
+
+def results_table(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """One row per run: run folder, model, protocol, remedy, N, pooled ACC/UF1/UAR, the
+    per-fold mean ± std, and UF1/UAR per dataset for composites."""
+    rows = []
+    for path in find_results(paths):
+        result = json.loads(path.read_text())
+        settings = result.get("settings", {})
+        remedy = settings.get("remedy", {})
+        row = {
+            "run": str(path.parent),
+            "model": settings.get("model", ""),
+            "protocol": settings.get("protocol_name", ""),
+            "remedy": remedy.get("name", "") if isinstance(remedy, dict) else str(remedy),
+            "N": result["pooled"]["n"],
+        }
+        for metric in ("acc", "uf1", "uar"):
+            row[metric.upper()] = result["pooled"][metric]
+            mean, std = result["fold_mean"][metric], result["fold_std"][metric]
+            row[f"{metric.upper()} folds"] = f"{mean:.4f} ± {std:.4f}"
+        for dataset, scores in sorted(result.get("per_dataset", {}).items()):
+            if len(result.get("per_dataset", {})) > 1:
+                row[f"{dataset} UF1"] = scores["uf1"]
+                row[f"{dataset} UAR"] = scores["uar"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub-flavoured Markdown table (floats rounded to ``digits``)."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if np.isnan(value) else f"{value:.{digits}f}"
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(False)]
+    return "\n".join([header, rule, *body])
+
+
+def plot_confusion(
+    matrix: np.ndarray | Sequence[Sequence[int]],
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+) -> Path:
+    """Save a row-normalised confusion matrix ``(K, K)`` (rows true, columns predicted) with the
+    counts written in each cell as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(matrix, dtype=np.int64)
+    names = list(class_names) if class_names else [str(i) for i in range(len(counts))]
+    if len(names) != len(counts):
+        raise ValueError(f"{len(names)} class names for a {len(counts)}-class matrix")
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.6 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            colour = "white" if rates[i, j] > 0.5 else "black"
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
+    """Write ``report.md`` (the table and links) and one ``confusion_<i>.png`` per run."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = results_table(paths)
+    lines = ["# Results", "", markdown_table(table), ""]
+    for i, path in enumerate(find_results(paths)):
+        result = json.loads(path.read_text())
+        names = result.get("settings", {}).get("class_names") or None
+        png = plot_confusion(
+            result["confusion_matrix"],
+            out / f"confusion_{i:02d}.png",
+            class_names=names,
+            title=str(path.parent.name),
+        )
+        lines += [f"## {path.parent}", "", f"![confusion matrix]({png.name})", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report

@@ -1,0 +1,507 @@
+"""The trainer: one model, one loss, any torch ``Dataset`` yielding ``(x, label, index)``.
+
+Defaults follow the DFME benchmark: SGD with momentum 0.9, batch 32, the initial learning rate
+of the model family (R3D 0.005, P3D 0.01, D3D 0.05, I3D 0.005), divided by 10 every 10 epochs.
+Options: AdamW, AMP (bf16/fp16) and channels-last memory on CUDA, gradient clipping, early
+stopping on the validation UF1, a deterministic mode, DDP through ``torchrun``.
+
+Checkpoints: ``last.pt`` after every epoch (model, optimizer, scheduler, AMP scaler, RNG states,
+epoch, early-stopping state) and ``best.pt`` (the weights with the best validation UF1). Both
+hold only tensors and primitive containers and load with ``torch.load(weights_only=True)``.
+A rerun with the same ``out_dir`` resumes from ``last.pt`` and reproduces the uninterrupted
+run exactly in deterministic mode: the sample order of epoch *e* depends only on
+``(seed, e)``, and the RNG states are restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from recognizer.metrics import uf1
+from recognizer.models.registry import default_learning_rate
+from recognizer.samplers import ClassUniformSampler, ShuffleSampler
+
+OPTIMIZERS = ("sgd", "adamw")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+@dataclass
+class TrainerConfig:
+    """Training settings (plain values, so Hydra can build it).
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: samples per step and per process.
+        optimizer: ``"sgd"`` (momentum ``momentum``) or ``"adamw"``.
+        lr: initial learning rate; ``None`` takes the model family's DFME default.
+        momentum: SGD momentum.
+        weight_decay: L2 (SGD) or decoupled (AdamW) weight decay.
+        step_size, gamma: multiply the learning rate by ``gamma`` every ``step_size`` epochs.
+        amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast (CUDA only; ignored with a warning on
+            CPU). fp16 uses a gradient scaler.
+        channels_last: channels-last memory format on CUDA.
+        grad_clip: maximum global gradient norm, or ``None``.
+        patience: stop after this many epochs without a better validation UF1 (``None``: never
+            stop early). Without a validation set the last epoch's weights are kept.
+        deterministic: deterministic algorithms (slower), for exact reproduction.
+        seed: seed of the sample order, dropout and initialisation in :func:`run_protocol`.
+        num_workers: data-loading processes.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        progress: show a tqdm progress bar.
+        resume: continue from ``out_dir/last.pt`` when it exists.
+    """
+
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    step_size: int = 10
+    gamma: float = 0.1
+    amp: str = "none"
+    channels_last: bool = True
+    grad_clip: float | None = None
+    patience: int | None = None
+    deterministic: bool = False
+    seed: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    progress: bool = True
+    resume: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        for name in ("epochs", "batch_size", "step_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+
+@dataclass
+class Predictions:
+    """Model outputs on a dataset, in dataset order.
+
+    Attributes:
+        indices: ``(N,)`` the dataset indices each ``(x, label, index)`` item reported.
+        labels: ``(N,)`` true labels.
+        predicted: ``(N,)`` arg-max classes.
+        logits: ``(N, K)`` float32.
+    """
+
+    indices: np.ndarray
+    labels: np.ndarray
+    predicted: np.ndarray
+    logits: np.ndarray
+
+
+@dataclass
+class TrainState:
+    """Progress that a checkpoint stores besides the tensors."""
+
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    stopped: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint belongs to another model or class count (the message says what differs)."""
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from torchrun's environment (``(0, 1, 0)`` without)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, local
+
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join torchrun's process group when ``WORLD_SIZE > 1``; returns ``(rank, world_size)``."""
+    rank, world, _ = distributed_env()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return rank, world
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", distributed_env()[2])
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from integer parts (e.g. global seed, fold, epoch)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool) -> Iterator[None]:
+    """Deterministic algorithms inside the block (restored after)."""
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.backends.cudnn.benchmark = previous[1]
+
+
+def _rng_state() -> dict[str, object]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": list(random.getstate()[1]),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    npy = state["numpy"]
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
+    random.setstate((3, tuple(state["python"]), None))
+
+
+class Trainer:
+    """Trains ``model`` with ``criterion`` under ``config``; checkpoints into ``out_dir``.
+
+    Args:
+        model: any module mapping ``(B, ...)`` inputs to ``(B, K)`` logits; models from
+            :func:`recognizer.models.create_model` also give the default learning rate.
+        criterion: ``criterion(logits, target) -> scalar``.
+        config: a :class:`TrainerConfig`.
+        out_dir: folder for ``last.pt``/``best.pt``; ``None`` keeps nothing on disk (no resume).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: nn.Module,
+        config: TrainerConfig,
+        *,
+        out_dir: str | Path | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.rank, self.world_size = init_distributed(self.device)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.model = model.to(self.device)
+        self.criterion = criterion.to(self.device)
+        self.amp = config.amp
+        if self.amp != "none" and self.device.type != "cuda":
+            warnings.warn(f"amp={self.amp!r} needs CUDA; training in float32", stacklevel=2)
+            self.amp = "none"
+        self.channels_last = config.channels_last and self.device.type == "cuda"
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last_3d)
+        lr = config.lr
+        if lr is None:
+            name = getattr(getattr(model, "default_cfg", None), "name", "")
+            lr = default_learning_rate(name)
+            if lr is None:
+                raise ValueError(f"no default learning rate for model {name!r}; set config.lr")
+        self.lr = float(lr)
+        self.optimizer = self._make_optimizer()
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=config.step_size, gamma=config.gamma
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+        self.state = TrainState()
+
+    # -- construction ---------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.config.optimizer == "sgd":
+            return torch.optim.SGD(
+                params,
+                lr=self.lr,
+                momentum=self.config.momentum,
+                weight_decay=self.config.weight_decay,
+            )
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.config.weight_decay)
+
+    def _train_module(self) -> nn.Module:
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            return nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        return self.model
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp == "none":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            fmt = torch.channels_last_3d if x.ndim == 5 else torch.channels_last
+            x = x.contiguous(memory_format=fmt)
+        return x
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, object]:
+        """Everything needed to resume exactly (tensors and primitive containers only)."""
+        cfg = getattr(self.model, "default_cfg", None)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+            "state": asdict(self.state),
+            "model_name": getattr(cfg, "name", type(self.model).__name__),
+            "num_classes": getattr(cfg, "num_classes", -1),
+        }
+
+    def _save(self, obj: dict, name: str) -> None:
+        if self.out_dir is None or self.rank != 0:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.out_dir / f".{name}.tmp"
+        torch.save(obj, tmp)
+        tmp.replace(self.out_dir / name)
+
+    def check_compatible(self, ckpt: dict, path: Path) -> None:
+        """Raise :class:`CheckpointMismatchError` naming what differs from this model."""
+        problems = []
+        cfg = getattr(self.model, "default_cfg", None)
+        name = getattr(cfg, "name", type(self.model).__name__)
+        if ckpt.get("model_name") != name:
+            problems.append(f"model {ckpt.get('model_name')!r} vs {name!r}")
+        classes = getattr(cfg, "num_classes", -1)
+        if ckpt.get("num_classes") != classes:
+            problems.append(f"num_classes {ckpt.get('num_classes')} vs {classes}")
+        own = self.model.state_dict()
+        theirs = ckpt["model"]
+        missing = sorted(set(own) - set(theirs))
+        extra = sorted(set(theirs) - set(own))
+        shapes = [
+            f"{k}: {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
+            for k, v in own.items()
+            if k in theirs and theirs[k].shape != v.shape
+        ]
+        if missing:
+            problems.append(f"{len(missing)} keys missing from the checkpoint, e.g. {missing[:3]}")
+        if extra:
+            problems.append(f"{len(extra)} unexpected keys, e.g. {extra[:3]}")
+        if shapes:
+            problems.append("shape mismatches: " + "; ".join(shapes[:3]))
+        if problems:
+            raise CheckpointMismatchError(
+                f"checkpoint {path} does not match this model: " + "; ".join(problems)
+            )
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore model, optimizer, scheduler, scaler, RNG and progress from ``path``."""
+        path = Path(path)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        self.check_compatible(ckpt, path)
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"])
+        self.state = TrainState(**ckpt["state"])
+
+    def load_best(self) -> bool:
+        """Load ``best.pt`` weights when they exist; returns whether it did."""
+        if self.out_dir is None or not (self.out_dir / "best.pt").is_file():
+            return False
+        path = self.out_dir / "best.pt"
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        self.check_compatible(ckpt, path)
+        self.model.load_state_dict(ckpt["model"])
+        return True
+
+    # -- training -------------------------------------------------------------------------
+    def _sampler(self, size: int, resample_labels: Sequence[int] | None) -> Sampler[int]:
+        if resample_labels is not None:
+            if len(resample_labels) != size:
+                raise ValueError(
+                    f"resample_labels has {len(resample_labels)} labels for {size} samples"
+                )
+            return ClassUniformSampler(
+                resample_labels,
+                seed=self.config.seed,
+                num_replicas=self.world_size,
+                rank=self.rank,
+            )
+        return ShuffleSampler(
+            size, seed=self.config.seed, num_replicas=self.world_size, rank=self.rank
+        )
+
+    def _loader(self, dataset: Dataset, sampler: Sampler[int] | None, seed: int) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            shuffle=False,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=False,
+            generator=torch.Generator().manual_seed(seed),
+            persistent_workers=False,
+        )
+
+    def fit(
+        self,
+        train_set: Dataset,
+        val_set: Dataset | None = None,
+        *,
+        resample_labels: Sequence[int] | None = None,
+    ) -> TrainState:
+        """Train for ``config.epochs`` (or until early stopping), resuming when possible.
+
+        Args:
+            train_set: yields ``(x, label, index)``.
+            val_set: validation data for early stopping and best-weight selection.
+            resample_labels: ``(N,)`` labels of ``train_set``: draw batches class-uniformly
+                (the ``resample`` remedy); ``None`` shuffles.
+
+        Returns:
+            The final :class:`TrainState` (history of loss, lr and validation metrics).
+            Afterwards the model holds the best validation weights (or the last ones).
+        """
+        cfg = self.config
+        last = self.out_dir / "last.pt" if self.out_dir is not None else None
+        if cfg.resume and last is not None and last.is_file():
+            self.load_checkpoint(last)
+        else:
+            torch.manual_seed(derive_seed(cfg.seed, 1))
+        sampler = self._sampler(len(train_set), resample_labels)  # type: ignore[arg-type]
+        with deterministic_mode(cfg.deterministic):
+            module = self._train_module()
+            while self.state.epoch < cfg.epochs and not self.state.stopped:
+                epoch = self.state.epoch
+                sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+                loader = self._loader(train_set, sampler, derive_seed(cfg.seed, 2, epoch))
+                record = {"epoch": float(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
+                record["loss"] = self._train_epoch(module, loader, epoch)
+                self.scheduler.step()
+                self._after_epoch(record, val_set)
+        if val_set is not None:
+            self.load_best()
+        return self.state
+
+    def _train_epoch(self, module: nn.Module, loader: DataLoader, epoch: int) -> float:
+        module.train()
+        total, count = 0.0, 0
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            disable=not self.config.progress or self.rank != 0,
+            leave=False,
+        )
+        for x, y, _ in bar:
+            x, y = self._to_device(x), y.to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss = self.criterion(module(x), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()}")
+            self.scaler.scale(loss).backward()
+            if self.config.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        return total / max(count, 1)
+
+    def _after_epoch(self, record: dict[str, float], val_set: Dataset | None) -> None:
+        state = self.state
+        if val_set is not None and len(val_set) > 0:  # type: ignore[arg-type]
+            pred = self.predict(val_set)
+            score = uf1(pred.labels, pred.predicted)
+            record["val_uf1"] = score
+            record["val_acc"] = float((pred.labels == pred.predicted).mean())
+            if score > state.best_score:
+                state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
+                self._save(self._weights_only(), "best.pt")
+            else:
+                state.bad_epochs += 1
+                patience = self.config.patience
+                state.stopped = patience is not None and state.bad_epochs >= patience
+        state.history.append(record)
+        state.epoch += 1
+        self._save(self.checkpoint(), "last.pt")
+
+    def _weights_only(self) -> dict[str, object]:
+        cfg = getattr(self.model, "default_cfg", None)
+        return {
+            "model": self.model.state_dict(),
+            "model_name": getattr(cfg, "name", type(self.model).__name__),
+            "num_classes": getattr(cfg, "num_classes", -1),
+            "epoch": self.state.epoch,
+        }
+
+    @torch.no_grad()
+    def predict(self, dataset: Dataset, batch_size: int | None = None) -> Predictions:
+        """Outputs of the model on every item of ``dataset`` (each process predicts all)."""
+        self.model.eval()
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size or self.config.batch_size,
+            shuffle=False,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        indices, labels, logits = [], [], []
+        for x, y, index in loader:
+            with self._autocast():
+                out = self.model(self._to_device(x))
+            logits.append(out.float().cpu())
+            labels.append(torch.as_tensor(y))
+            indices.append(torch.as_tensor(index))
+        if not logits:
+            empty = np.zeros(0, dtype=np.int64)
+            return Predictions(empty, empty, empty, np.zeros((0, 0), np.float32))
+        all_logits = torch.cat(logits).numpy()
+        return Predictions(
+            indices=torch.cat(indices).numpy().astype(np.int64),
+            labels=torch.cat(labels).numpy().astype(np.int64),
+            predicted=all_logits.argmax(axis=1).astype(np.int64),
+            logits=all_logits,
+        )

@@ -1,0 +1,63 @@
+"""Small synthetic data for recognizer tests: tensors yielding ``(x, label, index)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class TensorClips(Dataset):
+    """``(x, label, index)`` items over a stacked tensor ``(N, ...)``."""
+
+    def __init__(self, x: torch.Tensor, labels: Sequence[int]) -> None:
+        self.x = x
+        self.labels = [int(v) for v in labels]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        return self.x[i], self.labels[i], i
+
+
+def moving_blobs(n: int, seed: int, frames: int = 8, size: int = 32) -> tuple[torch.Tensor, list]:
+    """``(N, 3, T, H, W)`` clips of a Gaussian blob moving right (label 1) or left (label 0)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    yy, xx = np.mgrid[0:size, 0:size]
+    clips = np.zeros((n, 3, frames, size, size), np.float32)
+    for i, label in enumerate(labels):
+        step = 2.0 if label == 1 else -2.0
+        x0 = rng.uniform(size * 0.3, size * 0.7) - step * frames / 2
+        y0 = rng.uniform(size * 0.3, size * 0.7)
+        for t in range(frames):
+            cx = x0 + step * t
+            clips[i, :, t] = np.exp(-((xx - cx) ** 2 + (yy - y0) ** 2) / 8.0)
+    clips += rng.normal(0, 0.05, clips.shape).astype(np.float32)
+    return torch.from_numpy(clips), labels.tolist()
+
+
+@dataclass(frozen=True)
+class FakeSample:
+    """The fields of :class:`recognizer.data.samples.Sample` that protocols and reports use."""
+
+    dataset: str
+    subject: str
+    clip: str
+    source: str = "real"
+    feature: tuple[float, ...] = ()
+
+
+def feature_factory(samples: Sequence[FakeSample], labels: Sequence[int], train: bool) -> Dataset:
+    """Apex-flow-like ``(3, 28, 28)`` inputs whose mean encodes the sample's features."""
+    x = torch.stack(
+        [
+            torch.tensor(s.feature, dtype=torch.float32).view(3, 1, 1).expand(3, 28, 28)
+            for s in samples
+        ]
+    )
+    return TensorClips(x, labels)

@@ -1,0 +1,182 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from sklearn.metrics import f1_score
+
+from recognizer.cli import DataConfigError, build_data
+from recognizer.cli import main as mer_main
+from recognizer.experiment import evaluate_run, run_protocol
+from recognizer.losses import FocalLoss
+from recognizer.models import create_model
+from recognizer.train import CheckpointMismatchError, Trainer, TrainerConfig
+from tests.recognizer.helpers import FakeSample, TensorClips, feature_factory, moving_blobs
+
+TINY_R3D = {"widths": (4, 8, 8, 16)}
+
+
+def _config(**kw) -> TrainerConfig:
+    base = {"batch_size": 8, "progress": False, "device": "cpu", "lr": 0.05}
+    return TrainerConfig(**{**base, **kw})
+
+
+def test_tiny_r3d_learns_moving_blob_direction(tmp_path) -> None:
+    x, y = moving_blobs(96, seed=0)
+    xt, yt = moving_blobs(64, seed=1)
+    torch.manual_seed(0)
+    model = create_model("r3d18", 2, widths=(8, 8, 16, 16))
+    trainer = Trainer(model, FocalLoss(), _config(epochs=6, step_size=4), out_dir=tmp_path)
+    trainer.fit(TensorClips(x, y))
+    pred = trainer.predict(TensorClips(xt, yt))
+    assert (pred.predicted == np.asarray(yt)).mean() > 0.9
+    assert np.array_equal(pred.indices, np.arange(64))
+
+
+def _train(out_dir, epochs: int, x, y, val) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model("r3d18", 2, dropout=0.5, **TINY_R3D)
+    cfg = _config(epochs=epochs, deterministic=True, step_size=2, batch_size=6)
+    trainer = Trainer(model, FocalLoss(gamma=1.0), cfg, out_dir=out_dir)
+    trainer.fit(TensorClips(x, y), val, resample_labels=y)
+    return trainer
+
+
+def test_resume_reproduces_uninterrupted_weights_exactly(tmp_path) -> None:
+    x, y = moving_blobs(20, seed=2, frames=4, size=16)
+    xv, yv = moving_blobs(6, seed=3, frames=4, size=16)
+    val = TensorClips(xv, yv)
+    full = _train(tmp_path / "full", 4, x, y, val)
+    _train(tmp_path / "split", 2, x, y, val)
+    torch.manual_seed(123)  # a resumed process starts from another RNG state
+    resumed = _train(tmp_path / "split", 4, x, y, val)
+    assert resumed.state.history == full.state.history
+    for name in ("last.pt", "best.pt"):
+        a = torch.load(tmp_path / "full" / name, weights_only=True)["model"]
+        b = torch.load(tmp_path / "split" / name, weights_only=True)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    ckpt = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    assert ckpt["state"]["epoch"] == 4 and ckpt["scheduler"]["last_epoch"] == 4
+
+
+def test_checkpoint_of_another_model_or_class_count_says_what_differs(tmp_path) -> None:
+    x, y = moving_blobs(8, seed=0, frames=4, size=16)
+    Trainer(create_model("r3d18", 2, **TINY_R3D), FocalLoss(), _config(epochs=1),
+            out_dir=tmp_path).fit(TensorClips(x, y))  # fmt: skip
+    other = Trainer(create_model("r3d18", 3, **TINY_R3D), FocalLoss(), _config(epochs=2),
+                    out_dir=tmp_path)  # fmt: skip
+    with pytest.raises(CheckpointMismatchError, match=r"num_classes 2 vs 3.*fc.weight"):
+        other.fit(TensorClips(x, y))
+    ststnet = Trainer(create_model("ststnet", 2), FocalLoss(), _config(epochs=2), out_dir=tmp_path)
+    with pytest.raises(CheckpointMismatchError, match="model 'r3d18' vs 'ststnet'"):
+        ststnet.fit(TensorClips(x, y))
+
+
+def test_early_stopping_keeps_best_validation_weights(tmp_path) -> None:
+    x, y = moving_blobs(12, seed=4, frames=4, size=16)
+    frozen = create_model("r3d18", 2, norm_layer=torch.nn.Identity, **TINY_R3D)  # lr 0: fixed
+    trainer = Trainer(frozen, FocalLoss(), _config(epochs=30, patience=2, lr=0.0), out_dir=tmp_path)
+    state = trainer.fit(TensorClips(x, y), TensorClips(x, y))
+    assert state.stopped and state.epoch == 3 and state.best_epoch == 0
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["epoch"] == 0
+
+
+def test_trainer_config_and_lr_defaults() -> None:
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainerConfig(optimizer="lbfgs")
+    model = create_model("d3d121", 2, growth_rate=4, num_init_features=8)
+    assert Trainer(model, FocalLoss(), _config(lr=None)).lr == 0.05
+    adamw = Trainer(model, FocalLoss(), _config(optimizer="adamw"))
+    assert isinstance(adamw.optimizer, torch.optim.AdamW)
+    with pytest.warns(UserWarning, match="CUDA"):
+        Trainer(create_model("ststnet", 2), FocalLoss(), _config(amp="bf16"))
+
+
+def _fake_samples(rng: np.random.Generator) -> tuple[list[FakeSample], list[int]]:
+    """5 subjects over two datasets; class 2 only in subject casme2/s2 (LOSO fold 1)."""
+    samples, labels = [], []
+    for s in range(5):
+        dataset = ("casme2", "samm")[s % 2]
+        for c in range(8):
+            label = 2 if s == 2 and c < 4 else c % 2
+            feature = tuple(float(v) for v in np.eye(3)[label] * 2 + rng.normal(0, 0.3, 3))
+            samples.append(FakeSample(dataset, f"{dataset}/s{s}", f"clip{c}", feature=feature))
+            labels.append(label)
+    return samples, labels
+
+
+def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
+    samples, labels = _fake_samples(np.random.default_rng(0))
+    calls: list[tuple[set[str], bool]] = []
+
+    def factory(subset, subset_labels, train):
+        calls.append(({s.subject for s in subset}, train))
+        return feature_factory(subset, subset_labels, train)
+
+    run = {
+        "protocol": "megc2019",
+        "dataset_factory": factory,
+        "model_factory": lambda k: create_model("ststnet", k),
+        "remedy": "cb",
+        "trainer_config": _config(epochs=3, lr=0.1, batch_size=16),
+        "out_dir": tmp_path,
+    }
+    with pytest.warns(UserWarning, match=r"fold 1: training data lacks classes \[2\].*2: 0"):
+        result = run_protocol(samples, labels, **run)
+    folds = json.loads((tmp_path / "folds.json").read_text())
+    assert len(folds) == 5 and len(calls) == 15  # train, validation, test per fold
+    for fold, (train, val, test) in zip(folds, zip(*[iter(calls)] * 3)):
+        assert train == (set(fold["train_subjects"]), True)
+        assert val == (set(fold["val_subjects"]), False)
+        assert test == (set(fold["test_subjects"]), False)
+        assert not train[0] & test[0] and not val[0] & test[0]
+    table = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(table.columns) == [
+        "index", "subject", "clip", "fold", "true", "predicted", "dataset", "source",
+    ]  # fmt: skip
+    assert table["index"].tolist() == list(range(len(samples)))
+    assert table["true"].tolist() == labels
+    for _, row in table.iterrows():
+        assert row["subject"] in folds[row["fold"]]["test_subjects"]
+    summary = json.loads((tmp_path / "results.json").read_text())
+    assert set(summary["per_dataset"]) == {"casme2", "samm"}
+    assert summary["pooled"]["uf1"] == pytest.approx(
+        f1_score(table["true"], table["predicted"], average="macro")
+    )
+    assert summary["pooled"]["acc"] > 0.6
+    assert np.asarray(summary["confusion_matrix"]).sum() == len(samples)
+    calls.clear()
+    again = run_protocol(samples, labels, **run)  # every finished fold is reused
+    assert not calls and again.summary["pooled"] == result.summary["pooled"]
+
+    # evaluate: re-predicting from the saved weights gives the same predictions
+    evaluated = evaluate_run(
+        samples, labels, run_dir=tmp_path, dataset_factory=feature_factory,
+        model_factory=lambda k: create_model("ststnet", k),
+        trainer_config=run["trainer_config"], out_dir=tmp_path / "evaluated",
+    )  # fmt: skip
+    assert evaluated.predictions["predicted"].tolist() == table["predicted"].tolist()
+    with pytest.raises(CheckpointMismatchError, match="num_classes 3 vs 4"):
+        evaluate_run(
+            samples, labels, run_dir=tmp_path, dataset_factory=feature_factory,
+            model_factory=lambda k: create_model("ststnet", k + 1),
+            trainer_config=run["trainer_config"], out_dir=tmp_path / "bad",
+        )  # fmt: skip
+
+    # report: `mer report` writes a Markdown table and one confusion matrix per run
+    out = tmp_path / "report"
+    assert mer_main(["report", f"runs=[{tmp_path / 'evaluated'}]", f"out_dir={out}",
+                     f"paths.root_dir={tmp_path}"]) == 0  # fmt: skip
+    text = (out / "report.md").read_text()
+    assert "| run | model | protocol | remedy | N | ACC |" in text
+    assert f"{summary['pooled']['uf1']:.4f}" in text and "casme2 UF1" in text
+    assert (out / "confusion_00.png").stat().st_size > 1000
+
+
+def test_train_without_data_groups_says_what_is_missing() -> None:
+    cfg = OmegaConf.create({"model": {"name": "r3d18"}, "trainer": {"seed": 0}})
+    with pytest.raises(DataConfigError, match="`data`/`representation` groups"):
+        build_data(cfg)
