@@ -1,8 +1,15 @@
 """Run a protocol end to end: per fold, train (validation from training subjects), predict the
 test subjects, pool, and write the results.
 
+Before training, each fold's remedy builds the fold's training data (:meth:`Remedy.fold_data`:
+the real training samples, plus synthetic ones for the synthetic remedies) and
+:func:`recognizer.leakage.check_fold` checks the actual training, validation and test samples;
+a leak raises :class:`recognizer.leakage.LeakageError` and nothing is trained.
+
 Outputs in ``out_dir``: ``folds.json`` (the subject sets of every fold), ``fold_XX/`` (the
-trainer's checkpoints and that fold's ``predictions.csv``), ``predictions.csv`` (every test
+trainer's checkpoints, that fold's ``predictions.csv`` and ``class_counts.json``: training
+class counts before and after the remedy), ``pretrain/<key>/`` (a pretrained model shared by
+the folds with the same pretraining set), ``predictions.csv`` (every test
 sample: index, subject, clip, fold, true, predicted, dataset, source) and ``results.json``
 (pooled, per-fold, per-dataset metrics, confusion matrix, settings). A fold whose
 ``predictions.csv`` exists is not run again, so an interrupted protocol resumes.
@@ -13,7 +20,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +29,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from recognizer.leakage import check_fold
 from recognizer.metrics import confusion_matrix, summarize
 from recognizer.protocols import Fold, Protocol, create_protocol
-from recognizer.remedies import Remedy, create_remedy
+from recognizer.remedies import FoldContext, Remedy, create_remedy
 from recognizer.train import Predictions, Trainer, TrainerConfig, derive_seed
 
 #: ``dataset_factory(samples_subset, labels_subset, train) -> Dataset`` of ``(x, label, index)``
@@ -91,6 +99,10 @@ def run_protocol(
         class_names: optional names for reports.
         metadata: extra settings stored in ``results.json`` (e.g. the model name and data).
 
+    Raises:
+        recognizer.leakage.LeakageError: a fold's training or validation data carries anything
+            of its test subjects (the message lists every leak).
+
     Warns:
         UserWarning: a fold's training data lacks a class (the counts are in the message).
     """
@@ -125,11 +137,13 @@ def run_protocol(
                 labels_arr,
                 subjects,
                 num_classes=num_classes,
+                class_names=list(class_names or []),
                 dataset_factory=dataset_factory,
                 model_factory=model_factory,
                 remedy=remedy,
                 trainer_config=trainer_config,
                 fold_dir=fold_dir,
+                pretrain_root=out / "pretrain",
             )
         )
     predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
@@ -162,38 +176,83 @@ def _run_fold(
     subjects: np.ndarray,
     *,
     num_classes: int,
+    class_names: Sequence[str],
     dataset_factory: DatasetFactory,
     model_factory: ModelFactory,
     remedy: Remedy,
     trainer_config: TrainerConfig,
     fold_dir: Path,
+    pretrain_root: Path,
 ) -> pd.DataFrame:
     train_mask, val_mask, test_mask = fold.masks(list(subjects))
     train_idx, val_idx, test_idx = (np.flatnonzero(m) for m in (train_mask, val_mask, test_mask))
-    counts = class_counts(labels[train_idx], num_classes)
-    if (counts == 0).any():
+    real_counts = class_counts(labels[train_idx], num_classes)
+    if (real_counts == 0).any():
         warnings.warn(
             f"fold {fold.index}: training data lacks classes "
-            f"{np.flatnonzero(counts == 0).tolist()}; training class counts "
-            f"{dict(enumerate(counts.tolist()))}",
+            f"{np.flatnonzero(real_counts == 0).tolist()}; training class counts "
+            f"{dict(enumerate(real_counts.tolist()))}",
             stacklevel=3,
         )
-
-    def subset(idx: np.ndarray, train: bool) -> Dataset:
-        return dataset_factory([samples[i] for i in idx], labels[idx].tolist(), train)
+    context = FoldContext(
+        fold=fold,
+        train=[samples[i] for i in train_idx],
+        train_labels=labels[train_idx].tolist(),
+        class_names=list(class_names) or [str(k) for k in range(num_classes)],
+        fold_dir=fold_dir,
+        seed=trainer_config.seed,
+    )
+    data = remedy.fold_data(context)
+    val_samples = [samples[i] for i in val_idx]
+    test_samples = [samples[i] for i in test_idx]
+    check_fold(
+        fold.index,
+        [*data.train, *data.pretrain],
+        test_samples,
+        val_samples,
+        test_subjects=fold.test_subjects,
+    )
+    counts = class_counts(data.train_labels, num_classes)
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(
+        fold_dir / "class_counts.json",
+        {
+            "real": real_counts.tolist(),
+            "train": counts.tolist(),
+            "pretrain": class_counts(data.pretrain_labels, num_classes).tolist(),
+            "notes": data.notes,
+        },
+    )
+    for note in data.notes:
+        print(f"fold {fold.index}: {note}")
 
     torch.manual_seed(derive_seed(trainer_config.seed, 3, fold.index))
     model = model_factory(num_classes)
+    if data.pretrain:
+        key = data.pretrain_key or f"fold_{fold.index:02d}"
+        pretrain_config = replace(
+            trainer_config, epochs=data.pretrain_epochs or trainer_config.epochs, patience=None
+        )
+        pretrainer = Trainer(
+            model,
+            remedy.criterion(class_counts(data.pretrain_labels, num_classes)),
+            pretrain_config,
+            out_dir=pretrain_root / key,
+        )
+        pretrainer.fit(dataset_factory(data.pretrain, data.pretrain_labels, True))
     trainer = Trainer(model, remedy.criterion(counts), trainer_config, out_dir=fold_dir)
-    trainer.fit(
-        subset(train_idx, True),
-        subset(val_idx, False) if len(val_idx) else None,
-        resample_labels=labels[train_idx].tolist() if remedy.resample else None,
+    train_set = dataset_factory(data.train, data.train_labels, True)
+    val_set = (
+        dataset_factory(val_samples, labels[val_idx].tolist(), False) if len(val_idx) else None
     )
-    pred = trainer.predict(subset(test_idx, False))
+    trainer.fit(
+        train_set,
+        val_set,
+        resample_labels=data.train_labels if remedy.resample else None,
+    )
+    pred = trainer.predict(dataset_factory(test_samples, labels[test_idx].tolist(), False))
     table = _prediction_table(fold, pred, test_idx, samples, labels, subjects)
     if trainer.rank == 0:
-        fold_dir.mkdir(parents=True, exist_ok=True)
         table.to_csv(fold_dir / "predictions.csv", index=False)
     return table
 

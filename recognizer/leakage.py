@@ -24,7 +24,7 @@ Provenance is carried in ``Sample.extra`` (strings, so it survives CSV manifests
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recognizer.data.samples import Sample
@@ -74,8 +74,22 @@ def provenance(
     return extra
 
 
+def _extra(sample: Sample) -> Mapping[str, str]:
+    return getattr(sample, "extra", None) or {}
+
+
+def _uid(sample: Sample) -> str:
+    """``Sample.uid``, or ``"<subject>/<clip>"`` for other records with those attributes."""
+    uid = getattr(sample, "uid", None)
+    return str(uid) if uid is not None else f"{sample.subject}/{getattr(sample, 'clip', '')}"
+
+
+def _source(sample: Sample) -> str:
+    return str(getattr(sample, "source", "real"))
+
+
 def _subjects_field(sample: Sample, key: str) -> set[str]:
-    value = sample.extra.get(key, "") if sample.extra else ""
+    value = _extra(sample).get(key, "")
     return {s for s in str(value).split(";") if s}
 
 
@@ -89,42 +103,44 @@ def find_leaks(
     """Every violation of the rules in the module docstring (empty list: no leak).
 
     Args:
-        train: samples the model is trained on (real and synthetic, after any resampling).
+        train: samples the model is trained on (real and synthetic, after any resampling);
+            any records with ``subject`` (and optionally ``clip``, ``source``, ``extra``)
+            attributes work.
         test: samples the fold is evaluated on.
         val: samples used for model selection.
         test_subjects: the fold's test subjects; defaults to the subjects of ``test``.
     """
     held_out = set(test_subjects) if test_subjects is not None else {s.subject for s in test}
-    real_train_subjects = {s.subject for s in train if s.source == "real"}
-    expected_key = split_key(real_train_subjects | {s.subject for s in val if s.source == "real"})
+    real_train_subjects = {s.subject for s in train if _source(s) == "real"}
+    real_val_subjects = {s.subject for s in val if _source(s) == "real"}
+    expected_key = split_key(real_train_subjects | real_val_subjects)
     expected_train_only_key = split_key(real_train_subjects)
-    test_uids = {s.uid for s in test}
+    test_uids = {_uid(s) for s in test}
     found: list[Violation] = []
     for role, samples in (("training", train), ("validation", val)):
         for sample in samples:
+            uid = _uid(sample)
             if sample.subject in held_out:
-                found.append(Violation("subject", f"{role} clip {sample.uid} is from test subject"))
-            if sample.uid in test_uids:
-                found.append(
-                    Violation("duplicate", f"{role} clip {sample.uid} is also a test clip")
-                )
-            key = sample.extra.get("split_key") if sample.extra else None
+                found.append(Violation("subject", f"{role} clip {uid} is from test subject"))
+            if uid in test_uids:
+                found.append(Violation("duplicate", f"{role} clip {uid} is also a test clip"))
+            key = _extra(sample).get("split_key")
             if key is not None and key not in (expected_key, expected_train_only_key):
                 found.append(
                     Violation(
                         "split",
-                        f"{role} clip {sample.uid} was made for another split "
+                        f"{role} clip {uid} was made for another split "
                         f"(key {key}, this fold's training subjects give {expected_key})",
                     )
                 )
-            if sample.source != "synthetic":
+            if _source(sample) != "synthetic":
                 continue
             mined = _subjects_field(sample, "template_subjects") & held_out
             if mined:
                 found.append(
                     Violation(
                         "template",
-                        f"{role} clip {sample.uid} uses templates mined from test subject(s) "
+                        f"{role} clip {uid} uses templates mined from test subject(s) "
                         f"{sorted(mined)}",
                     )
                 )
@@ -133,8 +149,7 @@ def find_leaks(
                 found.append(
                     Violation(
                         "identity",
-                        f"{role} clip {sample.uid} animates the face of test subject(s) "
-                        f"{sorted(face)}",
+                        f"{role} clip {uid} animates the face of test subject(s) {sorted(face)}",
                     )
                 )
     return found

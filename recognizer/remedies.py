@@ -2,14 +2,21 @@
 
 ``none`` (cross-entropy, shuffled), ``resample`` (class-uniform sampling of indices), ``cb``
 (class-balanced softmax loss, Cui et al.), ``focal`` and ``cb_focal``. Further remedies (the
-synthetic ones, ``synth_fill`` and ``synth_pretrain``) register with :func:`register_remedy`.
+synthetic ones, ``synth_fill``, ``synth_pretrain`` and ``synth_only`` in
+:mod:`recognizer.synthetic`) register with :func:`register_remedy`.
+
+A remedy may also change what a fold trains on: :meth:`Remedy.fold_data` receives the fold's
+real training samples (after the split, so nothing of the test subjects) and returns the
+training set and an optional pretraining set; :func:`recognizer.experiment.run_protocol` runs
+the leakage checker on the result before training.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from torch import nn
@@ -51,6 +58,55 @@ class Remedy:
             weight = class_balanced_weights(counts, self.beta)
         return FocalLoss(weight=weight, gamma=self.gamma)
 
+    def fold_data(self, context: FoldContext) -> FoldData:
+        """What the fold trains on; the loss/sampler remedies keep the real training data."""
+        return FoldData(list(context.train), list(context.train_labels))
+
+
+@dataclass(frozen=True)
+class FoldContext:
+    """What a remedy knows about one fold when it builds the fold's training data.
+
+    Attributes:
+        fold: the fold (a :class:`recognizer.protocols.Fold`: train/val/test subjects).
+        train: ``(N,)`` the fold's real training samples (never a validation or test sample).
+        train_labels: ``(N,)`` their class indices.
+        class_names: the class name of each index (``(K,)``), e.g. a scheme's labels.
+        fold_dir: the fold's output folder.
+        seed: the run's seed.
+    """
+
+    fold: object
+    train: Sequence[object]
+    train_labels: Sequence[int]
+    class_names: Sequence[str]
+    fold_dir: Path
+    seed: int = 0
+
+
+@dataclass
+class FoldData:
+    """A fold's training data as a remedy builds it.
+
+    Attributes:
+        train: samples the model is trained (or fine-tuned) on.
+        train_labels: their class indices.
+        pretrain: samples to pretrain on before ``train`` (empty: no pretraining).
+        pretrain_labels: their class indices.
+        pretrain_key: a key of the pretraining set's content; folds with the same key share
+            one pretrained model (``None``: pretrain per fold).
+        pretrain_epochs: epochs of pretraining (``None``: the trainer's ``epochs``).
+        notes: lines for the fold's log (e.g. where synthetic clips were cached).
+    """
+
+    train: list[object]
+    train_labels: list[int]
+    pretrain: list[object] = field(default_factory=list)
+    pretrain_labels: list[int] = field(default_factory=list)
+    pretrain_key: str | None = None
+    pretrain_epochs: int | None = None
+    notes: list[str] = field(default_factory=list)
+
 
 RemedyBuilder = Callable[..., Remedy]
 
@@ -81,7 +137,7 @@ def register_remedy(name: str, builder: RemedyBuilder) -> None:
     _REMEDIES[name] = builder
 
 
-def create_remedy(name: str, **kwargs: float) -> Remedy:
+def create_remedy(name: str, **kwargs: object) -> Remedy:
     """Build a remedy by name, e.g. ``create_remedy("cb", beta=0.9999)``.
 
     Raises:
