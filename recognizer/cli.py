@@ -1,7 +1,9 @@
 """``mer``: micro-expression recognition from the command line (Hydra over ``configs/``).
 
 ``mer train`` runs one model under one protocol and remedy, ``mer evaluate`` re-predicts a
-finished run from its saved weights, ``mer report`` tabulates result folders.
+finished run from its saved weights, ``mer report`` tabulates result folders, ``mer
+experiment`` runs a grid of model × remedy × protocol × seed (Hydra multirun: joblib locally,
+submitit on SLURM) and ``mer experiment-report`` collects a grid into one report.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mesynth.cli import env_command
@@ -172,6 +175,41 @@ def report_command(cfg: DictConfig) -> None:
     print(f"written: {report}")
 
 
+def experiment_command(cfg: DictConfig) -> None:
+    """One job of ``mer experiment``: a ``mer train`` run in the grid's sub-folder."""
+    train_command(cfg)
+
+
+def experiment_report_command(cfg: DictConfig) -> None:
+    """Collect ``cfg.runs`` (grid folders) into tables, figures and ``report.md``."""
+    from recognizer.collect import collect
+
+    runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
+    if not runs:
+        raise ValueError("mer experiment-report needs runs=[<mer experiment sweep folder>, ...]")
+    collected = collect(runs, cfg.out_dir, title=str(cfg.title))
+    print(collected.report.read_text().split("## ", 1)[0])
+    print(f"written: {collected.report}")
+
+
+class CollectResults(Callback):
+    """Hydra callback of ``mer experiment``: after the grid, collect the sweep folder into
+    ``<sweep dir>/report`` (see :mod:`recognizer.collect`)."""
+
+    def __init__(self, enabled: bool = True, title: str = "Experiment") -> None:
+        self.enabled = enabled
+        self.title = title
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
+        from recognizer.collect import collect
+
+        if not self.enabled:
+            return
+        sweep = config.hydra.sweep.dir
+        collected = collect([sweep], f"{sweep}/report", title=self.title)
+        print(f"experiment report: {collected.report}")
+
+
 COMMANDS: dict[str, Command] = {
     "env": Command("env", env_command, "show versions, devices and available backends"),
     "prepare": Command(
@@ -180,6 +218,12 @@ COMMANDS: dict[str, Command] = {
     "train": Command("train", train_command, "train and test a model under a protocol"),
     "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
     "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),
+    "experiment": Command(
+        "experiment", experiment_command, "grid of model × remedy × protocol × seed (multirun)"
+    ),
+    "experiment-report": Command(
+        "experiment_report", experiment_report_command, "collect a grid into tables and plots"
+    ),
 }
 
 

@@ -1,5 +1,6 @@
-"""Turn result folders of :func:`recognizer.experiment.run_protocol` into a Markdown table and
-PNG confusion matrices."""
+"""Turn result folders of :func:`recognizer.experiment.run_protocol` into tables (CSV and
+Markdown) and PNG figures: confusion matrices, UF1/UAR bars per remedy with error bars over
+seeds, and training class distributions before and after a remedy."""
 
 from __future__ import annotations
 
@@ -32,18 +33,20 @@ def find_results(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def results_table(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per run: run folder, model, protocol, remedy, N, pooled ACC/UF1/UAR, the
+    """One row per run: run folder, model, protocol, remedy, seed, N, pooled ACC/UF1/UAR, the
     per-fold mean ± std, and UF1/UAR per dataset for composites."""
     rows = []
     for path in find_results(paths):
         result = json.loads(path.read_text())
         settings = result.get("settings", {})
         remedy = settings.get("remedy", {})
+        trainer = settings.get("trainer", {})
         row = {
             "run": str(path.parent),
             "model": settings.get("model", ""),
             "protocol": settings.get("protocol_name", ""),
             "remedy": remedy.get("name", "") if isinstance(remedy, dict) else str(remedy),
+            "seed": trainer.get("seed", "") if isinstance(trainer, dict) else "",
             "N": result["pooled"]["n"],
         }
         for metric in ("acc", "uf1", "uar"):
@@ -131,3 +134,101 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def plot_metric_bars(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    metrics: Sequence[str] = ("UF1", "UAR"),
+    title: str = "",
+) -> Path:
+    """Bars of each metric per remedy (one bar group per model/protocol), height the mean over
+    seeds and error bars ± one standard deviation (ddof 0; none for a single seed).
+
+    Args:
+        table: :func:`recognizer.collect.runs_table` rows (columns ``model``, ``protocol``,
+            ``remedy``, ``seed`` and the metrics).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    missing = {"model", "protocol", "remedy", *metrics} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}")
+    remedies = list(dict.fromkeys(table["remedy"]))
+    groups = list(dict.fromkeys(zip(table["model"], table["protocol"])))
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(1.6 + 0.9 * len(remedies) * len(groups), 3.4), squeeze=False
+    )
+    width = 0.8 / max(len(groups), 1)
+    for ax, metric in zip(axes[0], metrics):
+        for g, (model, protocol) in enumerate(groups):
+            sub = table[(table["model"] == model) & (table["protocol"] == protocol)]
+            means, stds = [], []
+            for remedy in remedies:
+                values = sub.loc[sub["remedy"] == remedy, metric].astype(float).to_numpy()
+                means.append(values.mean() if values.size else np.nan)
+                stds.append(values.std() if values.size else 0.0)
+            x = np.arange(len(remedies)) + (g - (len(groups) - 1) / 2) * width
+            ax.bar(x, means, width, yerr=stds, capsize=3, label=f"{model} / {protocol}")
+        ax.set_xticks(range(len(remedies)), remedies, rotation=30, ha="right")
+        ax.set_ylabel(metric)
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    if len(groups) > 1:
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle(title or " / ".join(metrics) + " per remedy (mean ± std over seeds)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_class_distributions(
+    counts: dict[str, dict[str, Sequence[int]]],
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Training samples per class before (``real``) and after (``train`` + ``pretrain``) each
+    remedy, one panel per remedy.
+
+    Args:
+        counts: ``{remedy: {"real": (K,), "train": (K,), "pretrain": (K,)}}`` summed over folds.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not counts:
+        raise ValueError("no class counts to plot")
+    fig, axes = plt.subplots(
+        1, len(counts), figsize=(0.4 + 2.6 * len(counts), 3.0), squeeze=False, sharey=True
+    )
+    for ax, (remedy, parts) in zip(axes[0], counts.items()):
+        real = np.asarray(parts["real"], dtype=float)
+        k = np.arange(len(real))
+        names = list(class_names) if class_names else [str(i) for i in k]
+        ax.bar(k - 0.2, real, 0.4, label="real training")
+        ax.bar(k + 0.2, np.asarray(parts["train"], dtype=float), 0.4, label="trained on")
+        pretrain = np.asarray(parts.get("pretrain", np.zeros_like(real)), dtype=float)
+        if pretrain.any():
+            ax.bar(k + 0.2, pretrain, 0.4, bottom=parts["train"], label="pretrained on")
+        ax.set_xticks(k, names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(remedy, fontsize=9)
+    axes[0][0].set_ylabel("clips (summed over folds)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: object, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[arg-type]
+    return path
