@@ -121,6 +121,19 @@ _REMEDIES: dict[str, RemedyBuilder] = {
 }
 
 
+def _synthetic(name: str, mode: str) -> RemedyBuilder:
+    def build(**kwargs: object) -> Remedy:
+        from recognizer.synthetic import create_synth_remedy
+
+        return create_synth_remedy(name, mode, **kwargs)
+
+    return build
+
+
+for _mode in ("fill", "pretrain", "only"):
+    _REMEDIES[f"synth_{_mode}"] = _synthetic(f"synth_{_mode}", _mode)
+
+
 class UnknownRemedyError(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])

@@ -1,0 +1,192 @@
+"""Synthetic remedies: per-fold synthesis from the training side only, caching, and each
+planted leak caught by the checker inside run_protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mesynth.balance import BalancePlan
+from mesynth.faces import IdentityAugmentation, builtin_images, load_identities
+from mesynth.generate import generate
+from mesynth.motion import MotionModel
+from mesynth.templates import TemplateBank
+from mesynth.timing import TimingSampler
+from recognizer.data.representations import KeyFrameClip
+from recognizer.data.torch_dataset import ClipDataset
+from recognizer.datasets import load
+from recognizer.experiment import run_protocol
+from recognizer.leakage import LeakageError, split_key
+from recognizer.models import create_model
+from recognizer.protocols import Fold, create_protocol
+from recognizer.remedies import FoldContext, create_remedy
+from recognizer.synthetic import SynthesisError, SynthRemedy, load_synthetic, synthesize_for_fold
+from recognizer.train import TrainerConfig
+
+NAMES = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory) -> tuple[list, list[int]]:
+    """A small 'real' dataset: generated clips of 6 faces relabelled as real subjects."""
+    root = tmp_path_factory.mktemp("target")
+    faces = load_identities(
+        "builtin", size=SIZE, augmentation=IdentityAugmentation(copies=2), cache_dir=root / "lm"
+    )
+    plan = BalancePlan({"happiness": 12, "surprise": 6, "disgust": 3}, seed=7)
+    generate(faces, TemplateBank.expert("dfme7"), MotionModel.expert(0.05), TimingSampler(),
+             plan, root / "store", num_frames=4, device="cpu", progress=False)  # fmt: skip
+    samples = [
+        dataclasses.replace(s, dataset="target", subject=f"target/{s.identity}", source="real")
+        for s in load("mesynth", root / "store").samples
+    ]
+    return samples, [NAMES.index(s.emotion) for s in samples]
+
+
+def _context(samples, labels, train_subjects, tmp_path) -> FoldContext:
+    keep = [i for i, s in enumerate(samples) if s.subject in train_subjects]
+    fold = Fold(0, frozenset(train_subjects), frozenset(), frozenset())
+    return FoldContext(fold, [samples[i] for i in keep], [labels[i] for i in keep], NAMES,
+                       tmp_path / "fold", 0)  # fmt: skip
+
+
+def _remedy(name: str, cache: Path, **kw) -> SynthRemedy:
+    return create_remedy(name, size=SIZE, num_frames=4, cache_dir=str(cache), device="cpu", **kw)
+
+
+def _run(samples, labels, remedy, out: Path):
+    representation = KeyFrameClip(num_frames=4, size=16, flip=False)
+
+    def factory(subset, subset_labels, train):
+        return ClipDataset(subset, subset_labels, representation, train=train)
+
+    return run_protocol(
+        samples, labels,
+        protocol=create_protocol("kfold", n_splits=2, stratified=False, val_fraction=0.0),
+        dataset_factory=factory,
+        model_factory=lambda k: create_model("r3d18", k, widths=(4, 4, 4, 4)),
+        remedy=remedy,
+        trainer_config=TrainerConfig(epochs=1, batch_size=8, lr=0.01, device="cpu",
+                                     progress=False),
+        out_dir=out, num_classes=len(NAMES), class_names=NAMES,
+    )  # fmt: skip
+
+
+def test_synth_fill_balances_each_fold_from_its_training_side_and_reuses_stores(
+    target, tmp_path
+) -> None:
+    samples, labels = target
+    cache = tmp_path / "cache"
+    remedy = _remedy("synth_fill", cache, templates=["mined", "expert"])
+    result = _run(samples, labels, remedy, tmp_path / "run")
+    stores = sorted(p.parent for p in cache.glob("*/provenance.json"))
+    assert len(stores) == len(result.folds) == 2
+    for fold in result.folds:
+        counts = json.loads((tmp_path / "run" / f"fold_{fold.index:02d}" / "class_counts.json")
+                            .read_text())  # fmt: skip
+        real = np.bincount([labels[i] for i, s in enumerate(samples)
+                            if s.subject in fold.train_subjects], minlength=7)  # fmt: skip
+        assert counts["real"] == real.tolist()
+        assert counts["train"] == [int(real.max())] * 7  # every class topped up to the largest
+        note = next(n for n in counts["notes"] if "synthetic store" in n)
+        store = Path(note.split("synthetic store ", 1)[1].split(" (", 1)[0])
+        prov = json.loads((store / "provenance.json").read_text())
+        assert set(prov["template_subjects"]) <= fold.train_subjects
+        assert set(prov["train_subjects"]) == fold.train_subjects
+        synthetic = load_synthetic(store, NAMES).samples
+        assert {s.extra["split_key"] for s in synthetic} == {split_key(fold.train_subjects)}
+        assert all(s.source == "synthetic" and s.extra["identity_subject"] == ""
+                   for s in synthetic)  # fmt: skip
+    # a second seed (same folds, same inputs) reuses every store
+    again = dataclasses.replace(remedy)
+    _run(samples, labels, again, tmp_path / "run2")
+    assert sorted(p.parent for p in cache.glob("*/provenance.json")) == stores
+    notes = json.loads((tmp_path / "run2" / "fold_00" / "class_counts.json").read_text())["notes"]
+    assert "(reused)" in notes[0]
+
+
+def test_synth_pretrain_shares_one_store_and_model_when_inputs_hold_no_subject_data(
+    target, tmp_path
+) -> None:
+    samples, labels = target
+    cache = tmp_path / "cache"
+    remedy = _remedy("synth_pretrain", cache, templates=["expert"], n_per_class=2,
+                     pretrain_epochs=1)  # fmt: skip
+    result = _run(samples, labels, remedy, tmp_path / "run")
+    assert len(list(cache.glob("*/provenance.json"))) == 1
+    assert len(list((tmp_path / "run" / "pretrain").iterdir())) == 1
+    for fold in result.folds:
+        counts = json.loads((tmp_path / "run" / f"fold_{fold.index:02d}" / "class_counts.json")
+                            .read_text())  # fmt: skip
+        assert counts["train"] == counts["real"] and counts["pretrain"] == [2] * 7
+
+
+def test_synth_only_trains_on_synthetic_clips_alone(target, tmp_path) -> None:
+    samples, labels = target
+    subjects = sorted({s.subject for s in samples})[:4]
+    remedy = _remedy("synth_only", tmp_path / "cache", templates=["expert"], n_per_class=1)
+    data = remedy.fold_data(_context(samples, labels, subjects, tmp_path))
+    assert len(data.train) == 7 and all(s.source == "synthetic" for s in data.train)
+    assert sorted(data.train_labels) == list(range(7))
+    with pytest.raises(SynthesisError, match="not labels of scheme"):
+        _remedy("synth_only", tmp_path / "c2", scheme="megc3").fold_data(
+            _context(samples, labels, subjects, tmp_path)
+        )
+
+
+def test_onset_identities_are_the_training_subjects_faces_only(target, tmp_path) -> None:
+    samples, labels = target
+    subjects = sorted({s.subject for s in samples})[:3]
+    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"],
+                     identities="onset", face_crops=True)  # fmt: skip
+    data = remedy.fold_data(_context(samples, labels, subjects, tmp_path))
+    synthetic = [s for s in data.train if s.source == "synthetic"]
+    assert synthetic and {s.extra["identity_subject"] for s in synthetic} <= set(subjects)
+
+
+# ------------------------------------------------------------------- planted leaks
+
+
+def _expect_leak(samples, labels, remedy, out: Path, kind: str) -> None:
+    with pytest.raises(LeakageError) as err:
+        _run(samples, labels, remedy, out)
+    assert kind in {v.kind for v in err.value.violations}, str(err.value)
+    assert not list(out.rglob("*.pt")), "nothing may be trained on a leaking fold"
+
+
+def test_templates_mined_from_all_subjects_are_refused(target, tmp_path) -> None:
+    samples, labels = target
+    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["mined"],
+                     template_records=samples)  # fmt: skip
+    _expect_leak(samples, labels, remedy, tmp_path / "run", "template")
+
+
+def test_identity_of_a_test_subject_is_refused(target, tmp_path) -> None:
+    samples, labels = target
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    cv2.imwrite(str(faces / "face_a.png"), builtin_images()["astronaut"][:, :, ::-1])
+    subject = samples[0].subject  # a test subject in one of the folds
+    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"],
+                     identities=str(faces), identity_subjects={"face_a": subject})  # fmt: skip
+    with pytest.raises(LeakageError) as err:
+        _run(samples, labels, remedy, tmp_path / "run")
+    assert {v.kind for v in err.value.violations} == {"identity"}
+    assert subject in str(err.value)
+
+
+def test_store_made_for_another_split_is_refused(target, tmp_path) -> None:
+    samples, labels = target
+    everyone = sorted({s.subject for s in samples})
+    made = synthesize_for_fold(
+        _remedy("synth_pretrain", tmp_path / "cache", templates=["mined"], n_per_class=1),
+        _context(samples, labels, everyone, tmp_path),  # synthesis before the split
+    )
+    remedy = _remedy("synth_pretrain", tmp_path / "cache", store=str(made.root))
+    _expect_leak(samples, labels, remedy, tmp_path / "run", "split")
