@@ -371,6 +371,9 @@ class Trainer:
         )
 
     def _loader(self, dataset: Dataset, sampler: Sampler[int] | None, seed: int) -> DataLoader:
+        # a last training batch of one sample would stop BatchNorm: drop that one sample
+        size = len(sampler) if sampler is not None else len(dataset)  # type: ignore[arg-type]
+        single = size > 1 and size % self.config.batch_size == 1
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size,
@@ -378,7 +381,7 @@ class Trainer:
             shuffle=False,
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
-            drop_last=False,
+            drop_last=single,
             generator=torch.Generator().manual_seed(seed),
             persistent_workers=False,
         )
