@@ -82,6 +82,7 @@ class StudyConfig:
         batch_size: clips per step.
         pretrain_store: a ready balanced store for ``synth_pretrain`` (``None``: synthesise).
         title: the report's title.
+        report_dir: where the collected report goes (``None``: ``out_dir/report``).
     """
 
     out_dir: Path = Path("study_out")
@@ -103,6 +104,7 @@ class StudyConfig:
     batch_size: int = 16
     pretrain_store: Path | None = None
     title: str = "Imbalance study on a synthetic stand-in for DFME"
+    report_dir: Path | None = None
 
 
 def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
@@ -227,7 +229,7 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
                 pooled = result.summary["pooled"]
                 print(f"{remedy_name:15s} seed {seed}: UF1 {pooled['uf1']:.3f} "
                       f"UAR {pooled['uar']:.3f} ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
-    collected = collect(runs, cfg.out_dir / "report", title=cfg.title)
+    collected = collect(runs, cfg.report_dir or cfg.out_dir / "report", title=cfg.title)
     if log:
         print(f"study done in {time.perf_counter() - start:.0f} s: {collected.report}")
     return collected
