@@ -103,8 +103,9 @@ def _groups(records: Sequence[object]) -> np.ndarray:
     return np.array([str(getattr(r, "identity", None) or r.subject) for r in records])
 
 
-def _labels(records: Sequence[object]) -> np.ndarray:
-    return np.array([str(getattr(r, "emotion", "") or "all") for r in records])
+def record_label(record: object) -> str:
+    """The class of a record for the report: its ``emotion`` (``"all"`` when it has none)."""
+    return str(getattr(record, "emotion", "") or "all")
 
 
 def _pool(images: np.ndarray, size: int) -> np.ndarray:
@@ -169,6 +170,7 @@ def realism_report(
     n_splits: int = 5,
     n_permutations: int = 100,
     seed: int = 0,
+    label_of: Callable[[object], str] = record_label,
     title: str = "Realism report",
 ) -> ReportResult:
     """Compare a synthetic and a real set of clip records and write the report.
@@ -183,6 +185,8 @@ def realism_report(
         size: side of the representation images.
         pool: the domain classifier sees images average-pooled to ``pool x pool``.
         n_splits, n_permutations, seed: the domain test (:func:`domain_classifier_test`).
+        label_of: the class of a record (default its ``emotion``), e.g. a raw emotion mapped
+            to the synthetic set's label scheme.
         title: first heading of the Markdown.
 
     Raises:
@@ -212,7 +216,7 @@ def realism_report(
     )
     energy = feature.energy
     energies = {name: np.stack([energy(x) for x in imgs]) for name, imgs in images.items()}
-    labels = {name: _labels(kept[name]) for name in kept}
+    labels = {name: np.array([str(label_of(r)) for r in kept[name]]) for name in kept}
     masks = region_masks(shapes["real"][0])
     domain = domain_classifier_test(
         _pool(images["real"], pool),
