@@ -4,12 +4,15 @@ Public names are re-exported here as the modules that define them land.
 """
 
 from mesynth.au import ActionUnit, AUCombination, parse_aus
+from mesynth.calibrate import calibrate
+from mesynth.calibration_profile import CalibrationProfile
 from mesynth.canonical import (
     align_to_canonical,
     canonical_landmarks,
     inter_ocular_distance,
 )
 from mesynth.motion import MotionModel
+from mesynth.realism_report import ReportResult, realism_report
 from mesynth.templates import Template, TemplateAU, TemplateBank, TemplateInstance
 from mesynth.timing import Timing, TimingSampler
 
@@ -18,7 +21,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AUCombination",
     "ActionUnit",
+    "CalibrationProfile",
     "MotionModel",
+    "ReportResult",
     "Template",
     "TemplateAU",
     "TemplateBank",
@@ -27,7 +32,9 @@ __all__ = [
     "TimingSampler",
     "__version__",
     "align_to_canonical",
+    "calibrate",
     "canonical_landmarks",
     "inter_ocular_distance",
     "parse_aus",
+    "realism_report",
 ]
