@@ -4,7 +4,6 @@ Public names are re-exported here as the modules that define them land.
 """
 
 from mesynth.au import ActionUnit, AUCombination, parse_aus
-from mesynth.calibrate import calibrate
 from mesynth.calibration_profile import CalibrationProfile
 from mesynth.canonical import (
     align_to_canonical,
@@ -12,7 +11,7 @@ from mesynth.canonical import (
     inter_ocular_distance,
 )
 from mesynth.motion import MotionModel
-from mesynth.realism_report import ReportResult, realism_report
+from mesynth.realism_report import ReportResult
 from mesynth.templates import Template, TemplateAU, TemplateBank, TemplateInstance
 from mesynth.timing import Timing, TimingSampler
 
@@ -32,9 +31,7 @@ __all__ = [
     "TimingSampler",
     "__version__",
     "align_to_canonical",
-    "calibrate",
     "canonical_landmarks",
     "inter_ocular_distance",
     "parse_aus",
-    "realism_report",
 ]
