@@ -4,12 +4,14 @@ Public names are re-exported here as the modules that define them land.
 """
 
 from mesynth.au import ActionUnit, AUCombination, parse_aus
+from mesynth.calibration_profile import CalibrationProfile
 from mesynth.canonical import (
     align_to_canonical,
     canonical_landmarks,
     inter_ocular_distance,
 )
 from mesynth.motion import MotionModel
+from mesynth.realism_report import ReportResult
 from mesynth.templates import Template, TemplateAU, TemplateBank, TemplateInstance
 from mesynth.timing import Timing, TimingSampler
 
@@ -18,7 +20,9 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AUCombination",
     "ActionUnit",
+    "CalibrationProfile",
     "MotionModel",
+    "ReportResult",
     "Template",
     "TemplateAU",
     "TemplateBank",

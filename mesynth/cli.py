@@ -6,6 +6,7 @@ import sys
 
 from omegaconf import DictConfig
 
+from mesynth.calibrate_cli import calibrate_command, realism_command
 from mesynth.cli_app import Command, run_command
 from mesynth.environment import environment_report, format_report
 from mesynth.mining import read_annotation_table
@@ -50,6 +51,12 @@ def templates_command(cfg: DictConfig) -> None:
 COMMANDS: dict[str, Command] = {
     "env": Command("env", env_command, "show versions, devices and available backends"),
     "templates": Command("templates", templates_command, "print the AU template bank"),
+    "calibrate": Command(
+        "calibrate", calibrate_command, "measure a real dataset into a calibration profile"
+    ),
+    "realism": Command(
+        "realism", realism_command, "report the synthetic-to-real gap (domain classifier test)"
+    ),
 }
 
 
