@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint bench docs clean
+.PHONY: venv demo study test lint bench docs clean
 
 $(STAMP): pyproject.toml scripts/setup_venv.sh
 	bash scripts/setup_venv.sh $(VENV)
@@ -14,6 +14,11 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m recognizer.demo
+
+# The imbalance study on a synthetic stand-in target (<= 30 min on 2 CPU cores): rewrites
+# docs/study.md and docs/img/study/.
+study: $(STAMP)
+	$(PY) -m recognizer.study --out study_out --docs docs/study.md
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -30,4 +35,4 @@ docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
 clean:
-	rm -rf site demo_out .pytest_cache .ruff_cache
+	rm -rf site demo_out study_out .pytest_cache .ruff_cache
