@@ -1,0 +1,42 @@
+"""The imbalance study: DFME proportions, and a tiny end-to-end run with its docs page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recognizer.study import (
+    DFME_COUNTS,
+    StudyConfig,
+    proportional_counts,
+    run_study,
+    write_study_page,
+)
+
+
+def test_proportional_counts_follow_dfme_table_1() -> None:
+    counts = proportional_counts(140)
+    assert sum(counts.values()) == 140 and list(counts) == list(DFME_COUNTS)
+    shares = np.array(list(DFME_COUNTS.values())) / sum(DFME_COUNTS.values())
+    assert np.abs(np.array(list(counts.values())) - shares * 140).max() < 1.0
+    assert max(counts, key=counts.get) == "disgust" and min(counts, key=counts.get) == "contempt"
+    assert min(proportional_counts(7).values()) == 1
+    with pytest.raises(ValueError, match="at least the 7 classes"):
+        proportional_counts(5)
+
+
+def test_tiny_study_runs_remedies_on_the_same_folds_and_writes_its_page(tmp_path) -> None:
+    cfg = StudyConfig(
+        out_dir=tmp_path / "study", total_clips=28, target_copies=2, size=32, num_frames=4,
+        input_size=16, remedies=("none", "synth_fill"), seeds=(0,), n_splits=2, epochs=1,
+        widths=(4, 4, 4, 4), batch_size=8,
+    )  # fmt: skip
+    collected = run_study(cfg, log=False)
+    assert list(collected.summary["remedy"]) == ["none", "synth_fill"]
+    folds = [(tmp_path / "study" / "runs" / r / "seed0" / "folds.json").read_text()
+             for r in cfg.remedies]  # fmt: skip
+    assert folds[0] == folds[1]
+    page = write_study_page(collected, cfg, tmp_path / "docs" / "study.md", 60.0)
+    text = page.read_text()
+    assert "synthetic stand-in" in text and "| synth_fill |" in text
+    assert (tmp_path / "docs" / "img" / "study" / "metrics.png").stat().st_size > 1000
