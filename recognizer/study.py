@@ -67,6 +67,8 @@ class StudyConfig:
         total_clips: clips of the target domain (DFME proportions).
         target_copies: augmented copies per built-in portrait; the copies (not the originals)
             are the target's subjects.
+        target_realism: realism effects of the target (:class:`mesynth.realism.RealismConfig`
+            switches); the source uses flicker only.
         target_apex_iod, source_apex_iod: motion calibration of each domain.
         size: generated crop size (pixels); the model sees ``input_size``.
         num_frames: key frames per clip.
@@ -88,6 +90,7 @@ class StudyConfig:
     out_dir: Path = Path("study_out")
     total_clips: int = 140
     target_copies: int = 4
+    target_realism: tuple[str, ...] = ("blinks", "noise", "jpeg")
     target_apex_iod: float = 0.12
     source_apex_iod: float = 0.08
     size: int = 48
@@ -133,7 +136,7 @@ def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
     )
     copies = [f for f in faces.identities if "~aug" in f.name]
     counts = proportional_counts(cfg.total_clips)
-    realism = RealismConfig(head_motion=True, blinks=True, noise=True, jpeg=True)
+    realism = RealismConfig(**dict.fromkeys(cfg.target_realism, True))
     store = cfg.out_dir / "target_store"
     generate(
         copies,
