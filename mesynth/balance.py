@@ -27,7 +27,7 @@ class PlanError(ValueError):
 
 
 def clip_seed(global_seed: int, index: int) -> int:
-    """Integer seed of clip ``index``: a hash of ``(global_seed, index)`` (``0 <= seed < 2**63``)."""
+    """Integer seed of clip ``index``, a hash of ``(global_seed, index)``, in ``[0, 2**63)``."""
     if index < 0:
         raise PlanError(f"clip index must be >= 0, got {index}")
     state = np.random.SeedSequence([int(global_seed), int(index)]).generate_state(2, np.uint32)
