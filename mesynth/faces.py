@@ -191,7 +191,11 @@ class _LandmarkSource:
     """Landmark files first, else a detector created on first need (with an optional cache)."""
 
     def __init__(
-        self, backend: str, cache_dir: str | Path | None, detector: LandmarkDetector | None
+        self,
+        backend: str,
+        cache_dir: str | Path | None,
+        detector: LandmarkDetector | None,
+        whole_image_fallback: bool,
     ) -> None:
         if backend not in LANDMARK_BACKENDS:
             raise ValueError(
@@ -200,6 +204,7 @@ class _LandmarkSource:
         self.backend = backend
         self.cache = LandmarkCache(cache_dir) if cache_dir else None
         self._detector = detector
+        self.whole_image_fallback = whole_image_fallback
 
     def __call__(self, image: np.ndarray, path: Path | None, source: str) -> np.ndarray:
         beside = landmark_file_beside(path) if path is not None else None
@@ -212,9 +217,10 @@ class _LandmarkSource:
             )
         if self._detector is None:
             self._detector = create_detector(self.backend)
+        options = {"source": source, "whole_image_fallback": self.whole_image_fallback}
         if self.cache is not None:
-            return self.cache.get_or_detect(image, self._detector, source=source)
-        return detect_landmarks(image, self._detector, source=source)
+            return self.cache.get_or_detect(image, self._detector, **options)
+        return detect_landmarks(image, self._detector, **options)  # type: ignore[arg-type]
 
 
 def load_identities(
@@ -226,6 +232,7 @@ def load_identities(
     augmentation: IdentityAugmentation | None = None,
     seed: int = 0,
     detector: LandmarkDetector | None = None,
+    whole_image_fallback: bool = False,
 ) -> IdentitySet:
     """Load, landmark, align and crop identities; unusable images are skipped and listed.
 
@@ -237,6 +244,8 @@ def load_identities(
         augmentation: optional :class:`IdentityAugmentation` (seeded by ``seed``).
         seed: global seed of the augmentation.
         detector: a ready detector (overrides ``backend`` for detection).
+        whole_image_fallback: when detection finds no face, fit landmarks to the whole image
+            (for tight face crops). Off by default, so that images without a face are skipped.
 
     Returns:
         An :class:`IdentitySet`; ``.summary()`` lists what was skipped and why.
@@ -244,7 +253,7 @@ def load_identities(
     Raises:
         ValueError: no identity could be loaded (the message lists each skipped image).
     """
-    landmarks_of = _LandmarkSource(backend, cache_dir, detector)
+    landmarks_of = _LandmarkSource(backend, cache_dir, detector, whole_image_fallback)
     result = IdentitySet()
     used: set[str] = set()
     for item in find_images(source):

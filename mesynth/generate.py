@@ -264,15 +264,11 @@ def _describe(obj: object) -> object:
 
 
 def _motion_fingerprint(motion: MotionModel) -> dict[str, object]:
-    from mesynth.templates import TemplateAU
-
-    codes = tuple(int(c) for c in motion.known_codes)
-    basis = np.asarray(motion.au_basis([TemplateAU(c, None, 1.0) for c in codes]))
+    state = json.dumps(_describe(motion), sort_keys=True, default=str)
     return {
         "type": type(motion).__name__,
         "apex_iod": float(motion.apex_iod),
-        "codes": list(codes),
-        "basis": _fingerprint(basis),
+        "state": hashlib.sha1(state.encode()).hexdigest()[:16],
     }
 
 
