@@ -42,11 +42,12 @@ from mesynth.realism import (
     sample_realism,
 )
 from mesynth.store import ClipStore, clip_id_for, merge_shards, select_frames
+from mesynth.templates import TemplateAU
 from mesynth.warp import FaceWarper, WarpRequest
 
 if TYPE_CHECKING:
     from mesynth.motion import MotionModel
-    from mesynth.templates import TemplateAU, TemplateBank, TemplateInstance
+    from mesynth.templates import TemplateBank, TemplateInstance
     from mesynth.timing import Timing, TimingSampler
 
 
@@ -264,11 +265,13 @@ def _describe(obj: object) -> object:
 
 
 def _motion_fingerprint(motion: MotionModel) -> dict[str, object]:
-    state = json.dumps(_describe(motion), sort_keys=True, default=str)
+    codes = tuple(int(c) for c in motion.known_codes)
+    basis = np.asarray(motion.au_basis([TemplateAU(c, None, 1.0) for c in codes]))
     return {
         "type": type(motion).__name__,
         "apex_iod": float(motion.apex_iod),
-        "state": hashlib.sha1(state.encode()).hexdigest()[:16],
+        "codes": list(codes),
+        "basis": _fingerprint(np.round(basis, 12)),
     }
 
 

@@ -61,19 +61,14 @@ class RealismConfig:
 
     def __post_init__(self) -> None:
         for name in ("blink_duration_s", "noise_sigma", "jpeg_quality"):
-            low, high = getattr(self, name)
-            if not 0 <= low <= high:
+            value = tuple(getattr(self, name))  # YAML and Hydra give lists
+            object.__setattr__(self, name, value)
+            if len(value) != 2 or not 0 <= value[0] <= value[1]:
                 raise ValueError(f"RealismConfig.{name} must be (min, max) with 0 <= min <= max")
         if not 0 <= self.blink_probability <= 1:
             raise ValueError("RealismConfig.blink_probability must be in [0, 1]")
         if not (1 <= self.jpeg_quality[0] and self.jpeg_quality[1] <= 100):
             raise ValueError("RealismConfig.jpeg_quality must lie in [1, 100]")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, object]) -> RealismConfig:
-        """Build from plain values (lists become tuples), e.g. a Hydra node turned into a dict."""
-        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**fixed)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -477,3 +477,26 @@ def iter_manifest(root: str | Path) -> Iterable[dict[str, str]]:
     if not path.is_file():
         raise StoreError(f"{path} not found; is {root} a clip store (run `mesynth generate`)?")
     return read_manifest_rows(path)
+
+
+def load_clip(root: str | Path, row: Mapping[str, str]) -> np.ndarray:
+    """Frames of one manifest row, ``(T, H, W, C)`` uint8 RGB (the ``.npy`` when present).
+
+    Raises:
+        StoreError: the clip's files are missing or unreadable (the message names them).
+    """
+    root = Path(root)
+    if row.get("npy_path"):
+        path = root / row["npy_path"]
+        if not path.is_file():
+            raise StoreError(f"{path} listed in the manifest is missing")
+        return np.load(path, allow_pickle=False)
+    folder = root / row["frames_dir"]
+    frames = []
+    for number in row["frame_numbers"].split(";"):
+        matches = sorted(folder.glob(f"img{number}.*"))
+        image = cv2.imread(str(matches[0]), cv2.IMREAD_COLOR) if matches else None
+        if image is None:
+            raise StoreError(f"{folder}/img{number}.* listed in the manifest is missing")
+        frames.append(image[:, :, ::-1])
+    return np.stack(frames)

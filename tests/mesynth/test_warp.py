@@ -6,7 +6,7 @@ from scipy.interpolate import RBFInterpolator
 
 from mesynth.canonical import canonical_landmarks
 from mesynth.realism import RealismParams, blink_closure, blink_displacements, head_affines
-from mesynth.warp import FaceWarper, WarpRequest, pixel_centres, tps_influence, to_uint8
+from mesynth.warp import FaceWarper, WarpRequest, pixel_centres, to_uint8, tps_influence
 
 SIZE = 64
 
