@@ -19,6 +19,9 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+import torch
+
+from mesynth.warp import to_uint8
 
 # eyelid landmarks (iBUG 68): upper lid points and the lower lid points below them
 UPPER_LID = np.array([37, 38, 43, 44])
@@ -203,26 +206,36 @@ def flicker_gains(params: RealismParams, times_s: np.ndarray) -> np.ndarray:
 
 
 def finish_frames(
-    frames: np.ndarray,
+    frames: torch.Tensor,
     params: RealismParams,
     frame_numbers: np.ndarray,
     times_s: np.ndarray,
     clip_seed: int,
 ) -> np.ndarray:
-    """Photometric effects and quantisation: float ``(T, H, W, C)`` 0-255 RGB -> uint8.
+    """Photometric effects and quantisation: float ``(T, H, W, C)`` 0-255 RGB -> uint8 array.
 
-    Order: flicker gain, sensor noise (per frame from ``(clip_seed, frame number)``), rounding,
-    JPEG round trip.
+    Order: flicker gain, sensor noise (drawn on the CPU per frame from a generator seeded with
+    ``(clip_seed, frame number)``, so it does not depend on the device), rounding, JPEG round
+    trip.
     """
-    out = frames * flicker_gains(params, times_s)[:, None, None, None].astype(np.float32)
+    out = frames
+    if params.flicker_amplitude != 0:
+        gains = torch.as_tensor(flicker_gains(params, times_s), dtype=out.dtype)
+        out = out * gains.to(out.device)[:, None, None, None]
     if params.noise_sigma > 0:
-        for i, number in enumerate(frame_numbers):
-            rng = np.random.default_rng([clip_seed, int(number)])
-            out[i] += rng.normal(0.0, params.noise_sigma, out.shape[1:]).astype(np.float32)
-    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        noise = np.stack(
+            [
+                np.random.default_rng([clip_seed, int(number)]).standard_normal(
+                    tuple(out.shape[1:]), dtype=np.float32
+                )
+                for number in frame_numbers
+            ]
+        )
+        out = out + torch.from_numpy(noise * np.float32(params.noise_sigma)).to(out.device)
+    quantised = to_uint8(out)
     if params.jpeg_quality > 0:
-        out = np.stack([jpeg_round_trip(frame, params.jpeg_quality) for frame in out])
-    return out
+        quantised = np.stack([jpeg_round_trip(f, params.jpeg_quality) for f in quantised])
+    return quantised
 
 
 def jpeg_round_trip(frame: np.ndarray, quality: int) -> np.ndarray:

@@ -74,21 +74,29 @@ def tps_influence(
     scale = float(max(height, width))  # the TPS is similarity-invariant: condition the system
     c = centres / scale
     n = len(c)
-    kernel = _tps_kernel(((c[:, None] - c[None]) ** 2).sum(-1)) + regularization * np.eye(n)
+    kernel = _tps_kernel(_square_distances(c, c)) + regularization * np.eye(n)
     poly = np.hstack([np.ones((n, 1)), c])
     system = np.zeros((n + 3, n + 3))
     system[:n, :n] = kernel
     system[:n, n:] = poly
     system[n:, :n] = poly.T
     rhs = np.vstack([np.eye(n), np.zeros((3, n))])
-    coef = np.linalg.lstsq(system, rhs, rcond=None)[0]  # (N + 3, N)
+    try:
+        coef = np.linalg.solve(system, rhs)  # (N + 3, N)
+    except np.linalg.LinAlgError:  # coincident centres without regularisation
+        coef = np.linalg.lstsq(system, rhs, rcond=None)[0]
     points = pixel_centres((height, width)) / scale
-    phi = _tps_kernel(((points[:, None] - c[None]) ** 2).sum(-1))  # (H*W, N)
+    phi = _tps_kernel(_square_distances(points, c))  # (H*W, N)
     return phi @ coef[:n] + np.hstack([np.ones((len(points), 1)), points]) @ coef[n:]
 
 
+def _square_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(len(a), len(b))`` squared distances of ``(., 2)`` point sets."""
+    return (a[:, None, 0] - b[None, :, 0]) ** 2 + (a[:, None, 1] - b[None, :, 1]) ** 2
+
+
 def backward_flow(
-    influence: torch.Tensor,
+    influence_t: torch.Tensor,
     displacements: torch.Tensor,
     size: tuple[int, int],
     inverse_iterations: int = 1,
@@ -96,29 +104,30 @@ def backward_flow(
     """Backward sampling offsets of every frame from forward landmark displacements.
 
     Args:
-        influence: ``(H*W, N)`` operator from :func:`tps_influence`.
+        influence_t: ``(N, H*W)``, the *transpose* of :func:`tps_influence` (this layout makes
+            the product come out as ``(T, 2, H, W)`` without a copy).
         displacements: ``(T, N, 2)`` forward landmark displacements in pixels.
         size: ``(H, W)``.
         inverse_iterations: fixed-point refinements of the backward map (0 = first order).
 
     Returns:
-        ``(T, H, W, 2)`` offsets ``s(x) - x`` in pixels (``(x, y)`` order).
+        ``(T, H, W, 2)`` offsets ``s(x) - x`` in *normalised* ``grid_sample`` units
+        (``(x, y)`` order; one pixel is ``2 / W`` in x and ``2 / H`` in y).
     """
     height, width = size
     frames, n_points, _ = displacements.shape
-    values = (-displacements).permute(1, 0, 2).reshape(n_points, frames * 2)
-    flow = (influence @ values).reshape(height, width, frames, 2).permute(2, 0, 1, 3)
-    flow = flow.contiguous()
+    scale = torch.tensor(
+        [2.0 / width, 2.0 / height], dtype=influence_t.dtype, device=influence_t.device
+    )
+    values = (displacements * -scale).permute(0, 2, 1).reshape(frames * 2, n_points)
+    field = (values @ influence_t).view(frames, 2, height, width)
+    flow = field.permute(0, 2, 3, 1)
     if inverse_iterations > 0:
-        base = pixel_grid(size, flow.dtype, flow.device)
-        field = flow.permute(0, 3, 1, 2)  # (T, 2, H, W)
-        approx = flow
+        base = normalised_pixel_grid(size, flow.dtype, flow.device)
         for _ in range(inverse_iterations):
-            grid = to_normalised(base + approx, size)
-            approx = F.grid_sample(
-                field, grid, mode="bilinear", padding_mode="border", align_corners=False
+            flow = F.grid_sample(
+                field, base + flow, mode="bilinear", padding_mode="border", align_corners=False
             ).permute(0, 2, 3, 1)
-        flow = approx.contiguous()
     return flow
 
 
@@ -136,6 +145,26 @@ def to_normalised(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     height, width = size
     scale = torch.tensor([2.0 / width, 2.0 / height], dtype=points.dtype, device=points.device)
     return points * scale - 1.0
+
+
+def from_normalised(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`to_normalised`."""
+    height, width = size
+    scale = torch.tensor([width / 2.0, height / 2.0], dtype=grid.dtype, device=grid.device)
+    return (grid + 1.0) * scale
+
+
+_GRIDS: dict[tuple[tuple[int, int], torch.dtype, str], torch.Tensor] = {}
+
+
+def normalised_pixel_grid(
+    size: tuple[int, int], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Normalised coordinates of every pixel centre, ``(H, W, 2)`` (cached per size/device)."""
+    key = (tuple(size), dtype, str(device))
+    if key not in _GRIDS:
+        _GRIDS[key] = to_normalised(pixel_grid(size, dtype, device), size)
+    return _GRIDS[key]
 
 
 def apply_backward_affine(
@@ -241,9 +270,9 @@ class FaceWarper:
         if key not in self._faces:
             raise KeyError(f"unknown identity {key!r}; register it with add_identity first")
         image, landmarks = self._faces[key]
-        influence = tps_influence(landmarks, image.shape[:2])
+        influence_t = np.ascontiguousarray(tps_influence(landmarks, image.shape[:2]).T)
         entry = (
-            torch.from_numpy(influence).to(self.device, self.dtype),
+            torch.from_numpy(influence_t).to(self.device, self.dtype),
             torch.from_numpy(image).to(self.device, self.dtype).permute(2, 0, 1),
         )
         self._operators[key] = entry
@@ -253,39 +282,46 @@ class FaceWarper:
 
     def grids(self, request: WarpRequest) -> torch.Tensor:
         """Normalised sampling grid ``(T, H, W, 2)`` of one clip."""
-        influence, image = self._operator(request.identity)
+        influence_t, image = self._operator(request.identity)
         size = (image.shape[1], image.shape[2])
         disp = torch.as_tensor(request.displacements, dtype=self.dtype).to(self.device)
-        if disp.ndim != 3 or disp.shape[1:] != (influence.shape[1], 2):
+        if disp.ndim != 3 or disp.shape[1:] != (influence_t.shape[0], 2):
             raise ValueError(
-                f"displacements must be (T, {influence.shape[1]}, 2), got {tuple(disp.shape)}"
+                f"displacements must be (T, {influence_t.shape[0]}, 2), got {tuple(disp.shape)}"
             )
-        points = pixel_grid(size, self.dtype, self.device) + backward_flow(
-            influence, disp, size, self.inverse_iterations
+        flow = backward_flow(influence_t, disp, size, self.inverse_iterations)
+        grid = flow + normalised_pixel_grid(size, self.dtype, self.device)
+        if request.affines is None:
+            return grid
+        affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
+        points = apply_backward_affine(
+            from_normalised(grid, size), affines, (size[1] / 2, size[0] / 2)
         )
-        if request.affines is not None:
-            affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
-            points = apply_backward_affine(points, affines, (size[1] / 2, size[0] / 2))
         return to_normalised(points, size)
 
-    def render(self, requests: Sequence[WarpRequest]) -> list[np.ndarray]:
-        """Render clips; returns one float32 ``(T, H, W, C)`` array (0-255 scale) per request.
+    def render(self, requests: Sequence[WarpRequest]) -> list[torch.Tensor]:
+        """Render clips: one float ``(T, H, W, C)`` tensor (0-255 scale) per request, on the
+        warper's device.
 
-        Clips may differ in identity and length; shorter clips are padded for the single
-        ``grid_sample`` and trimmed afterwards.
+        Clips may differ in identity and length (not in size); shorter clips are padded for the
+        single ``grid_sample`` and trimmed afterwards.
         """
         if not requests:
             return []
-        grids = [self.grids(r) for r in requests]
         images = torch.stack([self._operator(r.identity)[1] for r in requests])
-        longest = max(g.shape[0] for g in grids)
-        padded = torch.stack(
-            [torch.cat([g, g[-1:].expand(longest - g.shape[0], -1, -1, -1)]) for g in grids]
-        )
-        frames = sample_clips(images, padded).to("cpu", torch.float32).numpy()
-        return [frames[i, : g.shape[0]] for i, g in enumerate(grids)]
+        height, width = images.shape[2:]
+        lengths = [len(r.displacements) for r in requests]
+        grids = torch.empty(len(requests), max(lengths), height, width, 2, dtype=self.dtype)
+        grids = grids.to(self.device)
+        base = normalised_pixel_grid((height, width), self.dtype, self.device)
+        for b, request in enumerate(requests):
+            grids[b, : lengths[b]] = self.grids(request)
+            grids[b, lengths[b] :] = base  # padding frames: any valid grid, trimmed later
+        frames = sample_clips(images, grids)
+        return [frames[i, :t] for i, t in enumerate(lengths)]
 
 
-def to_uint8(frames: np.ndarray) -> np.ndarray:
-    """Round and clip 0-255 float frames to uint8."""
-    return np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+def to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Round and clip 0-255 float frames to a uint8 array (rounding half to even)."""
+    frames = torch.as_tensor(frames)
+    return frames.round().clamp_(0, 255).to(torch.uint8).cpu().numpy()

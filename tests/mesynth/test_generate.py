@@ -182,3 +182,75 @@ def test_onset_frame_is_the_aligned_face_and_apex_moves(parts) -> None:
 def test_plan_classes_must_exist_in_the_bank(parts, tmp_path) -> None:
     with pytest.raises(ValueError, match="no templates"):
         _run(parts | {"plan": equal(1, ["boredom"])}, tmp_path)
+
+
+GROUPS = ["mesynth/identities", "mesynth/plan", "mesynth/realism"]
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mesynth.cli_app import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        return compose(config_name="generate", overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        f"{group}={p.stem}"
+        for group in GROUPS
+        for p in sorted((Path(__file__).parents[2] / "configs" / group).glob("*.yaml"))
+    ],
+)
+def test_every_generate_group_option_composes_and_instantiates(override) -> None:
+    from hydra.utils import instantiate
+
+    cfg = _compose([override, "paths.root_dir=/tmp"])
+    group = override.split("=")[0].split("/")[1]
+    node = cfg.mesynth[group]
+    assert instantiate(node, _convert_="all") is not None, override
+
+
+def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
+    from mesynth.cli import main
+
+    store = tmp_path / "store"
+    common = [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"]
+    args = ["size=48", "num_frames=4", "mesynth.plan.n_per_class=1", "progress=false"]
+    args += [f"out_dir={store}", "format=[frames]", "mesynth/realism=full"]
+    assert main(["generate", *args, *common]) == 0
+    out = capsys.readouterr().out
+    assert "2 identities loaded" in out and "7 written" in out
+    rows = read_manifest_rows(store / "manifest.csv")
+    assert sorted(r["label"] for r in rows) == sorted(TemplateBank.expert("dfme7").emotions)
+    # rerun: everything is already there
+    assert main(["generate", *args, *common]) == 0
+    assert "0 written, 7 already there" in capsys.readouterr().out
+
+    assert main(["preview", f"store={store}", "clips=[000000,000003]", *common]) == 0
+    sheet = store / "preview" / "contact_sheet.png"
+    image = cv2.imread(str(sheet))
+    assert image is not None and image.shape[0] > 100
+    import imageio.v3 as iio
+
+    gif = iio.imread(store / "preview" / f"000003_{rows[3]['label']}.gif", index=None)
+    assert gif.shape[0] == 4 and gif.shape[1:3] == (48, 48)
+
+    assert main(["stats", f"store={store}", *common]) == 0
+    out = capsys.readouterr().out
+    assert "happiness" in out and "duration_ms" in out
+    assert cv2.imread(str(store / "stats" / "class_histogram.png")) is not None
+    assert cv2.imread(str(store / "stats" / "timing_intensity.png")) is not None
+
+
+def test_preview_of_an_unknown_clip_names_it(reference) -> None:
+    from mesynth.preview import preview_store
+    from mesynth.store import StoreError
+
+    out, _ = reference
+    with pytest.raises(StoreError, match="no clip 999999"):
+        preview_store(out, ["999999"])

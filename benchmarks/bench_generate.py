@@ -1,0 +1,192 @@
+"""Rendering throughput of mesynth vs a naive per-frame TPS baseline; prints a table.
+
+Cases:
+    keyframes-224: 16 key-frames per clip, 224 x 224 crops.
+    full-112: every frame at 200 fps (about 40-100 frames per clip), 112 x 112 crops.
+
+Methods:
+    mesynth: per-identity TPS influence operators (computed inside the timed region, once per
+        identity) + one batched grid_sample per batch of clips (``mesynth.generate.render_clips``).
+    naive: for every frame, solve the TPS (``kornia.geometry.transform.get_tps_transform``) and
+        warp that frame alone (``warp_image_tps``).
+
+Both render the same sampled parameters (expert templates and motion, 200 fps timing, built-in
+identities, realism off). Each (case, method, device) runs in a fresh subprocess so that its
+peak memory (CPU: max RSS of the process; CUDA: ``torch.cuda.max_memory_allocated``) is its own.
+Numbers are medians over ``--repeats`` runs.
+
+    python benchmarks/bench_generate.py [--clips 32] [--naive-clips 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CASES = {"keyframes-224": ("keyframes", 224), "full-112": ("full", 112)}
+
+
+def _setup(case: str, n_clips: int):
+    import numpy as np
+
+    from mesynth.balance import equal
+    from mesynth.canonical import canonical_landmarks
+    from mesynth.faces import Identity, builtin_images
+    from mesynth.generate import sample_clip_parameters
+    from mesynth.motion import MotionModel
+    from mesynth.realism import RealismConfig
+    from mesynth.templates import TemplateBank
+    from mesynth.timing import TimingSampler
+
+    mode, size = CASES[case]
+    # identities: the built-in portraits resized to the crop with the canonical landmarks, so
+    # the benchmark does not depend on (or time) landmark detection
+    faces = []
+    for name, image in builtin_images().items():
+        import cv2
+
+        crop = cv2.resize(image[: min(image.shape[:2]), : min(image.shape[:2])], (size, size))
+        faces.append(Identity(name, crop, canonical_landmarks(size), "builtin"))
+    bank = TemplateBank.expert("dfme7")
+    plan = equal(int(np.ceil(n_clips / len(bank.emotions))), list(bank.emotions), seed=0)
+    params = [
+        sample_clip_parameters(
+            clip,
+            bank=bank,
+            identity_names=[f.name for f in faces],
+            timing_sampler=TimingSampler(fps=200),
+            realism=RealismConfig(),
+            mode=mode,
+            num_frames=16,
+        )
+        for clip in plan.clips()[:n_clips]
+    ]
+    return faces, params, MotionModel.expert()
+
+
+def _render_mesynth(faces, params, motion, device: str, batch_size: int) -> None:
+    from mesynth.generate import render_clips
+    from mesynth.warp import FaceWarper
+
+    warper = FaceWarper(device)
+    for face in faces:
+        warper.add_identity(face.name, face.image, face.landmarks)
+    by_name = {f.name: f for f in faces}
+    for start in range(0, len(params), batch_size):
+        render_clips(params[start : start + batch_size], by_name, motion, warper)
+
+
+def _render_naive(faces, params, motion, device: str) -> None:
+    import numpy as np
+    import torch
+    from kornia.geometry.transform import get_tps_transform, warp_image_tps
+
+    from mesynth.generate import clip_displacements
+
+    by_name = {f.name: f for f in faces}
+    for p in params:
+        face = by_name[p.identity]
+        size = face.image.shape[0]
+        image = torch.from_numpy(face.image).permute(2, 0, 1)[None].float().to(device)
+        disp = clip_displacements(p, motion, face.landmarks)
+        # kornia's normalised frame (align_corners=False): x_norm = 2 x / W - 1 for our
+        # continuous pixel coordinates (pixel centres at +0.5)
+        src = torch.from_numpy(face.landmarks * 2 / size - 1)[None].float().to(device)
+        for frame in disp:
+            dst = torch.from_numpy((face.landmarks + frame) * 2 / size - 1)[None].float()
+            dst = dst.to(device)
+            kernel, affine = get_tps_transform(dst, src)
+            out = warp_image_tps(image, src, kernel, affine, padding_mode="border")
+            np.clip(out[0].permute(1, 2, 0).round().cpu().numpy(), 0, 255).astype(np.uint8)
+
+
+def worker(case: str, method: str, device: str, n_clips: int, batch_size: int, repeats: int):
+    import torch
+
+    faces, params, motion = _setup(case, n_clips)
+    frames = sum(len(p.frame_numbers) for p in params)
+    times = []
+    for _ in range(repeats):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        if method == "mesynth":
+            _render_mesynth(faces, params, motion, device, batch_size)
+        else:
+            _render_naive(faces, params, motion, device)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    if device.startswith("cuda"):
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "case": case,
+        "method": method,
+        "device": device,
+        "clips": n_clips,
+        "frames_per_clip": frames / n_clips,
+        "clips_per_s": n_clips / seconds,
+        "peak_mb": peak_mb,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=32, help="clips rendered by mesynth")
+    parser.add_argument("--naive-clips", type=int, default=2, help="clips rendered naively")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--devices", default="auto", help="auto | cpu | cpu,cuda")
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "METHOD", "DEVICE"))
+    args = parser.parse_args()
+    if args.worker:
+        case, method, device = args.worker
+        n = args.clips if method == "mesynth" else args.naive_clips
+        print(json.dumps(worker(case, method, device, n, args.batch_size, args.repeats)))
+        return
+    import torch
+
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    if args.devices != "auto":
+        devices = args.devices.split(",")
+    results = []
+    for case in CASES:
+        for device in devices:
+            for method in ("mesynth", "naive"):
+                command = [sys.executable, __file__, "--worker", case, method, device]
+                command += ["--clips", str(args.clips), "--naive-clips", str(args.naive_clips)]
+                command += ["--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]
+                out = subprocess.run(
+                    command, capture_output=True, text=True, check=True, cwd=Path.cwd()
+                ).stdout
+                results.append(json.loads(out.strip().splitlines()[-1]))
+    header = (
+        f"{'case':<14} {'device':<6} {'method':<8} {'clips':>5} {'frames/clip':>11} "
+        f"{'clips/s':>9} {'peak MB':>8} {'speed-up':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        naive = next(
+            x
+            for x in results
+            if x["case"] == r["case"] and x["device"] == r["device"] and x["method"] == "naive"
+        )
+        print(
+            f"{r['case']:<14} {r['device']:<6} {r['method']:<8} {r['clips']:>5} "
+            f"{r['frames_per_clip']:>11.1f} {r['clips_per_s']:>9.2f} {r['peak_mb']:>8.0f} "
+            f"{r['clips_per_s'] / naive['clips_per_s']:>8.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
