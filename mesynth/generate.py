@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -174,22 +175,38 @@ def sample_clip_parameters(
     )
 
 
+def clip_patterns(
+    params: ClipParameters, motion: MotionModel, landmarks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's motion as ``(patterns, weights)`` for :class:`~mesynth.warp.WarpRequest`.
+
+    Returns:
+        ``patterns`` ``(K', 68, 2)`` pixels: ``IOD_px * intensity_k * basis_k`` per AU, plus the
+        fully closed eyelid pattern when the clip blinks; ``weights`` ``(T, K')``: the AU
+        intensity curves at the stored frames (and the blink closure).
+    """
+    aus = params.instance.aus
+    frames = params.frame_numbers.astype(np.float64)
+    patterns = np.zeros((0, len(landmarks), 2))
+    weights = np.zeros((len(frames), 0))
+    if aus:
+        basis = np.asarray(motion.au_basis(aus), dtype=np.float64)  # (K, 68, 2) IOD units
+        scale = np.array([a.intensity for a in aus]) * float(inter_ocular_distance(landmarks))
+        patterns = basis * scale[:, None, None]
+        weights = np.asarray(params.timing.intensity(frames), dtype=np.float64)  # (T, K)
+    closure = blink_closure(params.realism, params.times_s)
+    if closure.any():
+        patterns = np.concatenate([patterns, blink_displacements(landmarks, np.ones(1))])
+        weights = np.concatenate([weights, closure[:, None]], axis=1)
+    return patterns, weights
+
+
 def clip_displacements(
     params: ClipParameters, motion: MotionModel, landmarks: np.ndarray
 ) -> np.ndarray:
     """Forward landmark displacements of every stored frame, ``(T, 68, 2)`` pixels."""
-    aus = params.instance.aus
-    frames = params.frame_numbers.astype(np.float64)
-    out = np.zeros((len(frames), len(landmarks), 2))
-    if aus:
-        basis = np.asarray(motion.au_basis(aus), dtype=np.float64)  # (K, 68, 2) IOD units
-        curve = np.asarray(params.timing.intensity(frames), dtype=np.float64)  # (T, K)
-        weights = curve * np.array([a.intensity for a in aus])[None]
-        out += np.einsum("tk,knd->tnd", weights, basis) * float(inter_ocular_distance(landmarks))
-    closure = blink_closure(params.realism, params.times_s)
-    if closure.any():
-        out += blink_displacements(landmarks, closure)
-    return out
+    patterns, weights = clip_patterns(params, motion, landmarks)
+    return np.einsum("tk,knd->tnd", weights, patterns)
 
 
 def render_clips(
@@ -205,7 +222,7 @@ def render_clips(
     requests = [
         WarpRequest(
             p.identity,
-            clip_displacements(p, motion, identities[p.identity].landmarks),
+            *clip_patterns(p, motion, identities[p.identity].landmarks),
             head_affines(p.realism, p.times_s),
         )
         for p in params
@@ -360,7 +377,8 @@ def generate(
         mode, num_frames, sampling: what each clip stores (:func:`mesynth.store.select_frames`).
         formats, image_format, jpeg_quality: how it is stored (:class:`mesynth.store.ClipStore`).
         realism: switchable realism effects (default: all off).
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+        device: ``"auto"`` (CUDA when available, GPU ``LOCAL_RANK`` under torchrun), ``"cpu"``,
+            ``"cuda"``, ...
         batch_size: clips per ``grid_sample`` call (memory/speed only; never changes a clip).
         inverse_iterations: backward-map refinement steps (see :mod:`mesynth.warp`).
         rank, world_size: this shard (default ``RANK``/``WORLD_SIZE``); the last shard to
@@ -391,8 +409,9 @@ def generate(
             f"(its emotions: {list(bank.emotions)})"
         )
     realism = realism or RealismConfig()
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":  # under torchrun each local rank takes its own GPU
+        local = int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
     config = generation_config(
         faces,
         bank,

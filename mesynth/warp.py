@@ -97,16 +97,23 @@ def _square_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def backward_flow(
     influence_t: torch.Tensor,
-    displacements: torch.Tensor,
+    patterns: torch.Tensor,
+    weights: torch.Tensor,
     size: tuple[int, int],
     inverse_iterations: int = 1,
 ) -> torch.Tensor:
-    """Backward sampling offsets of every frame from forward landmark displacements.
+    """Backward sampling offsets of every frame of a clip.
+
+    The clip's forward landmark displacement at frame ``t`` is ``sum_k weights[t, k] *
+    patterns[k]`` (e.g. one pattern per AU, weighted by its intensity curve). Each pattern's
+    dense field is computed once (``2K`` rows times the operator), then every frame is a
+    ``(T, K) @ (K, 2*H*W)`` product.
 
     Args:
         influence_t: ``(N, H*W)``, the *transpose* of :func:`tps_influence` (this layout makes
             the product come out as ``(T, 2, H, W)`` without a copy).
-        displacements: ``(T, N, 2)`` forward landmark displacements in pixels.
+        patterns: ``(K, N, 2)`` forward landmark displacement patterns, pixels.
+        weights: ``(T, K)`` weight of each pattern in each frame.
         size: ``(H, W)``.
         inverse_iterations: fixed-point refinements of the backward map (0 = first order).
 
@@ -115,12 +122,13 @@ def backward_flow(
         (``(x, y)`` order; one pixel is ``2 / W`` in x and ``2 / H`` in y).
     """
     height, width = size
-    frames, n_points, _ = displacements.shape
+    n_patterns, n_points, _ = patterns.shape
     scale = torch.tensor(
         [2.0 / width, 2.0 / height], dtype=influence_t.dtype, device=influence_t.device
     )
-    values = (displacements * -scale).permute(0, 2, 1).reshape(frames * 2, n_points)
-    field = (values @ influence_t).view(frames, 2, height, width)
+    values = (patterns * -scale).permute(0, 2, 1).reshape(n_patterns * 2, n_points)
+    fields = (values @ influence_t).view(n_patterns, 2 * height * width)
+    field = (weights @ fields).view(len(weights), 2, height, width)
     flow = field.permute(0, 2, 3, 1)
     if inverse_iterations > 0:
         base = normalised_pixel_grid(size, flow.dtype, flow.device)
@@ -212,16 +220,33 @@ def sample_clips(images: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
 class WarpRequest:
     """What to render for one clip.
 
+    The forward landmark displacement of frame ``t`` is ``sum_k weights[t, k] * patterns[k]``.
+
     Attributes:
         identity: key of a face registered with :meth:`FaceWarper.add_identity`.
-        displacements: ``(T, N, 2)`` forward landmark displacements, pixels.
+        patterns: ``(K, N, 2)`` forward landmark displacement patterns, pixels (e.g. one per AU
+            at its apex intensity, plus an eyelid pattern for blinks).
+        weights: ``(T, K)`` weight of every pattern in every frame (e.g. intensity curves).
         affines: optional ``(T, 2, 3)`` backward similarity per frame (head micro-motion), see
             :func:`apply_backward_affine`; ``None`` for a still head.
     """
 
     identity: Hashable
-    displacements: np.ndarray
+    patterns: np.ndarray
+    weights: np.ndarray
     affines: np.ndarray | None = None
+
+    @classmethod
+    def from_displacements(
+        cls, identity: Hashable, displacements: np.ndarray, affines: np.ndarray | None = None
+    ) -> WarpRequest:
+        """A request from per-frame displacements ``(T, N, 2)`` (one pattern per frame)."""
+        displacements = np.asarray(displacements, dtype=np.float64)
+        return cls(identity, displacements, np.eye(len(displacements)), affines)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.weights)
 
 
 class FaceWarper:
@@ -280,24 +305,29 @@ class FaceWarper:
             self._operators.popitem(last=False)
         return entry
 
-    def grids(self, request: WarpRequest) -> torch.Tensor:
-        """Normalised sampling grid ``(T, H, W, 2)`` of one clip."""
+    def grids(self, request: WarpRequest, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised sampling grid ``(T, H, W, 2)`` of one clip (written into ``out`` if given)."""
         influence_t, image = self._operator(request.identity)
         size = (image.shape[1], image.shape[2])
-        disp = torch.as_tensor(request.displacements, dtype=self.dtype).to(self.device)
-        if disp.ndim != 3 or disp.shape[1:] != (influence_t.shape[0], 2):
+        patterns = torch.as_tensor(request.patterns, dtype=self.dtype).to(self.device)
+        weights = torch.as_tensor(request.weights, dtype=self.dtype).to(self.device)
+        n_points = influence_t.shape[0]
+        if patterns.ndim != 3 or patterns.shape[1:] != (n_points, 2):
+            raise ValueError(f"patterns must be (K, {n_points}, 2), got {tuple(patterns.shape)}")
+        if weights.ndim != 2 or weights.shape[1] != patterns.shape[0]:
             raise ValueError(
-                f"displacements must be (T, {influence_t.shape[0]}, 2), got {tuple(disp.shape)}"
+                f"weights must be (T, K={patterns.shape[0]}), got {tuple(weights.shape)}"
             )
-        flow = backward_flow(influence_t, disp, size, self.inverse_iterations)
-        grid = flow + normalised_pixel_grid(size, self.dtype, self.device)
+        flow = backward_flow(influence_t, patterns, weights, size, self.inverse_iterations)
+        base = normalised_pixel_grid(size, self.dtype, self.device)
         if request.affines is None:
-            return grid
+            return torch.add(flow, base, out=out)
         affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
         points = apply_backward_affine(
-            from_normalised(grid, size), affines, (size[1] / 2, size[0] / 2)
+            from_normalised(flow + base, size), affines, (size[1] / 2, size[0] / 2)
         )
-        return to_normalised(points, size)
+        grid = to_normalised(points, size)
+        return grid if out is None else out.copy_(grid)
 
     def render(self, requests: Sequence[WarpRequest]) -> list[torch.Tensor]:
         """Render clips: one float ``(T, H, W, C)`` tensor (0-255 scale) per request, on the
@@ -310,18 +340,18 @@ class FaceWarper:
             return []
         images = torch.stack([self._operator(r.identity)[1] for r in requests])
         height, width = images.shape[2:]
-        lengths = [len(r.displacements) for r in requests]
+        lengths = [r.n_frames for r in requests]
         grids = torch.empty(len(requests), max(lengths), height, width, 2, dtype=self.dtype)
         grids = grids.to(self.device)
         base = normalised_pixel_grid((height, width), self.dtype, self.device)
         for b, request in enumerate(requests):
-            grids[b, : lengths[b]] = self.grids(request)
+            self.grids(request, out=grids[b, : lengths[b]])
             grids[b, lengths[b] :] = base  # padding frames: any valid grid, trimmed later
         frames = sample_clips(images, grids)
         return [frames[i, :t] for i, t in enumerate(lengths)]
 
 
 def to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Round and clip 0-255 float frames to a uint8 array (rounding half to even)."""
+    """Round (half up) and clip 0-255 float frames to a uint8 array."""
     frames = torch.as_tensor(frames)
-    return frames.round().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    return (frames + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()

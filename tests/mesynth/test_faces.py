@@ -54,19 +54,28 @@ def test_folder_with_bad_images_skips_each_with_its_reason(tmp_path, dlib_detect
     _save_rgb(tmp_path / "blank.png", np.full((120, 120, 3), 127, np.uint8))
     _save_rgb(tmp_path / "malformed.png", astronaut)
     (tmp_path / "malformed.pts").write_text("version: 1\nn_points: 68\n{\n1 2 3\n}\n")
+    _save_rgb(tmp_path / "upside_down.png", astronaut)
+    np.save(tmp_path / "upside_down.npy", points[:, ::-1] * [1, 1] - 0.5)  # x and y swapped
     hopper = cv2.resize(portraits["hopper"], (astronaut.shape[1], astronaut.shape[0]))
     _save_rgb(tmp_path / "two_faces.png", np.hstack([astronaut, hopper]))
 
     result = load_identities(tmp_path, size=SIZE, detector=dlib_detector)
     assert result.names == ["good"]
     reasons = {s.path.split("/")[-1]: s.reason for s in result.skipped}
-    assert set(reasons) == {"broken.jpg", "blank.png", "malformed.png", "two_faces.png"}
+    assert set(reasons) == {
+        "broken.jpg",
+        "blank.png",
+        "malformed.png",
+        "two_faces.png",
+        "upside_down.png",
+    }
+    assert "upside_down.npy" in reasons["upside_down.png"]
     assert "not a readable image" in reasons["broken.jpg"]
     assert "no face" in reasons["blank.png"]
     assert "malformed.pts" in reasons["malformed.png"] and "line 4" in reasons["malformed.png"]
     assert "faces found" in reasons["two_faces.png"]
     summary = result.summary()
-    assert "1 identities loaded, 4 images skipped" in summary and "broken.jpg" in summary
+    assert "1 identities loaded, 5 images skipped" in summary and "broken.jpg" in summary
     np.testing.assert_allclose(
         result[0].landmarks,
         load_identities([tmp_path / "good.png"], size=SIZE, backend="files")[0].landmarks,

@@ -46,7 +46,7 @@ def test_influence_reproduces_affine_maps_exactly() -> None:
 
 def test_zero_displacement_reproduces_the_face_exactly(device) -> None:
     warper = _warper(device)
-    frames = warper.render([WarpRequest("face", np.zeros((3, 68, 2)))])[0]
+    frames = warper.render([WarpRequest.from_displacements("face", np.zeros((3, 68, 2)))])[0]
     assert frames.shape == (3, SIZE, SIZE, 3)
     assert np.array_equal(to_uint8(frames), np.repeat(_texture()[None], 3, 0))
 
@@ -63,7 +63,7 @@ def test_mouth_motion_moves_content_where_the_landmarks_go(device, shift) -> Non
     warper.add_identity("face", texture, points)
     disp = np.zeros((1, 68, 2))
     disp[0, 48:68] = shift
-    frame = warper.render([WarpRequest("face", disp)])[0][0].cpu().numpy()
+    frame = warper.render([WarpRequest.from_displacements("face", disp)])[0][0].cpu().numpy()
     (x0, y0), (x1, y1) = points[48:68].min(0), points[48:68].max(0)
     window = np.s_[int(y0) + 4 : int(y1) - 3, int(x0) + 8 : int(x1) - 7]
     candidates = np.arange(-4, 4.01, 0.25)
@@ -86,7 +86,9 @@ def test_inverse_refinement_shrinks_the_backward_map_residual() -> None:
     forward = RBFInterpolator(points, disp[0], kernel="thin_plate_spline", degree=1)
     residuals = []
     for iterations in (0, 2):
-        grid = _warper("cpu", inverse_iterations=iterations).grids(WarpRequest("face", disp))
+        grid = _warper("cpu", inverse_iterations=iterations).grids(
+            WarpRequest.from_displacements("face", disp)
+        )
         source = ((grid[0].double().numpy() + 1) / 2 * SIZE).reshape(-1, 2)
         # an exact backward map satisfies source + u(source) = output pixel
         landed = source + forward(source)
@@ -100,7 +102,7 @@ def test_results_do_not_depend_on_batch_composition(device) -> None:
     warper.add_identity("other", _texture(seed=5), canonical_landmarks(SIZE) + 0.7)
     rng = np.random.default_rng(0)
     requests = [
-        WarpRequest(name, rng.normal(0, 1.5, (t, 68, 2)))
+        WarpRequest.from_displacements(name, rng.normal(0, 1.5, (t, 68, 2)))
         for name, t in (("face", 4), ("other", 2), ("face", 5))
     ]
     together = warper.render(requests)
@@ -112,7 +114,7 @@ def test_results_do_not_depend_on_batch_composition(device) -> None:
 @pytest.mark.gpu
 def test_cuda_matches_cpu() -> None:
     rng = np.random.default_rng(3)
-    request = WarpRequest("face", rng.normal(0, 2, (4, 68, 2)))
+    request = WarpRequest.from_displacements("face", rng.normal(0, 2, (4, 68, 2)))
     cpu = _warper("cpu").render([request])[0].numpy()
     cuda = _warper("cuda").render([request])[0].cpu().numpy()
     np.testing.assert_allclose(cuda, cpu, atol=2e-2)
@@ -122,7 +124,9 @@ def test_cuda_matches_cpu() -> None:
 def test_head_motion_affine_is_applied_about_the_centre(device) -> None:
     shift = np.array([[[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]]])
     frame = to_uint8(
-        _warper(device).render([WarpRequest("face", np.zeros((1, 68, 2)), shift)])[0][0]
+        _warper(device).render(
+            [WarpRequest.from_displacements("face", np.zeros((1, 68, 2)), shift)]
+        )[0][0]
     )
     # a backward shift of (2, -1): output(x, y) = input(x + 2, y - 1)
     assert np.array_equal(frame[1:-2, 2:-3], _texture()[0:-3, 4:-1])
@@ -151,10 +155,12 @@ def test_full_blink_closes_the_lids() -> None:
 
 def test_bad_displacement_shape_and_unknown_identity() -> None:
     warper = _warper("cpu")
-    with pytest.raises(ValueError, match=r"\(T, 68, 2\)"):
-        warper.render([WarpRequest("face", np.zeros((2, 5, 2)))])
+    with pytest.raises(ValueError, match=r"\(K, 68, 2\)"):
+        warper.render([WarpRequest.from_displacements("face", np.zeros((2, 5, 2)))])
+    with pytest.raises(ValueError, match=r"\(T, K=2\)"):
+        warper.render([WarpRequest("face", np.zeros((2, 68, 2)), np.zeros((4, 3)))])
     with pytest.raises(KeyError, match="nobody"):
-        warper.render([WarpRequest("nobody", np.zeros((1, 68, 2)))])
+        warper.render([WarpRequest.from_displacements("nobody", np.zeros((1, 68, 2)))])
     with pytest.raises(ValueError, match="uint8"):
         warper.add_identity("bad", np.zeros((8, 8, 3)), canonical_landmarks(8))
     with pytest.raises(ValueError, match="inverse_iterations"):
