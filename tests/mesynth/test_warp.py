@@ -97,6 +97,18 @@ def test_inverse_refinement_shrinks_the_backward_map_residual() -> None:
     assert residuals[1] < residuals[0] / 4
 
 
+def test_factorised_request_equals_per_frame_displacements(device) -> None:
+    rng = np.random.default_rng(2)
+    patterns = rng.normal(0, 1.5, (2, 68, 2))
+    weights = rng.uniform(0, 1, (5, 2))
+    warper = _warper(device)
+    factorised = warper.render([WarpRequest("face", patterns, weights)])[0]
+    per_frame = WarpRequest.from_displacements("face", np.einsum("tk,knd->tnd", weights, patterns))
+    np.testing.assert_allclose(
+        factorised.cpu().numpy(), warper.render([per_frame])[0].cpu().numpy(), atol=1e-2
+    )
+
+
 def test_results_do_not_depend_on_batch_composition(device) -> None:
     warper = _warper(device)
     warper.add_identity("other", _texture(seed=5), canonical_landmarks(SIZE) + 0.7)
