@@ -15,9 +15,10 @@ Methods:
 All render the same kind of sampled parameters (expert templates and motion, 200 fps timing,
 built-in identities, realism off); the naive baseline renders the first ``--naive-clips`` of
 them. The speed-up is computed on frames/s (clip lengths differ in full mode). Each (case,
-method, device) runs in a fresh subprocess so that its peak memory (CPU: max RSS of the
-process; CUDA: ``torch.cuda.max_memory_allocated``) is its own. Times are the best of
-``--repeats`` runs (the machine may be shared: slower runs measure the other users).
+method, device) gets its peak memory from a fresh subprocess (CPU: max RSS of the process;
+CUDA: ``torch.cuda.max_memory_allocated``). Speeds are timed in one process per (case, device),
+the methods taking turns, best of ``--repeats`` (the machine may be shared: slower runs
+measure the other users, and taking turns exposes every method to the same load).
 
     python benchmarks/bench_generate.py [--clips 32] [--naive-clips 2] [--repeats 3]
 """
@@ -109,39 +110,71 @@ def _render_naive(faces, params, motion, device: str) -> None:
             np.clip(out[0].permute(1, 2, 0).round().cpu().numpy(), 0, 255).astype(np.uint8)
 
 
-def worker(case: str, method: str, device: str, n_clips: int, batch_size: int, repeats: int):
+METHODS = ("mesynth", "mesynth-o1", "naive")
+
+
+def _run_once(method, faces, params, motion, device: str, batch_size: int) -> float:
     import torch
 
-    faces, params, motion = _setup(case, n_clips)
-    frames = sum(len(p.frame_numbers) for p in params)
-    times = []
-    for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        if method.startswith("mesynth"):
-            iterations = 0 if method == "mesynth-o1" else 1
-            _render_mesynth(faces, params, motion, device, batch_size, iterations)
-        else:
-            _render_naive(faces, params, motion, device)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    seconds = min(times)  # best of N: the machine is shared, slower runs measure the others
     if device.startswith("cuda"):
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    if method == "naive":
+        _render_naive(faces, params, motion, device)
     else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "case": case,
-        "method": method,
-        "device": device,
-        "clips": n_clips,
-        "frames_per_clip": frames / n_clips,
-        "clips_per_s": n_clips / seconds,
-        "frames_per_s": frames / seconds,
-        "peak_mb": peak_mb,
-    }
+        iterations = 0 if method == "mesynth-o1" else 1
+        _render_mesynth(faces, params, motion, device, batch_size, iterations)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def speed_worker(case: str, device: str, args: argparse.Namespace) -> list[dict]:
+    """All methods of one case, timed in turns (so a busy spell of a shared machine hits every
+    method alike); best of ``repeats``."""
+    setups = {m: _setup(case, args.naive_clips if m == "naive" else args.clips) for m in METHODS}
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    for method in METHODS:  # warm-up
+        _run_once(method, *setups[method], device, args.batch_size)
+    for _ in range(args.repeats):
+        for method in METHODS:
+            times[method].append(_run_once(method, *setups[method], device, args.batch_size))
+    out = []
+    for method in METHODS:
+        params = setups[method][1]
+        frames = sum(len(p.frame_numbers) for p in params)
+        seconds = min(times[method])
+        out.append(
+            {
+                "case": case,
+                "method": method,
+                "device": device,
+                "clips": len(params),
+                "frames_per_clip": frames / len(params),
+                "clips_per_s": len(params) / seconds,
+                "frames_per_s": frames / seconds,
+            }
+        )
+    return out
+
+
+def memory_worker(case: str, method: str, device: str, args: argparse.Namespace) -> float:
+    """Peak memory (MB) of one run of one method in this fresh process."""
+    import torch
+
+    faces, params, motion = _setup(case, args.naive_clips if method == "naive" else args.clips)
+    _run_once(method, faces, params, motion, device, args.batch_size)
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _child(args: argparse.Namespace, *worker: str) -> object:
+    command = [sys.executable, __file__, "--worker", *worker]
+    command += ["--clips", str(args.clips), "--naive-clips", str(args.naive_clips)]
+    command += ["--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=Path.cwd())
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -151,12 +184,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--devices", default="auto", help="auto | cpu | cpu,cuda")
-    parser.add_argument("--worker", nargs=3, metavar=("CASE", "METHOD", "DEVICE"))
+    parser.add_argument("--worker", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        case, method, device = args.worker
-        n = args.naive_clips if method == "naive" else args.clips
-        print(json.dumps(worker(case, method, device, n, args.batch_size, args.repeats)))
+        if args.worker[0] == "speed":
+            print(json.dumps(speed_worker(args.worker[1], args.worker[2], args)))
+        else:
+            print(json.dumps(memory_worker(*args.worker[1:4], args)))
         return
     import torch
 
@@ -166,14 +200,10 @@ def main() -> None:
     results = []
     for case in CASES:
         for device in devices:
-            for method in ("mesynth", "mesynth-o1", "naive"):
-                command = [sys.executable, __file__, "--worker", case, method, device]
-                command += ["--clips", str(args.clips), "--naive-clips", str(args.naive_clips)]
-                command += ["--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]
-                out = subprocess.run(
-                    command, capture_output=True, text=True, check=True, cwd=Path.cwd()
-                ).stdout
-                results.append(json.loads(out.strip().splitlines()[-1]))
+            rows = _child(args, "speed", case, device)
+            for row in rows:
+                row["peak_mb"] = _child(args, "memory", case, row["method"], device)
+            results += rows
     header = (
         f"{'case':<14} {'device':<6} {'method':<10} {'clips':>5} {'frames/clip':>11} "
         f"{'clips/s':>9} {'frames/s':>9} {'peak MB':>8} {'speed-up':>9}"
