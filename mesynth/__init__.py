@@ -3,17 +3,31 @@
 Public names are re-exported here as the modules that define them land.
 """
 
+from mesynth.au import ActionUnit, AUCombination, parse_aus
 from mesynth.canonical import (
     align_to_canonical,
     canonical_landmarks,
     inter_ocular_distance,
 )
+from mesynth.motion import MotionModel
+from mesynth.templates import Template, TemplateAU, TemplateBank, TemplateInstance
+from mesynth.timing import Timing, TimingSampler
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AUCombination",
+    "ActionUnit",
+    "MotionModel",
+    "Template",
+    "TemplateAU",
+    "TemplateBank",
+    "TemplateInstance",
+    "Timing",
+    "TimingSampler",
     "__version__",
     "align_to_canonical",
     "canonical_landmarks",
     "inter_ocular_distance",
+    "parse_aus",
 ]

@@ -8,6 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mesynth.cli_app import Command, run_command
 from mesynth.environment import environment_report, format_report
+from mesynth.mining import read_annotation_table
+from mesynth.templates import TemplateBank
 
 
 def env_command(cfg: DictConfig) -> None:
@@ -90,11 +92,42 @@ def stats_command(cfg: DictConfig) -> None:
     print("\n".join(str(p) for p in plot_stats(table, out)))
 
 
+def templates_command(cfg: DictConfig) -> None:
+    """Build the template bank from the configured sources and print its per-emotion summary."""
+    sources = None if cfg.sources is None else list(cfg.sources)
+    banks = [TemplateBank.expert(cfg.scheme, sources)]
+    weights = [cfg.expert_weight]
+    if cfg.mined.table:
+        subjects = None if cfg.mined.subjects is None else list(cfg.mined.subjects)
+        records = read_annotation_table(cfg.mined.table)
+        banks.append(TemplateBank.mined(records, cfg.scheme, subjects=subjects))
+        weights.append(cfg.mined.weight)
+    if cfg.macro.csvs:
+        banks.append(
+            TemplateBank.macro_onset(
+                list(cfg.macro.csvs),
+                list(cfg.macro.labels),
+                cfg.scheme,
+                fraction=tuple(cfg.macro.fraction),
+                divisor=cfg.macro.divisor,
+            )
+        )
+        weights.append(cfg.macro.weight)
+    bank = TemplateBank.combine(banks, weights)
+    print(f"AU templates, scheme {cfg.scheme}")
+    for report in bank.reports:
+        print(report)
+    print(bank.summary().to_string())
+    if cfg.details:
+        print(bank.to_frame().drop(columns="citation").to_string(index=False))
+
+
 COMMANDS: dict[str, Command] = {
     "env": Command("env", env_command, "show versions, devices and available backends"),
     "generate": Command("generate", generate_command, "generate a balanced synthetic clip store"),
     "preview": Command("preview", preview_command, "GIFs and a contact sheet of stored clips"),
     "stats": Command("stats", stats_command, "class histogram, durations and intensities"),
+    "templates": Command("templates", templates_command, "print the AU template bank"),
 }
 
 

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
 
 from mesynth.au import AUCombination, parse_aus
 from mesynth.emotions import UnknownLabelError, scheme_labels, to_scheme
-from mesynth.template_types import BankReport, SkippedRow, Template, TemplateAU
+from mesynth.template_types import BankReport, SkippedRow, Template, TemplateAU, TemplateError
 
 _Key = tuple[str, tuple[tuple[int, str | None], ...]]
 
@@ -135,3 +139,45 @@ def mine_templates(
         )
         templates.append(Template(label, aus, "mined", count, citation))
     return templates, report
+
+
+@dataclass(frozen=True)
+class AnnotationRecord:
+    """A minimal annotation row for :func:`mine_templates` (real loaders give ``Sample``)."""
+
+    subject: str
+    emotion: str
+    aus: str
+    dataset: str = ""
+    clip: str = ""
+
+
+def read_annotation_table(path: str | Path) -> list[AnnotationRecord]:
+    """Read a CSV with columns ``subject, emotion, aus`` (optional ``dataset``, ``clip``).
+
+    Every cell is read as text (so ``'006'`` stays ``'006'``).
+
+    Raises:
+        TemplateError: unreadable file or missing columns (the file is named).
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise TemplateError(f"{path}: cannot read annotation table: {error}") from error
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in ("subject", "emotion", "aus") if c not in table.columns]
+    if missing:
+        raise TemplateError(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(table.columns)}"
+        )
+    return [
+        AnnotationRecord(
+            subject=row["subject"],
+            emotion=row["emotion"],
+            aus=row["aus"],
+            dataset=row.get("dataset", ""),
+            clip=row.get("clip", ""),
+        )
+        for row in table.to_dict("records")
+    ]

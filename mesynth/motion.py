@@ -69,10 +69,20 @@ def mirror_displacement(displacement: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
+def _expert_table() -> dict:
+    return yaml.safe_load(resources.files("mesynth.data").joinpath("au_motion.yaml").read_text())
+
+
+def expert_au_names() -> dict[int, str]:
+    """FACS names of the AUs of the expert basis (``{12: "lip corner puller", ...}``)."""
+    return {int(code): entry["name"] for code, entry in _expert_table()["aus"].items()}
+
+
+@lru_cache(maxsize=1)
 def _authored_directions() -> dict[int, np.ndarray]:
     """The shipped expert directions, symmetrised and scaled to a largest point of 1."""
     path = "mesynth/data/au_motion.yaml"
-    data = yaml.safe_load(resources.files("mesynth.data").joinpath("au_motion.yaml").read_text())
+    data = _expert_table()
     right_or_mid = set(SUBJECT_RIGHT_INDICES.tolist()) | set(MIDLINE_INDICES.tolist())
     out = {}
     for code, entry in data["aus"].items():

@@ -299,3 +299,41 @@ def test_macro_onset_bad_input(tmp_path: Path) -> None:
         early_rise_aus(flat)
     with pytest.raises(TemplateError, match="2 CSV paths but 1 labels"):
         TemplateBank.macro_onset([path, path], ["happy"], "megc3")
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def test_templates_command_prints_the_bank(tmp_path: Path, capsys) -> None:
+    from mesynth.cli import main
+
+    table = tmp_path / "notes.csv"
+    table.write_text("subject,emotion,aus,dataset\n006,Happiness,R12,samm\n007,Other,4,samm\n")
+    clip = rising_clip(tmp_path / "macro.csv")
+    args = [
+        "templates",
+        "scheme=casme2_5",
+        f"paths.root_dir={tmp_path}",
+        f"mined.table={table}",
+        f"macro.csvs=[{clip}]",
+        "macro.labels=[happiness]",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "scheme casme2_5" in out and "repression" in out
+    happiness = next(line for line in out.splitlines() if line.startswith("happiness"))
+    assert (
+        "mined" in happiness
+        and "macro_onset" in happiness
+        and "expert:casme2_criteria" in happiness
+    )
+    assert "mined annotations: read 2 rows, used 2" in out
+
+
+def test_annotation_table_needs_its_columns(tmp_path: Path) -> None:
+    from mesynth.mining import read_annotation_table
+
+    path = tmp_path / "notes.csv"
+    path.write_text("subject,label\n1,happy\n")
+    with pytest.raises(TemplateError, match=r"notes\.csv: missing column\(s\) emotion, aus"):
+        read_annotation_table(path)
