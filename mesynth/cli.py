@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mesynth.calibrate_cli import calibrate_command, realism_command
 from mesynth.cli_app import Command, run_command
@@ -16,6 +16,81 @@ from mesynth.templates import TemplateBank
 def env_command(cfg: DictConfig) -> None:
     """Print versions, devices and which landmark / optical-flow backends are usable."""
     print(format_report(environment_report()))
+
+
+def _plan(cfg: DictConfig):
+    """The balance plan of ``cfg.mesynth.plan``; ``classes: null`` means the scheme's classes."""
+    from hydra.utils import instantiate
+
+    from mesynth.emotions import scheme_labels
+
+    node = cfg.mesynth.plan
+    extra: dict[str, object] = {"seed": int(cfg.seed)}
+    if "classes" in node and node.classes is None:
+        extra["classes"] = list(scheme_labels(cfg.scheme))
+    return instantiate(node, _convert_="all")(**extra)
+
+
+def generate_command(cfg: DictConfig) -> None:
+    """Generate a class-balanced synthetic clip store (resumable; sharded under torchrun)."""
+    from hydra.utils import instantiate
+
+    from mesynth.generate import generate
+
+    identities = instantiate(cfg.mesynth.identities, _convert_="all")(
+        size=int(cfg.size), seed=int(cfg.seed)
+    )
+    print(identities.summary())
+    plan = _plan(cfg)
+    print(f"plan: {plan.total} clips " + ", ".join(f"{k}={v}" for k, v in plan.counts.items()))
+    summary = generate(
+        identities,
+        instantiate(cfg.templates, _convert_="all"),
+        instantiate(cfg.motion),
+        instantiate(cfg.timing),
+        plan,
+        cfg.out_dir,
+        mode=cfg.mode,
+        num_frames=int(cfg.num_frames),
+        sampling=cfg.sampling,
+        formats=list(cfg.format),
+        image_format=cfg.image_format,
+        jpeg_quality=int(cfg.jpeg_quality),
+        realism=instantiate(cfg.mesynth.realism, _convert_="all"),
+        device=cfg.device,
+        batch_size=int(cfg.batch_size),
+        inverse_iterations=int(cfg.inverse_iterations),
+        progress=bool(cfg.progress),
+    )
+    print(summary)
+
+
+def preview_command(cfg: DictConfig) -> None:
+    """Write a GIF per chosen clip and a labelled contact sheet."""
+    from mesynth.preview import preview_store
+
+    clips = OmegaConf.to_container(cfg.clips) if cfg.clips is not None else None
+    paths = preview_store(
+        cfg.store,
+        [str(c) for c in clips] if clips else None,
+        cfg.out_dir,
+        max_frames=int(cfg.max_frames),
+        gif_fps=float(cfg.gif_fps),
+        magnify=float(cfg.magnify),
+    )
+    print("\n".join(str(p) for p in paths))
+
+
+def stats_command(cfg: DictConfig) -> None:
+    """Print per-class statistics of a store and plot its class histogram and timings."""
+    from pathlib import Path
+
+    from mesynth.stats import plot_stats, store_table, summarize
+
+    table = store_table(cfg.store)
+    print(summarize(table).round(2).to_string())
+    out = cfg.out_dir or Path(cfg.store) / "stats"
+    print("\n".join(str(p) for p in plot_stats(table, out)))
 
 
 def templates_command(cfg: DictConfig) -> None:
@@ -50,6 +125,9 @@ def templates_command(cfg: DictConfig) -> None:
 
 COMMANDS: dict[str, Command] = {
     "env": Command("env", env_command, "show versions, devices and available backends"),
+    "generate": Command("generate", generate_command, "generate a balanced synthetic clip store"),
+    "preview": Command("preview", preview_command, "GIFs and a contact sheet of stored clips"),
+    "stats": Command("stats", stats_command, "class histogram, durations and intensities"),
     "templates": Command("templates", templates_command, "print the AU template bank"),
     "calibrate": Command(
         "calibrate", calibrate_command, "measure a real dataset into a calibration profile"

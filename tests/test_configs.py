@@ -33,7 +33,7 @@ def _defaults_groups(primary: str) -> list[str]:
     for entry in raw.get("defaults", []):
         if isinstance(entry, DictConfig):
             for key in entry:
-                name = str(key).removeprefix("override ").lstrip("+")
+                name = str(key).removeprefix("override ").lstrip("+").lstrip("/")
                 if not name.startswith("hydra") and (CONFIG_DIR / name).is_dir():
                     groups.append(name)
     return groups
@@ -82,7 +82,7 @@ def test_compose_and_instantiate(primary: str, group: str | None, option: str | 
         overrides = [f"{group}={option}"]
     cfg = _compose(primary, overrides)
     HydraConfig.instance().set_config(cfg)
-    node = cfg if group in (None, "experiment") else cfg[group]
+    node = cfg if group in (None, "experiment") else OmegaConf.select(cfg, group.replace("/", "."))
     for path, target_cfg in _targets(node):
         obj = instantiate(target_cfg)
         assert obj is not None, f"{primary}:{group}={option} {path} instantiated to None"
@@ -100,7 +100,7 @@ def test_every_group_file_is_reachable() -> None:
     reachable = {"hydra", "experiment"}
     for primary in PRIMARIES:
         reachable.update(_defaults_groups(primary))
-    groups = {p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and any(p.glob("*.yaml"))}
+    groups = {p.parent.relative_to(CONFIG_DIR).as_posix() for p in CONFIG_DIR.glob("*/**/*.yaml")}
     assert groups <= reachable, f"groups no primary config uses: {sorted(groups - reachable)}"
 
 

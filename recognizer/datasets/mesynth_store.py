@@ -22,29 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mesynth.store import MANIFEST_COLUMNS
 from recognizer.data.samples import Sample, qualify_subject
 from recognizer.datasets.errors import AnnotationError, DatasetError, ReleaseNotFoundError
 from recognizer.datasets.frames import discover_frames
 from recognizer.datasets.report import LoadReport, LoadResult
 
-MANIFEST_COLUMNS = (
-    "clip_id",
-    "identity",
-    "label",
-    "emotion",
-    "aus",
-    "template_source",
-    "onset",
-    "apex",
-    "offset",
-    "fps",
-    "n_frames",
-    "mode",
-    "frame_numbers",
-    "seed",
-    "frames_dir",
-    "npy_path",
-)
 PREFER = ("npy", "frames")
 
 
