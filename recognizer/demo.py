@@ -39,7 +39,7 @@ def generate_balanced_set(out: Path, per_class: int) -> Path:
     summary = generate(
         faces,
         TemplateBank.expert("dfme7"),
-        MotionModel.expert(apex_iod=0.08),
+        MotionModel.expert(apex_iod=0.2),
         TimingSampler(fps=200),
         equal(per_class, list(scheme_labels("dfme7")), seed=0),
         out,
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     parser.add_argument("--per-class", type=int, default=8, help="balanced clips per class")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs per fold")
+    parser.add_argument("--epochs", type=int, default=8, help="training epochs per fold")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

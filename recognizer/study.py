@@ -80,6 +80,7 @@ class StudyConfig:
         pretrain_epochs: epochs on the synthetic set for ``synth_pretrain``.
         pretrain_per_class: clips per class of the ``synth_pretrain`` set.
         widths: R3D-18 channel widths.
+        stem: R3D stem (``torchvision``: 3×7×7, no max-pool, keeps small inputs' detail).
         lr: SGD learning rate.
         batch_size: clips per step.
         pretrain_store: a ready balanced store for ``synth_pretrain`` (``None``: synthesise).
@@ -91,19 +92,20 @@ class StudyConfig:
     total_clips: int = 140
     target_copies: int = 4
     target_realism: tuple[str, ...] = ("blinks", "noise", "jpeg")
-    target_apex_iod: float = 0.12
-    source_apex_iod: float = 0.08
+    target_apex_iod: float = 0.3
+    source_apex_iod: float = 0.2
     size: int = 48
     num_frames: int = 8
-    input_size: int = 32
+    input_size: int = 48
     remedies: tuple[str, ...] = ("none", "resample", "cb", "focal", "synth_fill", "synth_pretrain")
     seeds: tuple[int, ...] = (0, 1)
     n_splits: int = 3
-    epochs: int = 5
+    epochs: int = 12
     pretrain_epochs: int = 3
     pretrain_per_class: int = 16
     widths: tuple[int, ...] = (8, 16, 24, 32)
-    lr: float = 0.05
+    stem: str = "torchvision"
+    lr: float = 0.01
     batch_size: int = 16
     pretrain_store: Path | None = None
     title: str = "Imbalance study on a synthetic stand-in for DFME"
@@ -211,7 +213,7 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
                 labels,
                 protocol=create_protocol("kfold", n_splits=cfg.n_splits, val_fraction=0.0),
                 dataset_factory=factory,
-                model_factory=lambda k: create_model("r3d18", k, widths=cfg.widths),
+                model_factory=lambda k: create_model("r3d18", k, widths=cfg.widths, stem=cfg.stem),
                 remedy=_remedy(remedy_name, cfg),
                 trainer_config=TrainerConfig(
                     epochs=cfg.epochs,
