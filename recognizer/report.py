@@ -160,9 +160,8 @@ def plot_metric_bars(
         raise ValueError(f"table lacks columns {sorted(missing)}")
     remedies = list(dict.fromkeys(table["remedy"]))
     groups = list(dict.fromkeys(zip(table["model"], table["protocol"])))
-    fig, axes = plt.subplots(
-        1, len(metrics), figsize=(1.6 + 0.9 * len(remedies) * len(groups), 3.4), squeeze=False
-    )
+    width_in = max(5.0, 1.6 + 0.9 * len(remedies) * len(groups))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width_in, 3.6), squeeze=False)
     width = 0.8 / max(len(groups), 1)
     for ax, metric in zip(axes[0], metrics):
         for g, (model, protocol) in enumerate(groups):
@@ -180,7 +179,7 @@ def plot_metric_bars(
         ax.grid(axis="y", alpha=0.3)
     if len(groups) > 1:
         axes[0][0].legend(fontsize=7)
-    fig.suptitle(title or " / ".join(metrics) + " per remedy (mean ± std over seeds)")
+    fig.suptitle(title or " / ".join(metrics) + " per remedy (mean ± std over seeds)", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -218,8 +217,8 @@ def plot_class_distributions(
             ax.bar(k + 0.2, pretrain, 0.4, bottom=parts["train"], label="pretrained on")
         ax.set_xticks(k, names, rotation=45, ha="right", fontsize=7)
         ax.set_title(remedy, fontsize=9)
+        ax.legend(fontsize=6)
     axes[0][0].set_ylabel("clips (summed over folds)")
-    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 
