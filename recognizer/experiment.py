@@ -156,7 +156,7 @@ def run_protocol(
         "protocol": repr(protocol),
         "protocol_name": protocol.name,
         "pooled_primary": protocol.pooled_primary,
-        "remedy": asdict(remedy),
+        "remedy": remedy.settings(),
         "trainer": asdict(trainer_config),
         "num_classes": num_classes,
         "class_names": list(class_names or []),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,10 @@ class Remedy:
                 counts = np.maximum(counts, 1)
             weight = class_balanced_weights(counts, self.beta)
         return FocalLoss(weight=weight, gamma=self.gamma)
+
+    def settings(self) -> dict[str, object]:
+        """The remedy's settings as plain values (stored in ``results.json``)."""
+        return asdict(self)
 
     def fold_data(self, context: FoldContext) -> FoldData:
         """What the fold trains on; the loss/sampler remedies keep the real training data."""

@@ -96,11 +96,11 @@ class StudyConfig:
     source_apex_iod: float = 0.2
     size: int = 48
     num_frames: int = 8
-    input_size: int = 48
+    input_size: int = 40
     remedies: tuple[str, ...] = ("none", "resample", "cb", "focal", "synth_fill", "synth_pretrain")
     seeds: tuple[int, ...] = (0, 1)
     n_splits: int = 3
-    epochs: int = 12
+    epochs: int = 8
     pretrain_epochs: int = 3
     pretrain_per_class: int = 16
     widths: tuple[int, ...] = (8, 16, 24, 32)

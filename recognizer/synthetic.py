@@ -179,6 +179,15 @@ class SynthRemedy(Remedy):
         if self.store is not None and self.mode == "fill":
             raise SynthesisError("synth_fill synthesises per fold; a ready store cannot fill")
 
+    def settings(self) -> dict[str, object]:
+        """Plain settings; ``template_records`` are summarised by their subjects."""
+        out = super().settings()
+        subjects = sorted({str(r.subject) for r in self.template_records})
+        out["template_records"] = (
+            f"{len(self.template_records)} records of {len(subjects)} subjects"
+        )
+        return out
+
     def fold_data(self, context: FoldContext) -> FoldData:
         if self.store is not None:
             synthetic = load_synthetic(self.store, context.class_names)

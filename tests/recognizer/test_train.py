@@ -171,7 +171,7 @@ def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
     assert mer_main(["report", f"runs=[{tmp_path / 'evaluated'}]", f"out_dir={out}",
                      f"paths.root_dir={tmp_path}"]) == 0  # fmt: skip
     text = (out / "report.md").read_text()
-    assert "| run | model | protocol | remedy | N | ACC |" in text
+    assert "| run | model | protocol | remedy | seed | N | ACC |" in text
     assert f"{summary['pooled']['uf1']:.4f}" in text and "casme2 UF1" in text
     assert (out / "confusion_00.png").stat().st_size > 1000
 
