@@ -11,6 +11,7 @@ from mesynth.canonical import (
     inter_ocular_distance,
 )
 from mesynth.motion import MotionModel
+from mesynth.profile_realism import ProfileRealism
 from mesynth.realism_report import ReportResult
 from mesynth.templates import Template, TemplateAU, TemplateBank, TemplateInstance
 from mesynth.timing import Timing, TimingSampler
@@ -22,6 +23,7 @@ __all__ = [
     "ActionUnit",
     "CalibrationProfile",
     "MotionModel",
+    "ProfileRealism",
     "ReportResult",
     "Template",
     "TemplateAU",

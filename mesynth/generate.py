@@ -275,6 +275,7 @@ class GenerateSummary:
     per_class: dict[str, int] = field(default_factory=dict)
     skipped_identities: list[tuple[str, str]] = field(default_factory=list)
     manifest: Path | None = None
+    apex_iod: float | None = None
 
     @property
     def clips_per_second(self) -> float:
@@ -289,6 +290,8 @@ class GenerateSummary:
             "per class (written now): "
             + ", ".join(f"{k}={v}" for k, v in sorted(self.per_class.items())),
         ]
+        if self.apex_iod is not None:
+            lines.append(f"motion: apex_iod {self.apex_iod:.4f} IOD (single AU, intensity 1)")
         if self.manifest is not None:
             lines.append(f"manifest: {self.manifest}")
         lines += [f"skipped identity {path}: {why}" for path, why in self.skipped_identities]
@@ -529,6 +532,7 @@ def generate(
         per_class=dict(per_class),
         skipped_identities=skipped,
         manifest=manifest,
+        apex_iod=motion.apex_iod,
     )
 
 
