@@ -13,6 +13,7 @@ from mesynth.canonical import (
 )
 from mesynth.faces import Identity, IdentitySet, load_identities
 from mesynth.motion import MotionModel
+from mesynth.profile_realism import ProfileRealism
 from mesynth.realism_report import ReportResult
 from mesynth.store import ClipStore
 from mesynth.templates import Template, TemplateAU, TemplateBank, TemplateInstance
@@ -31,6 +32,7 @@ __all__ = [
     "Identity",
     "IdentitySet",
     "MotionModel",
+    "ProfileRealism",
     "ReportResult",
     "Template",
     "TemplateAU",

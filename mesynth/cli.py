@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,6 +44,9 @@ def generate_command(cfg: DictConfig) -> None:
     print(identities.summary())
     plan = _plan(cfg)
     print(f"plan: {plan.total} clips " + ", ".join(f"{k}={v}" for k, v in plan.counts.items()))
+    realism = instantiate(cfg.mesynth.realism, _convert_="all")
+    if isinstance(realism, partial):  # mesynth/realism=profile: read the file now
+        realism = realism()
     summary = generate(
         identities,
         instantiate(cfg.templates, _convert_="all"),
@@ -56,7 +60,7 @@ def generate_command(cfg: DictConfig) -> None:
         formats=list(cfg.format),
         image_format=cfg.image_format,
         jpeg_quality=int(cfg.jpeg_quality),
-        realism=instantiate(cfg.mesynth.realism, _convert_="all"),
+        realism=realism,
         device=cfg.device,
         batch_size=int(cfg.batch_size),
         inverse_iterations=int(cfg.inverse_iterations),

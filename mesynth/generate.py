@@ -33,20 +33,22 @@ import torch
 from mesynth.balance import BalancePlan, PlannedClip, clip_generator
 from mesynth.canonical import inter_ocular_distance
 from mesynth.faces import Identity, IdentitySet
+from mesynth.profile_realism import ProfileRealism, Realism, calibrated_motion, resolve_realism
 from mesynth.realism import (
-    RealismConfig,
     RealismParams,
     blink_closure,
     blink_displacements,
     finish_frames,
     head_affines,
     sample_realism,
+    skin_field,
 )
 from mesynth.store import ClipStore, clip_id_for, merge_shards, select_frames
 from mesynth.templates import TemplateAU
 from mesynth.warp import FaceWarper, WarpRequest
 
 if TYPE_CHECKING:
+    from mesynth.calibration_profile import CalibrationProfile
     from mesynth.motion import MotionModel
     from mesynth.templates import TemplateBank, TemplateInstance
     from mesynth.timing import Timing, TimingSampler
@@ -87,6 +89,16 @@ class ClipParameters:
     def times_s(self) -> np.ndarray:
         """``(T,)`` seconds since onset of the stored frames."""
         return self.frame_numbers / float(self.timing.fps)
+
+    @property
+    def envelope(self) -> np.ndarray:
+        """``(T,)`` expression envelope of the stored frames: the largest AU intensity curve
+        (0 at onset, 1 at apex; zeros for a clip without AUs). Head and skin motion grow with
+        it."""
+        curves = np.asarray(self.timing.intensity(self.frame_numbers.astype(np.float64)))
+        if curves.ndim != 2 or curves.shape[1] == 0:
+            return np.zeros(len(self.frame_numbers))
+        return curves.max(axis=1)
 
     def manifest_row(self) -> dict[str, object]:
         """Values of the manifest columns (the store fills mode and paths)."""
@@ -149,19 +161,30 @@ def sample_clip_parameters(
     bank: TemplateBank,
     identity_names: Sequence[str],
     timing_sampler: TimingSampler,
-    realism: RealismConfig,
+    realism: Realism,
     mode: str = "keyframes",
     num_frames: int = 16,
     sampling: str = "uniform",
+    iod_px: Mapping[str, float] | None = None,
 ) -> ClipParameters:
     """Draw one clip's parameters from its own generator (order: template, identity, timing,
-    realism)."""
+    realism).
+
+    ``iod_px`` (identity name -> inter-ocular distance in crop pixels) is needed by a
+    :class:`~mesynth.profile_realism.ProfileRealism`, whose sizes are IOD units.
+    """
     generator = clip_generator(planned.seed)
     instance = bank.sample(planned.label, generator)
     identity = identity_names[int(generator.integers(len(identity_names)))]
     timing = timing_sampler.sample(len(instance.aus), generator)
     frames = select_frames(mode, int(timing.n_frames), int(timing.apex), num_frames, sampling)
-    extras = sample_realism(realism, timing.n_frames / float(timing.fps), generator)
+    duration_s = timing.n_frames / float(timing.fps)
+    if isinstance(realism, ProfileRealism):
+        if iod_px is None or identity not in iod_px:
+            raise ValueError(f"profile realism needs iod_px for identity {identity!r}")
+        extras = realism.sample(duration_s, timing.apex_s, float(iod_px[identity]), generator)
+    else:
+        extras = sample_realism(realism, duration_s, generator)
     return ClipParameters(
         index=planned.index,
         clip_id=clip_id_for(planned.index),
@@ -219,14 +242,20 @@ def render_clips(
 
     Every identity must already be registered with ``warper`` under its name.
     """
-    requests = [
-        WarpRequest(
-            p.identity,
-            *clip_patterns(p, motion, identities[p.identity].landmarks),
-            head_affines(p.realism, p.times_s),
+    requests = []
+    for p in params:
+        face = identities[p.identity]
+        envelope = p.envelope
+        field = skin_field(p.realism, face.image.shape[:2])
+        requests.append(
+            WarpRequest(
+                p.identity,
+                *clip_patterns(p, motion, face.landmarks),
+                head_affines(p.realism, p.times_s, envelope, p.timing.apex_s),
+                field,
+                envelope if field is not None else None,
+            )
         )
-        for p in params
-    ]
     frames = warper.render(requests)
     return [
         finish_frames(f, p.realism, p.frame_numbers, p.times_s, p.seed)
@@ -246,6 +275,7 @@ class GenerateSummary:
     per_class: dict[str, int] = field(default_factory=dict)
     skipped_identities: list[tuple[str, str]] = field(default_factory=list)
     manifest: Path | None = None
+    apex_iod: float | None = None
 
     @property
     def clips_per_second(self) -> float:
@@ -260,6 +290,8 @@ class GenerateSummary:
             "per class (written now): "
             + ", ".join(f"{k}={v}" for k, v in sorted(self.per_class.items())),
         ]
+        if self.apex_iod is not None:
+            lines.append(f"motion: apex_iod {self.apex_iod:.4f} IOD (single AU, intensity 1)")
         if self.manifest is not None:
             lines.append(f"manifest: {self.manifest}")
         lines += [f"skipped identity {path}: {why}" for path, why in self.skipped_identities]
@@ -302,7 +334,7 @@ def generation_config(
     mode: str,
     num_frames: int,
     sampling: str,
-    realism: RealismConfig,
+    realism: Realism,
     inverse_iterations: int,
     extra: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
@@ -330,7 +362,7 @@ def generation_config(
         "mode": mode,
         "num_frames": num_frames,
         "sampling": sampling,
-        "realism": asdict(realism),
+        "realism": realism.describe() if isinstance(realism, ProfileRealism) else asdict(realism),
         "inverse_iterations": inverse_iterations,
         **dict(extra or {}),
     }
@@ -355,7 +387,7 @@ def generate(
     formats: Sequence[str] = ("npy",),
     image_format: str = "jpg",
     jpeg_quality: int = 95,
-    realism: RealismConfig | None = None,
+    realism: Realism | CalibrationProfile | str | Path | None = None,
     device: str = "auto",
     batch_size: int = 16,
     inverse_iterations: int = 1,
@@ -376,7 +408,13 @@ def generate(
         out_dir: the store folder; rerunning with the same arguments resumes.
         mode, num_frames, sampling: what each clip stores (:func:`mesynth.store.select_frames`).
         formats, image_format, jpeg_quality: how it is stored (:class:`mesynth.store.ClipStore`).
-        realism: switchable realism effects (default: all off).
+        realism: ``None``/``"none"`` (clean renders), ``"default"`` (every effect of
+            :class:`~mesynth.realism.RealismConfig` on), a ``RealismConfig``, or a calibration
+            profile (a :class:`~mesynth.calibration_profile.CalibrationProfile`, its YAML path
+            or a :class:`~mesynth.profile_realism.ProfileRealism`): per-clip head, skin,
+            noise, drift and blink values are then drawn from the profile, and ``motion`` is
+            rescaled so the median clip has the profile's apex size
+            (:func:`mesynth.profile_realism.calibrated_motion`).
         device: ``"auto"`` (CUDA when available, GPU ``LOCAL_RANK`` under torchrun), ``"cpu"``,
             ``"cuda"``, ...
         batch_size: clips per ``grid_sample`` call (memory/speed only; never changes a clip).
@@ -389,6 +427,7 @@ def generate(
 
     Raises:
         ValueError: a plan class missing from the bank, empty identities or mixed crop sizes.
+        mesynth.calibration_profile.ProfileError: a profile path that is missing or malformed.
         mesynth.store.StoreConfigError: ``out_dir`` was made with another configuration.
         mesynth.store.StoreFullError: the disk filled up (finished clips are kept).
     """
@@ -408,7 +447,9 @@ def generate(
             f"plan classes {unknown} have no templates in the {bank.scheme} bank "
             f"(its emotions: {list(bank.emotions)})"
         )
-    realism = realism or RealismConfig()
+    realism = resolve_realism(realism)
+    if isinstance(realism, ProfileRealism):
+        motion = calibrated_motion(motion, realism.profile, bank)
     if device == "auto":  # under torchrun each local rank takes its own GPU
         local = int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)
         device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
@@ -450,6 +491,7 @@ def generate(
     for face in faces:
         warper.add_identity(face.name, face.image, face.landmarks)
     names = [f.name for f in faces]
+    iods = {f.name: float(inter_ocular_distance(f.landmarks)) for f in faces}
     per_class: Counter[str] = Counter()
     start = time.perf_counter()
     bar = _progress(len(todo), progress)
@@ -465,6 +507,7 @@ def generate(
                     mode=mode,
                     num_frames=num_frames,
                     sampling=sampling,
+                    iod_px=iods,
                 )
                 for c in batch
             ]
@@ -489,6 +532,7 @@ def generate(
         per_class=dict(per_class),
         skipped_identities=skipped,
         manifest=manifest,
+        apex_iod=motion.apex_iod,
     )
 
 

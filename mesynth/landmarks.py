@@ -216,6 +216,11 @@ def check_plausible(landmarks: np.ndarray, image_shape: Sequence[int], source: s
     return points
 
 
+#: intensity std (grey levels, 0-255) below which an image is treated as blank: the whole-image
+#: fallback is refused there, as a shape model still returns a plausible-looking face on it.
+BLANK_IMAGE_STD = 2.0
+
+
 def detect_landmarks(
     image: np.ndarray,
     detector: LandmarkDetector,
@@ -231,7 +236,8 @@ def detect_landmarks(
         image: ``(H, W, 3)`` uint8 RGB or ``(H, W)`` grayscale.
         detector: a backend from :func:`create_detector`.
         box: optional face box ``(left, top, right, bottom)``; skips detection.
-        whole_image_fallback: when detection finds no face, treat the whole image as the face.
+        whole_image_fallback: when detection finds no face, treat the whole image as the face
+            (not on a (near-)constant image: intensity std below :data:`BLANK_IMAGE_STD`).
         allow_multiple: with several faces take the largest instead of raising.
         source: name used in error messages (a file path).
 
@@ -243,7 +249,15 @@ def detect_landmarks(
     """
     faces = detector.detect(image, box)
     if not faces and box is None and whole_image_fallback:
-        height, width = np.asarray(image).shape[:2]
+        pixels = np.asarray(image)
+        spread = float(pixels.std()) if pixels.size else 0.0
+        if spread < BLANK_IMAGE_STD:
+            raise NoFaceError(
+                f"{source}: no face found by the {detector.name} backend, and the image is "
+                f"(nearly) constant (intensity std {spread:.2f} < {BLANK_IMAGE_STD}), so the "
+                "whole-image fallback is not used"
+            )
+        height, width = pixels.shape[:2]
         faces = detector.detect(image, (0, 0, width - 1, height - 1))
     if not faces:
         raise NoFaceError(f"{source}: no face found by the {detector.name} backend")

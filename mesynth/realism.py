@@ -1,6 +1,8 @@
-"""Realism effects for synthetic clips: head micro-motion, blinks, sensor noise, flicker, JPEG.
+"""Realism effects for synthetic clips: head micro-motion, blinks, sensor noise, flicker, JPEG,
+brightness drift and smooth random skin motion.
 
-Each effect is switchable (:class:`RealismConfig`). Its random parameters are drawn once per
+Each effect is switchable (:class:`RealismConfig`; or drawn from a measured calibration profile,
+:class:`mesynth.profile_realism.ProfileRealism`). Its random parameters are drawn once per
 clip from the clip's own generator (:func:`sample_realism`), and every effect is an analytic
 function of the full-rate frame position, so a key-frame clip shows exactly the frames the
 full-rate clip would show at those positions. Noise for frame ``f`` of a clip comes from a
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from mesynth.skin_motion import smooth_random_field
 from mesynth.warp import to_uint8
 
 # eyelid landmarks (iBUG 68): upper lid points and the lower lid points below them
@@ -86,6 +89,13 @@ class RealismParams:
         noise_sigma: grey levels (0 = no noise).
         flicker_amplitude, flicker_frequency, flicker_phase: brightness oscillation.
         jpeg_quality: 0 = no re-encoding.
+        head_apex: ``(4,)`` forward tx, ty (px), rotation (rad), scale change reached at the
+            apex along the expression envelope (:func:`head_affines`).
+        head_pinned_at_apex: the sinusoidal head motion is also zero at the apex, so the
+            onset -> apex head motion is exactly ``head_apex``.
+        skin_rms_px, skin_half_correlation_px, skin_seed: smooth random skin motion at the apex
+            (:func:`skin_field`); ``skin_rms_px = 0`` = none.
+        drift_per_s: linear relative brightness change per second.
     """
 
     head_amplitudes: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
@@ -99,6 +109,12 @@ class RealismParams:
     flicker_frequency: float = 0.0
     flicker_phase: float = 0.0
     jpeg_quality: int = 0
+    head_apex: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    head_pinned_at_apex: bool = False
+    skin_rms_px: float = 0.0
+    skin_half_correlation_px: float = 0.0
+    skin_seed: int = 0
+    drift_per_s: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -151,25 +167,70 @@ def _pairs(values: np.ndarray) -> tuple[tuple[float, float], ...]:
     return tuple((float(a), float(b)) for a, b in values)
 
 
-def head_affines(params: RealismParams, times_s: np.ndarray) -> np.ndarray | None:
+def head_affines(
+    params: RealismParams,
+    times_s: np.ndarray,
+    envelope: np.ndarray | None = None,
+    apex_s: float | None = None,
+) -> np.ndarray | None:
     """Backward similarity per frame, ``(T, 2, 3)``, or ``None`` when the head is still.
 
-    Each component (tx, ty, rotation, scale) is ``a * (s(t) - s(0)) / 2`` with ``s`` the sum of
-    two sinusoids, so motion is smooth, bounded by the amplitude, and zero at the onset.
+    Each sinusoidal component (tx, ty, rotation, scale) is ``a * (s(t) - s(0)) / 2`` with ``s``
+    the sum of two sinusoids, so motion is smooth, bounded by the amplitude, and zero at the
+    onset. With ``params.head_pinned_at_apex`` it becomes ``w(t) - envelope(t) w(apex_s)``: zero
+    at the apex too. The forward apex motion ``params.head_apex`` is added along the envelope,
+    as the backward components ``-envelope(t) * head_apex`` (first-order inverse; the error is
+    the product of two micro-motions, below 0.01 px).
+
+    Args:
+        params: the clip's realism parameters.
+        times_s: ``(T,)`` seconds since onset.
+        envelope: ``(T,)`` expression envelope (0 at onset, 1 at apex); needed with
+            ``head_apex`` or ``head_pinned_at_apex``.
+        apex_s: apex time, needed with ``head_pinned_at_apex``.
     """
     amplitudes = np.asarray(params.head_amplitudes)
-    if not amplitudes.any():
+    apex_motion = np.asarray(params.head_apex, dtype=np.float64)
+    if not amplitudes.any() and not apex_motion.any():
         return None
     freq = np.asarray(params.head_frequencies)[None]  # (1, 4, 2)
     phase = np.asarray(params.head_phases)[None]
     t = np.asarray(times_s, dtype=np.float64)[:, None, None]
     wave = np.sin(2 * np.pi * freq * t + phase) - np.sin(phase)
-    tx, ty, rot, scale = (amplitudes * wave.sum(-1) / 2.0).T
+    components = amplitudes * wave.sum(-1) / 2.0  # (T, 4)
+    if params.head_pinned_at_apex or apex_motion.any():
+        if envelope is None or (params.head_pinned_at_apex and apex_s is None):
+            raise ValueError("head_affines needs the envelope (and apex_s) for apex head motion")
+        envelope = np.asarray(envelope, dtype=np.float64)[:, None]
+        if params.head_pinned_at_apex:
+            at_apex = np.sin(2 * np.pi * freq[0] * apex_s + phase[0]) - np.sin(phase[0])
+            components = components - envelope * (amplitudes * at_apex.sum(-1) / 2.0)
+        components = components - envelope * apex_motion
+    tx, ty, rot, scale = components.T
     cos, sin = np.cos(rot) * (1 + scale), np.sin(rot) * (1 + scale)
     out = np.zeros((len(times_s), 2, 3))
     out[:, 0, 0], out[:, 0, 1], out[:, 0, 2] = cos, -sin, tx
     out[:, 1, 0], out[:, 1, 1], out[:, 1, 2] = sin, cos, ty
     return out
+
+
+def skin_field(params: RealismParams, size: tuple[int, int]) -> np.ndarray | None:
+    """The clip's skin-motion field at the apex, ``(H, W, 2)`` backward pixel offsets, or
+    ``None`` without skin motion.
+
+    Drawn by :func:`mesynth.skin_motion.smooth_random_field` from a generator seeded with
+    ``params.skin_seed``; the renderer scales it by the expression envelope. The field's
+    distribution is symmetric, so as a backward offset it has the statistics of the forward
+    motion it stands for (to first order).
+    """
+    if params.skin_rms_px <= 0:
+        return None
+    return smooth_random_field(
+        size,
+        params.skin_rms_px,
+        params.skin_half_correlation_px,
+        np.random.default_rng(params.skin_seed),
+    )
 
 
 def blink_closure(params: RealismParams, times_s: np.ndarray) -> np.ndarray:
@@ -197,12 +258,16 @@ def blink_displacements(landmarks: np.ndarray, closure: np.ndarray) -> np.ndarra
 
 
 def flicker_gains(params: RealismParams, times_s: np.ndarray) -> np.ndarray:
-    """Brightness gain per frame ``(T,)``, 1 at the onset."""
+    """Brightness gain per frame ``(T,)``, 1 at the onset: the flicker oscillation times the
+    linear drift ``1 + drift_per_s * t``."""
     t = np.asarray(times_s, dtype=np.float64)
-    if params.flicker_amplitude == 0:
-        return np.ones(len(t))
-    wave = np.sin(2 * np.pi * params.flicker_frequency * t + params.flicker_phase)
-    return 1.0 + params.flicker_amplitude * (wave - np.sin(params.flicker_phase))
+    gains = np.ones(len(t))
+    if params.flicker_amplitude != 0:
+        wave = np.sin(2 * np.pi * params.flicker_frequency * t + params.flicker_phase)
+        gains = 1.0 + params.flicker_amplitude * (wave - np.sin(params.flicker_phase))
+    if params.drift_per_s != 0:
+        gains = gains * (1.0 + params.drift_per_s * t)
+    return gains
 
 
 def finish_frames(
@@ -214,12 +279,12 @@ def finish_frames(
 ) -> np.ndarray:
     """Photometric effects and quantisation: float ``(T, H, W, C)`` 0-255 RGB -> uint8 array.
 
-    Order: flicker gain, sensor noise (drawn on the CPU per frame from a generator seeded with
-    ``(clip_seed, frame number)``, so it does not depend on the device), rounding, JPEG round
-    trip.
+    Order: flicker and drift gain, sensor noise (drawn on the CPU per frame from a generator
+    seeded with ``(clip_seed, frame number)``, so it does not depend on the device), rounding,
+    JPEG round trip.
     """
     out = frames
-    if params.flicker_amplitude != 0:
+    if params.flicker_amplitude != 0 or params.drift_per_s != 0:
         gains = torch.as_tensor(flicker_gains(params, times_s), dtype=out.dtype)
         out = out * gains.to(out.device)[:, None, None, None]
     if params.noise_sigma > 0:

@@ -14,6 +14,7 @@ Convention:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -107,3 +108,63 @@ def apex_of(record: object) -> int:
     if apex is not None:
         return int(apex)
     return (int(record.onset) + int(record.offset)) // 2
+
+
+@dataclass(frozen=True)
+class StoreRecord:
+    """A clip of a ``mesynth generate`` store as a clip record (:func:`store_records`).
+
+    The identity is the subject (``synthetic/<identity>``), so grouped splits keep a face on one
+    side; ``extra["frame_numbers"]`` lists the stored frames (``"0;3;7"``).
+    """
+
+    subject: str
+    clip: str
+    onset: int
+    apex: int
+    offset: int
+    fps: float
+    aus: str
+    emotion: str
+    identity: str
+    array_path: Path | None = None
+    frames: tuple[Path, ...] = ()
+    frame_numbers: tuple[int, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def store_records(root: str | Path) -> list[StoreRecord]:
+    """The clips of a clip store as records for :func:`mesynth.calibrate.calibrate` and
+    :func:`mesynth.realism_report.realism_report` (``.npy`` clips, else frame files).
+
+    Raises:
+        mesynth.store.StoreError: ``root`` has no ``manifest.csv``.
+    """
+    from mesynth.store import iter_manifest
+
+    root = Path(root)
+    records = []
+    for row in iter_manifest(root):
+        numbers = tuple(int(n) for n in row["frame_numbers"].split(";") if n)
+        files: tuple[Path, ...] = ()
+        if not row.get("npy_path"):
+            folder = root / row["frames_dir"]
+            files = tuple(next(iter(sorted(folder.glob(f"img{n}.*"))), folder) for n in numbers)
+        records.append(
+            StoreRecord(
+                subject=f"synthetic/{row['identity']}",
+                clip=row["clip_id"],
+                onset=int(row["onset"]),
+                apex=int(row["apex"]),
+                offset=int(row["offset"]),
+                fps=float(row["fps"]),
+                aus=row["aus"],
+                emotion=row["label"],
+                identity=row["identity"],
+                array_path=root / row["npy_path"] if row.get("npy_path") else None,
+                frames=files,
+                frame_numbers=numbers if files else (),
+                extra={"frame_numbers": row["frame_numbers"]},
+            )
+        )
+    return records

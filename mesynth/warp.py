@@ -229,12 +229,17 @@ class WarpRequest:
         weights: ``(T, K)`` weight of every pattern in every frame (e.g. intensity curves).
         affines: optional ``(T, 2, 3)`` backward similarity per frame (head micro-motion), see
             :func:`apply_backward_affine`; ``None`` for a still head.
+        field: optional ``(H, W, 2)`` backward pixel offsets added to every frame's map, times
+            ``field_weights`` (e.g. smooth random skin motion), before the head affine.
+        field_weights: ``(T,)`` weight of ``field`` per frame (required with ``field``).
     """
 
     identity: Hashable
     patterns: np.ndarray
     weights: np.ndarray
     affines: np.ndarray | None = None
+    field: np.ndarray | None = None
+    field_weights: np.ndarray | None = None
 
     @classmethod
     def from_displacements(
@@ -319,6 +324,8 @@ class FaceWarper:
                 f"weights must be (T, K={patterns.shape[0]}), got {tuple(weights.shape)}"
             )
         flow = backward_flow(influence_t, patterns, weights, size, self.inverse_iterations)
+        if request.field is not None:
+            flow = flow + self._field_offsets(request, size)
         base = normalised_pixel_grid(size, self.dtype, self.device)
         if request.affines is None:
             return torch.add(flow, base, out=out)
@@ -328,6 +335,17 @@ class FaceWarper:
         )
         grid = to_normalised(points, size)
         return grid if out is None else out.copy_(grid)
+
+    def _field_offsets(self, request: WarpRequest, size: tuple[int, int]) -> torch.Tensor:
+        """``(T, H, W, 2)`` normalised offsets of a request's extra field."""
+        field = torch.as_tensor(request.field, dtype=self.dtype).to(self.device)
+        if field.shape != (*size, 2):
+            raise ValueError(f"field must be ({size[0]}, {size[1]}, 2), got {tuple(field.shape)}")
+        if request.field_weights is None or len(request.field_weights) != request.n_frames:
+            raise ValueError(f"field_weights must be ({request.n_frames},) with a field")
+        weights = torch.as_tensor(request.field_weights, dtype=self.dtype).to(self.device)
+        scale = torch.tensor([2.0 / size[1], 2.0 / size[0]], dtype=self.dtype, device=self.device)
+        return weights[:, None, None, None] * (field * scale)
 
     def render(self, requests: Sequence[WarpRequest]) -> list[torch.Tensor]:
         """Render clips: one float ``(T, H, W, C)`` tensor (0-255 scale) per request, on the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import move, quantise, similarity_about
 
 from mesynth.calibration_profile import CalibrationProfile
@@ -49,3 +50,35 @@ def test_calibrate_and_realism_commands(aligned_face, tmp_path, capsys):
     text = (report_dir / "report.md").read_text()
     assert "12 real and 12 synthetic clips" in text
     assert (report_dir / "class_means.png").is_file()
+
+
+def test_generate_with_a_profile_from_the_command_line(aligned_face, tmp_path, capsys):
+    real = _manifest(tmp_path / "real", aligned_face, 6, 1.0, 3.0, 0, "real")
+    profile_path = tmp_path / "profile.yaml"
+    common = [f"paths.root_dir={tmp_path}", "progress=false"]
+    args = ["calibrate", *common, "data=manifest", f"data.loader.root={real}"]
+    assert main([*args, f"out={profile_path}"]) == 0
+    store = tmp_path / "store"
+    generate = [
+        "generate",
+        *common,
+        "size=48",
+        "mode=onset_apex",
+        "device=cpu",
+        "mesynth.plan.n_per_class=1",
+        f"out_dir={store}",
+        "mesynth/realism=profile",
+    ]
+    assert main([*generate, f"mesynth.realism.path={profile_path}"]) == 0
+    assert "motion: apex_iod" in capsys.readouterr().out
+    meta = (store / "meta.json").read_text()
+    assert '"kind": "profile"' in meta and str(profile_path) in meta
+    assert len((store / "manifest.csv").read_text().splitlines()) == 1 + 7
+    for path, message in (
+        (None, "no calibration profile given"),
+        (tmp_path / "no.yaml", "no.yaml"),
+    ):
+        override = [] if path is None else [f"mesynth.realism.path={path}"]
+        with pytest.raises(SystemExit):  # Hydra reports the error and exits
+            main([*generate, f"out_dir={tmp_path / 'other'}", *override])
+        assert f"ProfileError: {message}" in capsys.readouterr().err.replace(f"{tmp_path}/", "")

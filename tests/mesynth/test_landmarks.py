@@ -117,3 +117,14 @@ def test_cache_hits_by_content(tmp_path, dlib_detector) -> None:
 def test_unknown_backend_lists_known() -> None:
     with pytest.raises(ValueError, match="known backends: auto, face_alignment, dlib"):
         create_detector("mediapipe")
+
+
+@pytest.mark.parametrize("level", [0, 127])
+def test_constant_images_are_refused_by_the_whole_image_fallback(dlib_detector, level) -> None:
+    rng = np.random.default_rng(level)
+    blank = np.clip(level + rng.normal(0, 0.8, (120, 120, 3)), 0, 255).astype(np.uint8)
+    # the shape model alone does return a face-shaped set of points on it ...
+    assert dlib_detector.detect(blank, (0, 0, 119, 119))
+    # ... which the fallback must not pass off as a face
+    with pytest.raises(NoFaceError, match="black.png.*nearly\\) constant"):
+        detect_landmarks(blank, dlib_detector, source="black.png")

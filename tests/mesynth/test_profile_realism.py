@@ -1,0 +1,209 @@
+"""Realism drawn from a calibration profile: sampling, rendering hooks, determinism, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mesynth.balance import PlannedClip, equal
+from mesynth.calibration_profile import CalibrationProfile, Framing, ProfileError, Spread
+from mesynth.canonical import canonical_landmarks, inter_ocular_distance
+from mesynth.faces import Identity
+from mesynth.generate import clip_displacements, generate, sample_clip_parameters
+from mesynth.motion import MotionModel
+from mesynth.profile_realism import (
+    GRAY_NOISE_FACTOR,
+    ProfileRealism,
+    calibrated_motion,
+    resolve_realism,
+)
+from mesynth.realism import RealismConfig, RealismParams, flicker_gains, head_affines
+from mesynth.templates import TemplateBank
+from mesynth.timing import TimingSampler
+from mesynth.warp import FaceWarper, WarpRequest
+
+SIZE = 32
+
+
+def _spread(median: float) -> Spread:
+    return Spread(median, 0.8 * median, 1.25 * median, 10)
+
+
+PROFILE = CalibrationProfile(
+    apex_peak_iod=_spread(0.06),
+    head_translation_iod=_spread(0.05),
+    head_rotation_deg=_spread(0.5),
+    head_scale=_spread(0.004),
+    residual_rms_iod=_spread(0.02),
+    residual_correlation_iod=_spread(0.25),
+    noise_sigma=_spread(2.0),
+    brightness_drift_per_s=_spread(0.1),
+    framing=Framing((0.35, 0.4), (0.65, 0.4), (0.5, 0.75), 0.33),
+    clip_head_translation_iod=_spread(0.08),
+    clip_head_rotation_deg=_spread(0.8),
+    blink_rate_per_s=2.0,
+)
+
+
+def _face(name: str, seed: int) -> Identity:
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (SIZE, SIZE, 3)).astype(np.float32), (0, 0), 1)
+    image = np.clip(texture * 2 - 128, 0, 255).astype(np.uint8)
+    return Identity(name, image, canonical_landmarks(SIZE), f"test:{name}")
+
+
+def _parts():
+    return {
+        "identities": [_face("anna", 1), _face("ben", 2)],
+        "bank": TemplateBank.expert("dfme7"),
+        "motion": MotionModel.expert(),
+        "timing_sampler": TimingSampler(fps=60),
+        "plan": equal(3, ["happiness", "surprise"], seed=5),
+        "num_frames": 4,
+        "device": "cpu",
+        "progress": False,
+    }
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in (".npy", ".json")
+    }
+
+
+def test_profile_renders_do_not_depend_on_batch_size(tmp_path):
+    path = PROFILE.save(tmp_path / "profile.yaml")
+    generate(out_dir=tmp_path / "a", realism=path, batch_size=1, **_parts())
+    generate(out_dir=tmp_path / "b", realism=PROFILE, batch_size=6, **_parts())
+    first, second = _files(tmp_path / "a"), _files(tmp_path / "b")
+    clips = [k for k in first if k.endswith(".npy")]
+    assert len(clips) == 6
+    for key in clips:
+        assert first[key] == second[key], key
+    clean = tmp_path / "clean"
+    generate(out_dir=clean, realism="none", **_parts())
+    assert any(first[k] != _files(clean)[k] for k in clips)
+
+
+def test_missing_or_malformed_profiles_are_named(tmp_path):
+    with pytest.raises(ProfileError, match="nowhere.yaml: calibration profile not found"):
+        generate(out_dir=tmp_path / "x", realism=tmp_path / "nowhere.yaml", **_parts())
+    bad = tmp_path / "bad.yaml"
+    text = PROFILE.save(bad).read_text().replace("noise_sigma:", "noise_sigmaa:")
+    bad.write_text(text)
+    with pytest.raises(ProfileError, match="bad.yaml: missing key 'noise_sigma'"):
+        generate(out_dir=tmp_path / "y", realism=str(bad), **_parts())
+    with pytest.raises(ProfileError, match="no calibration profile given"):
+        ProfileRealism.load(None)
+    with pytest.raises(TypeError, match="realism must be"):
+        resolve_realism(3)
+    assert resolve_realism("default").jpeg and not resolve_realism("none").noise
+
+
+def test_sampled_values_follow_the_profile():
+    realism = ProfileRealism(PROFILE)
+    iod = 30.0
+    draws = [realism.sample(0.3, 0.1, iod, np.random.default_rng([7, i])) for i in range(4000)]
+    translation = [np.hypot(*p.head_apex[:2]) for p in draws]
+    assert np.median(translation) == pytest.approx(0.05 * iod, rel=0.05)
+    assert np.percentile(translation, 75) == pytest.approx(0.0625 * iod, rel=0.06)
+    assert np.median([abs(p.head_apex[2]) for p in draws]) == pytest.approx(
+        np.deg2rad(0.5), rel=0.05
+    )
+    assert np.median([p.skin_rms_px for p in draws]) == pytest.approx(0.02 * iod, rel=0.05)
+    assert np.median([p.noise_sigma * GRAY_NOISE_FACTOR for p in draws]) == pytest.approx(
+        2.0, rel=0.05
+    )
+    assert np.mean([p.drift_per_s > 0 for p in draws]) == pytest.approx(0.5, abs=0.03)
+    blinks = np.mean([p.blink_start_s is not None for p in draws])
+    assert blinks == pytest.approx(1 - np.exp(-2.0 * 0.3), abs=0.03)
+    assert all(p.head_pinned_at_apex and p.jpeg_quality == 0 for p in draws)
+    off = ProfileRealism(PROFILE, skin_motion=False, noise=False)
+    one = off.sample(0.3, 0.1, iod, np.random.default_rng(1))
+    other = realism.sample(0.3, 0.1, iod, np.random.default_rng(1))
+    assert one.skin_rms_px == 0 and one.noise_sigma == 0
+    assert one.head_apex == other.head_apex  # switching an effect off keeps the others
+
+
+def test_gray_noise_factor_matches_opencv_grey_conversion():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 10.0, (400, 400, 3)).astype(np.float32) + 128
+    gray = cv2.cvtColor(noise, cv2.COLOR_RGB2GRAY)
+    assert gray.std() == pytest.approx(10.0 * GRAY_NOISE_FACTOR, rel=0.01)
+
+
+def test_head_motion_reaches_the_apex_value_and_starts_at_zero():
+    params = RealismParams(
+        head_amplitudes=(0.7, -0.4, 0.01, 0.0),
+        head_frequencies=((1.0, 2.0),) * 4,
+        head_phases=((0.3, 1.1),) * 4,
+        head_apex=(1.2, -0.5, 0.004, 0.002),
+        head_pinned_at_apex=True,
+    )
+    times = np.array([0.0, 0.05, 0.1, 0.2])
+    envelope = np.array([0.0, 0.6, 1.0, 0.4])
+    affines = head_affines(params, times, envelope, apex_s=0.1)
+    np.testing.assert_allclose(affines[0], [[1, 0, 0], [0, 1, 0]], atol=1e-12)
+    # at the apex: the backward map of the forward apex motion, first order (-t, -r, -s)
+    rot, scale = -0.004, -0.002
+    expected = [
+        [np.cos(rot) * (1 + scale), -np.sin(rot) * (1 + scale), -1.2],
+        [np.sin(rot) * (1 + scale), np.cos(rot) * (1 + scale), 0.5],
+    ]
+    np.testing.assert_allclose(affines[2], expected, atol=1e-12)
+    assert not np.allclose(affines[1], affines[2])  # the sinusoids move between them
+    with pytest.raises(ValueError, match="envelope"):
+        head_affines(params, times)
+
+
+def test_a_constant_field_shifts_the_render_by_its_offset():
+    ramp = np.tile(np.arange(SIZE, dtype=np.float64) * 6, (SIZE, 1))
+    image = np.repeat(ramp[:, :, None], 3, axis=2).astype(np.uint8)
+    warper = FaceWarper("cpu", dtype=torch.float64, inverse_iterations=0)
+    landmarks = canonical_landmarks(SIZE)
+    warper.add_identity("ramp", image, landmarks)
+    field = np.zeros((SIZE, SIZE, 2))
+    field[..., 0] = 0.5  # backward: every pixel pulls from half a pixel to the right
+    request = WarpRequest(
+        "ramp", np.zeros((0, 68, 2)), np.zeros((2, 0)), None, field, np.array([0.0, 1.0])
+    )
+    frames = warper.render([request])[0].numpy()
+    inner = (slice(4, -4), slice(4, -4), 0)
+    np.testing.assert_allclose(frames[0][inner], ramp[4:-4, 4:-4], atol=1e-9)
+    np.testing.assert_allclose(frames[1][inner], ramp[4:-4, 4:-4] + 3.0, atol=1e-9)
+    with pytest.raises(ValueError, match="field_weights"):
+        warper.render([WarpRequest("ramp", np.zeros((0, 68, 2)), np.zeros((2, 0)), None, field)])
+
+
+def test_drift_is_linear_in_time():
+    gains = flicker_gains(RealismParams(drift_per_s=-0.2), np.array([0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(gains, [1.0, 0.9, 0.8])
+
+
+def test_converted_apex_size_gives_the_profile_median_peak():
+    bank, timing = TemplateBank.expert("dfme7"), TimingSampler(fps=60)
+    motion = calibrated_motion(MotionModel.expert(), PROFILE, bank)
+    landmarks = canonical_landmarks(96)
+    iod = float(inter_ocular_distance(landmarks))
+    realism = RealismConfig()
+    peaks = []
+    for i in range(600):
+        label = bank.emotions[i % len(bank.emotions)]
+        params = sample_clip_parameters(
+            PlannedClip(i, label, 1000 + i),
+            bank=bank,
+            identity_names=["x"],
+            timing_sampler=timing,
+            realism=realism,
+            mode="onset_apex",
+        )
+        if params.instance.aus:
+            apex = clip_displacements(params, motion, landmarks)[-1]
+            peaks.append(np.linalg.norm(apex, axis=1).max() / iod)
+    assert np.median(peaks) == pytest.approx(0.06, rel=0.08)
