@@ -297,6 +297,10 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
         "mining the training subjects' annotations recovers those combinations, so the two "
         "domains differ in faces, motion size and realism, not in which AUs move. Real data, "
         "whose AU coding is noisier, is harder.",
+        f"- **Motion is exaggerated**: `apex_iod` {cfg.target_apex_iod} and "
+        f"{cfg.source_apex_iod} are about ten times the apex size of real MEs (0.01-0.03 IOD), "
+        "so that a tiny model trained for a few epochs on small clips learns anything within "
+        "the time budget. At real ME sizes use real-size inputs, more epochs and a GPU.",
         f"- **Protocol**: subject-independent {cfg.n_splits}-fold (same folds for every remedy "
         f"and seed), seeds {list(cfg.seeds)}.",
         f"- **Model**: R3D-18 with widths {list(cfg.widths)}, {cfg.num_frames} frames × "
