@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from mesynth.canonical import (
@@ -31,6 +30,7 @@ from mesynth.canonical import (
     mirror_landmarks,
     warp_with_matrix,
 )
+from mesynth.image_io import decode_rgb
 from mesynth.landmarks import (
     LandmarkCache,
     LandmarkDetector,
@@ -146,11 +146,10 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise LandmarkError(f"{path}: file not found")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = decode_rgb(path)
     if image is None:
         raise LandmarkError(f"{path}: not a readable image")
-    return np.ascontiguousarray(image[:, :, ::-1])
+    return image
 
 
 def landmark_file_beside(path: Path) -> Path | None:

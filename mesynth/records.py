@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from mesynth.image_io import decode_rgb
 
 #: reads the frames numbered ``numbers`` of a record: ``(T, H, W, 3)`` uint8 RGB.
 FrameReader = Callable[[object, Sequence[int]], np.ndarray]
@@ -48,11 +49,10 @@ def record_frame_numbers(record: object) -> tuple[int, ...]:
 
 
 def _read_image(path: Path, name: str) -> np.ndarray:
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    image = decode_rgb(path)
     if image is None:
         raise RecordReadError(f"{name}: cannot read image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def _as_rgb_clip(array: np.ndarray, path: Path, name: str) -> np.ndarray:

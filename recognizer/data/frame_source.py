@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
+from mesynth.image_io import decode_rgb
+from mesynth.records import record_frame_numbers
 from recognizer.data.samples import Sample
 from recognizer.datasets.errors import FrameReadError
 
@@ -33,14 +34,9 @@ def clip_frame_numbers(sample: Sample) -> tuple[int, ...]:
     """The frame numbers a sample holds: its frame files', else those of its array.
 
     An array clip keeps its numbers in ``extra["frame_numbers"]`` (``"0;3;7"``); a single image
-    is frame ``sample.onset``.
+    is frame ``sample.onset``. (The same rule as :func:`mesynth.records.record_frame_numbers`.)
     """
-    if sample.frame_numbers:
-        return tuple(sample.frame_numbers)
-    text = sample.extra.get("frame_numbers", "")
-    if text:
-        return tuple(int(n) for n in text.split(";") if n.strip())
-    return (sample.onset,)
+    return record_frame_numbers(sample)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -50,13 +46,12 @@ def read_image(path: str | Path) -> np.ndarray:
         FrameReadError: missing, corrupt or not an image (the message names the file).
     """
     path = Path(path)
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if data is None:
+    if not path.is_file():
         raise FrameReadError(f"frame file not found: {path}")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = decode_rgb(path)
     if image is None:
         raise FrameReadError(f"cannot decode image {path} (corrupt or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def _as_clip(array: np.ndarray, path: Path) -> np.ndarray:
