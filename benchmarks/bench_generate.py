@@ -6,7 +6,8 @@ Cases:
 
 Methods:
     mesynth: per-identity TPS influence operators (computed inside the timed region, once per
-        identity) + one batched grid_sample per batch of clips (``mesynth.generate.render_clips``).
+        identity) + one batched grid_sample per batch of clips
+        (``mesynth.generation.pipeline.render_clips``).
     naive: for every frame, solve the TPS (``kornia.geometry.transform.get_tps_transform``) and
         warp that frame alone (``warp_image_tps``).
 
@@ -39,14 +40,14 @@ CASES = {"keyframes-224": ("keyframes", 224), "full-112": ("full", 112)}
 def _setup(case: str, n_clips: int):
     import numpy as np
 
-    from mesynth.balance import equal
-    from mesynth.canonical import canonical_landmarks
-    from mesynth.faces import Identity, builtin_images
-    from mesynth.generate import sample_clip_parameters
-    from mesynth.motion import MotionModel
-    from mesynth.realism import RealismConfig
-    from mesynth.templates import TemplateBank
-    from mesynth.timing import TimingSampler
+    from mesynth.face.canonical import canonical_landmarks
+    from mesynth.face.identities import Identity, builtin_images
+    from mesynth.generation.balance import equal
+    from mesynth.generation.pipeline import sample_clip_parameters
+    from mesynth.motion.au_basis import MotionModel
+    from mesynth.motion.timing import TimingSampler
+    from mesynth.render.effects import EffectsConfig
+    from mesynth.templates.bank import TemplateBank
 
     mode, size = CASES[case]
     # identities: the built-in portraits resized to the crop with the canonical landmarks, so
@@ -65,7 +66,7 @@ def _setup(case: str, n_clips: int):
             bank=bank,
             identity_names=[f.name for f in faces],
             timing_sampler=TimingSampler(fps=200),
-            realism=RealismConfig(),
+            realism=EffectsConfig(),
             mode=mode,
             num_frames=16,
         )
@@ -75,8 +76,8 @@ def _setup(case: str, n_clips: int):
 
 
 def _render_mesynth(faces, params, motion, device: str, batch_size: int, iterations: int) -> None:
-    from mesynth.generate import render_clips
-    from mesynth.warp import FaceWarper
+    from mesynth.generation.pipeline import render_clips
+    from mesynth.render.warp import FaceWarper
 
     warper = FaceWarper(device, inverse_iterations=iterations)
     for face in faces:
@@ -91,7 +92,7 @@ def _render_naive(faces, params, motion, device: str) -> None:
     import torch
     from kornia.geometry.transform import get_tps_transform, warp_image_tps
 
-    from mesynth.generate import clip_displacements
+    from mesynth.generation.pipeline import clip_displacements
 
     by_name = {f.name: f for f in faces}
     for p in params:

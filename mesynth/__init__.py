@@ -3,22 +3,22 @@
 Public names are re-exported here as the modules that define them land.
 """
 
-from mesynth.au import ActionUnit, AUCombination, parse_aus
-from mesynth.balance import BalancePlan
-from mesynth.calibration_profile import CalibrationProfile
-from mesynth.canonical import (
+from mesynth.calibration.profile import CalibrationProfile
+from mesynth.calibration.profile_effects import ProfileEffects
+from mesynth.evaluation.realism_report import ReportResult
+from mesynth.face.canonical import (
     align_to_canonical,
     canonical_landmarks,
     inter_ocular_distance,
 )
-from mesynth.faces import Identity, IdentitySet, load_identities
-from mesynth.motion import MotionModel
-from mesynth.profile_realism import ProfileRealism
-from mesynth.realism_report import ReportResult
-from mesynth.store import ClipStore
-from mesynth.templates import Template, TemplateAU, TemplateBank, TemplateInstance
-from mesynth.timing import Timing, TimingSampler
-from mesynth.warp import FaceWarper
+from mesynth.face.identities import Identity, IdentitySet, load_identities
+from mesynth.generation.balance import BalancePlan
+from mesynth.generation.store import ClipStore
+from mesynth.labels.au import ActionUnit, AUCombination, parse_aus
+from mesynth.motion.au_basis import MotionModel
+from mesynth.motion.timing import Timing, TimingSampler
+from mesynth.render.warp import FaceWarper
+from mesynth.templates.bank import Template, TemplateAU, TemplateBank, TemplateInstance
 
 __version__ = "0.1.0.dev0"
 
@@ -32,7 +32,7 @@ __all__ = [
     "Identity",
     "IdentitySet",
     "MotionModel",
-    "ProfileRealism",
+    "ProfileEffects",
     "ReportResult",
     "Template",
     "TemplateAU",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mesynth.image_io import decode_rgb
+from mesynth.face.image_io import decode_rgb
 
 #: reads the frames numbered ``numbers`` of a record: ``(T, H, W, 3)`` uint8 RGB.
 FrameReader = Callable[[object, Sequence[int]], np.ndarray]
@@ -134,13 +134,13 @@ class StoreRecord:
 
 
 def store_records(root: str | Path) -> list[StoreRecord]:
-    """The clips of a clip store as records for :func:`mesynth.calibrate.calibrate` and
-    :func:`mesynth.realism_report.realism_report` (``.npy`` clips, else frame files).
+    """The clips of a clip store as records for :func:`mesynth.calibration.calibrate.calibrate` and
+    :func:`mesynth.evaluation.realism_report.realism_report` (``.npy`` clips, else frame files).
 
     Raises:
-        mesynth.store.StoreError: ``root`` has no ``manifest.csv``.
+        mesynth.generation.store.StoreError: ``root`` has no ``manifest.csv``.
     """
-    from mesynth.store import iter_manifest
+    from mesynth.generation.store import iter_manifest
 
     root = Path(root)
     records = []

@@ -1,4 +1,4 @@
-"""``mer``: micro-expression recognition from the command line (Hydra over ``configs/``).
+"""``mer``: micro-expression recognition from the command line (Hydra over ``mesynth/configs/``).
 
 ``mer train`` runs one model under one protocol and remedy, ``mer evaluate`` re-predicts a
 finished run from its saved weights, ``mer report`` tabulates result folders, ``mer
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mesynth.cli import env_command
-from mesynth.cli_app import Command, run_command
+from mesynth.cli.app import Command, run_command
+from mesynth.cli.main import env_command
 
 
 def prepare_command(cfg: DictConfig) -> None:
@@ -76,7 +76,7 @@ def build_data(cfg: DictConfig) -> tuple[list, list[int], Callable, list[str]]:
             "this config has no `data`/`representation` groups yet: add them to the defaults "
             "list (e.g. `+data=casme2 +representation=clip`)"
         )
-    from mesynth.emotions import scheme_labels, to_scheme
+    from mesynth.labels.emotions import scheme_labels, to_scheme
     from recognizer.data.torch_dataset import ClipDataset
 
     loaded = instantiate(cfg.data.loader)()

@@ -21,14 +21,14 @@ FRAMES = 8
 
 def generate_balanced_set(out: Path, per_class: int) -> Path:
     """A balanced DFME-7 clip store from the two built-in portraits (2 augmented copies each)."""
-    from mesynth.balance import equal
-    from mesynth.emotions import scheme_labels
-    from mesynth.faces import IdentityAugmentation, load_identities
-    from mesynth.generate import generate
-    from mesynth.motion import MotionModel
-    from mesynth.realism import RealismConfig
-    from mesynth.templates import TemplateBank
-    from mesynth.timing import TimingSampler
+    from mesynth.face.identities import IdentityAugmentation, load_identities
+    from mesynth.generation.balance import equal
+    from mesynth.generation.pipeline import generate
+    from mesynth.labels.emotions import scheme_labels
+    from mesynth.motion.au_basis import MotionModel
+    from mesynth.motion.timing import TimingSampler
+    from mesynth.render.effects import EffectsConfig
+    from mesynth.templates.bank import TemplateBank
 
     faces = load_identities(
         "builtin",
@@ -45,7 +45,7 @@ def generate_balanced_set(out: Path, per_class: int) -> Path:
         equal(per_class, list(scheme_labels("dfme7")), seed=0),
         out,
         num_frames=FRAMES,
-        realism=RealismConfig(blinks=True, flicker=True),
+        realism=EffectsConfig(blinks=True, flicker=True),
         device="cpu",
         progress=False,
     )

@@ -67,7 +67,7 @@ class StudyConfig:
         total_clips: clips of the target domain (DFME proportions).
         target_copies: augmented copies per built-in portrait; the copies (not the originals)
             are the target's subjects.
-        target_realism: realism effects of the target (:class:`mesynth.realism.RealismConfig`
+        target_realism: realism effects of the target (:class:`mesynth.render.effects.EffectsConfig`
             switches); the source uses flicker only.
         target_apex_iod, source_apex_iod: motion calibration of each domain.
         size: generated crop size (pixels); the model sees ``input_size``.
@@ -118,14 +118,14 @@ def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
     Target samples are marked ``source="real"`` with ``dataset="target"`` and subject
     ``target/<identity>``: to the pipeline they are the real data.
     """
-    from mesynth.balance import BalancePlan
-    from mesynth.emotions import scheme_labels
-    from mesynth.faces import IdentityAugmentation, load_identities
-    from mesynth.generate import generate
-    from mesynth.motion import MotionModel
-    from mesynth.realism import RealismConfig
-    from mesynth.templates import TemplateBank
-    from mesynth.timing import TimingSampler
+    from mesynth.face.identities import IdentityAugmentation, load_identities
+    from mesynth.generation.balance import BalancePlan
+    from mesynth.generation.pipeline import generate
+    from mesynth.labels.emotions import scheme_labels
+    from mesynth.motion.au_basis import MotionModel
+    from mesynth.motion.timing import TimingSampler
+    from mesynth.render.effects import EffectsConfig
+    from mesynth.templates.bank import TemplateBank
     from recognizer.datasets import load
 
     names = list(scheme_labels(SCHEME))
@@ -138,7 +138,7 @@ def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
     )
     copies = [f for f in faces.identities if "~aug" in f.name]
     counts = proportional_counts(cfg.total_clips)
-    realism = RealismConfig(**dict.fromkeys(cfg.target_realism, True))
+    realism = EffectsConfig(**dict.fromkeys(cfg.target_realism, True))
     store = cfg.out_dir / "target_store"
     generate(
         copies,

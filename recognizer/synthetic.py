@@ -2,7 +2,7 @@
 
 ``synth_fill``
     generate clips for the deficit classes of the fold's real training data (a
-    :func:`mesynth.balance.fill`/sampling-strategy plan) and train on real + synthetic.
+    :func:`mesynth.generation.balance.fill`/sampling-strategy plan) and train on real + synthetic.
 ``synth_pretrain``
     pretrain on a balanced synthetic set, then fine-tune on the fold's real training data.
 ``synth_only``
@@ -225,7 +225,7 @@ def create_synth_remedy(
     **settings: object,
 ) -> SynthRemedy:
     """Build a synthetic remedy from flat keywords (those of :class:`SynthesisSettings` plus
-    the loss options), as ``configs/remedy/synth_*.yaml`` give them."""
+    the loss options), as ``mesynth/configs/remedy/synth_*.yaml`` give them."""
     try:
         synthesis = SynthesisSettings(**settings)  # type: ignore[arg-type]
     except TypeError as err:
@@ -247,7 +247,7 @@ def create_synth_remedy(
 
 
 def _scheme_index(class_names: Sequence[str], scheme: str) -> dict[str, int]:
-    from mesynth.emotions import scheme_labels
+    from mesynth.labels.emotions import scheme_labels
 
     labels = list(scheme_labels(scheme))
     unknown = [c for c in class_names if c not in labels]
@@ -261,7 +261,7 @@ def _scheme_index(class_names: Sequence[str], scheme: str) -> dict[str, int]:
 
 def _bank(remedy: SynthRemedy, context: FoldContext, motion: object) -> tuple[object, set[str]]:
     """The fold's template bank and the subjects whose annotations it was mined from."""
-    from mesynth.templates import TemplateBank
+    from mesynth.templates.bank import TemplateBank
 
     cfg = remedy.synthesis
     train_subjects = {str(s.subject) for s in context.train}
@@ -325,7 +325,7 @@ def _onset_faces(context: FoldContext, folder: Path) -> dict[str, str]:
 
 def _identities(remedy: SynthRemedy, context: FoldContext) -> tuple[list, dict[str, str]]:
     """The fold's identities and ``{identity name: subject}`` for faces of dataset subjects."""
-    from mesynth.faces import IdentityAugmentation, load_identities
+    from mesynth.face.identities import IdentityAugmentation, load_identities
 
     cfg = remedy.synthesis
     augmentation = IdentityAugmentation(copies=cfg.identity_copies)
@@ -354,7 +354,7 @@ def _identities(remedy: SynthRemedy, context: FoldContext) -> tuple[list, dict[s
 
 
 def _plan(remedy: SynthRemedy, context: FoldContext, emotions: Sequence[str]) -> object:
-    from mesynth.balance import BalancePlan, resolve_sampling_strategy
+    from mesynth.generation.balance import BalancePlan, resolve_sampling_strategy
 
     cfg = remedy.synthesis
     names = list(context.class_names)
@@ -368,11 +368,11 @@ def _plan(remedy: SynthRemedy, context: FoldContext, emotions: Sequence[str]) ->
 
 def synthesize_for_fold(remedy: SynthRemedy, context: FoldContext) -> SyntheticSet:
     """Make (or reuse) the fold's synthetic store and load it with provenance."""
-    from mesynth.generate import generate, generation_config
-    from mesynth.motion import MotionModel
-    from mesynth.realism import RealismConfig
-    from mesynth.store import config_hash
-    from mesynth.timing import TimingSampler
+    from mesynth.generation.pipeline import generate, generation_config
+    from mesynth.generation.store import config_hash
+    from mesynth.motion.au_basis import MotionModel
+    from mesynth.motion.timing import TimingSampler
+    from mesynth.render.effects import EffectsConfig
 
     cfg = remedy.synthesis
     _scheme_index(context.class_names, cfg.scheme)
@@ -381,7 +381,7 @@ def synthesize_for_fold(remedy: SynthRemedy, context: FoldContext) -> SyntheticS
     faces, face_subjects = _identities(remedy, context)
     plan = _plan(remedy, context, bank.emotions)
     timing = TimingSampler(fps=cfg.fps)
-    realism = RealismConfig(
+    realism = EffectsConfig(
         head_motion=cfg.head_motion,
         blinks=cfg.blinks,
         noise=cfg.noise,

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 
-from mesynth.canonical import align_to_canonical, warp_with_matrix
-from mesynth.landmarks import create_detector, detect_landmarks
+from mesynth.face.canonical import align_to_canonical, warp_with_matrix
+from mesynth.face.landmarks import create_detector, detect_landmarks
 
 
 def main() -> None:

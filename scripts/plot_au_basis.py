@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mesynth.canonical import canonical_landmarks, inter_ocular_distance
-from mesynth.motion import MotionModel, expert_au_names
+from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
+from mesynth.motion.au_basis import MotionModel, expert_au_names
 
 # polylines of the 68-point face, for a readable outline
 _OUTLINE = [

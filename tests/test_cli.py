@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from mesynth.cli import main as mesynth_main
+from mesynth.cli.main import main as mesynth_main
 from recognizer.cli import main as mer_main
 
 

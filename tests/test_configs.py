@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from mesynth.cli_app import config_dir
+from mesynth.cli.app import config_dir
 
 CONFIG_DIR = config_dir()
 PRIMARIES = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
@@ -113,4 +113,4 @@ def test_hydra_leaves_working_directory_alone() -> None:
 
 
 def test_config_dir_is_the_repository_folder() -> None:
-    assert CONFIG_DIR == Path(__file__).resolve().parents[1] / "configs"
+    assert CONFIG_DIR == Path(__file__).resolve().parents[1] / "mesynth" / "configs"

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mesynth.image_io import decode_rgb
+from mesynth.face.image_io import decode_rgb
 from mesynth.records import record_frame_numbers
 from recognizer.data.samples import Sample
 from recognizer.datasets.errors import FrameReadError

@@ -1,9 +1,10 @@
 """Preprocessing: align every clip once to the canonical face and cache it as uint8 arrays.
 
 Per sample: landmarks on the onset frame (a landmark file when given, else a detector backend
-of :mod:`mesynth.landmarks`, with an optional face box and the whole-image fallback for tight
+of :mod:`mesynth.face.landmarks`, with an optional face box and the whole-image fallback for tight
 crops); the similarity that puts the stable points (eye corners, nose bridge;
-:data:`mesynth.canonical.STABLE_INDICES`) onto the canonical template; the same transform applied
+:data:`mesynth.face.canonical.STABLE_INDICES`) onto the canonical template; the same transform
+applied
 to every frame from onset to offset; a ``size × size`` crop. ``backend="none"`` skips alignment
 and only resizes (for clips that are already aligned, such as a mesynth store).
 
@@ -31,8 +32,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from mesynth.canonical import STABLE_INDICES, similarity_to_canonical, warp_with_matrix
-from mesynth.landmarks import (
+from mesynth.face.canonical import STABLE_INDICES, similarity_to_canonical, warp_with_matrix
+from mesynth.face.landmarks import (
     LandmarkDetector,
     create_detector,
     detect_landmarks,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mesynth.emotions import scheme_labels, to_scheme
+from mesynth.labels.emotions import scheme_labels, to_scheme
 from recognizer.data.samples import Sample
 from recognizer.datasets.errors import AnnotationError, ReleaseNotFoundError
 from recognizer.datasets.frames import trailing_number

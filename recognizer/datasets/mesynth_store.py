@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mesynth.store import MANIFEST_COLUMNS
+from mesynth.generation.store import MANIFEST_COLUMNS
 from recognizer.data.samples import Sample, qualify_subject
 from recognizer.datasets.errors import AnnotationError, DatasetError, ReleaseNotFoundError
 from recognizer.datasets.frames import discover_frames

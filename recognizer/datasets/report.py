@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mesynth.emotions import label_indices, to_scheme
+from mesynth.labels.emotions import label_indices, to_scheme
 from recognizer.data.samples import Sample
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from mesynth.canonical import STABLE_INDICES, align_to_canonical, warp_with_matrix
-from mesynth.landmarks import create_detector, detect_landmarks
+from mesynth.face.canonical import STABLE_INDICES, align_to_canonical, warp_with_matrix
+from mesynth.face.landmarks import create_detector, detect_landmarks
 
 SIZE = 96
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mesynth.au import ActionUnit, AUCombination, letter_to_relative, parse_aus
+from mesynth.labels.au import ActionUnit, AUCombination, letter_to_relative, parse_aus
 
 
 def au(code: int, **kw) -> ActionUnit:

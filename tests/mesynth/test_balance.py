@@ -1,6 +1,6 @@
 import pytest
 
-from mesynth.balance import (
+from mesynth.generation.balance import (
     BalancePlan,
     PlanError,
     clip_seed,

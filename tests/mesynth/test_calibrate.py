@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import move, quantise, similarity_about, write_clip
 
-from mesynth.calibrate import CalibrationError, calibrate, detector_landmarker
-from mesynth.calibration_profile import CalibrationProfile
-from mesynth.canonical import inter_ocular_distance
+from mesynth.calibration.calibrate import CalibrationError, calibrate, detector_landmarker
+from mesynth.calibration.profile import CalibrationProfile
+from mesynth.face.canonical import inter_ocular_distance
 
 
 def _fake_real_clips(folder, face, n, translation_px, noise, seed, frames=2):

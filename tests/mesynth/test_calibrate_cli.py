@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import move, quantise, similarity_about
 
-from mesynth.calibration_profile import CalibrationProfile
-from mesynth.cli import main
+from mesynth.calibration.profile import CalibrationProfile
+from mesynth.cli.main import main
 
 
 def _manifest(folder, face, n, shift_px, noise, seed, source):
@@ -67,9 +67,9 @@ def test_generate_with_a_profile_from_the_command_line(aligned_face, tmp_path, c
         "device=cpu",
         "mesynth.plan.n_per_class=1",
         f"out_dir={store}",
-        "mesynth/realism=profile",
+        "mesynth/effects=profile",
     ]
-    assert main([*generate, f"mesynth.realism.path={profile_path}"]) == 0
+    assert main([*generate, f"mesynth.effects.path={profile_path}"]) == 0
     assert "motion: apex_iod" in capsys.readouterr().out
     meta = (store / "meta.json").read_text()
     assert '"kind": "profile"' in meta and str(profile_path) in meta
@@ -78,7 +78,7 @@ def test_generate_with_a_profile_from_the_command_line(aligned_face, tmp_path, c
         (None, "no calibration profile given"),
         (tmp_path / "no.yaml", "no.yaml"),
     ):
-        override = [] if path is None else [f"mesynth.realism.path={path}"]
+        override = [] if path is None else [f"mesynth.effects.path={path}"]
         with pytest.raises(SystemExit):  # Hydra reports the error and exits
             main([*generate, f"out_dir={tmp_path / 'other'}", *override])
         assert f"ProfileError: {message}" in capsys.readouterr().err.replace(f"{tmp_path}/", "")

@@ -7,17 +7,17 @@ import json
 
 import pytest
 
-from mesynth.balance import equal
-from mesynth.calibrate import calibrate
-from mesynth.calibration_profile import CalibrationProfile, Framing, Spread
-from mesynth.faces import load_identities
-from mesynth.generate import generate
-from mesynth.motion import MotionModel
-from mesynth.profile_realism import apex_size_ratio
-from mesynth.realism_report import realism_report
+from mesynth.calibration.calibrate import calibrate
+from mesynth.calibration.profile import CalibrationProfile, Framing, Spread
+from mesynth.calibration.profile_effects import apex_size_ratio
+from mesynth.evaluation.realism_report import realism_report
+from mesynth.face.identities import load_identities
+from mesynth.generation.balance import equal
+from mesynth.generation.pipeline import generate
+from mesynth.motion.au_basis import MotionModel
+from mesynth.motion.timing import TimingSampler
 from mesynth.records import store_records
-from mesynth.templates import TemplateBank
-from mesynth.timing import TimingSampler
+from mesynth.templates.bank import TemplateBank
 
 CLASSES = ["happiness", "surprise", "disgust", "sadness"]
 

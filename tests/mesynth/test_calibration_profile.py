@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mesynth.calibration_profile import CalibrationProfile, Framing, ProfileError, Spread
+from mesynth.calibration.profile import CalibrationProfile, Framing, ProfileError, Spread
 
 
 def _profile(**changes: object) -> CalibrationProfile:

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mesynth.canonical import (
+from mesynth.face.canonical import (
     MIDLINE_INDICES,
     MIRROR_PERMUTATION,
     STABLE_INDICES,

@@ -1,6 +1,6 @@
 import pytest
 
-from mesynth.emotions import (
+from mesynth.labels.emotions import (
     SCHEMES,
     UnknownLabelError,
     label_indices,

@@ -2,19 +2,19 @@ import cv2
 import numpy as np
 import pytest
 
-from mesynth.canonical import (
+from mesynth.face.canonical import (
     STABLE_INDICES,
     canonical_landmarks,
     inter_ocular_distance,
     mirror_landmarks,
 )
-from mesynth.faces import (
+from mesynth.face.identities import (
     IdentityAugmentation,
     augment_identity,
     builtin_images,
     load_identities,
 )
-from mesynth.landmarks import create_detector, detect_landmarks, save_pts
+from mesynth.face.landmarks import create_detector, detect_landmarks, save_pts
 
 SIZE = 64
 

@@ -4,26 +4,26 @@ import cv2
 import numpy as np
 import pytest
 
-from mesynth.au import parse_aus
-from mesynth.balance import equal
-from mesynth.canonical import canonical_landmarks, inter_ocular_distance
-from mesynth.faces import Identity
-from mesynth.generate import (
+from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
+from mesynth.face.identities import Identity
+from mesynth.generation.balance import equal
+from mesynth.generation.pipeline import (
     clip_displacements,
     generate,
     render_clips,
     sample_clip_parameters,
 )
-from mesynth.motion import MotionModel
-from mesynth.realism import RealismConfig
-from mesynth.store import StoreConfigError, read_manifest_rows
-from mesynth.templates import TemplateBank
-from mesynth.timing import TimingSampler
-from mesynth.warp import FaceWarper
+from mesynth.generation.store import StoreConfigError, read_manifest_rows
+from mesynth.labels.au import parse_aus
+from mesynth.motion.au_basis import MotionModel
+from mesynth.motion.timing import TimingSampler
+from mesynth.render.effects import EffectsConfig
+from mesynth.render.warp import FaceWarper
+from mesynth.templates.bank import TemplateBank
 
 SIZE = 32
 CLASSES = ["happiness", "surprise", "disgust"]
-REALISM = RealismConfig(
+REALISM = EffectsConfig(
     head_motion=True, blinks=True, blink_probability=0.5, noise=True, flicker=True, jpeg=True
 )
 
@@ -132,11 +132,11 @@ def test_another_configuration_is_refused(reference, parts) -> None:
     with pytest.raises(StoreConfigError, match="plan"):
         _run(parts | {"plan": equal(3, CLASSES, seed=11)}, out)
     with pytest.raises(StoreConfigError, match="realism"):
-        _run(parts, out, realism=RealismConfig())
+        _run(parts, out, realism=EffectsConfig())
 
 
 def test_keyframes_are_the_full_rate_frames_at_their_numbers(parts, tmp_path) -> None:
-    realism = RealismConfig(head_motion=True, noise=True, flicker=True)
+    realism = EffectsConfig(head_motion=True, noise=True, flicker=True)
     one = parts | {"plan": equal(1, ["surprise"], seed=3)}
     _run(one, tmp_path / "key", realism=realism)
     _run(one, tmp_path / "full", realism=realism, mode="full")
@@ -161,7 +161,7 @@ def test_onset_frame_is_the_aligned_face_and_apex_moves(parts) -> None:
         bank=parts["bank"],
         identity_names=list(identities),
         timing_sampler=parts["timing_sampler"],
-        realism=RealismConfig(),
+        realism=EffectsConfig(),
         mode="onset_apex",
     )
     face = identities[params.identity]
@@ -184,14 +184,14 @@ def test_plan_classes_must_exist_in_the_bank(parts, tmp_path) -> None:
         _run(parts | {"plan": equal(1, ["boredom"])}, tmp_path)
 
 
-GROUPS = ["mesynth/identities", "mesynth/plan", "mesynth/realism"]
+GROUPS = ["mesynth/identities", "mesynth/plan", "mesynth/effects"]
 
 
 def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from mesynth.cli_app import config_dir
+    from mesynth.cli.app import config_dir
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
@@ -203,7 +203,7 @@ def _compose(overrides: list[str]):
     [
         f"{group}={p.stem}"
         for group in GROUPS
-        for p in sorted((Path(__file__).parents[2] / "configs" / group).glob("*.yaml"))
+        for p in sorted((Path(__file__).parents[2] / "mesynth" / "configs" / group).glob("*.yaml"))
     ],
 )
 def test_every_generate_group_option_composes_and_instantiates(override) -> None:
@@ -216,12 +216,12 @@ def test_every_generate_group_option_composes_and_instantiates(override) -> None
 
 
 def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
-    from mesynth.cli import main
+    from mesynth.cli.main import main
 
     store = tmp_path / "store"
     common = [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"]
     args = ["size=48", "num_frames=4", "mesynth.plan.n_per_class=1", "progress=false"]
-    args += [f"out_dir={store}", "format=[frames]", "mesynth/realism=full"]
+    args += [f"out_dir={store}", "format=[frames]", "mesynth/effects=full"]
     assert main(["generate", *args, *common]) == 0
     out = capsys.readouterr().out
     assert "2 identities loaded" in out and "7 written" in out
@@ -248,8 +248,8 @@ def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
 
 
 def test_preview_of_an_unknown_clip_names_it(reference) -> None:
-    from mesynth.preview import preview_store
-    from mesynth.store import StoreError
+    from mesynth.evaluation.preview import preview_store
+    from mesynth.generation.store import StoreError
 
     out, _ = reference
     with pytest.raises(StoreError, match="no clip 999999"):

@@ -4,8 +4,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from mesynth.canonical import align_to_canonical, canonical_landmarks, inter_ocular_distance
-from mesynth.landmarks import (
+from mesynth.face.canonical import align_to_canonical, canonical_landmarks, inter_ocular_distance
+from mesynth.face.landmarks import (
     ImplausibleLandmarksError,
     LandmarkCache,
     LandmarkError,

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from conftest import move, quantise, similarity_about, write_clip
 
-from mesynth.calibrate import detector_landmarker, measure_clip
-from mesynth.canonical import apply_affine, canonical_landmarks, inter_ocular_distance
-from mesynth.measure import (
+from mesynth.calibration.calibrate import detector_landmarker, measure_clip
+from mesynth.calibration.measure import (
     brightness_drift,
     count_blinks,
     eye_aspect_ratio,
@@ -21,8 +20,9 @@ from mesynth.measure import (
     robust_std,
     static_mask,
 )
-from mesynth.motion import MotionModel
-from mesynth.skin_motion import smooth_random_field
+from mesynth.face.canonical import apply_affine, canonical_landmarks, inter_ocular_distance
+from mesynth.motion.au_basis import MotionModel
+from mesynth.render.skin_motion import smooth_random_field
 
 
 def test_rigid_motion_recovers_a_known_similarity_exactly():

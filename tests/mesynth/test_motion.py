@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
-from mesynth.canonical import (
+from mesynth.face.canonical import (
     MIDLINE_INDICES,
     MIRROR_PERMUTATION,
     SUBJECT_LEFT_INDICES,
     SUBJECT_RIGHT_INDICES,
     canonical_landmarks,
 )
-from mesynth.motion import MotionModel, MotionModelError, mirror_displacement, side_mask
-from mesynth.templates import TemplateAU
+from mesynth.motion.au_basis import MotionModel, MotionModelError, mirror_displacement, side_mask
+from mesynth.templates.bank import TemplateAU
 
 REQUIRED = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 18, 20, 23, 24, 25, 26, 28, 38, 39, 43, 45)
 

@@ -9,22 +9,22 @@ import numpy as np
 import pytest
 import torch
 
-from mesynth.balance import PlannedClip, equal
-from mesynth.calibration_profile import CalibrationProfile, Framing, ProfileError, Spread
-from mesynth.canonical import canonical_landmarks, inter_ocular_distance
-from mesynth.faces import Identity
-from mesynth.generate import clip_displacements, generate, sample_clip_parameters
-from mesynth.motion import MotionModel
-from mesynth.profile_realism import (
+from mesynth.calibration.profile import CalibrationProfile, Framing, ProfileError, Spread
+from mesynth.calibration.profile_effects import (
     GRAY_NOISE_FACTOR,
-    ProfileRealism,
+    ProfileEffects,
     calibrated_motion,
-    resolve_realism,
+    resolve_effects,
 )
-from mesynth.realism import RealismConfig, RealismParams, flicker_gains, head_affines
-from mesynth.templates import TemplateBank
-from mesynth.timing import TimingSampler
-from mesynth.warp import FaceWarper, WarpRequest
+from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
+from mesynth.face.identities import Identity
+from mesynth.generation.balance import PlannedClip, equal
+from mesynth.generation.pipeline import clip_displacements, generate, sample_clip_parameters
+from mesynth.motion.au_basis import MotionModel
+from mesynth.motion.timing import TimingSampler
+from mesynth.render.effects import EffectParams, EffectsConfig, flicker_gains, head_affines
+from mesynth.render.warp import FaceWarper, WarpRequest
+from mesynth.templates.bank import TemplateBank
 
 SIZE = 32
 
@@ -100,14 +100,14 @@ def test_missing_or_malformed_profiles_are_named(tmp_path):
     with pytest.raises(ProfileError, match="bad.yaml: missing key 'noise_sigma'"):
         generate(out_dir=tmp_path / "y", realism=str(bad), **_parts())
     with pytest.raises(ProfileError, match="no calibration profile given"):
-        ProfileRealism.load(None)
+        ProfileEffects.load(None)
     with pytest.raises(TypeError, match="realism must be"):
-        resolve_realism(3)
-    assert resolve_realism("default").jpeg and not resolve_realism("none").noise
+        resolve_effects(3)
+    assert resolve_effects("default").jpeg and not resolve_effects("none").noise
 
 
 def test_sampled_values_follow_the_profile():
-    realism = ProfileRealism(PROFILE)
+    realism = ProfileEffects(PROFILE)
     iod = 30.0
     draws = [realism.sample(0.3, 0.1, iod, np.random.default_rng([7, i])) for i in range(4000)]
     translation = [np.hypot(*p.head_apex[:2]) for p in draws]
@@ -124,7 +124,7 @@ def test_sampled_values_follow_the_profile():
     blinks = np.mean([p.blink_start_s is not None for p in draws])
     assert blinks == pytest.approx(1 - np.exp(-2.0 * 0.3), abs=0.03)
     assert all(p.head_pinned_at_apex and p.jpeg_quality == 0 for p in draws)
-    off = ProfileRealism(PROFILE, skin_motion=False, noise=False)
+    off = ProfileEffects(PROFILE, skin_motion=False, noise=False)
     one = off.sample(0.3, 0.1, iod, np.random.default_rng(1))
     other = realism.sample(0.3, 0.1, iod, np.random.default_rng(1))
     assert one.skin_rms_px == 0 and one.noise_sigma == 0
@@ -139,7 +139,7 @@ def test_gray_noise_factor_matches_opencv_grey_conversion():
 
 
 def test_head_motion_reaches_the_apex_value_and_starts_at_zero():
-    params = RealismParams(
+    params = EffectParams(
         head_amplitudes=(0.7, -0.4, 0.01, 0.0),
         head_frequencies=((1.0, 2.0),) * 4,
         head_phases=((0.3, 1.1),) * 4,
@@ -182,7 +182,7 @@ def test_a_constant_field_shifts_the_render_by_its_offset():
 
 
 def test_drift_is_linear_in_time():
-    gains = flicker_gains(RealismParams(drift_per_s=-0.2), np.array([0.0, 0.5, 1.0]))
+    gains = flicker_gains(EffectParams(drift_per_s=-0.2), np.array([0.0, 0.5, 1.0]))
     np.testing.assert_allclose(gains, [1.0, 0.9, 0.8])
 
 
@@ -191,7 +191,7 @@ def test_converted_apex_size_gives_the_profile_median_peak():
     motion = calibrated_motion(MotionModel.expert(), PROFILE, bank)
     landmarks = canonical_landmarks(96)
     iod = float(inter_ocular_distance(landmarks))
-    realism = RealismConfig()
+    realism = EffectsConfig()
     peaks = []
     for i in range(600):
         label = bank.emotions[i % len(bank.emotions)]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import FakeRecord, move, quantise, similarity_about, write_clip
 
-from mesynth.domain_test import domain_classifier_test
+from mesynth.evaluation.domain_test import domain_classifier_test
+from mesynth.evaluation.realism_report import ReportError, realism_report, region_masks
 from mesynth.flow import apex_flow, save_apex_flow
-from mesynth.realism_report import ReportError, realism_report, region_masks
 
 
 def _clips(folder, face, n, shift_px, noise, seed, prefix):

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mesynth import store as store_module
-from mesynth.store import (
+from mesynth.generation import store as store_module
+from mesynth.generation.store import (
     MANIFEST_COLUMNS,
     ClipStore,
     StoreConfigError,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mesynth.timing import SHAPES, Timing, TimingError, TimingSampler
+from mesynth.motion.timing import SHAPES, Timing, TimingError, TimingSampler
 
 
 @pytest.mark.parametrize("fps", [30, 90, 100, 200, 300, 500])

@@ -4,9 +4,9 @@ import pytest
 import torch
 from scipy.interpolate import RBFInterpolator
 
-from mesynth.canonical import canonical_landmarks
-from mesynth.realism import RealismParams, blink_closure, blink_displacements, head_affines
-from mesynth.warp import FaceWarper, WarpRequest, pixel_centres, to_uint8, tps_influence
+from mesynth.face.canonical import canonical_landmarks
+from mesynth.render.effects import EffectParams, blink_closure, blink_displacements, head_affines
+from mesynth.render.warp import FaceWarper, WarpRequest, pixel_centres, to_uint8, tps_influence
 
 SIZE = 64
 
@@ -145,7 +145,7 @@ def test_head_motion_affine_is_applied_about_the_centre(device) -> None:
 
 
 def test_head_motion_is_zero_at_onset_and_small() -> None:
-    params = RealismParams(
+    params = EffectParams(
         head_amplitudes=(0.6, -0.4, 0.005, 0.003),
         head_frequencies=((1.0, 2.0),) * 4,
         head_phases=((0.3, 1.0),) * 4,
@@ -153,12 +153,12 @@ def test_head_motion_is_zero_at_onset_and_small() -> None:
     affines = head_affines(params, np.array([0.0, 0.05, 0.3]))
     np.testing.assert_allclose(affines[0], [[1, 0, 0], [0, 1, 0]], atol=1e-12)
     assert np.abs(affines[:, :, 2]).max() <= 0.6 + 1e-9
-    assert head_affines(RealismParams(), np.zeros(3)) is None
+    assert head_affines(EffectParams(), np.zeros(3)) is None
 
 
 def test_full_blink_closes_the_lids() -> None:
     points = canonical_landmarks(SIZE)
-    params = RealismParams(blink_start_s=0.0, blink_duration_s=0.2, blink_depth=1.0)
+    params = EffectParams(blink_start_s=0.0, blink_duration_s=0.2, blink_depth=1.0)
     closure = blink_closure(params, np.array([0.0, 0.1, 0.2]))
     np.testing.assert_allclose(closure, [0.0, 1.0, 0.0], atol=1e-12)
     moved = points + blink_displacements(points, closure)[1]

@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from mesynth.cli_app import config_dir
+from mesynth.cli.app import config_dir
 from recognizer.cli import main as mer_main
 from recognizer.collect import collect, summary_table
 from recognizer.metrics import uar, uf1

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mesynth.canonical import STABLE_INDICES, canonical_landmarks, inter_ocular_distance
-from mesynth.landmarks import create_detector, detect_landmarks
+from mesynth.face.canonical import STABLE_INDICES, canonical_landmarks, inter_ocular_distance
+from mesynth.face.landmarks import create_detector, detect_landmarks
 from recognizer.data.frame_source import read_image
 from recognizer.data.preprocess import (
     CachedFrames,

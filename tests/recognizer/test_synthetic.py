@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from mesynth.balance import BalancePlan
-from mesynth.faces import IdentityAugmentation, builtin_images, load_identities
-from mesynth.generate import generate
-from mesynth.motion import MotionModel
-from mesynth.templates import TemplateBank
-from mesynth.timing import TimingSampler
+from mesynth.face.identities import IdentityAugmentation, builtin_images, load_identities
+from mesynth.generation.balance import BalancePlan
+from mesynth.generation.pipeline import generate
+from mesynth.motion.au_basis import MotionModel
+from mesynth.motion.timing import TimingSampler
+from mesynth.templates.bank import TemplateBank
 from recognizer.data.representations import KeyFrameClip
 from recognizer.data.torch_dataset import ClipDataset
 from recognizer.datasets import load

@@ -1,0 +1,82 @@
+"""Task functions of ``mesynth calibrate`` and ``mesynth realism`` (Hydra at the edge only).
+
+Sample sets come from config nodes (``_target_`` + ``_partial_``) such as
+``recognizer.datasets.load``; a node's call may return the records or an object with
+``.samples`` (and a printable ``.report``). mesynth never imports the loader itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from mesynth.calibration.calibrate import calibrate
+from mesynth.evaluation.realism_report import realism_report
+from mesynth.labels.emotions import to_scheme
+
+
+def load_records(node: DictConfig, what: str, limit: int | None = None) -> list[object]:
+    """Call a loader node and return its records (at most ``limit``)."""
+    result = instantiate(node)()
+    records = list(getattr(result, "samples", result))
+    report = getattr(result, "report", None)
+    if report is not None:
+        print(f"{what}: {report}")
+    return records[:limit] if limit else records
+
+
+def calibrate_command(cfg: DictConfig) -> None:
+    """Measure the configured dataset and write its calibration profile."""
+    samples = load_records(cfg.data.loader, "real clips", cfg.limit)
+    profile = calibrate(
+        samples,
+        backend=cfg.backend,
+        tracking=cfg.tracking,
+        flow_method=cfg.flow_method,
+        max_frames=cfg.max_frames,
+        min_fit_samples=cfg.min_fit_samples,
+        min_clips_per_au=cfg.min_clips_per_au,
+        ridge=cfg.ridge,
+        progress=cfg.progress,
+    )
+    path = profile.save(cfg.out)
+    print(
+        f"measured {profile.source['n_measured']} clips ({profile.source['n_skipped']} skipped); "
+        f"apex size median {profile.apex_peak_iod.median:.4f} IOD, noise "
+        f"{profile.noise_sigma.median:.2f} grey levels, motion basis {profile.motion_kind}"
+    )
+    print(f"profile: {Path(path).resolve()}")
+
+
+def realism_command(cfg: DictConfig) -> None:
+    """Compare the configured real and synthetic sets and write the realism report."""
+    real = load_records(cfg.data.loader, "real clips", cfg.limit)
+    synthetic = load_records(cfg.synthetic, "synthetic clips", cfg.limit)
+    scheme = cfg.scheme
+
+    def label_of(record: object) -> str:
+        if getattr(record, "source", "real") == "synthetic" or not scheme:
+            return str(getattr(record, "emotion", "") or "all")
+        label = to_scheme(record.emotion, scheme, getattr(record, "dataset", None))
+        return label or "excluded"
+
+    result = realism_report(
+        real,
+        synthetic,
+        cfg.out_dir,
+        representation=cfg.representation,
+        size=cfg.size,
+        pool=cfg.pool,
+        n_splits=cfg.n_splits,
+        n_permutations=cfg.n_permutations,
+        seed=cfg.seed,
+        label_of=label_of,
+    )
+    domain = result.domain
+    print(
+        f"domain classifier: balanced accuracy {domain.accuracy:.3f} (0.5 = indistinguishable), "
+        f"binomial p {domain.binomial_p:.3g}, permutation p {domain.permutation_p:.3g}"
+    )
+    print(f"report: {result.markdown.resolve()}")

@@ -1,0 +1,150 @@
+"""``mesynth``: the generator's command line (Hydra over ``mesynth/configs/``)."""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+from omegaconf import DictConfig, OmegaConf
+
+from mesynth.cli.app import Command, run_command
+from mesynth.cli.calibrate import calibrate_command, realism_command
+from mesynth.environment import environment_report, format_report
+from mesynth.templates.bank import TemplateBank
+from mesynth.templates.mining import read_annotation_table
+
+
+def env_command(cfg: DictConfig) -> None:
+    """Print versions, devices and which landmark / optical-flow backends are usable."""
+    print(format_report(environment_report()))
+
+
+def _plan(cfg: DictConfig):
+    """The balance plan of ``cfg.mesynth.plan``; ``classes: null`` means the scheme's classes."""
+    from hydra.utils import instantiate
+
+    from mesynth.labels.emotions import scheme_labels
+
+    node = cfg.mesynth.plan
+    extra: dict[str, object] = {"seed": int(cfg.seed)}
+    if "classes" in node and node.classes is None:
+        extra["classes"] = list(scheme_labels(cfg.scheme))
+    return instantiate(node, _convert_="all")(**extra)
+
+
+def generate_command(cfg: DictConfig) -> None:
+    """Generate a class-balanced synthetic clip store (resumable; sharded under torchrun)."""
+    from hydra.utils import instantiate
+
+    from mesynth.generation.pipeline import generate
+
+    identities = instantiate(cfg.mesynth.identities, _convert_="all")(
+        size=int(cfg.size), seed=int(cfg.seed)
+    )
+    print(identities.summary())
+    plan = _plan(cfg)
+    print(f"plan: {plan.total} clips " + ", ".join(f"{k}={v}" for k, v in plan.counts.items()))
+    realism = instantiate(cfg.mesynth.effects, _convert_="all")
+    if isinstance(realism, partial):  # mesynth/effects=profile: read the file now
+        realism = realism()
+    summary = generate(
+        identities,
+        instantiate(cfg.templates, _convert_="all"),
+        instantiate(cfg.motion),
+        instantiate(cfg.timing),
+        plan,
+        cfg.out_dir,
+        mode=cfg.mode,
+        num_frames=int(cfg.num_frames),
+        sampling=cfg.sampling,
+        formats=list(cfg.format),
+        image_format=cfg.image_format,
+        jpeg_quality=int(cfg.jpeg_quality),
+        realism=realism,
+        device=cfg.device,
+        batch_size=int(cfg.batch_size),
+        inverse_iterations=int(cfg.inverse_iterations),
+        progress=bool(cfg.progress),
+    )
+    print(summary)
+
+
+def preview_command(cfg: DictConfig) -> None:
+    """Write a GIF per chosen clip and a labelled contact sheet."""
+    from mesynth.evaluation.preview import preview_store
+
+    clips = OmegaConf.to_container(cfg.clips) if cfg.clips is not None else None
+    paths = preview_store(
+        cfg.store,
+        [str(c) for c in clips] if clips else None,
+        cfg.out_dir,
+        max_frames=int(cfg.max_frames),
+        gif_fps=float(cfg.gif_fps),
+        magnify=float(cfg.magnify),
+    )
+    print("\n".join(str(p) for p in paths))
+
+
+def stats_command(cfg: DictConfig) -> None:
+    """Print per-class statistics of a store and plot its class histogram and timings."""
+    from pathlib import Path
+
+    from mesynth.evaluation.stats import plot_stats, store_table, summarize
+
+    table = store_table(cfg.store)
+    print(summarize(table).round(2).to_string())
+    out = cfg.out_dir or Path(cfg.store) / "stats"
+    print("\n".join(str(p) for p in plot_stats(table, out)))
+
+
+def templates_command(cfg: DictConfig) -> None:
+    """Build the template bank from the configured sources and print its per-emotion summary."""
+    sources = None if cfg.sources is None else list(cfg.sources)
+    banks = [TemplateBank.expert(cfg.scheme, sources)]
+    weights = [cfg.expert_weight]
+    if cfg.mined.table:
+        subjects = None if cfg.mined.subjects is None else list(cfg.mined.subjects)
+        records = read_annotation_table(cfg.mined.table)
+        banks.append(TemplateBank.mined(records, cfg.scheme, subjects=subjects))
+        weights.append(cfg.mined.weight)
+    if cfg.macro.csvs:
+        banks.append(
+            TemplateBank.macro_onset(
+                list(cfg.macro.csvs),
+                list(cfg.macro.labels),
+                cfg.scheme,
+                fraction=tuple(cfg.macro.fraction),
+                divisor=cfg.macro.divisor,
+            )
+        )
+        weights.append(cfg.macro.weight)
+    bank = TemplateBank.combine(banks, weights)
+    print(f"AU templates, scheme {cfg.scheme}")
+    for report in bank.reports:
+        print(report)
+    print(bank.summary().to_string())
+    if cfg.details:
+        print(bank.to_frame().drop(columns="citation").to_string(index=False))
+
+
+COMMANDS: dict[str, Command] = {
+    "env": Command("env", env_command, "show versions, devices and available backends"),
+    "generate": Command("generate", generate_command, "generate a balanced synthetic clip store"),
+    "preview": Command("preview", preview_command, "GIFs and a contact sheet of stored clips"),
+    "stats": Command("stats", stats_command, "class histogram, durations and intensities"),
+    "templates": Command("templates", templates_command, "print the AU template bank"),
+    "calibrate": Command(
+        "calibrate", calibrate_command, "measure a real dataset into a calibration profile"
+    ),
+    "realism": Command(
+        "realism", realism_command, "report the synthetic-to-real gap (domain classifier test)"
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command("mesynth", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

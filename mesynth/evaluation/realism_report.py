@@ -1,0 +1,327 @@
+"""The realism report: how far synthetic clips are from real ones, in a recognizer's view.
+
+:func:`realism_report` turns both sets into one representation (apex flow by default, frame
+differences with ``representation="clip"``) and writes ``report.md`` plus figures:
+
+- ``channels.png`` and a table: per-channel value distributions of each set;
+- ``region_energy.png`` and a table: mean motion energy in face regions (brows, eyes, nose,
+  mouth, cheeks of the canonical face) per class and set;
+- ``class_means.png``: per class, the mean energy map of real clips, of synthetic clips and
+  their difference, side by side;
+- ``domain_test.png``: the domain-classifier test (:mod:`mesynth.evaluation.domain_test`), its
+accuracy
+  against the permutation null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from mesynth.evaluation.domain_test import DomainTestResult, domain_classifier_test
+from mesynth.evaluation.features import create_feature
+from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
+from mesynth.records import RecordReadError, record_name
+
+#: landmark groups of the canonical face that define the report's regions.
+REGIONS: dict[str, np.ndarray] = {
+    "brows": np.arange(17, 27),
+    "eyes": np.arange(36, 48),
+    "nose": np.arange(27, 36),
+    "mouth": np.arange(48, 68),
+    "cheeks": np.array([1, 2, 3, 13, 14, 15, 31, 35, 48, 54]),
+}
+
+
+class ReportError(ValueError):
+    """The report cannot be made (a set is empty or unreadable); the message says which."""
+
+
+@dataclass
+class ReportResult:
+    """What :func:`realism_report` wrote and found.
+
+    Attributes:
+        out_dir, markdown: the folder and its ``report.md``.
+        figures: PNG paths.
+        domain: the domain-classifier test.
+        channel_stats: rows (set, channel) with mean, std and percentiles.
+        region_energy: rows (set, class, region) with the mean energy.
+        skipped: ``(clip, reason)`` of records that could not be read.
+    """
+
+    out_dir: Path
+    markdown: Path
+    figures: list[Path]
+    domain: DomainTestResult
+    channel_stats: pd.DataFrame
+    region_energy: pd.DataFrame
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def domain_accuracy(self) -> float:
+        return self.domain.accuracy
+
+
+def region_masks(size: int, radius_iod: float = 0.15) -> dict[str, np.ndarray]:
+    """``(size, size)`` bool masks of :data:`REGIONS`: the convex hull of each landmark group of
+    the canonical face, grown by ``radius_iod``."""
+    points = canonical_landmarks(size)
+    grow = max(1, int(round(radius_iod * float(inter_ocular_distance(points)))))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    out = {}
+    for name, indices in REGIONS.items():
+        mask = np.zeros((size, size), np.uint8)
+        for group in (indices,) if name != "eyes" else (indices[:6], indices[6:]):
+            hull = cv2.convexHull((points[group] - 0.5).astype(np.float32))
+            cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
+        out[name] = cv2.dilate(mask, kernel).astype(bool)
+    return out
+
+
+def _features(
+    records: Sequence[object], feature: Callable[[object], np.ndarray], skipped: list
+) -> tuple[np.ndarray, list[object]]:
+    images, kept = [], []
+    for record in records:
+        try:
+            images.append(feature(record))
+        except (RecordReadError, ValueError, OSError) as err:
+            skipped.append((record_name(record), str(err)))
+            continue
+        kept.append(record)
+    if not images:
+        return np.zeros((0, 1, 1, 1), np.float32), kept
+    return np.stack(images), kept
+
+
+def _groups(records: Sequence[object]) -> np.ndarray:
+    return np.array([str(getattr(r, "identity", None) or r.subject) for r in records])
+
+
+def record_label(record: object) -> str:
+    """The class of a record for the report: its ``emotion`` (``"all"`` when it has none)."""
+    return str(getattr(record, "emotion", "") or "all")
+
+
+def _pool(images: np.ndarray, size: int) -> np.ndarray:
+    return np.stack(
+        [cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA).reshape(-1) for x in images]
+    )
+
+
+def channel_statistics(sets: dict[str, np.ndarray], channels: Sequence[str]) -> pd.DataFrame:
+    """Mean, std and 5/50/95th percentiles of every channel of each set's ``(N, H, W, C)``."""
+    rows = []
+    for name, images in sets.items():
+        for c, channel in enumerate(channels):
+            values = images[..., c].ravel()
+            p5, p50, p95 = np.percentile(values, [5, 50, 95])
+            rows.append(
+                {
+                    "set": name,
+                    "channel": channel,
+                    "mean": values.mean(),
+                    "std": values.std(),
+                    "p5": p5,
+                    "median": p50,
+                    "p95": p95,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def region_energy(
+    energies: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    masks: dict[str, np.ndarray],
+) -> pd.DataFrame:
+    """Mean energy per (set, class, region); class ``"all"`` pools every clip of a set."""
+    rows = []
+    for name, maps in energies.items():
+        classes = ["all", *sorted(set(labels[name]))]
+        for label in classes:
+            chosen = maps if label == "all" else maps[labels[name] == label]
+            for region, mask in masks.items():
+                rows.append(
+                    {
+                        "set": name,
+                        "class": label,
+                        "region": region,
+                        "energy": float(chosen[:, mask].mean()),
+                        "n": len(chosen),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def realism_report(
+    real: Sequence[object],
+    synthetic: Sequence[object],
+    out_dir: str | Path,
+    representation: str | Callable[[object], np.ndarray] = "apex_flow",
+    *,
+    size: int = 28,
+    pool: int = 14,
+    n_splits: int = 5,
+    n_permutations: int = 100,
+    seed: int = 0,
+    label_of: Callable[[object], str] = record_label,
+    title: str = "Realism report",
+) -> ReportResult:
+    """Compare a synthetic and a real set of clip records and write the report.
+
+    Args:
+        real, synthetic: clip records (:mod:`mesynth.records`); ``emotion`` gives the class,
+            ``identity`` (else ``subject``) the group of the domain test. A record that is a
+            single image is read as a precomputed apex-flow image.
+        out_dir: folder for ``report.md`` and the PNGs (created).
+        representation: ``"apex_flow"``, ``"clip"`` or a callable ``record -> (H, W, C)``
+            (with an ``energy(image) -> (H, W)`` attribute and optional ``channels``).
+        size: side of the representation images.
+        pool: the domain classifier sees images average-pooled to ``pool x pool``.
+        n_splits, n_permutations, seed: the domain test (:func:`domain_classifier_test`).
+        label_of: the class of a record (default its ``emotion``), e.g. a raw emotion mapped
+            to the synthetic set's label scheme.
+        title: first heading of the Markdown.
+
+    Raises:
+        ReportError: a set has fewer than two readable clips.
+    """
+    feature = (
+        create_feature(representation, size=size)
+        if isinstance(representation, str)
+        else representation
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    skipped: list[tuple[str, str]] = []
+    images, kept = {}, {}
+    for name, records in (("real", real), ("synthetic", synthetic)):
+        images[name], kept[name] = _features(list(records), feature, skipped)
+        if len(kept[name]) < 2:
+            raise ReportError(
+                f"the {name} set has {len(kept[name])} readable clips (need >= 2); "
+                f"skipped: {skipped[:3]}"
+            )
+    shapes = {name: x.shape[1:] for name, x in images.items()}
+    if shapes["real"] != shapes["synthetic"]:
+        raise ReportError(f"the two sets give different image shapes: {shapes}")
+    channels = tuple(
+        getattr(feature, "channels", None) or (f"c{i}" for i in range(shapes["real"][-1]))
+    )
+    energy = feature.energy
+    energies = {name: np.stack([energy(x) for x in imgs]) for name, imgs in images.items()}
+    labels = {name: np.array([str(label_of(r)) for r in kept[name]]) for name in kept}
+    masks = region_masks(shapes["real"][0])
+    domain = domain_classifier_test(
+        _pool(images["real"], pool),
+        _pool(images["synthetic"], pool),
+        _groups(kept["real"]),
+        _groups(kept["synthetic"]),
+        n_splits=n_splits,
+        n_permutations=n_permutations,
+        seed=seed,
+    )
+    stats = channel_statistics(images, channels)
+    regions = region_energy(energies, labels, masks)
+
+    from mesynth.evaluation.figures import (
+        plot_channels,
+        plot_class_means,
+        plot_domain_test,
+        plot_region_energy,
+    )
+
+    figures = [
+        plot_channels(images, channels, out_dir / "channels.png"),
+        plot_region_energy(regions, out_dir / "region_energy.png"),
+        plot_class_means(energies, labels, out_dir / "class_means.png"),
+        plot_domain_test(domain, out_dir / "domain_test.png"),
+    ]
+    markdown = out_dir / "report.md"
+    markdown.write_text(
+        _markdown(title, kept, representation, domain, stats, regions, skipped, pool)
+    )
+    return ReportResult(out_dir, markdown, figures, domain, stats, regions, skipped)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = [
+        "| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *body])
+
+
+def _markdown(
+    title: str,
+    kept: dict[str, list[object]],
+    representation: object,
+    domain: DomainTestResult,
+    stats: pd.DataFrame,
+    regions: pd.DataFrame,
+    skipped: list[tuple[str, str]],
+    pool: int,
+) -> str:
+    name = representation if isinstance(representation, str) else type(representation).__name__
+    verdict = (
+        "indistinguishable to this classifier (p >= 0.05)"
+        if domain.permutation_p >= 0.05 and domain.binomial_p >= 0.05
+        else "distinguishable (p < 0.05)"
+    )
+    wide = regions[regions["class"] == "all"].pivot(index="region", columns="set", values="energy")
+    wide["synthetic / real"] = wide["synthetic"] / wide["real"].where(wide["real"] > 0)
+    lines = [
+        f"# {title}",
+        "",
+        f"Representation: `{name}`; {len(kept['real'])} real and {len(kept['synthetic'])} "
+        f"synthetic clips ({len(skipped)} skipped).",
+        "",
+        "## Domain-classifier test",
+        "",
+        f"Logistic regression on {pool}x{pool}-pooled images, {domain.n_splits}-fold "
+        + ("grouped by subject/identity" if domain.grouped else "split by clip (too few groups)")
+        + f", equal set sizes ({domain.n // 2} each).",
+        "",
+        f"- balanced accuracy: **{domain.accuracy:.3f}** (0.5 = indistinguishable)",
+        f"- correct: {domain.correct} / {domain.n}; binomial p = {domain.binomial_p:.3g}",
+        f"- permutation p = {domain.permutation_p:.3g} "
+        f"({len(domain.null_accuracies)} group permutations)",
+        f"- verdict: {verdict}",
+        "",
+        "![domain test](domain_test.png)",
+        "",
+        "## Channel statistics",
+        "",
+        _table(stats),
+        "",
+        "![channels](channels.png)",
+        "",
+        "## Motion energy by face region",
+        "",
+        _table(wide.reset_index()),
+        "",
+        "Per class:",
+        "",
+        _table(regions[regions["class"] != "all"]),
+        "",
+        "![region energy](region_energy.png)",
+        "",
+        "## Class-mean energy maps",
+        "",
+        "Left: real; middle: synthetic; right: synthetic minus real.",
+        "",
+        "![class means](class_means.png)",
+        "",
+    ]
+    if skipped:
+        lines += ["## Skipped clips", ""] + [f"- {n}: {r}" for n, r in skipped] + [""]
+    return "\n".join(lines)

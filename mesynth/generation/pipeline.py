@@ -1,0 +1,561 @@
+"""The generation pipeline: plan -> per-clip parameters -> batched rendering -> clip store.
+
+Parameters are drawn first, each clip from its own generator seeded by
+:func:`mesynth.generation.balance.clip_seed` ``(global seed, clip index)`` and in a fixed order
+(template
+instance, identity, timing, realism). Rendering is then a pure function of the parameters, so
+clip ``i`` is byte-identical whatever the batch size or shard, and every parameter is written to
+``params/<clip_id>.json`` beside the manifest row.
+
+Per-clip landmark displacement at full-rate frame position ``t``::
+
+    D(t) = IOD_px * sum_k intensity_k * curve[t, k] * basis_k   (+ blink lids)
+
+with ``basis = motion.au_basis(instance.aus)`` ``(K, 68, 2)`` in IOD units,
+``curve = timing.intensity(frame_numbers)`` ``(T, K)`` and ``IOD_px`` the identity's
+inter-ocular distance in crop pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from mesynth.calibration.profile_effects import (
+    ProfileEffects,
+    Realism,
+    calibrated_motion,
+    resolve_effects,
+)
+from mesynth.face.canonical import inter_ocular_distance
+from mesynth.face.identities import Identity, IdentitySet
+from mesynth.generation.balance import BalancePlan, PlannedClip, clip_generator
+from mesynth.generation.store import ClipStore, clip_id_for, merge_shards, select_frames
+from mesynth.render.effects import (
+    EffectParams,
+    blink_closure,
+    blink_displacements,
+    finish_frames,
+    head_affines,
+    sample_effects,
+    skin_field,
+)
+from mesynth.render.warp import FaceWarper, WarpRequest
+from mesynth.templates.bank import TemplateAU
+
+if TYPE_CHECKING:
+    from mesynth.calibration.profile import CalibrationProfile
+    from mesynth.motion.au_basis import MotionModel
+    from mesynth.motion.timing import Timing, TimingSampler
+    from mesynth.templates.bank import TemplateBank, TemplateInstance
+
+
+def aus_string(aus: Sequence[TemplateAU]) -> str:
+    """Canonical AU string (``"6+12"``, ``"L12"``): tokens sorted by code then side."""
+    ordered = sorted(aus, key=lambda a: (a.code, a.side or ""))
+    return "+".join(f"{a.side or ''}{a.code}" for a in ordered)
+
+
+@dataclass(frozen=True)
+class ClipParameters:
+    """Everything that determines one clip.
+
+    Attributes:
+        index: position in the plan; ``clip_id`` its zero-padded form.
+        seed: the clip's integer seed.
+        label: the scheme class.
+        identity: name of the identity rendered.
+        instance: the sampled template instance (AUs with apex intensities).
+        timing: the sampled time course.
+        frame_numbers: ``(T,)`` full-rate frame numbers stored.
+        realism: per-clip realism parameters.
+    """
+
+    index: int
+    clip_id: str
+    seed: int
+    label: str
+    identity: str
+    instance: TemplateInstance
+    timing: Timing
+    frame_numbers: np.ndarray
+    realism: EffectParams
+
+    @property
+    def times_s(self) -> np.ndarray:
+        """``(T,)`` seconds since onset of the stored frames."""
+        return self.frame_numbers / float(self.timing.fps)
+
+    @property
+    def envelope(self) -> np.ndarray:
+        """``(T,)`` expression envelope of the stored frames: the largest AU intensity curve
+        (0 at onset, 1 at apex; zeros for a clip without AUs). Head and skin motion grow with
+        it."""
+        curves = np.asarray(self.timing.intensity(self.frame_numbers.astype(np.float64)))
+        if curves.ndim != 2 or curves.shape[1] == 0:
+            return np.zeros(len(self.frame_numbers))
+        return curves.max(axis=1)
+
+    def manifest_row(self) -> dict[str, object]:
+        """Values of the manifest columns (the store fills mode and paths)."""
+        t = self.timing
+        return {
+            "clip_id": self.clip_id,
+            "identity": self.identity,
+            "label": self.label,
+            "emotion": self.label,
+            "aus": aus_string(self.instance.aus),
+            "template_source": self.instance.source,
+            "onset": 0,
+            "apex": int(t.apex),
+            "offset": int(t.n_frames - 1),
+            "fps": t.fps,
+            "n_frames": int(t.n_frames),
+            "frame_numbers": [int(n) for n in self.frame_numbers],
+            "seed": self.seed,
+        }
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready record of every parameter."""
+        return {
+            "index": self.index,
+            "clip_id": self.clip_id,
+            "seed": self.seed,
+            "label": self.label,
+            "identity": self.identity,
+            "template": {
+                "emotion": self.instance.emotion,
+                "source": self.instance.source,
+                "aus": [
+                    {"code": a.code, "side": a.side, "intensity": float(a.intensity)}
+                    for a in self.instance.aus
+                ],
+            },
+            "timing": _plain(self.timing),
+            "frame_numbers": [int(n) for n in self.frame_numbers],
+            "realism": self.realism.to_dict(),
+        }
+
+
+def _plain(obj: object) -> object:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _plain(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def sample_clip_parameters(
+    planned: PlannedClip,
+    *,
+    bank: TemplateBank,
+    identity_names: Sequence[str],
+    timing_sampler: TimingSampler,
+    realism: Realism,
+    mode: str = "keyframes",
+    num_frames: int = 16,
+    sampling: str = "uniform",
+    iod_px: Mapping[str, float] | None = None,
+) -> ClipParameters:
+    """Draw one clip's parameters from its own generator (order: template, identity, timing,
+    realism).
+
+    ``iod_px`` (identity name -> inter-ocular distance in crop pixels) is needed by a
+    :class:`~mesynth.calibration.profile_effects.ProfileEffects`, whose sizes are IOD units.
+    """
+    generator = clip_generator(planned.seed)
+    instance = bank.sample(planned.label, generator)
+    identity = identity_names[int(generator.integers(len(identity_names)))]
+    timing = timing_sampler.sample(len(instance.aus), generator)
+    frames = select_frames(mode, int(timing.n_frames), int(timing.apex), num_frames, sampling)
+    duration_s = timing.n_frames / float(timing.fps)
+    if isinstance(realism, ProfileEffects):
+        if iod_px is None or identity not in iod_px:
+            raise ValueError(f"profile realism needs iod_px for identity {identity!r}")
+        extras = realism.sample(duration_s, timing.apex_s, float(iod_px[identity]), generator)
+    else:
+        extras = sample_effects(realism, duration_s, generator)
+    return ClipParameters(
+        index=planned.index,
+        clip_id=clip_id_for(planned.index),
+        seed=planned.seed,
+        label=planned.label,
+        identity=identity,
+        instance=instance,
+        timing=timing,
+        frame_numbers=frames,
+        realism=extras,
+    )
+
+
+def clip_patterns(
+    params: ClipParameters, motion: MotionModel, landmarks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's motion as ``(patterns, weights)`` for :class:`~mesynth.render.warp.WarpRequest`.
+
+    Returns:
+        ``patterns`` ``(K', 68, 2)`` pixels: ``IOD_px * intensity_k * basis_k`` per AU, plus the
+        fully closed eyelid pattern when the clip blinks; ``weights`` ``(T, K')``: the AU
+        intensity curves at the stored frames (and the blink closure).
+    """
+    aus = params.instance.aus
+    frames = params.frame_numbers.astype(np.float64)
+    patterns = np.zeros((0, len(landmarks), 2))
+    weights = np.zeros((len(frames), 0))
+    if aus:
+        basis = np.asarray(motion.au_basis(aus), dtype=np.float64)  # (K, 68, 2) IOD units
+        scale = np.array([a.intensity for a in aus]) * float(inter_ocular_distance(landmarks))
+        patterns = basis * scale[:, None, None]
+        weights = np.asarray(params.timing.intensity(frames), dtype=np.float64)  # (T, K)
+    closure = blink_closure(params.realism, params.times_s)
+    if closure.any():
+        patterns = np.concatenate([patterns, blink_displacements(landmarks, np.ones(1))])
+        weights = np.concatenate([weights, closure[:, None]], axis=1)
+    return patterns, weights
+
+
+def clip_displacements(
+    params: ClipParameters, motion: MotionModel, landmarks: np.ndarray
+) -> np.ndarray:
+    """Forward landmark displacements of every stored frame, ``(T, 68, 2)`` pixels."""
+    patterns, weights = clip_patterns(params, motion, landmarks)
+    return np.einsum("tk,knd->tnd", weights, patterns)
+
+
+def render_clips(
+    params: Sequence[ClipParameters],
+    identities: Mapping[str, Identity],
+    motion: MotionModel,
+    warper: FaceWarper,
+) -> list[np.ndarray]:
+    """Render clips with one batched ``grid_sample``; ``(T, H, W, 3)`` uint8 per clip.
+
+    Every identity must already be registered with ``warper`` under its name.
+    """
+    requests = []
+    for p in params:
+        face = identities[p.identity]
+        envelope = p.envelope
+        field = skin_field(p.realism, face.image.shape[:2])
+        requests.append(
+            WarpRequest(
+                p.identity,
+                *clip_patterns(p, motion, face.landmarks),
+                head_affines(p.realism, p.times_s, envelope, p.timing.apex_s),
+                field,
+                envelope if field is not None else None,
+            )
+        )
+    frames = warper.render(requests)
+    return [
+        finish_frames(f, p.realism, p.frame_numbers, p.times_s, p.seed)
+        for f, p in zip(frames, params)
+    ]
+
+
+@dataclass
+class GenerateSummary:
+    """What a :func:`generate` call did."""
+
+    out_dir: Path
+    planned: int
+    written: int
+    already_done: int
+    seconds: float
+    per_class: dict[str, int] = field(default_factory=dict)
+    skipped_identities: list[tuple[str, str]] = field(default_factory=list)
+    manifest: Path | None = None
+    apex_iod: float | None = None
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        lines = [
+            f"store: {self.out_dir}",
+            f"clips: {self.written} written, {self.already_done} already there, "
+            f"{self.planned} planned for this process",
+            f"time: {self.seconds:.1f} s ({self.clips_per_second:.2f} clips/s)",
+            "per class (written now): "
+            + ", ".join(f"{k}={v}" for k, v in sorted(self.per_class.items())),
+        ]
+        if self.apex_iod is not None:
+            lines.append(f"motion: apex_iod {self.apex_iod:.4f} IOD (single AU, intensity 1)")
+        if self.manifest is not None:
+            lines.append(f"manifest: {self.manifest}")
+        lines += [f"skipped identity {path}: {why}" for path, why in self.skipped_identities]
+        return "\n".join(lines)
+
+
+def _fingerprint(array: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def _describe(obj: object) -> object:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(obj)
+    state = getattr(obj, "__dict__", None)
+    if state is None:
+        return repr(obj)
+    return {"type": type(obj).__name__} | {
+        k: _plain(v) for k, v in state.items() if not k.startswith("_")
+    }
+
+
+def _motion_fingerprint(motion: MotionModel) -> dict[str, object]:
+    codes = tuple(int(c) for c in motion.known_codes)
+    basis = np.asarray(motion.au_basis([TemplateAU(c, None, 1.0) for c in codes]))
+    return {
+        "type": type(motion).__name__,
+        "apex_iod": float(motion.apex_iod),
+        "codes": list(codes),
+        "basis": _fingerprint(np.round(basis, 12)),
+    }
+
+
+def generation_config(
+    identities: Sequence[Identity],
+    bank: TemplateBank,
+    motion: MotionModel,
+    timing_sampler: TimingSampler,
+    plan: BalancePlan,
+    *,
+    mode: str,
+    num_frames: int,
+    sampling: str,
+    realism: Realism,
+    inverse_iterations: int,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """Everything that determines the clips' content (hashed by the store).
+
+    Batch size, device and sharding are deliberately absent: they never change a clip.
+    """
+    templates = json.dumps(_plain(list(bank.templates)), sort_keys=True, default=str)
+    return {
+        "identities": [
+            {
+                "name": i.name,
+                "source": i.source,
+                "image": _fingerprint(i.image),
+                "landmarks": _fingerprint(np.round(i.landmarks, 6)),
+            }
+            for i in identities
+        ],
+        "size": int(identities[0].image.shape[0]),
+        "scheme": bank.scheme,
+        "templates": hashlib.sha1(templates.encode()).hexdigest()[:16],
+        "motion": _motion_fingerprint(motion),
+        "timing": _describe(timing_sampler),
+        "plan": plan.to_dict(),
+        "mode": mode,
+        "num_frames": num_frames,
+        "sampling": sampling,
+        "realism": realism.describe() if isinstance(realism, ProfileEffects) else asdict(realism),
+        "inverse_iterations": inverse_iterations,
+        **dict(extra or {}),
+    }
+
+
+def _batches(items: Sequence[PlannedClip], size: int) -> Iterator[Sequence[PlannedClip]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def generate(
+    identities: IdentitySet | Sequence[Identity],
+    bank: TemplateBank,
+    motion: MotionModel,
+    timing_sampler: TimingSampler,
+    plan: BalancePlan,
+    out_dir: str | Path,
+    *,
+    mode: str = "keyframes",
+    num_frames: int = 16,
+    sampling: str = "uniform",
+    formats: Sequence[str] = ("npy",),
+    image_format: str = "jpg",
+    jpeg_quality: int = 95,
+    realism: Realism | CalibrationProfile | str | Path | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+    inverse_iterations: int = 1,
+    rank: int | None = None,
+    world_size: int | None = None,
+    extra_config: Mapping[str, object] | None = None,
+    progress: bool = True,
+    on_clip: Callable[[ClipParameters], None] | None = None,
+) -> GenerateSummary:
+    """Generate the clips of ``plan`` into a clip store (resumable, shardable).
+
+    Args:
+        identities: aligned faces (all the same crop size).
+        bank: template bank of the scheme; ``plan`` classes must be among its emotions.
+        motion: AU motion model (landmark basis in IOD units).
+        timing_sampler: draws each clip's :class:`~mesynth.motion.timing.Timing`.
+        plan: classes, counts and per-clip seeds.
+        out_dir: the store folder; rerunning with the same arguments resumes.
+        mode, num_frames, sampling: what each clip stores
+        (:func:`mesynth.generation.store.select_frames`).
+        formats, image_format, jpeg_quality: how it is stored
+        (:class:`mesynth.generation.store.ClipStore`).
+        realism: ``None``/``"none"`` (clean renders), ``"default"`` (every effect of
+            :class:`~mesynth.render.effects.EffectsConfig` on), a ``EffectsConfig``, or a
+            calibration
+            profile (a :class:`~mesynth.calibration.profile.CalibrationProfile`, its YAML path
+            or a :class:`~mesynth.calibration.profile_effects.ProfileEffects`): per-clip head, skin,
+            noise, drift and blink values are then drawn from the profile, and ``motion`` is
+            rescaled so the median clip has the profile's apex size
+            (:func:`mesynth.calibration.profile_effects.calibrated_motion`).
+        device: ``"auto"`` (CUDA when available, GPU ``LOCAL_RANK`` under torchrun), ``"cpu"``,
+            ``"cuda"``, ...
+        batch_size: clips per ``grid_sample`` call (memory/speed only; never changes a clip).
+        inverse_iterations: backward-map refinement steps (see :mod:`mesynth.render.warp`).
+        rank, world_size: this shard (default ``RANK``/``WORLD_SIZE``); the last shard to
+            finish merges the shard manifests into ``manifest.csv``.
+        extra_config: more values to hash into ``meta.json`` (e.g. the CLI's settings).
+        progress: show a tqdm bar with clips/s.
+        on_clip: called after each stored clip (hook for logging and for tests).
+
+    Raises:
+        ValueError: a plan class missing from the bank, empty identities or mixed crop sizes.
+        mesynth.calibration.profile.ProfileError: a profile path that is missing or malformed.
+        mesynth.generation.store.StoreConfigError: ``out_dir`` was made with another configuration.
+        mesynth.generation.store.StoreFullError: the disk filled up (finished clips are kept).
+    """
+    faces = list(identities.identities if isinstance(identities, IdentitySet) else identities)
+    skipped = (
+        [(s.path, s.reason) for s in identities.skipped]
+        if isinstance(identities, IdentitySet)
+        else []
+    )
+    if not faces:
+        raise ValueError("generate needs at least one identity")
+    if len({f.image.shape for f in faces}) != 1:
+        raise ValueError("identities have different crop sizes; load them with one size")
+    unknown = sorted(c for c, n in plan.counts.items() if n and c not in bank.emotions)
+    if unknown:
+        raise ValueError(
+            f"plan classes {unknown} have no templates in the {bank.scheme} bank "
+            f"(its emotions: {list(bank.emotions)})"
+        )
+    realism = resolve_effects(realism)
+    if isinstance(realism, ProfileEffects):
+        motion = calibrated_motion(motion, realism.profile, bank)
+    if device == "auto":  # under torchrun each local rank takes its own GPU
+        local = int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)
+        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    config = generation_config(
+        faces,
+        bank,
+        motion,
+        timing_sampler,
+        plan,
+        mode=mode,
+        num_frames=num_frames,
+        sampling=sampling,
+        realism=realism,
+        inverse_iterations=inverse_iterations,
+        extra=extra_config,
+    )
+    info = {
+        "scheme": bank.scheme,
+        "class_names": list(plan.counts),
+        "identities": [f.name for f in faces],
+        "skipped_identities": [{"path": p, "reason": r} for p, r in skipped],
+        "n_clips": plan.total,
+    }
+    store = ClipStore(
+        out_dir,
+        config,
+        formats=formats,
+        mode=mode,
+        image_format=image_format,
+        jpeg_quality=jpeg_quality,
+        info=info,
+        rank=rank,
+        world_size=world_size,
+    )
+    mine = [c for c in plan.clips() if store.owns(c.index)]
+    todo = [c for c in mine if not store.is_finished(clip_id_for(c.index))]
+    by_name = {f.name: f for f in faces}
+    warper = FaceWarper(device, inverse_iterations=inverse_iterations)
+    for face in faces:
+        warper.add_identity(face.name, face.image, face.landmarks)
+    names = [f.name for f in faces]
+    iods = {f.name: float(inter_ocular_distance(f.landmarks)) for f in faces}
+    per_class: Counter[str] = Counter()
+    start = time.perf_counter()
+    bar = _progress(len(todo), progress)
+    try:
+        for batch in _batches(todo, max(1, batch_size)):
+            params = [
+                sample_clip_parameters(
+                    c,
+                    bank=bank,
+                    identity_names=names,
+                    timing_sampler=timing_sampler,
+                    realism=realism,
+                    mode=mode,
+                    num_frames=num_frames,
+                    sampling=sampling,
+                    iod_px=iods,
+                )
+                for c in batch
+            ]
+            for p, clip in zip(params, render_clips(params, by_name, motion, warper)):
+                store.write(p.manifest_row(), clip, p.to_dict())
+                per_class[p.label] += 1
+                bar.update(1)
+                if on_clip is not None:
+                    on_clip(p)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+    manifest = store.finalize()
+    if store.world_size > 1:
+        manifest = _merge_when_all_done(store)
+    return GenerateSummary(
+        out_dir=Path(out_dir),
+        planned=len(mine),
+        written=sum(per_class.values()),
+        already_done=len(mine) - len(todo),
+        seconds=seconds,
+        per_class=dict(per_class),
+        skipped_identities=skipped,
+        manifest=manifest,
+        apex_iod=motion.apex_iod,
+    )
+
+
+def _merge_when_all_done(store: ClipStore) -> Path | None:
+    """Mark this shard done; the shard that finds every shard done merges the manifests."""
+    marker = store.root / f"shard{store.rank}of{store.world_size}.done"
+    marker.write_text("done\n")
+    markers = [store.root / f"shard{r}of{store.world_size}.done" for r in range(store.world_size)]
+    if all(m.is_file() for m in markers):
+        return merge_shards(store.root, remove=False)
+    return None
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="clip", desc="generate", disable=not enabled, smoothing=0.1)
