@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from recognizer.metrics import uf1
 from recognizer.models.registry import default_learning_rate
-from recognizer.samplers import ClassUniformSampler, ShuffleSampler
+from recognizer.remedies.samplers import ClassUniformSampler, ShuffleSampler
 
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("none", "bf16", "fp16")

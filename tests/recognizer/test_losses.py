@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recognizer.losses import FocalLoss, class_balanced_weights, weighted_focal_loss
 from recognizer.remedies import UnknownRemedyError, create_remedy, list_remedies
+from recognizer.remedies.losses import FocalLoss, class_balanced_weights, weighted_focal_loss
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from recognizer.samplers import ClassUniformSampler, ShuffleSampler, WeightedIndexSampler
+from recognizer.remedies.samplers import ClassUniformSampler, ShuffleSampler, WeightedIndexSampler
 
 
 def test_class_uniform_draws_classes_equally() -> None:

@@ -24,8 +24,8 @@ from recognizer.experiment import run_protocol
 from recognizer.leakage import LeakageError, split_key
 from recognizer.models import create_model
 from recognizer.protocols import Fold, create_protocol
-from recognizer.remedies import FoldContext, create_remedy
-from recognizer.synthetic import SynthesisError, SynthRemedy, load_synthetic, synthesize_for_fold
+from recognizer.remedies import FoldContext, Remedy, create_remedy
+from recognizer.remedies.synthetic import SynthesisError, load_synthetic, synthesize_for_fold
 from recognizer.train import TrainerConfig
 
 NAMES = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
@@ -56,7 +56,7 @@ def _context(samples, labels, train_subjects, tmp_path) -> FoldContext:
                        tmp_path / "fold", 0)  # fmt: skip
 
 
-def _remedy(name: str, cache: Path, **kw) -> SynthRemedy:
+def _remedy(name: str, cache: Path, **kw) -> Remedy:
     return create_remedy(name, size=SIZE, num_frames=4, cache_dir=str(cache), device="cpu", **kw)
 
 
@@ -185,7 +185,7 @@ def test_store_made_for_another_split_is_refused(target, tmp_path) -> None:
     samples, labels = target
     everyone = sorted({s.subject for s in samples})
     made = synthesize_for_fold(
-        _remedy("synth_pretrain", tmp_path / "cache", templates=["mined"], n_per_class=1),
+        _remedy("synth_pretrain", tmp_path / "cache", templates=["mined"], n_per_class=1).data,
         _context(samples, labels, everyone, tmp_path),  # synthesis before the split
     )
     remedy = _remedy("synth_pretrain", tmp_path / "cache", store=str(made.root))

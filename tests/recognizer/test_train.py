@@ -10,8 +10,8 @@ from sklearn.metrics import f1_score
 from recognizer.cli import DataConfigError, build_data
 from recognizer.cli import main as mer_main
 from recognizer.experiment import evaluate_run, run_protocol
-from recognizer.losses import FocalLoss
 from recognizer.models import create_model
+from recognizer.remedies.losses import FocalLoss
 from recognizer.train import CheckpointMismatchError, Trainer, TrainerConfig
 from tests.recognizer.helpers import FakeSample, TensorClips, feature_factory, moving_blobs
 

@@ -32,13 +32,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from recognizer.leakage import provenance
-from recognizer.remedies import FoldContext, FoldData, Remedy
+from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
+from recognizer.remedies.registry import register_remedy
 
 MODES = ("fill", "pretrain", "only")
 TEMPLATE_SOURCES = ("mined", "expert", "macro_onset")
@@ -152,8 +153,8 @@ class SyntheticSet:
 
 
 @dataclass(frozen=True)
-class SynthRemedy(Remedy):
-    """A remedy that adds synthetic clips to each fold (see the module docs).
+class SyntheticData:
+    """The fold-data source of the synthetic remedies (see the module docs).
 
     Attributes:
         mode: ``fill``, ``pretrain`` or ``only``.
@@ -181,12 +182,14 @@ class SynthRemedy(Remedy):
 
     def settings(self) -> dict[str, object]:
         """Plain settings; ``template_records`` are summarised by their subjects."""
-        out = super().settings()
         subjects = sorted({str(r.subject) for r in self.template_records})
-        out["template_records"] = (
-            f"{len(self.template_records)} records of {len(subjects)} subjects"
-        )
-        return out
+        return {
+            "mode": self.mode,
+            "synthesis": asdict(self.synthesis),
+            "pretrain_epochs": self.pretrain_epochs,
+            "store": self.store,
+            "template_records": f"{len(self.template_records)} records of {len(subjects)} subjects",
+        }
 
     def fold_data(self, context: FoldContext) -> FoldData:
         if self.store is not None:
@@ -223,24 +226,30 @@ def create_synth_remedy(
     store: str | None = None,
     template_records: Sequence[object] = (),
     **settings: object,
-) -> SynthRemedy:
+) -> Remedy:
     """Build a synthetic remedy from flat keywords (those of :class:`SynthesisSettings` plus
     the loss options), as ``mesynth/configs/remedy/synth_*.yaml`` give them."""
     try:
         synthesis = SynthesisSettings(**settings)  # type: ignore[arg-type]
     except TypeError as err:
         raise TypeError(f"remedy {name!r}: {err}") from err
-    return SynthRemedy(
-        name,
-        class_balanced=class_balanced,
-        gamma=gamma,
-        beta=beta,
+    data = SyntheticData(
         mode=mode,
         synthesis=synthesis,
         pretrain_epochs=pretrain_epochs,
         store=store,
         template_records=tuple(template_records),
     )
+    loss = LossChoice(class_balanced=class_balanced, gamma=gamma, beta=beta)
+    return Remedy(name, loss=loss, data=data)
+
+
+def _register(name: str, mode: str) -> None:
+    register_remedy(name, lambda **kw: create_synth_remedy(name, mode, **kw))
+
+
+for _mode in MODES:
+    _register(f"synth_{_mode}", _mode)
 
 
 # --------------------------------------------------------------------------- synthesis
@@ -259,17 +268,17 @@ def _scheme_index(class_names: Sequence[str], scheme: str) -> dict[str, int]:
     return {c: i for i, c in enumerate(class_names)}
 
 
-def _bank(remedy: SynthRemedy, context: FoldContext, motion: object) -> tuple[object, set[str]]:
+def _bank(source: SyntheticData, context: FoldContext, motion: object) -> tuple[object, set[str]]:
     """The fold's template bank and the subjects whose annotations it was mined from."""
     from mesynth.templates.bank import TemplateBank
 
-    cfg = remedy.synthesis
+    cfg = source.synthesis
     train_subjects = {str(s.subject) for s in context.train}
     banks, weights, mined_from = [], [], set()
-    for i, source in enumerate(cfg.templates):
-        if source == "mined":
-            records = remedy.template_records or tuple(context.train)
-            subjects = None if remedy.template_records else train_subjects
+    for i, kind in enumerate(cfg.templates):
+        if kind == "mined":
+            records = source.template_records or tuple(context.train)
+            subjects = None if source.template_records else train_subjects
             bank = TemplateBank.mined(records, cfg.scheme, subjects=subjects)
             if len(bank):
                 mined_from |= {
@@ -277,7 +286,7 @@ def _bank(remedy: SynthRemedy, context: FoldContext, motion: object) -> tuple[ob
                     for r in records
                     if (subjects is None or r.subject in subjects) and getattr(r, "aus", "")
                 }
-        elif source == "expert":
+        elif kind == "expert":
             bank = TemplateBank.expert(cfg.scheme, cfg.expert_tables)
         else:
             bank = TemplateBank.macro_onset(
@@ -323,11 +332,11 @@ def _onset_faces(context: FoldContext, folder: Path) -> dict[str, str]:
     return subjects
 
 
-def _identities(remedy: SynthRemedy, context: FoldContext) -> tuple[list, dict[str, str]]:
+def _identities(source: SyntheticData, context: FoldContext) -> tuple[list, dict[str, str]]:
     """The fold's identities and ``{identity name: subject}`` for faces of dataset subjects."""
     from mesynth.face.identities import IdentityAugmentation, load_identities
 
-    cfg = remedy.synthesis
+    cfg = source.synthesis
     augmentation = IdentityAugmentation(copies=cfg.identity_copies)
     options = {
         "size": cfg.size,
@@ -353,12 +362,12 @@ def _identities(remedy: SynthRemedy, context: FoldContext) -> tuple[list, dict[s
     return faces, mapping
 
 
-def _plan(remedy: SynthRemedy, context: FoldContext, emotions: Sequence[str]) -> object:
+def _plan(source: SyntheticData, context: FoldContext, emotions: Sequence[str]) -> object:
     from mesynth.generation.balance import BalancePlan, resolve_sampling_strategy
 
-    cfg = remedy.synthesis
+    cfg = source.synthesis
     names = list(context.class_names)
-    if remedy.mode == "fill":
+    if source.mode == "fill":
         counts = np.bincount(np.asarray(context.train_labels, int), minlength=len(names))
         real = {n: int(counts[i]) for i, n in enumerate(names)}
         add = resolve_sampling_strategy(cfg.strategy, real)
@@ -366,7 +375,7 @@ def _plan(remedy: SynthRemedy, context: FoldContext, emotions: Sequence[str]) ->
     return BalancePlan({n: (cfg.n_per_class if n in emotions else 0) for n in names}, cfg.seed)
 
 
-def synthesize_for_fold(remedy: SynthRemedy, context: FoldContext) -> SyntheticSet:
+def synthesize_for_fold(source: SyntheticData, context: FoldContext) -> SyntheticSet:
     """Make (or reuse) the fold's synthetic store and load it with provenance."""
     from mesynth.generation.pipeline import generate, generation_config
     from mesynth.generation.store import config_hash
@@ -374,12 +383,12 @@ def synthesize_for_fold(remedy: SynthRemedy, context: FoldContext) -> SyntheticS
     from mesynth.motion.timing import TimingSampler
     from mesynth.render.effects import EffectsConfig
 
-    cfg = remedy.synthesis
+    cfg = source.synthesis
     _scheme_index(context.class_names, cfg.scheme)
     motion = MotionModel.expert(apex_iod=cfg.apex_iod)
-    bank, mined_from = _bank(remedy, context, motion)
-    faces, face_subjects = _identities(remedy, context)
-    plan = _plan(remedy, context, bank.emotions)
+    bank, mined_from = _bank(source, context, motion)
+    faces, face_subjects = _identities(source, context)
+    plan = _plan(source, context, bank.emotions)
     timing = TimingSampler(fps=cfg.fps)
     realism = EffectsConfig(
         head_motion=cfg.head_motion,

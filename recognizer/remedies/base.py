@@ -1,0 +1,161 @@
+"""What a remedy is: three separable concerns, and what it knows about a fold.
+
+A :class:`Remedy` combines
+
+- a **loss** (:class:`LossChoice`: cross-entropy, class-balanced weights, focal exponent),
+- a **sampler** (``resample``: class-uniform sampling of training indices, or plain shuffling),
+- a **fold-data source** (:class:`FoldDataSource`): what a fold trains on. :class:`RealData`
+  keeps the fold's real training samples; the synthetic sources
+  (:mod:`recognizer.remedies.synthetic`) add or substitute synthetic clips.
+
+A source receives the fold's real training samples after the split (nothing of the test
+subjects) and returns a :class:`FoldData`; :func:`recognizer.experiment.run_protocol` runs the
+leakage checker on the result before training.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from torch import nn
+
+from recognizer.remedies.losses import FocalLoss, class_balanced_weights
+
+
+@dataclass(frozen=True)
+class FoldContext:
+    """What a remedy knows about one fold when it builds the fold's training data.
+
+    Attributes:
+        fold: the fold (a :class:`recognizer.protocols.Fold`: train/val/test subjects).
+        train: ``(N,)`` the fold's real training samples (never a validation or test sample).
+        train_labels: ``(N,)`` their class indices.
+        class_names: the class name of each index (``(K,)``), e.g. a scheme's labels.
+        fold_dir: the fold's output folder.
+        seed: the run's seed.
+    """
+
+    fold: object
+    train: Sequence[object]
+    train_labels: Sequence[int]
+    class_names: Sequence[str]
+    fold_dir: Path
+    seed: int = 0
+
+
+@dataclass
+class FoldData:
+    """A fold's training data as a remedy builds it.
+
+    Attributes:
+        train: samples the model is trained (or fine-tuned) on.
+        train_labels: their class indices.
+        pretrain: samples to pretrain on before ``train`` (empty: no pretraining).
+        pretrain_labels: their class indices.
+        pretrain_key: a key of the pretraining set's content; folds with the same key share
+            one pretrained model (``None``: pretrain per fold).
+        pretrain_epochs: epochs of pretraining (``None``: the trainer's ``epochs``).
+        notes: lines for the fold's log (e.g. where synthetic clips were cached).
+    """
+
+    train: list[object]
+    train_labels: list[int]
+    pretrain: list[object] = field(default_factory=list)
+    pretrain_labels: list[int] = field(default_factory=list)
+    pretrain_key: str | None = None
+    pretrain_epochs: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class FoldDataSource(Protocol):
+    """What a fold trains on (the fold-data concern of a remedy)."""
+
+    def fold_data(self, context: FoldContext) -> FoldData: ...
+
+    def settings(self) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True)
+class RealData:
+    """The fold's real training samples, unchanged."""
+
+    def fold_data(self, context: FoldContext) -> FoldData:
+        return FoldData(list(context.train), list(context.train_labels))
+
+    def settings(self) -> dict[str, object]:
+        return {}
+
+
+@dataclass(frozen=True)
+class LossChoice:
+    """The loss concern of a remedy.
+
+    Attributes:
+        class_balanced: weight the loss by :func:`class_balanced_weights` with ``beta``.
+        gamma: focal exponent (0: cross-entropy).
+        beta: effective-number parameter of the class-balanced weights.
+    """
+
+    class_balanced: bool = False
+    gamma: float = 0.0
+    beta: float = 0.999
+
+    def criterion(self, class_counts: Sequence[int], owner: str = "remedy") -> nn.Module:
+        """The training loss for a fold whose training classes have ``class_counts`` ``(K,)``.
+
+        Classes without training samples get the weight of a class with one sample (warned,
+        naming ``owner``).
+        """
+        weight = None
+        if self.class_balanced:
+            counts = np.asarray(class_counts)
+            if (counts == 0).any():
+                missing = [int(i) for i in np.flatnonzero(counts == 0)]
+                warnings.warn(
+                    f"remedy {owner!r}: classes {missing} have no training samples; they get "
+                    "the weight of a class with one sample",
+                    stacklevel=3,
+                )
+                counts = np.maximum(counts, 1)
+            weight = class_balanced_weights(counts, self.beta)
+        return FocalLoss(weight=weight, gamma=self.gamma)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """One remedy: a loss, a sampler choice and a fold-data source.
+
+    Attributes:
+        name: registry name.
+        loss: the training loss.
+        resample: draw training indices with
+            :class:`recognizer.remedies.samplers.ClassUniformSampler` (else shuffle).
+        data: what each fold trains on (:class:`RealData` by default).
+    """
+
+    name: str
+    loss: LossChoice = field(default_factory=LossChoice)
+    resample: bool = False
+    data: FoldDataSource = field(default_factory=RealData)
+
+    def criterion(self, class_counts: Sequence[int]) -> nn.Module:
+        """The training loss for a fold whose training classes have ``class_counts`` ``(K,)``."""
+        return self.loss.criterion(class_counts, owner=self.name)
+
+    def fold_data(self, context: FoldContext) -> FoldData:
+        """What the fold trains on (delegated to :attr:`data`)."""
+        return self.data.fold_data(context)
+
+    def settings(self) -> dict[str, object]:
+        """The remedy's settings as plain values (stored in ``results.json``)."""
+        return {
+            "name": self.name,
+            **asdict(self.loss),
+            "resample": self.resample,
+            **self.data.settings(),
+        }
