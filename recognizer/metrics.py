@@ -1,11 +1,13 @@
 """ACC, UF1 and UAR, pooled over folds, per fold, and per dataset.
 
-Convention (classes absent from a fold), as in the ME literature and scikit-learn:
+Thin wrappers over scikit-learn that fix the ME-literature conventions and check inputs.
+
+Convention (classes absent from a fold):
 - ``uf1`` (unweighted F1 = macro F1) averages over the classes present in ``y_true ∪ y_pred``:
   a class that is predicted but never true counts with F1 = 0; a class absent from both is
-  skipped (its F1 is undefined). Equals ``sklearn.metrics.f1_score(average="macro")``.
+  skipped (its F1 is undefined).
 - ``uar`` (unweighted average recall) averages over the classes present in ``y_true``: recall
-  is undefined for a class with no true sample. Equals ``balanced_accuracy_score``.
+  is undefined for a class with no true sample.
 - Pooled metrics compute these once over every fold's predictions together (the standard for
   LOSO, where a fold holds one subject and often lacks classes). Per-fold metrics compute them
   within each fold on that fold's own classes and report the mean and the population standard
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn import metrics as sk
 
 
 def _arrays(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -32,41 +35,35 @@ def _arrays(y_true: Sequence[int], y_pred: Sequence[int]) -> tuple[np.ndarray, n
 def confusion_matrix(
     y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int] | None = None
 ) -> np.ndarray:
-    """``(K, K)`` counts, rows = true class, columns = predicted, over ``labels`` (default: the
-    sorted classes of ``y_true ∪ y_pred``)."""
+    """``(K, K)`` int64 counts, rows = true class, columns = predicted, over ``labels``
+    (default: the sorted classes of ``y_true ∪ y_pred``). Pairs with a class outside
+    ``labels`` are not counted; a label with no sample gets a row and column of zeros.
+
+    Raises:
+        ValueError: if ``labels`` is given and none of them occurs in ``y_true``.
+    """
     t, p = _arrays(y_true, y_pred)
-    classes = np.unique(np.concatenate([t, p])) if labels is None else np.asarray(labels)
-    index = {c: i for i, c in enumerate(classes.tolist())}
-    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for a, b in zip(t.tolist(), p.tolist()):
-        if a in index and b in index:
-            matrix[index[a], index[b]] += 1
-    return matrix
+    chosen = None if labels is None else np.asarray(labels)
+    return sk.confusion_matrix(t, p, labels=chosen).astype(np.int64)
 
 
 def accuracy(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Share of correct predictions."""
     t, p = _arrays(y_true, y_pred)
-    return float((t == p).mean())
+    return float(sk.accuracy_score(t, p))
 
 
 def uf1(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Unweighted (macro) F1 over the classes in ``y_true ∪ y_pred``: mean of
     ``2·TP / (2·TP + FP + FN)``."""
     t, p = _arrays(y_true, y_pred)
-    scores = []
-    for c in np.unique(np.concatenate([t, p])):
-        tp = np.sum((t == c) & (p == c))
-        fp = np.sum((t != c) & (p == c))
-        fn = np.sum((t == c) & (p != c))
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
+    return float(sk.f1_score(t, p, labels=np.unique(np.concatenate([t, p])), average="macro"))
 
 
 def uar(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Unweighted average recall over the classes in ``y_true``: mean of ``TP_c / N_c``."""
     t, p = _arrays(y_true, y_pred)
-    return float(np.mean([np.mean(p[t == c] == c) for c in np.unique(t)]))
+    return float(sk.recall_score(t, p, labels=np.unique(t), average="macro"))
 
 
 METRICS = {"acc": accuracy, "uf1": uf1, "uar": uar}

@@ -20,6 +20,7 @@ from importlib import resources
 
 import cv2
 import numpy as np
+from skimage.transform import SimilarityTransform
 
 N_LANDMARKS = 68
 
@@ -119,7 +120,7 @@ def estimate_similarity(
 ) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) mapping ``src`` to ``dst``.
 
-    Umeyama's closed form without reflection.
+    Umeyama's closed form without reflection, via :class:`skimage.transform.SimilarityTransform`.
 
     Args:
         src: ``(N, 2)`` source points.
@@ -128,6 +129,10 @@ def estimate_similarity(
 
     Returns:
         ``(2, 3)`` matrix ``M`` with ``dst ≈ M @ [x, y, 1]``.
+
+    Raises:
+        ValueError: if the shapes differ or are not ``(N, 2)``, fewer than two pairs are
+            given, or the source points are degenerate (all identical).
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
@@ -137,20 +142,10 @@ def estimate_similarity(
         src, dst = src[indices], dst[indices]
     if src.shape[0] < 2:
         raise ValueError("a similarity needs at least two point pairs")
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s0, d0 = src - mu_s, dst - mu_d
-    var_s = (s0**2).sum() / src.shape[0]
-    if var_s <= 0:
-        raise ValueError("source points are all identical; no similarity is defined")
-    cov = d0.T @ s0 / src.shape[0]
-    u, sig, vt = np.linalg.svd(cov)
-    fix = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
-    rot = u @ fix @ vt
-    scale = np.trace(np.diag(sig) @ fix) / var_s
-    matrix = np.zeros((2, 3))
-    matrix[:, :2] = scale * rot
-    matrix[:, 2] = mu_d - scale * rot @ mu_s
-    return matrix
+    fit = SimilarityTransform.from_estimate(src, dst)
+    if not fit:
+        raise ValueError(f"no similarity is defined: source points identical or degenerate ({fit})")
+    return fit.params[:2].copy()
 
 
 def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:

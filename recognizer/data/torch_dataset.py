@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from recognizer.data.frame_source import FrameSource, RawFrames
 from recognizer.data.samples import Sample
@@ -93,47 +93,42 @@ class ClipDataset(Dataset):
         return x, self.labels[index], index
 
 
-class MixedDataset(Dataset):
+class MixedDataset(ConcatDataset):
     """Several datasets end to end (e.g. real + synthetic), each with a source tag.
 
-    Items are ``(x, label, index)`` with ``index`` into the mix; :meth:`source_of` and
-    :attr:`sources` say where each item came from, for per-source reporting.
+    A :class:`torch.utils.data.ConcatDataset` whose items are ``(x, label, index)`` with
+    ``index`` into the mix (not into the part), and whose :attr:`sources` say where each item
+    came from, for per-source reporting.
+
+    Args:
+        parts: ``{source tag: dataset}`` in mix order; each dataset yields ``(x, label, index)``
+            and has a ``labels`` list.
     """
 
     def __init__(self, parts: Mapping[str, Dataset]) -> None:
         if not parts:
             raise ValueError("MixedDataset needs at least one part")
+        super().__init__(list(parts.values()))
         self.names = list(parts)
-        self.parts = list(parts.values())
-        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    def locate(self, index: int) -> tuple[int, int]:
-        """``(part, index within the part)`` of a mix index."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        part = int(np.searchsorted(self.offsets, index, side="right") - 1)
-        return part, index - int(self.offsets[part])
-
-    def source_of(self, index: int) -> str:
-        return self.names[self.locate(index)[0]]
 
     @property
     def sources(self) -> list[str]:
-        return [name for name, part in zip(self.names, self.parts) for _ in range(len(part))]
+        """Source tag of every item, in mix order."""
+        return [name for name, part in zip(self.names, self.datasets) for _ in range(len(part))]  # type: ignore[arg-type]
 
     @property
     def labels(self) -> list[int]:
-        return [int(label) for part in self.parts for label in part.labels]  # type: ignore[attr-defined]
+        """Class index of every item, in mix order."""
+        return [int(label) for part in self.datasets for label in part.labels]  # type: ignore[attr-defined]
 
     def set_epoch(self, epoch: int) -> None:
-        for part in self.parts:
+        """Forward the epoch to every part that varies its randomness with it."""
+        for part in self.datasets:
             if hasattr(part, "set_epoch"):
                 part.set_epoch(epoch)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        part, inner = self.locate(index)
-        x, label, _ = self.parts[part][inner]
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        x, label, _ = super().__getitem__(index)
         return x, label, index

@@ -124,12 +124,26 @@ def _triple(value: int | Sequence[int]) -> tuple[int, int, int]:
 class VideoClassifier(nn.Module):
     """Shared ``forward``/``forward_head``/``reset_classifier`` over a linear classifier.
 
-    Subclasses define ``forward_features``, ``self.dropout``, ``self.default_cfg`` and a
-    ``nn.Linear`` classifier stored under the attribute ``default_cfg.classifier``.
+    Subclasses call ``super().__init__(default_cfg)``, build their layers, end ``__init__`` with
+    :meth:`add_head` and define ``forward_features``.
+
+    Raises:
+        ValueError: ``default_cfg.num_classes`` is not a positive int.
     """
 
     dropout: nn.Module
-    default_cfg: ModelConfig
+
+    def __init__(self, default_cfg: ModelConfig) -> None:
+        super().__init__()
+        check_num_classes(default_cfg.num_classes)
+        self.default_cfg = default_cfg
+
+    def add_head(self, num_features: int, dropout: float) -> None:
+        """Register the dropout and the ``num_features -> num_classes`` linear classifier under
+        ``default_cfg.classifier``. Called last, so the classifier's parameters come last."""
+        self.dropout = nn.Dropout(dropout)
+        classifier = nn.Linear(num_features, self.default_cfg.num_classes)
+        self.add_module(self.default_cfg.classifier, classifier)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -159,6 +173,34 @@ class VideoClassifier(nn.Module):
         new = nn.Linear(old.in_features, num_classes, device=old.weight.device)
         setattr(self, self.default_cfg.classifier, new)
         self.default_cfg = replace(self.default_cfg, num_classes=num_classes, label_names=())
+
+
+class ResidualBlock(nn.Module):
+    """``act_out(residual(x) + shortcut(x))``; the shortcut is ``downsample`` or the identity.
+
+    Subclasses register their layers, then ``downsample`` and ``act_out`` (after the
+    convolutions, so parameters keep the reference order), and define :meth:`residual`.
+    """
+
+    downsample: nn.Module | None
+    act_out: nn.Module
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.act_out(self.residual(x) + shortcut)
+
+
+def projection(
+    in_channels: int, out_channels: int, stride: int | Sequence[int], norm_layer: NormLayer
+) -> nn.Sequential:
+    """The projection shortcut of a residual stage: 1×1×1 convolution (no bias) and norm."""
+    return nn.Sequential(
+        nn.Conv3d(in_channels, out_channels, 1, stride=stride, bias=False),
+        norm_layer(out_channels),
+    )
 
 
 def init_conv_bn(module: nn.Module) -> None:

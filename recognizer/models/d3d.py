@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +21,6 @@ from recognizer.models.base import (
     ModelConfig,
     NormLayer,
     VideoClassifier,
-    check_num_classes,
     init_conv_bn,
     relu,
 )
@@ -67,28 +67,45 @@ class Transition(nn.Sequential):
 
 
 class D3D(VideoClassifier):
-    """3D DenseNet over ``(B, C, T, H, W)`` clips; see :func:`build_d3d`.
+    """3D DenseNet over ``(B, C, T, H, W)`` clips.
 
     Attribute names follow Hara et al. (``features.conv1``, ``features.denseblock1.denselayer1``
     ..., ``classifier``) so their weight files load.
+
+    Args:
+        block_config: dense layers in each dense block.
+        name: registry name recorded in ``default_cfg``.
+        num_classes: classifier outputs.
+        growth_rate: channels each dense layer adds (32).
+        num_init_features: stem channels (64).
+        bn_size: bottleneck width as a multiple of the growth rate (4).
+        in_channels: input channels.
+        dropout: dropout before the classifier.
+        norm_layer, act_layer: constructors ``norm_layer(channels)``, ``act_layer()``.
     """
 
     def __init__(
         self,
         *,
         block_config: Sequence[int],
-        num_classes: int,
-        growth_rate: int,
-        num_init_features: int,
-        bn_size: int,
-        in_channels: int,
-        dropout: float,
-        norm_layer: NormLayer,
-        act_layer: ActLayer,
-        default_cfg: ModelConfig,
+        name: str = "d3d",
+        num_classes: int = 400,
+        growth_rate: int = 32,
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        in_channels: int = 3,
+        dropout: float = 0.0,
+        norm_layer: NormLayer = nn.BatchNorm3d,
+        act_layer: ActLayer = relu,
     ) -> None:
-        super().__init__()
-        self.default_cfg = default_cfg
+        super().__init__(
+            ModelConfig(
+                name=name,
+                num_classes=num_classes,
+                input_size=(in_channels, 16, 112, 112),
+                classifier="classifier",
+            )
+        )
         features = nn.Sequential()
         features.add_module(
             "conv1",
@@ -114,8 +131,7 @@ class D3D(VideoClassifier):
         features.add_module("norm5", norm_layer(channels))
         features.add_module("relu5", act_layer())
         self.features = features
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(channels, check_num_classes(num_classes))
+        self.add_head(channels, dropout)
         init_conv_bn(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -137,47 +153,15 @@ def remap_d3d_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
-def build_d3d(
-    *,
-    depth: int = 121,
-    num_classes: int = 400,
-    growth_rate: int = 32,
-    num_init_features: int = 64,
-    bn_size: int = 4,
-    in_channels: int = 3,
-    dropout: float = 0.0,
-    norm_layer: NormLayer = nn.BatchNorm3d,
-    act_layer: ActLayer = relu,
-) -> D3D:
-    """Build a 3D DenseNet.
+def build_d3d(*, depth: int = 121, **kwargs: Any) -> D3D:
+    """Build a 3D DenseNet-``depth``.
 
     Args:
         depth: 121, 169 or 201 (dense blocks (6,12,24,16), (6,12,32,32), (6,12,48,32)).
-        num_classes: classifier outputs.
-        growth_rate: channels each dense layer adds (32).
-        num_init_features: stem channels (64).
-        bn_size: bottleneck width as a multiple of the growth rate (4).
-        in_channels: input channels.
-        dropout: dropout before the classifier.
-        norm_layer, act_layer: constructors ``norm_layer(channels)``, ``act_layer()``.
+        **kwargs: the other keywords of :class:`D3D` (``num_classes``, ``growth_rate``,
+            ``num_init_features``, ``bn_size``, ``in_channels``, ``dropout``, ``norm_layer``,
+            ``act_layer``).
     """
     if depth not in BLOCKS:
         raise ValueError(f"D3D depth must be one of {sorted(BLOCKS)}, got {depth!r}")
-    cfg = ModelConfig(
-        name=f"d3d{depth}",
-        num_classes=num_classes,
-        input_size=(in_channels, 16, 112, 112),
-        classifier="classifier",
-    )
-    return D3D(
-        block_config=BLOCKS[depth],
-        num_classes=num_classes,
-        growth_rate=growth_rate,
-        num_init_features=num_init_features,
-        bn_size=bn_size,
-        in_channels=in_channels,
-        dropout=dropout,
-        norm_layer=norm_layer,
-        act_layer=act_layer,
-        default_cfg=cfg,
-    )
+    return D3D(block_config=BLOCKS[depth], name=f"d3d{depth}", **kwargs)

@@ -24,7 +24,6 @@ from recognizer.models.base import (
     ModelConfig,
     NormLayer,
     VideoClassifier,
-    check_num_classes,
     relu,
 )
 
@@ -121,21 +120,40 @@ MIXED = (
 )
 
 
+#: the reference's batch norm: eps 1e-3, momentum 0.01.
+REFERENCE_NORM: NormLayer = partial(nn.BatchNorm3d, eps=1e-3, momentum=0.01)
+
+
 class I3D(VideoClassifier):
-    """Inflated Inception-v1 over ``(B, C, T, H, W)`` clips; see :func:`build_i3d`."""
+    """Inflated Inception-v1 over ``(B, C, T, H, W)`` clips (RGB: ``in_channels=3``; flow: 2).
+
+    Args:
+        num_classes: classifier outputs.
+        in_channels: input channels.
+        dropout: dropout before the classifier (reference 0.5).
+        norm_layer: ``norm_layer(channels)``; default :data:`REFERENCE_NORM`.
+        act_layer: ``act_layer()``.
+    """
 
     def __init__(
         self,
         *,
-        num_classes: int,
-        in_channels: int,
-        dropout: float,
-        norm_layer: NormLayer,
-        act_layer: ActLayer,
-        default_cfg: ModelConfig,
+        num_classes: int = 400,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        norm_layer: NormLayer = REFERENCE_NORM,
+        act_layer: ActLayer = relu,
     ) -> None:
-        super().__init__()
-        self.default_cfg = default_cfg
+        super().__init__(
+            ModelConfig(
+                name="i3d",
+                num_classes=num_classes,
+                input_size=(in_channels, 16, 224, 224),
+                mean=(0.5,) * in_channels,
+                std=(0.5,) * in_channels,
+                input_scale="symmetric",
+            )
+        )
         unit = partial(Unit3D, norm_layer=norm_layer, act_layer=act_layer)
         features = nn.Sequential()
         features.add_module("Conv3d_1a_7x7", unit(in_channels, 64, (7, 7, 7), (2, 2, 2)))
@@ -152,8 +170,7 @@ class I3D(VideoClassifier):
                 features.add_module(name, module)
                 channels = module.out_channels
         self.features = features
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels, check_num_classes(num_classes))
+        self.add_head(channels, dropout)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> ``(B, 1024, T/8, H/32, W/32)`` (rounded up)."""
@@ -171,41 +188,3 @@ def remap_i3d_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
         else:
             out[key] = value
     return out
-
-
-def build_i3d(
-    *,
-    num_classes: int = 400,
-    in_channels: int = 3,
-    dropout: float = 0.5,
-    norm_layer: NormLayer | None = None,
-    act_layer: ActLayer = relu,
-) -> I3D:
-    """Build an I3D (RGB: ``in_channels=3``; flow stream: 2).
-
-    Args:
-        num_classes: classifier outputs.
-        in_channels: input channels.
-        dropout: dropout before the classifier (reference 0.5).
-        norm_layer: ``norm_layer(channels)``; default batch norm with the reference's eps 1e-3
-            and momentum 0.01.
-        act_layer: ``act_layer()``.
-    """
-    if norm_layer is None:
-        norm_layer = partial(nn.BatchNorm3d, eps=1e-3, momentum=0.01)
-    cfg = ModelConfig(
-        name="i3d",
-        num_classes=num_classes,
-        input_size=(in_channels, 16, 224, 224),
-        mean=(0.5,) * in_channels,
-        std=(0.5,) * in_channels,
-        input_scale="symmetric",
-    )
-    return I3D(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        dropout=dropout,
-        norm_layer=norm_layer,
-        act_layer=act_layer,
-        default_cfg=cfg,
-    )

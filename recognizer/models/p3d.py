@@ -15,6 +15,7 @@ so any input size works. The DFME benchmark trains P3D-63 on 160² inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,9 +25,10 @@ from recognizer.models.base import (
     ClampedPool3d,
     ModelConfig,
     NormLayer,
+    ResidualBlock,
     VideoClassifier,
-    check_num_classes,
     init_conv_bn,
+    projection,
     relu,
 )
 
@@ -36,7 +38,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class P3DBottleneck(nn.Module):
+class P3DBottleneck(ResidualBlock):
     """One P3D bottleneck; ``structure`` is "A", "B" or "C", or ``None`` for a 2D (res5) block."""
 
     expansion = 4
@@ -66,7 +68,7 @@ class P3DBottleneck(nn.Module):
             self.bn3 = norm_layer(planes)
         self.conv4 = nn.Conv3d(planes, planes * 4, 1, bias=False)
         self.bn4 = norm_layer(planes * 4)
-        self.act1, self.act2, self.act3, self.act4 = (act_layer() for _ in range(4))
+        self.act1, self.act2, self.act3, self.act_out = (act_layer() for _ in range(4))
         self.downsample = downsample
 
     def _spatial(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,8 +77,7 @@ class P3DBottleneck(nn.Module):
     def _temporal(self, x: torch.Tensor) -> torch.Tensor:
         return self.act3(self.bn3(self.conv3(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act1(self.bn1(self.conv1(x)))
         if self.structure is None:
             out = self.act2(self.bn_normal(self.conv_normal(out)))
@@ -87,30 +88,47 @@ class P3DBottleneck(nn.Module):
         else:
             spatial = self._spatial(out)
             out = spatial + self._temporal(spatial)
-        out = self.bn4(self.conv4(out))
-        return self.act4(out + shortcut)
+        return self.bn4(self.conv4(out))
 
 
 class P3D(VideoClassifier):
-    """Pseudo-3D ResNet over ``(B, C, T, H, W)`` clips; see :func:`build_p3d`."""
+    """Pseudo-3D ResNet over ``(B, C, T, H, W)`` clips.
+
+    Args:
+        layers: bottlenecks in each of the four stages.
+        name: registry name recorded in ``default_cfg``.
+        num_classes: classifier outputs.
+        structures: the cycle of block arrangements over res2-res4 (reference: A, B, C).
+        in_channels: 3 for RGB, 2 for flow.
+        dropout: dropout before the classifier (reference 0.5).
+        norm_layer, act_layer: constructors ``norm_layer(channels)``, ``act_layer()``.
+    """
 
     def __init__(
         self,
         *,
         layers: Sequence[int],
-        num_classes: int,
-        structures: Sequence[str],
-        in_channels: int,
-        dropout: float,
-        norm_layer: NormLayer,
-        act_layer: ActLayer,
-        default_cfg: ModelConfig,
+        name: str = "p3d",
+        num_classes: int = 400,
+        structures: Sequence[str] = STRUCTURES,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+        norm_layer: NormLayer = nn.BatchNorm3d,
+        act_layer: ActLayer = relu,
     ) -> None:
-        super().__init__()
+        structures = tuple(structures)
         bad = [s for s in structures if s not in STRUCTURES]
         if bad or not structures:
             raise ValueError(f"P3D structures must be drawn from {STRUCTURES}, got {structures}")
-        self.default_cfg = default_cfg
+        super().__init__(
+            ModelConfig(
+                name=name,
+                num_classes=num_classes,
+                input_size=(in_channels, 16, 160, 160),
+                mean=IMAGENET_MEAN,
+                std=IMAGENET_STD,
+            )
+        )
         self.conv1_custom = nn.Conv3d(
             in_channels, 64, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False
         )
@@ -126,8 +144,7 @@ class P3D(VideoClassifier):
         self.layer2 = make(128, layers[1], structures, norm_layer, act_layer)
         self.layer3 = make(256, layers[2], structures, norm_layer, act_layer)
         self.layer4 = make(512, layers[3], structures, norm_layer, act_layer)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(512 * 4, check_num_classes(num_classes))
+        self.add_head(512 * 4, dropout)
         init_conv_bn(self)
 
     def _make_layer(
@@ -139,10 +156,7 @@ class P3D(VideoClassifier):
         act_layer: ActLayer,
     ) -> nn.Sequential:
         stride = (1, 1, 1) if self._count == 0 else (1, 2, 2)
-        downsample = nn.Sequential(
-            nn.Conv3d(self._in_planes, planes * 4, 1, stride=stride, bias=False),
-            norm_layer(planes * 4),
-        )
+        downsample = projection(self._in_planes, planes * 4, stride, norm_layer)
         layers = []
         for i in range(blocks):
             is_3d = self._count < self._depth_3d
@@ -170,42 +184,14 @@ class P3D(VideoClassifier):
         return self.layer4(x)
 
 
-def build_p3d(
-    *,
-    depth: int = 63,
-    num_classes: int = 400,
-    structures: Sequence[str] = STRUCTURES,
-    in_channels: int = 3,
-    dropout: float = 0.5,
-    norm_layer: NormLayer = nn.BatchNorm3d,
-    act_layer: ActLayer = relu,
-) -> P3D:
-    """Build a P3D.
+def build_p3d(*, depth: int = 63, **kwargs: Any) -> P3D:
+    """Build a P3D-``depth``.
 
     Args:
         depth: 63, 131 or 199 (bottleneck counts (3,4,6,3), (3,4,23,3), (3,8,36,3)).
-        num_classes: classifier outputs.
-        structures: the cycle of block arrangements over res2-res4 (reference: A, B, C).
-        in_channels: 3 for RGB, 2 for flow.
-        dropout: dropout before the classifier (reference 0.5).
-        norm_layer, act_layer: constructors ``norm_layer(channels)``, ``act_layer()``.
+        **kwargs: the other keywords of :class:`P3D` (``num_classes``, ``structures``,
+            ``in_channels``, ``dropout``, ``norm_layer``, ``act_layer``).
     """
     if depth not in LAYERS:
         raise ValueError(f"P3D depth must be one of {sorted(LAYERS)}, got {depth!r}")
-    cfg = ModelConfig(
-        name=f"p3d{depth}",
-        num_classes=num_classes,
-        input_size=(in_channels, 16, 160, 160),
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-    )
-    return P3D(
-        layers=LAYERS[depth],
-        num_classes=num_classes,
-        structures=tuple(structures),
-        in_channels=in_channels,
-        dropout=dropout,
-        norm_layer=norm_layer,
-        act_layer=act_layer,
-        default_cfg=cfg,
-    )
+    return P3D(layers=LAYERS[depth], name=f"p3d{depth}", **kwargs)

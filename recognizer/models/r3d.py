@@ -12,6 +12,7 @@ Shapes at 16×224² (Hara stem): conv1 (64,16,112,112) -> pool (64,8,56,56) -> l
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,9 +25,10 @@ from recognizer.models.base import (
     ActLayer,
     ModelConfig,
     NormLayer,
+    ResidualBlock,
     VideoClassifier,
-    check_num_classes,
     init_conv_bn,
+    projection,
     relu,
 )
 
@@ -34,7 +36,7 @@ STEMS = ("hara", "torchvision")
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(ResidualBlock):
     """Two 3×3×3 convolutions with an identity (or 1×1×1 projection) shortcut."""
 
     expansion = 1
@@ -54,17 +56,14 @@ class BasicBlock(nn.Module):
         self.act1 = act_layer()
         self.conv2 = nn.Conv3d(planes, planes, 3, padding=1, bias=False)
         self.bn2 = norm_layer(planes)
-        self.act2 = act_layer()
+        self.act_out = act_layer()
         self.downsample = downsample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        x = self.act1(self.bn1(self.conv1(x)))
-        x = self.bn2(self.conv2(x))
-        return self.act2(x + shortcut)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1×1×1 reduce, 3×3×3 (strided), 1×1×1 expand (×4), with a projection shortcut."""
 
     expansion = 4
@@ -85,54 +84,72 @@ class Bottleneck(nn.Module):
         self.bn2 = norm_layer(planes)
         self.conv3 = nn.Conv3d(planes, planes * 4, 1, bias=False)
         self.bn3 = norm_layer(planes * 4)
-        self.act1, self.act2, self.act3 = act_layer(), act_layer(), act_layer()
+        self.act1, self.act2, self.act_out = act_layer(), act_layer(), act_layer()
         self.downsample = downsample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.act2(self.bn2(self.conv2(x)))
-        x = self.bn3(self.conv3(x))
-        return self.act3(x + shortcut)
+        return self.bn3(self.conv3(x))
 
 
 class R3D(VideoClassifier):
-    """3D ResNet over ``(B, C, T, H, W)`` clips; see :func:`build_r3d` for the arguments."""
+    """3D ResNet over ``(B, C, T, H, W)`` clips.
+
+    Args:
+        block: :class:`BasicBlock` or :class:`Bottleneck`.
+        layers: blocks in each of the four stages.
+        name: registry name recorded in ``default_cfg``.
+        num_classes: classifier outputs.
+        stem: ``"hara"`` (7×7×7 conv, stride (1,2,2), then 3×3×3 max-pool, stride 2) or
+            ``"torchvision"`` (3×7×7 conv, stride (1,2,2), no max-pool).
+        widths: planes of the four stages (reduce them for tiny experiments).
+        in_channels: input channels (3 for RGB).
+        dropout: dropout before the classifier.
+        norm_layer, act_layer: constructors ``norm_layer(channels)``, ``act_layer()``.
+    """
 
     def __init__(
         self,
         *,
         block: type[BasicBlock] | type[Bottleneck],
         layers: Sequence[int],
-        num_classes: int,
-        stem: str,
-        widths: Sequence[int],
-        in_channels: int,
-        dropout: float,
-        norm_layer: NormLayer,
-        act_layer: ActLayer,
-        default_cfg: ModelConfig,
+        name: str = "r3d",
+        num_classes: int = 400,
+        stem: str = "hara",
+        widths: Sequence[int] = (64, 128, 256, 512),
+        in_channels: int = 3,
+        dropout: float = 0.0,
+        norm_layer: NormLayer = nn.BatchNorm3d,
+        act_layer: ActLayer = relu,
     ) -> None:
-        super().__init__()
         if stem not in STEMS:
             raise ValueError(f"unknown R3D stem {stem!r}; known stems: {', '.join(STEMS)}")
         if len(widths) != 4 or len(layers) != 4:
             raise ValueError(f"R3D needs 4 widths and 4 layer counts, got {widths}, {layers}")
-        self.default_cfg = default_cfg
-        kernel, padding = ((7, 7, 7), (3, 3, 3)) if stem == "hara" else ((3, 7, 7), (1, 3, 3))
+        hara = stem == "hara"
+        super().__init__(
+            ModelConfig(
+                name=name,
+                num_classes=num_classes,
+                input_size=(in_channels, 16, 112, 112),
+                mean=KINETICS_MEAN_HARA if hara else KINETICS_MEAN_TV,
+                std=KINETICS_STD_HARA if hara else KINETICS_STD_TV,
+            )
+        )
+        kernel, padding = ((7, 7, 7), (3, 3, 3)) if hara else ((3, 7, 7), (1, 3, 3))
         self.conv1 = nn.Conv3d(
             in_channels, widths[0], kernel, stride=(1, 2, 2), padding=padding, bias=False
         )
         self.bn1 = norm_layer(widths[0])
         self.act = act_layer()
-        self.maxpool = nn.MaxPool3d(3, stride=2, padding=1) if stem == "hara" else nn.Identity()
+        self.maxpool = nn.MaxPool3d(3, stride=2, padding=1) if hara else nn.Identity()
         self._in_planes = widths[0]
         self.layer1 = self._make_layer(block, widths[0], layers[0], 1, norm_layer, act_layer)
         self.layer2 = self._make_layer(block, widths[1], layers[1], 2, norm_layer, act_layer)
         self.layer3 = self._make_layer(block, widths[2], layers[2], 2, norm_layer, act_layer)
         self.layer4 = self._make_layer(block, widths[3], layers[3], 2, norm_layer, act_layer)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(widths[3] * block.expansion, check_num_classes(num_classes))
+        self.add_head(widths[3] * block.expansion, dropout)
         init_conv_bn(self)
 
     def _make_layer(
@@ -146,10 +163,7 @@ class R3D(VideoClassifier):
     ) -> nn.Sequential:
         downsample = None
         if stride != 1 or self._in_planes != planes * block.expansion:
-            downsample = nn.Sequential(
-                nn.Conv3d(self._in_planes, planes * block.expansion, 1, stride=stride, bias=False),
-                norm_layer(planes * block.expansion),
-            )
+            downsample = projection(self._in_planes, planes * block.expansion, stride, norm_layer)
         layers = [block(self._in_planes, planes, stride, downsample, norm_layer, act_layer)]
         self._in_planes = planes * block.expansion
         layers += [
@@ -174,52 +188,15 @@ def remap_r3d_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
-def build_r3d(
-    *,
-    depth: int = 18,
-    num_classes: int = 400,
-    stem: str = "hara",
-    widths: Sequence[int] = (64, 128, 256, 512),
-    in_channels: int = 3,
-    dropout: float = 0.0,
-    norm_layer: NormLayer = nn.BatchNorm3d,
-    act_layer: ActLayer = relu,
-) -> R3D:
-    """Build an R3D.
+def build_r3d(*, depth: int = 18, **kwargs: Any) -> R3D:
+    """Build an R3D-``depth``.
 
     Args:
         depth: 18 or 34 (basic blocks) or 50 (bottlenecks).
-        num_classes: classifier outputs.
-        stem: ``"hara"`` (7×7×7 conv, stride (1,2,2), then 3×3×3 max-pool, stride 2) or
-            ``"torchvision"`` (3×7×7 conv, stride (1,2,2), no max-pool).
-        widths: planes of the four stages (reduce them for tiny experiments).
-        in_channels: input channels (3 for RGB).
-        dropout: dropout before the classifier.
-        norm_layer, act_layer: constructors ``norm_layer(channels)``, ``act_layer()``.
+        **kwargs: the other keywords of :class:`R3D` (``num_classes``, ``stem``, ``widths``,
+            ``in_channels``, ``dropout``, ``norm_layer``, ``act_layer``).
     """
     if depth not in LAYERS:
         raise ValueError(f"R3D depth must be one of {sorted(LAYERS)}, got {depth!r}")
     block = Bottleneck if depth >= 50 else BasicBlock
-    if stem == "torchvision":
-        mean, std = KINETICS_MEAN_TV, KINETICS_STD_TV
-    else:
-        mean, std = KINETICS_MEAN_HARA, KINETICS_STD_HARA
-    cfg = ModelConfig(
-        name=f"r3d{depth}",
-        num_classes=num_classes,
-        input_size=(in_channels, 16, 112, 112),
-        mean=mean,
-        std=std,
-    )
-    return R3D(
-        block=block,
-        layers=LAYERS[depth],
-        num_classes=num_classes,
-        stem=stem,
-        widths=widths,
-        in_channels=in_channels,
-        dropout=dropout,
-        norm_layer=norm_layer,
-        act_layer=act_layer,
-        default_cfg=cfg,
-    )
+    return R3D(block=block, layers=LAYERS[depth], name=f"r3d{depth}", **kwargs)

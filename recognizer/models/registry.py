@@ -12,10 +12,10 @@ from functools import partial
 from torch import nn
 
 from recognizer.models.d3d import build_d3d, remap_d3d_keys
-from recognizer.models.i3d import build_i3d, remap_i3d_keys
+from recognizer.models.i3d import I3D, remap_i3d_keys
 from recognizer.models.p3d import build_p3d
 from recognizer.models.r3d import build_r3d, remap_r3d_keys
-from recognizer.models.ststnet import build_ststnet
+from recognizer.models.ststnet import STSTNet
 
 KeyRemap = Callable[[dict], dict]
 
@@ -31,8 +31,8 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], KeyRemap]] = {
     "r3d50": (partial(build_r3d, depth=50), remap_r3d_keys),
     "p3d63": (partial(build_p3d, depth=63), _identity),
     "d3d121": (partial(build_d3d, depth=121), remap_d3d_keys),
-    "i3d": (build_i3d, remap_i3d_keys),
-    "ststnet": (build_ststnet, _identity),
+    "i3d": (I3D, remap_i3d_keys),
+    "ststnet": (STSTNet, _identity),
 }
 
 #: Initial learning rates of the DFME benchmark (SGD, momentum 0.9, batch 32), by family.

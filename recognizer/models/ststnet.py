@@ -10,7 +10,7 @@ classified by one dense layer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +19,8 @@ from torch import nn
 from recognizer.models.base import (
     ActLayer,
     ModelConfig,
+    NormLayer,
     VideoClassifier,
-    check_num_classes,
     relu,
 )
 
@@ -32,7 +32,7 @@ class Stream(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        norm_layer: Callable[[int], nn.Module],
+        norm_layer: NormLayer,
         act_layer: ActLayer,
     ) -> None:
         super().__init__()
@@ -46,29 +46,43 @@ class Stream(nn.Module):
 
 
 class STSTNet(VideoClassifier):
-    """Three shallow 2D streams over ``(B, C, H, W)`` apex flow; see :func:`build_ststnet`."""
+    """Three shallow 2D streams over ``(B, C, H, W)`` apex flow.
+
+    Args:
+        num_classes: classifier outputs (3 on the MEGC2019 composite).
+        in_channels: flow channels (u, v, strain).
+        stream_channels: output channels of each stream (reference 3, 5, 8).
+        pooled_size: side of the average-pooled map fed to the dense layer (5 at 28² input).
+        dropout: dropout before the dense layer.
+        norm_layer: ``norm_layer(channels)``; ``nn.Identity`` drops batch norm.
+        act_layer: ``act_layer()``.
+    """
 
     def __init__(
         self,
         *,
-        num_classes: int,
-        in_channels: int,
-        stream_channels: Sequence[int],
-        pooled_size: int,
-        dropout: float,
-        norm_layer: Callable[[int], nn.Module],
-        act_layer: ActLayer,
-        default_cfg: ModelConfig,
+        num_classes: int = 3,
+        in_channels: int = 3,
+        stream_channels: Sequence[int] = (3, 5, 8),
+        pooled_size: int = 5,
+        dropout: float = 0.0,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        act_layer: ActLayer = relu,
     ) -> None:
-        super().__init__()
-        self.default_cfg = default_cfg
+        super().__init__(
+            ModelConfig(
+                name="ststnet",
+                num_classes=num_classes,
+                input_size=(in_channels, 28, 28),
+                mean=(0.0,) * in_channels,
+                std=(1.0,) * in_channels,
+            )
+        )
         self.pooled_size = pooled_size
         self.streams = nn.ModuleList(
             Stream(in_channels, c, norm_layer, act_layer) for c in stream_channels
         )
-        self.dropout = nn.Dropout(dropout)
-        features = sum(stream_channels) * pooled_size * pooled_size
-        self.fc = nn.Linear(features, check_num_classes(num_classes))
+        self.add_head(sum(stream_channels) * pooled_size * pooled_size, dropout)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, 16, 5, 5)`` (streams concatenated, average-pooled)."""
@@ -83,43 +97,3 @@ class STSTNet(VideoClassifier):
         if pre_logits:
             return x
         return self.fc(self.dropout(x))
-
-
-def build_ststnet(
-    *,
-    num_classes: int = 3,
-    in_channels: int = 3,
-    stream_channels: Sequence[int] = (3, 5, 8),
-    pooled_size: int = 5,
-    dropout: float = 0.0,
-    norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
-    act_layer: ActLayer = relu,
-) -> STSTNet:
-    """Build an STSTNet.
-
-    Args:
-        num_classes: classifier outputs (3 on the MEGC2019 composite).
-        in_channels: flow channels (u, v, strain).
-        stream_channels: output channels of each stream (reference 3, 5, 8).
-        pooled_size: side of the average-pooled map fed to the dense layer (5 at 28² input).
-        dropout: dropout before the dense layer.
-        norm_layer: ``norm_layer(channels)``; ``nn.Identity`` drops batch norm.
-        act_layer: ``act_layer()``.
-    """
-    cfg = ModelConfig(
-        name="ststnet",
-        num_classes=num_classes,
-        input_size=(in_channels, 28, 28),
-        mean=(0.0,) * in_channels,
-        std=(1.0,) * in_channels,
-    )
-    return STSTNet(
-        num_classes=num_classes,
-        in_channels=in_channels,
-        stream_channels=tuple(stream_channels),
-        pooled_size=pooled_size,
-        dropout=dropout,
-        norm_layer=norm_layer,
-        act_layer=act_layer,
-        default_cfg=cfg,
-    )

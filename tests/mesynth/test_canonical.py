@@ -65,6 +65,13 @@ def test_similarity_recovers_a_known_transform() -> None:
     np.testing.assert_allclose(matrix, cv_matrix, atol=1e-6)
 
 
+def test_similarity_never_reflects() -> None:
+    """A mirrored target is fitted by a proper rotation (positive determinant), not a flip."""
+    src = np.random.default_rng(1).uniform(0, 100, (10, 2))
+    matrix = estimate_similarity(src, src * np.array([-1.0, 1.0]))
+    assert np.linalg.det(matrix[:, :2]) > 0
+
+
 def test_similarity_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         estimate_similarity(np.zeros((5, 3)), np.zeros((5, 3)))

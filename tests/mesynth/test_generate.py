@@ -1,3 +1,4 @@
+import functools
 from pathlib import Path
 
 import cv2
@@ -198,6 +199,28 @@ def _compose(overrides: list[str]):
         return compose(config_name="generate", overrides=overrides)
 
 
+def _assert_built_from(obj: object, settings: dict) -> None:
+    """``obj`` is what ``settings`` (a resolved config node) asks for, with its values."""
+    from hydra.utils import get_object
+
+    target = get_object(settings["_target_"])
+    values = {k: v for k, v in settings.items() if not k.startswith("_")}
+    if settings.get("_partial_", False):
+        assert isinstance(obj, functools.partial) and obj.func == target
+        built = obj.keywords
+    else:
+        assert isinstance(obj, target)
+        built = {key: getattr(obj, key) for key in values}
+    assert set(built) == set(values)
+    for key, value in values.items():
+        if isinstance(value, dict) and "_target_" in value:
+            _assert_built_from(built[key], value)
+        elif isinstance(value, list):
+            assert list(built[key]) == value, key
+        else:
+            assert built[key] == value, key
+
+
 @pytest.mark.parametrize(
     "override",
     [
@@ -208,11 +231,14 @@ def _compose(overrides: list[str]):
 )
 def test_every_generate_group_option_composes_and_instantiates(override) -> None:
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     cfg = _compose([override, "paths.root_dir=/tmp"])
     group = override.split("=")[0].split("/")[1]
     node = cfg.mesynth[group]
-    assert instantiate(node, _convert_="all") is not None, override
+    _assert_built_from(
+        instantiate(node, _convert_="all"), OmegaConf.to_container(node, resolve=True)
+    )
 
 
 def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
@@ -234,7 +260,7 @@ def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
     assert main(["preview", f"store={store}", "clips=[000000,000003]", *common]) == 0
     sheet = store / "preview" / "contact_sheet.png"
     image = cv2.imread(str(sheet))
-    assert image is not None and image.shape[0] > 100
+    assert image.shape[0] > 100 and image.std() > 10  # a sheet with content, not a blank
     import imageio.v3 as iio
 
     gif = iio.imread(store / "preview" / f"000003_{rows[3]['label']}.gif", index=None)
@@ -243,8 +269,12 @@ def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
     assert main(["stats", f"store={store}", *common]) == 0
     out = capsys.readouterr().out
     assert "happiness" in out and "duration_ms" in out
-    assert cv2.imread(str(store / "stats" / "class_histogram.png")) is not None
-    assert cv2.imread(str(store / "stats" / "timing_intensity.png")) is not None
+    histogram = cv2.imread(str(store / "stats" / "class_histogram.png"))
+    assert histogram.shape == (352, 693, 3)  # 7 classes x 0.9 in wide, 3.2 in high, 110 dpi
+    tab_blue = np.abs(histogram.astype(int) - [180, 119, 31]).sum(-1) < 10  # BGR bars
+    assert tab_blue.sum() > 500
+    timing = cv2.imread(str(store / "stats" / "timing_intensity.png"))
+    assert timing.shape == (352, 1210, 3)
 
 
 def test_preview_of_an_unknown_clip_names_it(reference) -> None:

@@ -79,13 +79,22 @@ def test_precomputed_apex_flow_images_are_read_as_images(aligned_face, tmp_path)
 
 
 def test_domain_test_keeps_groups_whole():
+    """No domain signal, but every group (subject / identity) has its own offset: folds that
+    split a group let the classifier recognise the group, not the domain."""
     rng = np.random.default_rng(0)
-    # each group has its own offset; a classifier that memorised groups would look perfect
-    real = np.concatenate([rng.normal(g, 0.1, (5, 3)) for g in range(4)])
-    synthetic = np.concatenate([rng.normal(g + 0.5, 0.1, (5, 3)) for g in range(4)])
-    groups = np.repeat(np.arange(4), 5)
-    result = domain_classifier_test(real, synthetic, groups, groups, n_splits=4, n_permutations=0)
-    assert result.grouped and result.n_splits == 4
+    n_groups, per_group, n_features = 40, 3, 100
+    centres = rng.normal(0.0, 1.0, (2 * n_groups, n_features))  # the same law for both domains
+    clips = np.repeat(centres, per_group, axis=0)
+    clips += rng.normal(0.0, 0.05, clips.shape)
+    real, synthetic = clips[: n_groups * per_group], clips[n_groups * per_group :]
+    groups = np.repeat(np.arange(n_groups), per_group)
+    grouped = domain_classifier_test(real, synthetic, groups, groups, n_permutations=0)
+    # one group per clip: the same data cross-validated with groups split across folds
+    clip_ids = np.arange(len(groups))
+    leaky = domain_classifier_test(real, synthetic, clip_ids, clip_ids, n_permutations=0)
+    assert leaky.accuracy > 0.85
+    assert grouped.grouped and grouped.n_splits == 5
+    assert grouped.accuracy < 0.65
 
 
 def test_too_few_clips_is_a_clear_error(aligned_face, tmp_path):
