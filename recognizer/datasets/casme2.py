@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recognizer.datasets.engine import ReleaseSpec, find_annotation, load_release, release_root
+from recognizer.datasets.engine import (
+    COMMON_COLUMNS,
+    ReleaseSpec,
+    find_annotation,
+    load_release,
+    release_root,
+)
 from recognizer.datasets.errors import ReleaseNotFoundError
 from recognizer.datasets.frames import find_tree
 from recognizer.datasets.layouts import Row, SubjectClipFolders
@@ -49,15 +55,7 @@ SPEC = ReleaseSpec(
     sheet_patterns=("CASME2-coding-*.xlsx", "CASME2*coding*.xlsx", "CASME2*coding*.xls"),
     sheet_hint="CASME2-coding-*.xlsx",
     newest_sheet=True,
-    columns={
-        "subject": ("Subject",),
-        "clip": ("Filename",),
-        "onset": ("OnsetFrame",),
-        "apex": ("ApexFrame",),
-        "offset": ("OffsetFrame",),
-        "aus": ("Action Units",),
-        "emotion": ("Estimated Emotion", "Emotion"),
-    },
+    columns=COMMON_COLUMNS,
     extra_columns={"objective_class": ("Objective Classes",)},
     fps=200.0,
     layout=SubjectClipFolders(subject_names=_subject_folders, clip_names=_clip_folders),

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from recognizer.datasets.engine import ReleaseSpec, load_release
+from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, load_release
 from recognizer.datasets.layouts import FolderPattern
 from recognizer.datasets.report import LoadResult
 
@@ -37,16 +37,7 @@ SPEC = ReleaseSpec(
     what="DFME annotation",
     sheet_patterns=("DFME*.xlsx", "DFME*.xls", "DFME*.csv"),
     sheet_hint="DFME*.xlsx or DFME*.csv",
-    columns={
-        "subject": ("Subject",),
-        "clip": ("Filename",),
-        "onset": ("OnsetFrame",),
-        "apex": ("ApexFrame",),
-        "offset": ("OffsetFrame",),
-        "aus": ("Action Units",),
-        "emotion": ("Emotion",),
-        "part": ("Part",),
-    },
+    columns={**COMMON_COLUMNS, "emotion": ("Emotion",), "part": ("Part",)},
     required=("subject", "clip", "onset", "offset", "emotion"),
     fps=DEFAULT_FPS,
     default_part="C",

@@ -31,6 +31,16 @@ from recognizer.datasets.sheets import Table, column, read_table
 FIELDS = ("subject", "clip", "onset", "apex", "offset", "emotion", "aus", "part")
 ESSENTIAL = ("subject", "clip", "onset", "offset", "emotion")
 MISSING_APEX = ("middle", "skip")
+#: the columns most coding sheets share (CASME II, SAMM, MMEW; DFME's default).
+COMMON_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "subject": ("Subject",),
+    "clip": ("Filename",),
+    "onset": ("OnsetFrame", "Onset Frame"),
+    "apex": ("ApexFrame", "Apex Frame"),
+    "offset": ("OffsetFrame", "Offset Frame"),
+    "aus": ("Action Units",),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recognizer.datasets.engine import ReleaseSpec, load_release
+from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, load_release
 from recognizer.datasets.layouts import ClipFoldersAnywhere
 from recognizer.datasets.report import LoadResult
 
@@ -24,15 +24,7 @@ SPEC = ReleaseSpec(
     what="MMEW sheet",
     sheet_patterns=("MMEW_Micro_Exp*.xlsx", "MMEW*Micro*.xlsx"),
     sheet_hint="MMEW_Micro_Exp.xlsx",
-    columns={
-        "subject": ("Subject",),
-        "clip": ("Filename",),
-        "onset": ("OnsetFrame",),
-        "apex": ("ApexFrame",),
-        "offset": ("OffsetFrame",),
-        "aus": ("Action Units",),
-        "emotion": ("Estimated Emotion", "Emotion"),
-    },
+    columns=COMMON_COLUMNS,
     extra_columns={"remarks": ("remarks",)},
     fps=90.0,
     frame_trees=("Micro_Expression", "MicroExpression"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recognizer.datasets.engine import ReleaseSpec, load_release
+from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, load_release
 from recognizer.datasets.report import LoadResult
 
 SPEC = ReleaseSpec(
@@ -24,15 +24,7 @@ SPEC = ReleaseSpec(
     sheet_hint="SAMM_Micro_FACS_Codes_v2.xlsx",
     newest_sheet=True,
     sheet="MICRO_ONLY",
-    columns={
-        "subject": ("Subject",),
-        "clip": ("Filename",),
-        "onset": ("Onset Frame",),
-        "apex": ("Apex Frame",),
-        "offset": ("Offset Frame",),
-        "aus": ("Action Units",),
-        "emotion": ("Estimated Emotion", "Emotion"),
-    },
+    columns=COMMON_COLUMNS,
     extra_columns={"objective_class": ("Objective Classes",)},
     fps=200.0,
     frame_trees=("SAMM",),
