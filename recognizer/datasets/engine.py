@@ -195,14 +195,10 @@ def load_release(
     rows = [_row(spec, table, number, cells, mapped, shared) for number, cells in table.records()]
     if spec.prepare_rows is not None:
         rows = spec.prepare_rows(rows)
-    samples: list[Sample] = []
-    placed: set[Path] = set()
-    for row in rows:
-        sample = _row_sample(spec, row, locator, placed, report, missing_apex, mapped, table)
-        if sample is not None:
-            samples.append(sample)
+    run = _Run(spec, table, locator, report, missing_apex, has_apex=mapped.get("apex") is not None)
+    samples = [sample for sample in map(run.sample, rows) if sample is not None]
     if spec.report_unannotated:
-        _note_unannotated(tree, placed, report)
+        _note_unannotated(tree, run.placed, report)
     report.kept = len(samples)
     return LoadResult(samples, report)
 
@@ -227,59 +223,65 @@ def _row(
     return Row(number, cells, values, extra)
 
 
-def _fps(spec: ReleaseSpec, row: Row, table: Table) -> float:
-    if not isinstance(spec.fps, Mapping):
-        return float(spec.fps)
-    part = row.values["part"]
-    if part not in spec.fps:
-        raise AnnotationError(
-            f"{table.where()}, row {row.number}: part {part!r} has no frame rate; give fps="
-            f"{{{part!r}: ...}} (known parts: {', '.join(spec.fps)})"
+@dataclass
+class _Run:
+    """One load in progress: turns rows into samples and remembers the folders it placed."""
+
+    spec: ReleaseSpec
+    table: Table
+    locator: Locator
+    report: LoadReport
+    missing_apex: str
+    has_apex: bool
+    placed: set[Path] = field(default_factory=set)
+
+    def fps(self, row: Row) -> float:
+        rates = self.spec.fps
+        if not isinstance(rates, Mapping):
+            return float(rates)
+        part = row.values["part"]
+        if part not in rates:
+            raise AnnotationError(
+                f"{self.table.where()}, row {row.number}: part {part!r} has no frame rate; give "
+                f"fps={{{part!r}: ...}} (known parts: {', '.join(rates)})"
+            )
+        return float(rates[part])
+
+    def sample(self, row: Row) -> Sample | None:
+        located = self.locator.locate(row)
+        fps = self.fps(row)
+        name = f"{located.subject}/{row.clip}"
+        frame_cells = {k: row.values.get(k, "") for k in ("onset", "apex", "offset")}
+        parsed = parse_frame_cells(self.report, row.number, name, frame_cells)
+        if parsed is None:
+            return None
+        if located.problem:
+            self.report.skip(row.number, name, located.problem)
+            return None
+        if located.folder is not None:
+            self.placed.add(located.folder)
+        fields = RowFields(
+            row=row.number,
+            subject=located.subject,
+            clip=row.clip,
+            folder=located.folder,
+            onset=parsed["onset"],
+            apex=parsed["apex"],
+            offset=parsed["offset"],
+            fps=fps,
+            emotion=row.values["emotion"],
+            aus=row.values.get("aus", ""),
+            sheet_subject=row.subject,
+            apex_cell=frame_cells["apex"],
+            extra=row.extra,
         )
-    return float(spec.fps[part])
-
-
-def _row_sample(
-    spec: ReleaseSpec,
-    row: Row,
-    locator: Locator,
-    placed: set[Path],
-    report: LoadReport,
-    missing_apex: str,
-    mapped: Mapping[str, str | None],
-    table: Table,
-) -> Sample | None:
-    located = locator.locate(row)
-    fps = _fps(spec, row, table)
-    name = f"{located.subject}/{row.clip}"
-    frame_cells = {k: row.values.get(k, "") for k in ("onset", "apex", "offset")}
-    parsed = parse_frame_cells(report, row.number, name, frame_cells)
-    if parsed is None:
-        return None
-    if located.problem:
-        report.skip(row.number, name, located.problem)
-        return None
-    if located.folder is not None:
-        placed.add(located.folder)
-    fields = RowFields(
-        row=row.number,
-        subject=located.subject,
-        clip=row.clip,
-        folder=located.folder,
-        onset=parsed["onset"],
-        apex=parsed["apex"],
-        offset=parsed["offset"],
-        fps=fps,
-        emotion=row.values["emotion"],
-        aus=row.values.get("aus", ""),
-        sheet_subject=row.subject,
-        apex_cell=frame_cells["apex"],
-        extra=row.extra,
-    )
-    has_apex = mapped.get("apex") is not None
-    return build_sample(
-        spec.name, fields, report, missing_apex=missing_apex, report_missing_apex=has_apex
-    )
+        return build_sample(
+            self.spec.name,
+            fields,
+            self.report,
+            missing_apex=self.missing_apex,
+            report_missing_apex=self.has_apex,
+        )
 
 
 def _note_unannotated(tree: Path, placed: set[Path], report: LoadReport) -> None:
