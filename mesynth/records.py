@@ -14,12 +14,12 @@ Convention:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mesynth.face.image_io import decode_rgb
+from mesynth.face.frame_files import parse_frame_numbers
+from mesynth.face.image_io import ImageReadError, read_rgb
 
 #: reads the frames numbered ``numbers`` of a record: ``(T, H, W, 3)`` uint8 RGB.
 FrameReader = Callable[[object, Sequence[int]], np.ndarray]
@@ -42,17 +42,15 @@ def record_frame_numbers(record: object) -> tuple[int, ...]:
     if numbers:
         return tuple(int(n) for n in numbers)
     extra = getattr(record, "extra", None) or {}
-    text = str(extra.get("frame_numbers", ""))
-    if text:
-        return tuple(int(n) for n in text.split(";") if n.strip())
-    return (int(record.onset),)
+    stored = parse_frame_numbers(str(extra.get("frame_numbers", "")))
+    return stored or (int(record.onset),)
 
 
 def _read_image(path: Path, name: str) -> np.ndarray:
-    image = decode_rgb(path)
-    if image is None:
-        raise RecordReadError(f"{name}: cannot read image {path}")
-    return image
+    try:
+        return read_rgb(path)
+    except ImageReadError as err:
+        raise RecordReadError(f"{name}: {err}") from err
 
 
 def _as_rgb_clip(array: np.ndarray, path: Path, name: str) -> np.ndarray:
@@ -108,63 +106,3 @@ def apex_of(record: object) -> int:
     if apex is not None:
         return int(apex)
     return (int(record.onset) + int(record.offset)) // 2
-
-
-@dataclass(frozen=True)
-class StoreRecord:
-    """A clip of a ``mesynth generate`` store as a clip record (:func:`store_records`).
-
-    The identity is the subject (``synthetic/<identity>``), so grouped splits keep a face on one
-    side; ``extra["frame_numbers"]`` lists the stored frames (``"0;3;7"``).
-    """
-
-    subject: str
-    clip: str
-    onset: int
-    apex: int
-    offset: int
-    fps: float
-    aus: str
-    emotion: str
-    identity: str
-    array_path: Path | None = None
-    frames: tuple[Path, ...] = ()
-    frame_numbers: tuple[int, ...] = ()
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def store_records(root: str | Path) -> list[StoreRecord]:
-    """The clips of a clip store as records for :func:`mesynth.calibration.calibrate.calibrate` and
-    :func:`mesynth.evaluation.realism_report.realism_report` (``.npy`` clips, else frame files).
-
-    Raises:
-        mesynth.generation.store.StoreError: ``root`` has no ``manifest.csv``.
-    """
-    from mesynth.generation.store import iter_manifest
-
-    root = Path(root)
-    records = []
-    for row in iter_manifest(root):
-        numbers = tuple(int(n) for n in row["frame_numbers"].split(";") if n)
-        files: tuple[Path, ...] = ()
-        if not row.get("npy_path"):
-            folder = root / row["frames_dir"]
-            files = tuple(next(iter(sorted(folder.glob(f"img{n}.*"))), folder) for n in numbers)
-        records.append(
-            StoreRecord(
-                subject=f"synthetic/{row['identity']}",
-                clip=row["clip_id"],
-                onset=int(row["onset"]),
-                apex=int(row["apex"]),
-                offset=int(row["offset"]),
-                fps=float(row["fps"]),
-                aus=row["aus"],
-                emotion=row["label"],
-                identity=row["identity"],
-                array_path=root / row["npy_path"] if row.get("npy_path") else None,
-                frames=files,
-                frame_numbers=numbers if files else (),
-                extra={"frame_numbers": row["frame_numbers"]},
-            )
-        )
-    return records

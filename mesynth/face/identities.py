@@ -31,7 +31,7 @@ from mesynth.face.canonical import (
     mirror_landmarks,
     warp_with_matrix,
 )
-from mesynth.face.image_io import decode_rgb
+from mesynth.face.image_io import IMAGE_SUFFIXES, ImageReadError, read_rgb
 from mesynth.face.landmarks import (
     LandmarkCache,
     LandmarkDetector,
@@ -44,7 +44,6 @@ from mesynth.face.landmarks import (
 
 BUILTIN = "builtin"
 BUILTIN_NAMES = ("astronaut", "hopper")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LANDMARK_SUFFIXES = (".pts", ".npy", ".json")
 LANDMARK_BACKENDS = ("auto", "dlib", "face_alignment", "files")
 
@@ -144,13 +143,10 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises:
         LandmarkError: the file is missing or cannot be decoded (the message names it).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise LandmarkError(f"{path}: file not found")
-    image = decode_rgb(path)
-    if image is None:
-        raise LandmarkError(f"{path}: not a readable image")
-    return image
+    try:
+        return read_rgb(path)
+    except ImageReadError as err:
+        raise LandmarkError(str(err)) from err
 
 
 def landmark_file_beside(path: Path) -> Path | None:

@@ -1,4 +1,4 @@
-"""Decoding image files: the one reader behind identities, clip records and recognizer frames."""
+"""Reading image files: the one decoder behind identities, clip records and recognizer frames."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+#: file suffixes (lower case) read as images; anything else in a frame folder is ignored.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+
+
+class ImageReadError(ValueError):
+    """An image file is missing or cannot be decoded; the message names the file."""
+
 
 def decode_rgb(path: str | Path) -> np.ndarray | None:
     """An image file as ``(H, W, 3)`` uint8 RGB, or ``None`` when it is missing or undecodable.
 
-    Grayscale files are expanded to three channels. Callers raise their own typed error (which
-    names the file) on ``None``. ``np.fromfile`` + ``cv2.imdecode`` also reads non-ASCII paths.
+    Grayscale files are expanded to three channels. ``np.fromfile`` + ``cv2.imdecode`` also reads
+    non-ASCII paths.
     """
     path = Path(path)
     if not path.is_file():
@@ -22,3 +29,18 @@ def decode_rgb(path: str | Path) -> np.ndarray | None:
     if image is None:
         return None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` uint8 RGB (grayscale files are expanded).
+
+    Raises:
+        ImageReadError: the file is missing, or corrupt or not an image (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: file not found")
+    image = decode_rgb(path)
+    if image is None:
+        raise ImageReadError(f"{path}: not a readable image (corrupt or not an image)")
+    return image

@@ -32,6 +32,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mesynth.face.frame_files import FrameNumberError, discover_frames, parse_frame_numbers
+from mesynth.face.image_io import decode_rgb
+
 MANIFEST_COLUMNS = (
     "clip_id",
     "identity",
@@ -61,6 +64,10 @@ TMP_PREFIX = ".tmp-"
 
 class StoreError(RuntimeError):
     """A clip store problem; the message names the path and what to do."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The folder is not a clip store (no ``manifest.csv``)."""
 
 
 class StoreConfigError(StoreError):
@@ -191,7 +198,11 @@ def read_manifest_rows(path: Path) -> list[dict[str, str]]:
         text = text[: text.rfind("\n") + 1]
     rows = list(csv.DictReader(io.StringIO(text)))
     if rows and list(rows[0].keys()) != list(MANIFEST_COLUMNS):
-        raise StoreError(f"{path}: unexpected manifest columns {list(rows[0].keys())}")
+        columns = list(rows[0].keys())
+        missing = [c for c in MANIFEST_COLUMNS if c not in columns]
+        raise StoreError(
+            f"{path}: not a clip-store manifest; unexpected columns {columns} (missing {missing})"
+        )
     return rows
 
 
@@ -472,10 +483,17 @@ def clip_id_for(index: int) -> str:
 
 
 def iter_manifest(root: str | Path) -> Iterable[dict[str, str]]:
-    """Rows of ``<root>/manifest.csv``."""
+    """Rows of ``<root>/manifest.csv``.
+
+    Raises:
+        StoreNotFoundError: ``root`` has no manifest.
+        StoreError: the manifest's columns are not :data:`MANIFEST_COLUMNS`.
+    """
     path = Path(root) / MANIFEST
     if not path.is_file():
-        raise StoreError(f"{path} not found; is {root} a clip store (run `mesynth generate`)?")
+        raise StoreNotFoundError(
+            f"{root} is not a clip store: no {MANIFEST} (run `mesynth generate` to make one)"
+        )
     return read_manifest_rows(path)
 
 
@@ -492,11 +510,15 @@ def load_clip(root: str | Path, row: Mapping[str, str]) -> np.ndarray:
             raise StoreError(f"{path} listed in the manifest is missing")
         return np.load(path, allow_pickle=False)
     folder = root / row["frames_dir"]
+    try:
+        files, numbers = discover_frames(folder) if folder.is_dir() else ((), ())
+    except FrameNumberError as err:
+        raise StoreError(str(err)) from err
+    by_number = dict(zip(numbers, files))
     frames = []
-    for number in row["frame_numbers"].split(";"):
-        matches = sorted(folder.glob(f"img{number}.*"))
-        image = cv2.imread(str(matches[0]), cv2.IMREAD_COLOR) if matches else None
+    for number in parse_frame_numbers(row["frame_numbers"]):
+        image = decode_rgb(by_number[number]) if number in by_number else None
         if image is None:
             raise StoreError(f"{folder}/img{number}.* listed in the manifest is missing")
-        frames.append(image[:, :, ::-1])
+        frames.append(image)
     return np.stack(frames)

@@ -3,19 +3,18 @@
 A frame source answers two questions for a :class:`~recognizer.data.samples.Sample`: which frame
 numbers it can give (:meth:`frame_numbers`) and the pixels of some of them (:meth:`read`,
 ``(T, H, W, C)`` uint8 RGB). Representations read through a source, so the same code runs on
-raw frames and on the cache.
+raw frames and on the cache. Raw frames are read by :func:`mesynth.records.read_record_frames`,
+the one reader of clip records (a ``Sample`` is one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from mesynth.face.image_io import decode_rgb
-from mesynth.records import record_frame_numbers
+from mesynth.records import RecordReadError, read_record_frames, record_frame_numbers
 from recognizer.data.samples import Sample
 from recognizer.datasets.errors import FrameReadError
 
@@ -34,40 +33,9 @@ def clip_frame_numbers(sample: Sample) -> tuple[int, ...]:
     """The frame numbers a sample holds: its frame files', else those of its array.
 
     An array clip keeps its numbers in ``extra["frame_numbers"]`` (``"0;3;7"``); a single image
-    is frame ``sample.onset``. (The same rule as :func:`mesynth.records.record_frame_numbers`.)
+    is frame ``sample.onset``. (The rule of :func:`mesynth.records.record_frame_numbers`.)
     """
     return record_frame_numbers(sample)
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB (grayscale files are expanded).
-
-    Raises:
-        FrameReadError: missing, corrupt or not an image (the message names the file).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FrameReadError(f"frame file not found: {path}")
-    image = decode_rgb(path)
-    if image is None:
-        raise FrameReadError(f"cannot decode image {path} (corrupt or not an image)")
-    return image
-
-
-def _as_clip(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.dtype != np.uint8:
-        raise FrameReadError(f"{path}: arrays must be uint8, got {array.dtype}")
-    if array.ndim == 2:
-        array = array[None, :, :, None]
-    elif array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4:
-        raise FrameReadError(
-            f"{path}: expected (T, H, W, C), (H, W, C) or (H, W); got {array.shape}"
-        )
-    if array.shape[3] == 1:
-        array = np.repeat(array, 3, axis=3)
-    return array
 
 
 class RawFrames:
@@ -77,28 +45,13 @@ class RawFrames:
         return clip_frame_numbers(sample)
 
     def read(self, sample: Sample, numbers: Sequence[int]) -> np.ndarray:
-        if sample.frames:
-            index = dict(zip(sample.frame_numbers, sample.frames))
-            missing = [n for n in numbers if n not in index]
-            if missing:
-                raise FrameReadError(f"{sample.uid}: no frame files numbered {missing}")
-            return np.stack([read_image(index[n]) for n in numbers])
-        path = sample.array_path
-        if path is None:
-            raise FrameReadError(f"{sample.uid}: the sample has neither frames nor an array")
-        if Path(path).suffix.lower() == ".npy":
-            try:
-                array = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as err:
-                raise FrameReadError(f"cannot read array {path} ({err})") from err
-            array = _as_clip(array, Path(path))
-        else:
-            array = read_image(path)[None]
-        position = {n: i for i, n in enumerate(clip_frame_numbers(sample))}
-        missing = [n for n in numbers if n not in position]
-        if missing or len(position) != array.shape[0]:
-            raise FrameReadError(
-                f"{path}: holds {array.shape[0]} frames numbered {sorted(position)[:5]}...; "
-                f"asked for {list(numbers)[:5]}"
-            )
-        return np.ascontiguousarray(array[[position[n] for n in numbers]])
+        """``(T, H, W, 3)`` uint8 RGB frames numbered ``numbers``.
+
+        Raises:
+            FrameReadError: a number the sample lacks, or a missing or undecodable file (the
+                message names the sample and the file).
+        """
+        try:
+            return read_record_frames(sample, numbers)
+        except RecordReadError as err:
+            raise FrameReadError(str(err)) from err

@@ -3,7 +3,8 @@
 Each loader reads a release as its owners ship it (quirks included), checks every row against
 the frames present, applies the documented errata (:mod:`recognizer.datasets.errata`) and
 returns a :class:`LoadResult`: the :class:`~recognizer.data.samples.Sample` records and a
-:class:`LoadReport` of rows read, kept and skipped with reasons.
+:class:`LoadReport` of rows read, kept and skipped with reasons. A release with an annotation
+sheet is declared by a :class:`ReleaseSpec` and read by :func:`load_release`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recognizer.datasets import casme2, casme3, dfme, manifest, mesynth_store, mmew, samm, smic
+from recognizer.datasets.engine import ReleaseSpec, load_release
 from recognizer.datasets.errata import ERRATA, Erratum
 from recognizer.datasets.errors import (
     AnnotationError,
@@ -68,8 +70,10 @@ __all__ = [
     "LoadReport",
     "LoadResult",
     "ReleaseNotFoundError",
+    "ReleaseSpec",
     "SkippedRow",
     "known_datasets",
     "load",
+    "load_release",
     "megc2019",
 ]

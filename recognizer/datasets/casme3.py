@@ -13,95 +13,81 @@ frames are allowed inside onset..offset; onset and offset must lie within the fr
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from recognizer.datasets.clips import RowFields, build_sample, parse_frame_cells
-from recognizer.datasets.errors import ReleaseNotFoundError
-from recognizer.datasets.frames import find_child, find_file, find_tree
-from recognizer.datasets.report import LoadReport, LoadResult
-from recognizer.datasets.sheets import column, read_table
+from mesynth.face.frame_files import split_trailing_number
+from recognizer.datasets.engine import ReleaseSpec, load_release
+from recognizer.datasets.layouts import Row, SubjectClipFolders
+from recognizer.datasets.report import LoadResult
 
-FPS = 30.0
-SHEET = "label"
-SHEET_PATTERNS = ("cas(me)3_part_A_ME_label*.xlsx", "*part_A*label*.xlsx")
-REQUIRED = ("Subject", "Filename", "Onset", "Apex", "Offset")
+
+def number_repeated_videos(rows: Sequence[Row]) -> list[Row]:
+    """Give every ME of one (subject, video) its own clip id: ``a``, ``a2``, ``a3``...
+
+    The video (the clip id without its trailing number) is kept in ``extra["video"]``.
+    """
+    seen: dict[tuple[str, str], set[str]] = {}
+    out = []
+    for row in rows:
+        video = split_trailing_number(row.clip)[0] or row.clip
+        used = seen.setdefault((row.subject, video), set())
+        clip, k = row.clip, 2
+        while clip in used:
+            clip, k = f"{video}{k}", k + 1
+        used.add(clip)
+        values = {**row.values, "clip": clip}
+        out.append(replace(row, values=values, extra={**row.extra, "video": video}))
+    return out
+
+
+def _video_folder(row: Row) -> tuple[str, ...]:
+    return (row.extra["video"],)
+
+
+SPEC = ReleaseSpec(
+    name="casme3",
+    title="CAS(ME)^3",
+    what="CAS(ME)^3 label sheet",
+    sheet_patterns=("cas(me)3_part_A_ME_label*.xlsx", "*part_A*label*.xlsx"),
+    sheet_hint="cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx",
+    sheet="label",
+    columns={
+        "subject": ("Subject",),
+        "clip": ("Filename",),
+        "onset": ("Onset",),
+        "apex": ("Apex",),
+        "offset": ("Offset",),
+        "aus": ("AU", "Action Units"),
+        "emotion": ("emotion", "Estimated Emotion"),
+    },
+    extra_columns={"objective_class": ("Objective class", "Objective Classes")},
+    fps=30.0,
+    frame_trees=("part_A", "partA"),
+    layout=SubjectClipFolders(
+        clip_names=_video_folder,
+        inside="color",
+        subject_by_number=False,
+        subject_from_folder=False,
+    ),
+    prepare_rows=number_repeated_videos,
+)
 
 
 def load(
     root: str | Path,
     *,
     annotation: str | Path | None = None,
-    sheet: str = SHEET,
+    sheet: str = "label",
     missing_apex: str = "middle",
 ) -> LoadResult:
-    """Load CAS(ME)^3 part A (the ME rows of the label sheet, colour frames)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ReleaseNotFoundError(f"CAS(ME)^3 root not found: {root}")
-    if annotation is None:
-        found = find_file(root, SHEET_PATTERNS)
-        if not found:
-            raise ReleaseNotFoundError(
-                f"no CAS(ME)^3 label sheet (cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx) in {root}; "
-                "pass annotation=PATH"
-            )
-        annotation = found[0]
-    frames_root = find_tree(root, ("part_A", "partA")) or root
-    table = read_table(annotation, required=REQUIRED, sheet=sheet, what="CAS(ME)^3 label sheet")
-    report = LoadReport("casme3", f"{annotation} [{sheet}]", rows_read=len(table.rows))
-    report.note(f"frames in {frames_root}/<subject>/<video>/color/")
-    aus_col = column(table, "AU", "Action Units")
-    emotion_col = column(table, "emotion", "Estimated Emotion") or "emotion"
-    objective_col = column(table, "Objective class", "Objective Classes")
-    seen: dict[tuple[str, str], set[str]] = {}
-    samples = []
-    for row, cells in table.records():
-        subject, cell = cells["Subject"], cells["Filename"]
-        video = re.sub(r"\d+$", "", cell) or cell
-        used = seen.setdefault((subject, video), set())
-        clip = cell
-        k = 2
-        while clip in used:
-            clip, k = f"{video}{k}", k + 1
-        used.add(clip)
-        name = f"{subject}/{clip}"
-        parsed = parse_frame_cells(
-            report,
-            row,
-            name,
-            {"onset": cells["Onset"], "apex": cells["Apex"], "offset": cells["Offset"]},
-        )
-        if parsed is None:
-            continue
-        subject_dir = find_child(frames_root, subject, match_number=False)
-        video_dir = find_child(subject_dir, video, match_number=False) if subject_dir else None
-        folder = None
-        if video_dir is not None:
-            folder = find_child(video_dir, "color", match_number=False) or video_dir
-        extra = {"video": video}
-        if objective_col:
-            extra["objective_class"] = cells[objective_col]
-        sample = build_sample(
-            "casme3",
-            RowFields(
-                row=row,
-                subject=subject,
-                clip=clip,
-                folder=folder,
-                onset=parsed["onset"],
-                apex=parsed["apex"],
-                offset=parsed["offset"],
-                fps=FPS,
-                emotion=cells.get(emotion_col, ""),
-                aus=cells[aus_col] if aus_col else "",
-                apex_cell=cells["Apex"],
-                extra=extra,
-            ),
-            report,
-            missing_apex=missing_apex,
-        )
-        if sample is not None:
-            samples.append(sample)
-    report.kept = len(samples)
-    return LoadResult(samples, report)
+    """Load CAS(ME)^3 part A (the ME rows of the label sheet, colour frames).
+
+    Args:
+        root: the release folder.
+        annotation: the label sheet; default ``cas(me)3_part_A_ME_label*.xlsx`` in ``root``.
+        sheet: the sheet to read.
+        missing_apex: ``"middle"`` or ``"skip"`` for rows without an apex.
+    """
+    return load_release(SPEC, root, annotation=annotation, sheet=sheet, missing_apex=missing_apex)

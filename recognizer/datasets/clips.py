@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mesynth.face.frame_files import FrameNumberError, discover_frames
 from recognizer.data.samples import Sample, qualify_subject
 from recognizer.datasets.errata import find_erratum
-from recognizer.datasets.errors import DatasetError
-from recognizer.datasets.frames import discover_frames
 from recognizer.datasets.report import LoadReport
 from recognizer.datasets.sheets import cell_int
 
@@ -87,7 +86,7 @@ def build_sample(
         return None
     try:
         frames, numbers = discover_frames(fields.folder)
-    except DatasetError as err:
+    except FrameNumberError as err:
         report.skip(row, name, str(err))
         return None
     if not numbers:

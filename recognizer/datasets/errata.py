@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recognizer.datasets.frames import trailing_number
+from mesynth.face.frame_files import trailing_number
 
 ACTIONS = ("drop_apex", "skip", "known")
 

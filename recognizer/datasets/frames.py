@@ -1,10 +1,7 @@
-"""Finding frame files and release folders without formatting names from numbers.
+"""Finding the folders and files of a release under the spellings releases use.
 
-Frame-number padding differs between releases and even between clips of one release
-(``006_5562.jpg`` next to ``006_05562.jpg``; ``img46.jpg``; ``reg_img46.jpg``; ``355.jpg``), so a
-frame's number is always *parsed* from the trailing integer of its file name, never formatted.
-Files that are not images (``Thumbs.db``, ``.DS_Store``, notes) or have no trailing number are
-ignored.
+Frame files inside a clip folder are found by :func:`mesynth.face.frame_files.discover_frames`
+(numbers parsed from names, never formatted); this module finds the folders around them.
 """
 
 from __future__ import annotations
@@ -12,44 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from recognizer.datasets.errors import DatasetError
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
-_TRAILING_INT = re.compile(r"(\d+)$")
-
-
-def trailing_number(name: str) -> int | None:
-    """The trailing integer of a name without suffix: ``"reg_img046"`` -> 46, ``"a"`` -> None."""
-    match = _TRAILING_INT.search(name)
-    return int(match.group(1)) if match else None
-
-
-def discover_frames(folder: str | Path) -> tuple[tuple[Path, ...], tuple[int, ...]]:
-    """Image files of a clip folder and their frame numbers, sorted by number.
-
-    Args:
-        folder: a clip folder.
-
-    Returns:
-        ``(frames, numbers)``; both empty when the folder holds no numbered image.
-
-    Raises:
-        DatasetError: two files carry the same number (``img1.jpg`` and ``img01.jpg``).
-    """
-    found: dict[int, Path] = {}
-    for path in Path(folder).iterdir():
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        number = trailing_number(path.stem)
-        if number is None:
-            continue
-        if number in found:
-            raise DatasetError(
-                f"{folder}: files {found[number].name} and {path.name} both hold frame {number}"
-            )
-        found[number] = path
-    numbers = tuple(sorted(found))
-    return tuple(found[n] for n in numbers), numbers
+from mesynth.face.frame_files import trailing_number
 
 
 def _squash(name: str) -> str:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mesynth.face.frame_files import discover_frames
+from mesynth.face.image_io import IMAGE_SUFFIXES
 from recognizer.data.samples import SOURCES, Sample, qualify_subject
-from recognizer.datasets.errors import DatasetError
-from recognizer.datasets.frames import IMAGE_SUFFIXES, discover_frames
 from recognizer.datasets.report import LoadReport, LoadResult
 from recognizer.datasets.sheets import cell_int, read_table
 
@@ -68,10 +68,7 @@ def _row_sample(
     numbers: tuple[int, ...] = ()
     array_path = None
     if path.is_dir():
-        try:
-            frames, numbers = discover_frames(path)
-        except DatasetError as err:
-            raise ValueError(str(err)) from err
+        frames, numbers = discover_frames(path)  # FrameNumberError is a ValueError
         if not numbers:
             raise ValueError(f"no numbered image files in {path}")
         first, last = numbers[0], numbers[-1]

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from mesynth.face.frame_files import trailing_number
 from mesynth.labels.emotions import scheme_labels, to_scheme
 from recognizer.data.samples import Sample
 from recognizer.datasets.errors import AnnotationError, ReleaseNotFoundError
-from recognizer.datasets.frames import trailing_number
 from recognizer.datasets.report import LoadReport, LoadResult
 
 SCHEME = "megc3"

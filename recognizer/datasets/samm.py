@@ -13,23 +13,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recognizer.datasets.clips import RowFields, build_sample, parse_frame_cells
-from recognizer.datasets.errors import ReleaseNotFoundError
-from recognizer.datasets.frames import find_child, find_file, find_tree
-from recognizer.datasets.report import LoadReport, LoadResult
-from recognizer.datasets.sheets import column, read_table
+from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, load_release
+from recognizer.datasets.report import LoadResult
 
-FPS = 200.0
-SHEET = "MICRO_ONLY"
-SHEET_PATTERNS = ("SAMM_Micro_FACS_Codes*.xlsx", "SAMM*FACS*.xlsx")
-REQUIRED = ("Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame")
+SPEC = ReleaseSpec(
+    name="samm",
+    title="SAMM",
+    what="SAMM FACS-code sheet",
+    sheet_patterns=("SAMM_Micro_FACS_Codes*.xlsx", "SAMM*FACS*.xlsx"),
+    sheet_hint="SAMM_Micro_FACS_Codes_v2.xlsx",
+    newest_sheet=True,
+    sheet="MICRO_ONLY",
+    columns=COMMON_COLUMNS,
+    extra_columns={"objective_class": ("Objective Classes",)},
+    fps=200.0,
+    frame_trees=("SAMM",),
+)
 
 
 def load(
     root: str | Path,
     *,
     annotation: str | Path | None = None,
-    sheet: str = SHEET,
+    sheet: str = "MICRO_ONLY",
     missing_apex: str = "middle",
 ) -> LoadResult:
     """Load SAMM.
@@ -40,66 +46,4 @@ def load(
         sheet: the sheet to read.
         missing_apex: ``"middle"`` or ``"skip"`` for rows without an apex.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise ReleaseNotFoundError(f"SAMM root not found: {root}")
-    if annotation is None:
-        found = find_file(root, SHEET_PATTERNS)
-        if not found:
-            raise ReleaseNotFoundError(
-                f"no SAMM sheet (SAMM_Micro_FACS_Codes_v2.xlsx) in {root}; pass annotation=PATH"
-            )
-        annotation = found[-1]
-    frames_root = find_tree(root, ("SAMM",)) or root
-    table = read_table(annotation, required=REQUIRED, sheet=sheet, what="SAMM FACS-code sheet")
-    report = LoadReport("samm", f"{annotation} [{sheet}]", rows_read=len(table.rows))
-    report.note(
-        f"header on row {table.rows[0] - 1 if table.rows else '?'}; frames in {frames_root}"
-    )
-    aus_col = column(table, "Action Units")
-    emotion_col = column(table, "Estimated Emotion", "Emotion") or "Estimated Emotion"
-    objective_col = column(table, "Objective Classes")
-    samples = []
-    for row, cells in table.records():
-        subject_cell, clip = cells["Subject"], cells["Filename"]
-        subject_dir = find_child(frames_root, subject_cell)
-        subject = subject_dir.name if subject_dir else subject_cell
-        name = f"{subject}/{clip}"
-        parsed = parse_frame_cells(
-            report,
-            row,
-            name,
-            {
-                "onset": cells["Onset Frame"],
-                "apex": cells["Apex Frame"],
-                "offset": cells["Offset Frame"],
-            },
-        )
-        if parsed is None:
-            continue
-        folder = find_child(subject_dir, clip, match_number=False) if subject_dir else None
-        extra = {"objective_class": cells[objective_col]} if objective_col else {}
-        sample = build_sample(
-            "samm",
-            RowFields(
-                row=row,
-                subject=subject,
-                clip=clip,
-                folder=folder,
-                onset=parsed["onset"],
-                apex=parsed["apex"],
-                offset=parsed["offset"],
-                fps=FPS,
-                emotion=cells.get(emotion_col, ""),
-                aus=cells[aus_col] if aus_col else "",
-                sheet_subject=subject_cell,
-                apex_cell=cells["Apex Frame"],
-                extra=extra,
-            ),
-            report,
-            missing_apex=missing_apex,
-        )
-        if sample is not None:
-            samples.append(sample)
-    report.kept = len(samples)
-    return LoadResult(samples, report)
+    return load_release(SPEC, root, annotation=annotation, sheet=sheet, missing_apex=missing_apex)

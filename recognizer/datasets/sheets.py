@@ -34,12 +34,14 @@ class Table:
         rows: the 1-based spreadsheet row number of each data row.
         path: the file read.
         sheet: the sheet name (``None`` for CSV).
+        header_row: the 1-based spreadsheet row of the header (SAMM: 14).
     """
 
     frame: pd.DataFrame
     rows: tuple[int, ...]
     path: Path
     sheet: str | None
+    header_row: int = 1
 
     @property
     def columns(self) -> list[str]:
@@ -82,7 +84,7 @@ def cell_int(value: object) -> int | None:
 def read_table(
     path: str | Path,
     *,
-    required: Sequence[str],
+    required: Sequence[str | Sequence[str]],
     sheet: str | None = None,
     header_search: int = 20,
     what: str = "annotation",
@@ -91,7 +93,8 @@ def read_table(
 
     Args:
         path: the file.
-        required: column names that identify the header row (matched after stripping spaces).
+        required: columns that identify the header row (matched ignoring case and surrounding
+            spaces); an item may be a tuple of spellings, any one of which will do.
         sheet: sheet name for spreadsheets (``None``: the first sheet).
         header_search: how many top rows may precede the header (preamble rows).
         what: what the file should be, for messages (``"SAMM sheet"``).
@@ -129,7 +132,8 @@ def read_table(
         first = [c for c in raw.iloc[0].tolist() if c] if len(raw) else []
         raise AnnotationError(
             f"{where}: not a {what}: no row among the first {header_search} holds the columns "
-            f"{', '.join(required)} (first row: {', '.join(first) or 'empty'})"
+            f"{', '.join(' or '.join(s) for s in _spellings(required))} "
+            f"(first row: {', '.join(first) or 'empty'})"
         )
     names = [c if c else f"Unnamed: {j}" for j, c in enumerate(raw.iloc[header].tolist())]
     frame = raw.iloc[header + 1 :].copy()
@@ -140,14 +144,20 @@ def read_table(
     nonblank = (frame != "").any(axis=1).to_numpy()
     frame = frame[nonblank].reset_index(drop=True)
     rows = [r for r, keep in zip(rows, nonblank) if keep]
-    return Table(frame, tuple(rows), path, sheet)
+    return Table(frame, tuple(rows), path, sheet, header_row=header + 1)
 
 
-def _find_header(raw: pd.DataFrame, required: Sequence[str], search: int) -> int | None:
-    wanted = {r.strip().lower() for r in required}
+def _spellings(required: Sequence[str | Sequence[str]]) -> list[tuple[str, ...]]:
+    return [(r,) if isinstance(r, str) else tuple(r) for r in required]
+
+
+def _find_header(
+    raw: pd.DataFrame, required: Sequence[str | Sequence[str]], search: int
+) -> int | None:
+    wanted = [{s.strip().lower() for s in spellings} for spellings in _spellings(required)]
     for i in range(min(search, len(raw))):
         cells = {str(c).strip().lower() for c in raw.iloc[i].tolist()}
-        if wanted <= cells:
+        if all(cells & spellings for spellings in wanted):
             return i
     return None
 

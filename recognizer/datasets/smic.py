@@ -19,18 +19,38 @@ when present, else the middle frame. MEGC2019 uses the original HS release (164 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from recognizer.datasets.clips import RowFields, build_sample, parse_frame_cells
+from mesynth.face.frame_files import discover_frames
+from recognizer.datasets.clips import RowFields, build_sample
+from recognizer.datasets.engine import ReleaseSpec, load_release, release_root
 from recognizer.datasets.errors import ReleaseNotFoundError
-from recognizer.datasets.frames import discover_frames, find_child, find_file, find_tree
+from recognizer.datasets.frames import find_child, find_file, find_tree
 from recognizer.datasets.report import LoadReport, LoadResult
-from recognizer.datasets.sheets import column, read_table
 
 FPS = {"HS": 100.0, "VIS": 25.0, "NIR": 25.0}
 LABELS = ("negative", "positive", "surprise")
 E_SHEET_PATTERNS = ("SMIC*E*annotation*.xlsx", "SMIC*E*annotation*.xls", "SMIC*E*.csv")
-E_REQUIRED = ("Subject", "Filename", "OnsetF", "OffsetF", "Emotion")
+
+#: SMIC-E; :func:`load` sets the sheet, frame rate and frame tree of the chosen part.
+E_SPEC = ReleaseSpec(
+    name="smic",
+    title="SMIC",
+    what="SMIC-E annotation",
+    sheet_patterns=E_SHEET_PATTERNS,
+    sheet_hint="SMIC-HS-E_annotation.xlsx",
+    columns={
+        "subject": ("Subject",),
+        "clip": ("Filename",),
+        "onset": ("OnsetF",),
+        "apex": ("ApexF", "Apex"),
+        "offset": ("OffsetF",),
+        "emotion": ("Emotion",),
+    },
+    required=("subject", "clip", "onset", "offset", "emotion"),
+    fps=FPS["HS"],
+)
 
 
 def load(
@@ -48,18 +68,19 @@ def load(
         layout: ``"auto"`` (SMIC-E when an annotation sheet is found), ``"original"`` or ``"e"``.
         annotation: the SMIC-E sheet (default: ``SMIC*E*annotation*.xlsx`` in ``root``).
     """
-    root = Path(root)
     if part not in FPS:
         raise ValueError(f"part must be one of {', '.join(FPS)}; got {part!r}")
     if layout not in ("auto", "original", "e"):
         raise ValueError(f"layout must be 'auto', 'original' or 'e'; got {layout!r}")
-    if not root.is_dir():
-        raise ReleaseNotFoundError(f"SMIC root not found: {root}")
+    root = release_root(E_SPEC, root)
     sheets = [Path(annotation)] if annotation else find_file(root, E_SHEET_PATTERNS)
     if layout == "e" or (layout == "auto" and sheets):
         if not sheets:
             raise ReleaseNotFoundError(f"no SMIC-E annotation sheet in {root}")
-        return _load_e(root, sheets[0], part)
+        spec = replace(
+            E_SPEC, sheet=part, fps=FPS[part], frame_trees=(f"SMIC-{part}-E", f"SMIC_{part}_E")
+        )
+        return load_release(spec, root, annotation=sheets[0], extra={"part": part, "layout": "e"})
     return _load_original(root, part)
 
 
@@ -109,55 +130,5 @@ def _load_original(root: Path, part: str) -> LoadResult:
         f"original release, part {part}: labels from folders; no apex annotated, the middle "
         f"frame is used for all {len(samples)} clips; onset/offset = first/last frame present"
     )
-    report.kept = len(samples)
-    return LoadResult(samples, report)
-
-
-def _load_e(root: Path, sheet_path: Path, part: str) -> LoadResult:
-    table = read_table(sheet_path, required=E_REQUIRED, sheet=part, what="SMIC-E annotation")
-    tree = find_tree(root, (f"SMIC-{part}-E", f"SMIC_{part}_E")) or root
-    report = LoadReport("smic", f"{sheet_path} [{part}]", rows_read=len(table.rows))
-    apex_col = column(table, "ApexF", "Apex")
-    if apex_col is None:
-        report.note("the sheet has no apex column: the middle frame is used for every clip")
-    samples = []
-    for row, cells in table.records():
-        subject_dir = find_child(tree, cells["Subject"])
-        subject = subject_dir.name if subject_dir else cells["Subject"]
-        clip = cells["Filename"]
-        name = f"{subject}/{clip}"
-        parsed = parse_frame_cells(
-            report,
-            row,
-            name,
-            {
-                "onset": cells["OnsetF"],
-                "apex": cells[apex_col] if apex_col else "",
-                "offset": cells["OffsetF"],
-            },
-        )
-        if parsed is None:
-            continue
-        folder = find_child(subject_dir, clip, match_number=False) if subject_dir else None
-        sample = build_sample(
-            "smic",
-            RowFields(
-                row=row,
-                subject=subject,
-                clip=clip,
-                folder=folder,
-                onset=parsed["onset"],
-                apex=parsed["apex"],
-                offset=parsed["offset"],
-                fps=FPS[part],
-                emotion=cells["Emotion"],
-                sheet_subject=cells["Subject"],
-                extra={"part": part, "layout": "e"},
-            ),
-            report,
-            report_missing_apex=apex_col is not None,
-        )
-        if sample is not None:
-            samples.append(sample)
     report.kept = len(samples)
     return LoadResult(samples, report)

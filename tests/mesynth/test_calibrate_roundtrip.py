@@ -14,9 +14,9 @@ from mesynth.evaluation.realism_report import realism_report
 from mesynth.face.identities import load_identities
 from mesynth.generation.balance import equal
 from mesynth.generation.pipeline import generate
+from mesynth.generation.store_reader import store_records
 from mesynth.motion.au_basis import MotionModel
 from mesynth.motion.timing import TimingSampler
-from mesynth.records import store_records
 from mesynth.templates.bank import TemplateBank
 
 CLASSES = ["happiness", "surprise", "disgust", "sadness"]

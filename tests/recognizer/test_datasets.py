@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from mesynth.face.frame_files import discover_frames
 from recognizer.datasets import (
     AnnotationError,
     ReleaseNotFoundError,
     load,
 )
-from recognizer.datasets.frames import discover_frames
 from tests.recognizer.fake_releases import (
     CASME2_QUIRK_ROWS,
     SAMM_QUIRK_ROWS,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mesynth.face.canonical import STABLE_INDICES, canonical_landmarks, inter_ocular_distance
+from mesynth.face.image_io import read_rgb
 from mesynth.face.landmarks import create_detector, detect_landmarks
-from recognizer.data.frame_source import read_image
 from recognizer.data.preprocess import (
     CachedFrames,
     PreprocessSettings,
@@ -80,7 +80,7 @@ def test_alignment_cache_and_failures(release: Path, tmp_path: Path) -> None:
 
 def test_landmark_file_and_box_replace_detection(release: Path, tmp_path: Path) -> None:
     sample = load("manifest", release).samples[0]
-    points = detect_landmarks(read_image(sample.frames[0]), create_detector("dlib"))
+    points = detect_landmarks(read_rgb(sample.frames[0]), create_detector("dlib"))
     np.save(tmp_path / "onset.npy", points - 0.5)  # files hold 0-based pixel indices
     settings = PreprocessSettings(size=SIZE, backend="dlib")
     by_file = preprocess(
