@@ -162,7 +162,7 @@ def test_onset_frame_is_the_aligned_face_and_apex_moves(parts) -> None:
         bank=parts["bank"],
         identity_names=list(identities),
         timing_sampler=parts["timing_sampler"],
-        effects=EffectsConfig(),
+        realism=EffectsConfig(),
         mode="onset_apex",
     )
     face = identities[params.identity]
