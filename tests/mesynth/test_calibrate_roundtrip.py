@@ -75,7 +75,7 @@ def domains(tmp_path_factory):
         generate(plan=plan, out_dir=root / name, effects=effects, motion=motion, **parts)
         return store_records(root / name)
 
-    real = render("real", TRUTH, 1)
+    real = render("real", TRUTH, 1, calibrated_motion(MotionModel.expert(), TRUTH, parts["bank"]))
     profile = calibrate(real, backend="dlib", max_frames=2)
     path = profile.save(root / "profile.yaml")
     motion = calibrated_motion(MotionModel.expert(), profile, parts["bank"])
