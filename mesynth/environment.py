@@ -6,6 +6,10 @@ import importlib.util
 import os
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _version(dist: str) -> str | None:
@@ -37,6 +41,34 @@ def torch_hub_checkpoints() -> Path:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
     )
     return Path(torch_home) / "hub" / "checkpoints"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``device`` setting, shared by generation and training.
+
+    Args:
+        name: ``"auto"`` (CUDA when available, else CPU; under torchrun each process takes the
+            GPU of its ``LOCAL_RANK``, modulo the GPUs present), or any torch device string
+            (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+
+    Raises:
+        ValueError: ``name`` is not a device string.
+        RuntimeError: a CUDA device is asked for but CUDA is not available.
+    """
+    import torch
+
+    if name == "auto":
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device("cuda", local % torch.cuda.device_count())
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device {name!r} is not a torch device: {err}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return device
 
 
 def environment_report() -> dict[str, object]:

@@ -21,34 +21,24 @@ FRAMES = 8
 
 def generate_balanced_set(out: Path, per_class: int) -> Path:
     """A balanced DFME-7 clip store from the two built-in portraits (2 augmented copies each)."""
-    from mesynth.face.identities import IdentityAugmentation, load_identities
     from mesynth.generation.balance import equal
-    from mesynth.generation.pipeline import generate
+    from mesynth.generation.recipe import GenerationRecipe, run_recipe
     from mesynth.labels.emotions import scheme_labels
-    from mesynth.motion.au_basis import MotionModel
-    from mesynth.motion.timing import TimingSampler
     from mesynth.render.effects import EffectsConfig
-    from mesynth.templates.bank import TemplateBank
 
-    faces = load_identities(
-        "builtin",
+    recipe = GenerationRecipe(
+        scheme="dfme7",
+        identities={"copies": 2, "cache_dir": str(out.parent / "landmarks")},
+        motion={"apex_iod": 0.2},
+        effects=EffectsConfig(blinks=True, flicker=True),
+        frames={"num_frames": FRAMES},
         size=SIZE,
-        augmentation=IdentityAugmentation(copies=2),
-        cache_dir=out.parent / "landmarks",
-    )
-    print(faces.summary())
-    summary = generate(
-        faces,
-        TemplateBank.expert("dfme7"),
-        MotionModel.expert(apex_iod=0.2),
-        TimingSampler(fps=200),
-        equal(per_class, list(scheme_labels("dfme7")), seed=0),
-        out,
-        num_frames=FRAMES,
-        realism=EffectsConfig(blinks=True, flicker=True),
         device="cpu",
-        progress=False,
     )
+    parts = recipe.build()
+    print(parts.identities.summary())
+    plan = equal(per_class, list(scheme_labels(recipe.scheme)), seed=recipe.seed)
+    summary = run_recipe(recipe, plan, out, parts=parts, progress=False)
     print(summary)
     return out
 

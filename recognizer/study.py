@@ -22,10 +22,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mesynth.render.effects import EffectsConfig
 from recognizer.collect import Collected, collect
+
+if TYPE_CHECKING:
+    from mesynth.generation.recipe import GenerationRecipe
 
 #: Clips per emotion in DFME (Table 1, parts A + B + C, the 7 labelled classes).
 DFME_COUNTS = {
@@ -118,38 +123,22 @@ def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
     Target samples are marked ``source="real"`` with ``dataset="target"`` and subject
     ``target/<identity>``: to the pipeline they are the real data.
     """
-    from mesynth.face.identities import IdentityAugmentation, load_identities
     from mesynth.generation.balance import BalancePlan
-    from mesynth.generation.pipeline import generate
+    from mesynth.generation.recipe import run_recipe
     from mesynth.labels.emotions import scheme_labels
-    from mesynth.motion.au_basis import MotionModel
-    from mesynth.motion.timing import TimingSampler
-    from mesynth.render.effects import EffectsConfig
-    from mesynth.templates.bank import TemplateBank
     from recognizer.datasets import load
 
     names = list(scheme_labels(SCHEME))
-    faces = load_identities(
-        "builtin",
-        size=cfg.size,
-        augmentation=IdentityAugmentation(copies=cfg.target_copies, shape_jitter=0.05),
-        seed=11,
-        cache_dir=cfg.out_dir / "landmarks",
-    )
+    recipe = target_recipe(cfg)
+    faces = recipe.build_identities()
     copies = [f for f in faces.identities if "~aug" in f.name]
     counts = proportional_counts(cfg.total_clips)
-    realism = EffectsConfig(**dict.fromkeys(cfg.target_realism, True))
     store = cfg.out_dir / "target_store"
-    generate(
-        copies,
-        TemplateBank.expert(SCHEME),
-        MotionModel.expert(apex_iod=cfg.target_apex_iod),
-        TimingSampler(fps=200),
+    run_recipe(
+        recipe,
         BalancePlan({n: counts[n] for n in names}, seed=1234),
         store,
-        num_frames=cfg.num_frames,
-        realism=realism,
-        device="cpu",
+        parts=recipe.build(identities=copies),
         progress=False,
     )
     samples = [
@@ -159,27 +148,60 @@ def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
     return samples, [names.index(s.emotion) for s in samples], names
 
 
+def target_recipe(cfg: StudyConfig) -> GenerationRecipe:
+    """How the target domain is made: augmented built-in portraits (the copies are its
+    subjects), ``target_apex_iod`` and ``target_realism``."""
+    from mesynth.generation.recipe import GenerationRecipe
+
+    return GenerationRecipe(
+        scheme=SCHEME,
+        identities={
+            "copies": cfg.target_copies,
+            "shape_jitter": 0.05,
+            "cache_dir": str(cfg.out_dir / "landmarks"),
+        },
+        motion={"apex_iod": cfg.target_apex_iod},
+        effects=EffectsConfig(**dict.fromkeys(cfg.target_realism, True)),
+        frames={"num_frames": cfg.num_frames},
+        size=cfg.size,
+        device="cpu",
+        seed=11,
+    )
+
+
+def source_recipe(cfg: StudyConfig) -> GenerationRecipe:
+    """What the synthetic remedies generate: the two original portraits, templates mined from
+    each fold's training subjects plus the expert tables, ``source_apex_iod``, flicker only."""
+    from mesynth.generation.recipe import GenerationRecipe
+
+    return GenerationRecipe(
+        scheme=SCHEME,
+        identities={"cache_dir": str(cfg.out_dir / "synthetic" / "landmarks")},
+        templates={"sources": ("mined", "expert")},
+        motion={"apex_iod": cfg.source_apex_iod},
+        effects=EffectsConfig(flicker=True),
+        frames={"num_frames": cfg.num_frames},
+        size=cfg.size,
+        device="cpu",
+    )
+
+
 def _remedy(name: str, cfg: StudyConfig) -> object:
     from recognizer.remedies import create_remedy
 
     if not name.startswith("synth_"):
         return create_remedy(name)
-    options = {
+    if name == "synth_pretrain" and cfg.pretrain_store is not None:
+        return create_remedy(
+            name, store=str(cfg.pretrain_store), pretrain_epochs=cfg.pretrain_epochs
+        )
+    options: dict[str, object] = {
         "cache_dir": str(cfg.out_dir / "synthetic"),
-        "scheme": SCHEME,
-        "templates": ["mined", "expert"],
-        "identities": "builtin",
-        "size": cfg.size,
-        "num_frames": cfg.num_frames,
-        "apex_iod": cfg.source_apex_iod,
-        "flicker": True,
+        "synthesis": source_recipe(cfg),
         "n_per_class": cfg.pretrain_per_class,
-        "device": "cpu",
     }
     if name == "synth_pretrain":
         options["pretrain_epochs"] = cfg.pretrain_epochs
-        if cfg.pretrain_store is not None:
-            options = {"store": str(cfg.pretrain_store), "pretrain_epochs": cfg.pretrain_epochs}
     return create_remedy(name, **options)
 
 

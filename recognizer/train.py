@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from mesynth.environment import resolve_device
 from recognizer.metrics import uf1
 from recognizer.models.registry import default_learning_rate
 from recognizer.remedies.samplers import ClassUniformSampler, ShuffleSampler
@@ -141,17 +142,6 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return rank, world
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", distributed_env()[2])
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def derive_seed(*parts: int) -> int:

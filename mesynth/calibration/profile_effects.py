@@ -73,7 +73,7 @@ class ProfileEffects:
         if path is None or str(path).strip() == "":
             raise ProfileError(
                 "no calibration profile given: pass a path "
-                "(mesynth generate mesynth/effects=profile mesynth.effects.path=profile.yaml)"
+                "(mesynth generate recipe/effects=profile recipe.effects.path=profile.yaml)"
             )
         return cls(CalibrationProfile.load(path), str(path), **switches)
 
@@ -176,11 +176,12 @@ def _pairs(values: np.ndarray) -> tuple[tuple[float, float], ...]:
     return tuple((float(a), float(b)) for a, b in values)
 
 
-Realism = EffectsConfig | ProfileEffects
+#: Render-time effects: fixed ranges or drawn from a calibration profile.
+Effects = EffectsConfig | ProfileEffects
 
 
-def resolve_effects(spec: object) -> Realism:
-    """The realism of ``generate(realism=...)``.
+def resolve_effects(spec: object) -> Effects:
+    """The effects of ``generate(effects=...)``.
 
     Args:
         spec: ``None`` or ``"none"`` (all effects off), ``"default"`` or ``"full"`` (every
@@ -204,7 +205,7 @@ def resolve_effects(spec: object) -> Realism:
     if isinstance(spec, (str, Path)):
         return ProfileEffects.load(spec)
     raise TypeError(
-        "realism must be None, 'none', 'default', a EffectsConfig, a CalibrationProfile, a "
+        "effects must be None, 'none', 'full', an EffectsConfig, a CalibrationProfile, a "
         f"ProfileEffects or a profile path; got {type(spec).__name__}"
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from functools import partial
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,51 +18,40 @@ def env_command(cfg: DictConfig) -> None:
     print(format_report(environment_report()))
 
 
-def _plan(cfg: DictConfig):
-    """The balance plan of ``cfg.mesynth.plan``; ``classes: null`` means the scheme's classes."""
+def _plan(cfg: DictConfig, scheme: str, seed: int):
+    """The balance plan of ``cfg.mesynth.plan`` seeded with ``seed``; ``classes: null`` means
+    the classes of ``scheme``."""
     from hydra.utils import instantiate
 
     from mesynth.labels.emotions import scheme_labels
 
     node = cfg.mesynth.plan
-    extra: dict[str, object] = {"seed": int(cfg.seed)}
+    extra: dict[str, object] = {"seed": seed}
     if "classes" in node and node.classes is None:
-        extra["classes"] = list(scheme_labels(cfg.scheme))
+        extra["classes"] = list(scheme_labels(scheme))
     return instantiate(node, _convert_="all")(**extra)
 
 
 def generate_command(cfg: DictConfig) -> None:
-    """Generate a class-balanced synthetic clip store (resumable; sharded under torchrun)."""
+    """Generate a class-balanced synthetic clip store with ``cfg.recipe`` (resumable; sharded
+    under torchrun)."""
     from hydra.utils import instantiate
 
-    from mesynth.generation.pipeline import generate
+    from mesynth.generation.recipe import run_recipe
 
-    identities = instantiate(cfg.mesynth.identities, _convert_="all")(
-        size=int(cfg.size), seed=int(cfg.seed)
-    )
-    print(identities.summary())
-    plan = _plan(cfg)
+    recipe = instantiate(cfg.recipe, _convert_="all")
+    parts = recipe.build()
+    print(parts.identities.summary())
+    plan = _plan(cfg, recipe.scheme, recipe.seed)
     print(f"plan: {plan.total} clips " + ", ".join(f"{k}={v}" for k, v in plan.counts.items()))
-    realism = instantiate(cfg.mesynth.effects, _convert_="all")
-    if isinstance(realism, partial):  # mesynth/effects=profile: read the file now
-        realism = realism()
-    summary = generate(
-        identities,
-        instantiate(cfg.templates, _convert_="all"),
-        instantiate(cfg.motion),
-        instantiate(cfg.timing),
+    summary = run_recipe(
+        recipe,
         plan,
         cfg.out_dir,
-        mode=cfg.mode,
-        num_frames=int(cfg.num_frames),
-        sampling=cfg.sampling,
+        parts=parts,
         formats=list(cfg.format),
         image_format=cfg.image_format,
         jpeg_quality=int(cfg.jpeg_quality),
-        realism=realism,
-        device=cfg.device,
-        batch_size=int(cfg.batch_size),
-        inverse_iterations=int(cfg.inverse_iterations),
         progress=bool(cfg.progress),
     )
     print(summary)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,14 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from mesynth.calibration.profile_effects import (
-    ProfileEffects,
-    Realism,
-    calibrated_motion,
-    resolve_effects,
-)
+from mesynth.calibration.profile_effects import Effects, ProfileEffects, resolve_effects
+from mesynth.environment import resolve_device
 from mesynth.face.canonical import inter_ocular_distance
 from mesynth.face.identities import Identity, IdentitySet
 from mesynth.generation.balance import BalancePlan, PlannedClip, clip_generator
@@ -167,7 +161,7 @@ def sample_clip_parameters(
     bank: TemplateBank,
     identity_names: Sequence[str],
     timing_sampler: TimingSampler,
-    realism: Realism,
+    realism: Effects,
     mode: str = "keyframes",
     num_frames: int = 16,
     sampling: str = "uniform",
@@ -340,7 +334,7 @@ def generation_config(
     mode: str,
     num_frames: int,
     sampling: str,
-    realism: Realism,
+    realism: Effects,
     inverse_iterations: int,
     extra: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
@@ -393,7 +387,7 @@ def generate(
     formats: Sequence[str] = ("npy",),
     image_format: str = "jpg",
     jpeg_quality: int = 95,
-    realism: Realism | CalibrationProfile | str | Path | None = None,
+    effects: Effects | CalibrationProfile | str | Path | None = None,
     device: str = "auto",
     batch_size: int = 16,
     inverse_iterations: int = 1,
@@ -416,16 +410,17 @@ def generate(
         (:func:`mesynth.generation.store.select_frames`).
         formats, image_format, jpeg_quality: how it is stored
         (:class:`mesynth.generation.store.ClipStore`).
-        realism: ``None``/``"none"`` (clean renders), ``"default"`` (every effect of
-            :class:`~mesynth.render.effects.EffectsConfig` on), a ``EffectsConfig``, or a
-            calibration
-            profile (a :class:`~mesynth.calibration.profile.CalibrationProfile`, its YAML path
-            or a :class:`~mesynth.calibration.profile_effects.ProfileEffects`): per-clip head, skin,
-            noise, drift and blink values are then drawn from the profile, and ``motion`` is
-            rescaled so the median clip has the profile's apex size
-            (:func:`mesynth.calibration.profile_effects.calibrated_motion`).
-        device: ``"auto"`` (CUDA when available, GPU ``LOCAL_RANK`` under torchrun), ``"cpu"``,
-            ``"cuda"``, ...
+        effects: render-time effects: ``None``/``"none"`` (clean renders), ``"full"`` (every
+            effect of :class:`~mesynth.render.effects.EffectsConfig` on), an ``EffectsConfig``,
+            or a calibration profile (a :class:`~mesynth.calibration.profile.CalibrationProfile`,
+            its YAML path or a :class:`~mesynth.calibration.profile_effects.ProfileEffects`):
+            per-clip head, skin, noise, drift and blink values are then drawn from the profile.
+            ``motion`` is used as given, also with a profile; to give the median clip the
+            profile's apex size, pass
+            :func:`~mesynth.calibration.profile_effects.calibrated_motion` (a recipe does this
+            with ``motion.apex_iod: profile``, :mod:`mesynth.generation.recipe`).
+        device: a device setting of :func:`mesynth.environment.resolve_device` (``"auto"``:
+            CUDA when available, GPU ``LOCAL_RANK`` under torchrun).
         batch_size: clips per ``grid_sample`` call (memory/speed only; never changes a clip).
         inverse_iterations: backward-map refinement steps (see :mod:`mesynth.render.warp`).
         rank, world_size: this shard (default ``RANK``/``WORLD_SIZE``); the last shard to
@@ -456,12 +451,7 @@ def generate(
             f"plan classes {unknown} have no templates in the {bank.scheme} bank "
             f"(its emotions: {list(bank.emotions)})"
         )
-    realism = resolve_effects(realism)
-    if isinstance(realism, ProfileEffects):
-        motion = calibrated_motion(motion, realism.profile, bank)
-    if device == "auto":  # under torchrun each local rank takes its own GPU
-        local = int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)
-        device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    realism = resolve_effects(effects)
     config = generation_config(
         faces,
         bank,
@@ -496,7 +486,7 @@ def generate(
     mine = [c for c in plan.clips() if store.owns(c.index)]
     todo = [c for c in mine if not store.is_finished(clip_id_for(c.index))]
     by_name = {f.name: f for f in faces}
-    warper = FaceWarper(device, inverse_iterations=inverse_iterations)
+    warper = FaceWarper(resolve_device(device), inverse_iterations=inverse_iterations)
     for face in faces:
         warper.add_identity(face.name, face.image, face.landmarks)
     names = [f.name for f in faces]

@@ -62,14 +62,15 @@ def test_generate_with_a_profile_from_the_command_line(aligned_face, tmp_path, c
     generate = [
         "generate",
         *common,
-        "size=48",
-        "mode=onset_apex",
-        "device=cpu",
+        "recipe.size=48",
+        "recipe.frames.mode=onset_apex",
+        "recipe.device=cpu",
+        "recipe.motion.apex_iod=profile",
         "mesynth.plan.n_per_class=1",
         f"out_dir={store}",
-        "mesynth/effects=profile",
+        "recipe/effects=profile",
     ]
-    assert main([*generate, f"mesynth.effects.path={profile_path}"]) == 0
+    assert main([*generate, f"recipe.effects.path={profile_path}"]) == 0
     assert "motion: apex_iod" in capsys.readouterr().out
     meta = (store / "meta.json").read_text()
     assert '"kind": "profile"' in meta and str(profile_path) in meta
@@ -78,7 +79,7 @@ def test_generate_with_a_profile_from_the_command_line(aligned_face, tmp_path, c
         (None, "no calibration profile given"),
         (tmp_path / "no.yaml", "no.yaml"),
     ):
-        override = [] if path is None else [f"mesynth.effects.path={path}"]
+        override = [] if path is None else [f"recipe.effects.path={path}"]
         with pytest.raises(SystemExit):  # Hydra reports the error and exits
             main([*generate, f"out_dir={tmp_path / 'other'}", *override])
         assert f"ProfileError: {message}" in capsys.readouterr().err.replace(f"{tmp_path}/", "")

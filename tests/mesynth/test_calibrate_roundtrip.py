@@ -9,7 +9,7 @@ import pytest
 
 from mesynth.calibration.calibrate import calibrate
 from mesynth.calibration.profile import CalibrationProfile, Framing, Spread
-from mesynth.calibration.profile_effects import apex_size_ratio
+from mesynth.calibration.profile_effects import apex_size_ratio, calibrated_motion
 from mesynth.evaluation.realism_report import realism_report
 from mesynth.face.identities import load_identities
 from mesynth.generation.balance import equal
@@ -63,25 +63,27 @@ def domains(tmp_path_factory):
     parts = {
         "identities": faces,
         "bank": TemplateBank.expert("dfme7"),
-        "motion": MotionModel.expert(),
         "timing_sampler": TimingSampler(fps=60),
         "mode": "full",
         "device": "cpu",
         "progress": False,
     }
 
-    def render(name, realism, seed):
-        generate(plan=equal(8, CLASSES, seed=seed), out_dir=root / name, realism=realism, **parts)
+    def render(name, effects, seed, motion=None):
+        motion = MotionModel.expert() if motion is None else motion
+        plan = equal(8, CLASSES, seed=seed)
+        generate(plan=plan, out_dir=root / name, effects=effects, motion=motion, **parts)
         return store_records(root / name)
 
-    real = render("real", TRUTH, 1)
+    real = render("real", TRUTH, 1, calibrated_motion(MotionModel.expert(), TRUTH, parts["bank"]))
     profile = calibrate(real, backend="dlib", max_frames=2)
     path = profile.save(root / "profile.yaml")
+    motion = calibrated_motion(MotionModel.expert(), profile, parts["bank"])
     return {
         "root": root,
         "real": real,
         "profile": profile,
-        "calibrated": render("calibrated", path, 2),
+        "calibrated": render("calibrated", path, 2, motion),
         "clean": render("clean", "none", 3),
     }
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
 from mesynth.face.identities import Identity
@@ -51,7 +52,7 @@ def _run(parts, out: Path, **kw):
     options = {
         "num_frames": 5,
         "formats": ("frames", "npy"),
-        "realism": REALISM,
+        "effects": REALISM,
         "device": "cpu",
         "progress": False,
     } | kw
@@ -133,14 +134,14 @@ def test_another_configuration_is_refused(reference, parts) -> None:
     with pytest.raises(StoreConfigError, match="plan"):
         _run(parts | {"plan": equal(3, CLASSES, seed=11)}, out)
     with pytest.raises(StoreConfigError, match="realism"):
-        _run(parts, out, realism=EffectsConfig())
+        _run(parts, out, effects=EffectsConfig())
 
 
 def test_keyframes_are_the_full_rate_frames_at_their_numbers(parts, tmp_path) -> None:
     realism = EffectsConfig(head_motion=True, noise=True, flicker=True)
     one = parts | {"plan": equal(1, ["surprise"], seed=3)}
-    _run(one, tmp_path / "key", realism=realism)
-    _run(one, tmp_path / "full", realism=realism, mode="full")
+    _run(one, tmp_path / "key", effects=realism)
+    _run(one, tmp_path / "full", effects=realism, mode="full")
     key = read_manifest_rows(tmp_path / "key/manifest.csv")[0]
     full = read_manifest_rows(tmp_path / "full/manifest.csv")[0]
     assert key["aus"] == full["aus"] and key["n_frames"] == full["n_frames"]
@@ -185,7 +186,7 @@ def test_plan_classes_must_exist_in_the_bank(parts, tmp_path) -> None:
         _run(parts | {"plan": equal(1, ["boredom"])}, tmp_path)
 
 
-GROUPS = ["mesynth/identities", "mesynth/plan", "mesynth/effects"]
+GROUPS = ["mesynth/plan", "recipe/effects"]
 
 
 def _compose(overrides: list[str]):
@@ -231,11 +232,9 @@ def _assert_built_from(obj: object, settings: dict) -> None:
 )
 def test_every_generate_group_option_composes_and_instantiates(override) -> None:
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     cfg = _compose([override, "paths.root_dir=/tmp"])
-    group = override.split("=")[0].split("/")[1]
-    node = cfg.mesynth[group]
+    node = OmegaConf.select(cfg, override.split("=")[0].replace("/", "."))
     _assert_built_from(
         instantiate(node, _convert_="all"), OmegaConf.to_container(node, resolve=True)
     )
@@ -246,8 +245,8 @@ def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
 
     store = tmp_path / "store"
     common = [f"paths.root_dir={tmp_path}", f"hydra.run.dir={tmp_path}/run"]
-    args = ["size=48", "num_frames=4", "mesynth.plan.n_per_class=1", "progress=false"]
-    args += [f"out_dir={store}", "format=[frames]", "mesynth/effects=full"]
+    args = ["recipe.size=48", "recipe.frames.num_frames=4", "mesynth.plan.n_per_class=1"]
+    args += ["progress=false", f"out_dir={store}", "format=[frames]", "recipe/effects=full"]
     assert main(["generate", *args, *common]) == 0
     out = capsys.readouterr().out
     assert "2 identities loaded" in out and "7 written" in out

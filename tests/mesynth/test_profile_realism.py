@@ -79,31 +79,31 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_profile_renders_do_not_depend_on_batch_size(tmp_path):
     path = PROFILE.save(tmp_path / "profile.yaml")
-    generate(out_dir=tmp_path / "a", realism=path, batch_size=1, **_parts())
-    generate(out_dir=tmp_path / "b", realism=PROFILE, batch_size=6, **_parts())
+    generate(out_dir=tmp_path / "a", effects=path, batch_size=1, **_parts())
+    generate(out_dir=tmp_path / "b", effects=PROFILE, batch_size=6, **_parts())
     first, second = _files(tmp_path / "a"), _files(tmp_path / "b")
     clips = [k for k in first if k.endswith(".npy")]
     assert len(clips) == 6
     for key in clips:
         assert first[key] == second[key], key
     clean = tmp_path / "clean"
-    generate(out_dir=clean, realism="none", **_parts())
+    generate(out_dir=clean, effects="none", **_parts())
     assert any(first[k] != _files(clean)[k] for k in clips)
 
 
 def test_missing_or_malformed_profiles_are_named(tmp_path):
     with pytest.raises(ProfileError, match="nowhere.yaml: calibration profile not found"):
-        generate(out_dir=tmp_path / "x", realism=tmp_path / "nowhere.yaml", **_parts())
+        generate(out_dir=tmp_path / "x", effects=tmp_path / "nowhere.yaml", **_parts())
     bad = tmp_path / "bad.yaml"
     text = PROFILE.save(bad).read_text().replace("noise_sigma:", "noise_sigmaa:")
     bad.write_text(text)
     with pytest.raises(ProfileError, match="bad.yaml: missing key 'noise_sigma'"):
-        generate(out_dir=tmp_path / "y", realism=str(bad), **_parts())
+        generate(out_dir=tmp_path / "y", effects=str(bad), **_parts())
     with pytest.raises(ProfileError, match="no calibration profile given"):
         ProfileEffects.load(None)
-    with pytest.raises(TypeError, match="realism must be"):
+    with pytest.raises(TypeError, match="effects must be"):
         resolve_effects(3)
-    assert resolve_effects("default").jpeg and not resolve_effects("none").noise
+    assert resolve_effects("full").jpeg and not resolve_effects("none").noise
 
 
 def test_sampled_values_follow_the_profile():

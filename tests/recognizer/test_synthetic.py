@@ -56,8 +56,18 @@ def _context(samples, labels, train_subjects, tmp_path) -> FoldContext:
                        tmp_path / "fold", 0)  # fmt: skip
 
 
-def _remedy(name: str, cache: Path, **kw) -> Remedy:
-    return create_remedy(name, size=SIZE, num_frames=4, cache_dir=str(cache), device="cpu", **kw)
+def _remedy(name: str, cache: Path, *, templates=("mined", "expert"), identities="builtin",
+            face_crops=False, scheme="dfme7", **kw) -> Remedy:  # fmt: skip
+    synthesis = {
+        "scheme": scheme,
+        "identities": {"source": identities, "face_crops": face_crops,
+                       "cache_dir": str(cache / "landmarks")},
+        "templates": {"sources": templates},
+        "frames": {"num_frames": 4},
+        "size": SIZE,
+        "device": "cpu",
+    }  # fmt: skip
+    return create_remedy(name, synthesis=synthesis, cache_dir=str(cache), **kw)
 
 
 def _run(samples, labels, remedy, out: Path):
