@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mesynth.calibration.calibrate import calibrate
-from mesynth.calibration.profile import CalibrationProfile, Framing, Spread
+from mesynth.calibration.profile import CalibrationProfile
 from mesynth.calibration.profile_effects import apex_size_ratio, calibrated_motion
 from mesynth.evaluation.realism_report import realism_report
 from mesynth.face.identities import load_identities
@@ -18,26 +18,28 @@ from mesynth.generation.store_reader import store_records
 from mesynth.motion.au_basis import MotionModel
 from mesynth.motion.timing import TimingSampler
 from mesynth.templates.bank import TemplateBank
+from tests.profile_fixtures import CANONICAL_FRAMING
+from tests.profile_fixtures import spread as _spread
 
 CLASSES = ["happiness", "surprise", "disgust", "sadness"]
 
 
-def spread(median: float) -> Spread:
-    return Spread(median, 0.8 * median, 1.25 * median, 32)
+def spread32(median: float):
+    return _spread(median, 32)
 
 
 #: the real-like domain: every setting differs from the clean generator's (apex_iod 0.03,
 #: no head or skin motion, no noise, no drift)
 TRUTH = CalibrationProfile(
-    apex_peak_iod=spread(0.08),
-    head_translation_iod=spread(0.04),
-    head_rotation_deg=spread(1.5),
-    head_scale=spread(0.015),
-    residual_rms_iod=spread(0.03),
-    residual_correlation_iod=spread(0.3),
-    noise_sigma=spread(4.0),
-    brightness_drift_per_s=spread(0.2),
-    framing=Framing((0.35, 0.4), (0.65, 0.4), (0.5, 0.75), 0.33),
+    apex_peak_iod=spread32(0.08),
+    head_translation_iod=spread32(0.04),
+    head_rotation_deg=spread32(1.5),
+    head_scale=spread32(0.015),
+    residual_rms_iod=spread32(0.03),
+    residual_correlation_iod=spread32(0.3),
+    noise_sigma=spread32(4.0),
+    brightness_drift_per_s=spread32(0.2),
+    framing=CANONICAL_FRAMING,
     blink_rate_per_s=0.0,
 )
 

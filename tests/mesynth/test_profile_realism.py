@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mesynth.calibration.profile import CalibrationProfile, Framing, ProfileError, Spread
+from mesynth.calibration.profile import ProfileError
 from mesynth.calibration.profile_effects import (
     GRAY_NOISE_FACTOR,
     ProfileEffects,
@@ -25,35 +25,16 @@ from mesynth.motion.timing import TimingSampler
 from mesynth.render.effects import EffectParams, EffectsConfig, flicker_gains, head_affines
 from mesynth.render.warp import FaceWarper, WarpRequest
 from mesynth.templates.bank import TemplateBank
+from tests.profile_fixtures import EXAMPLE_PROFILE, textured_face
 
 SIZE = 32
 
 
-def _spread(median: float) -> Spread:
-    return Spread(median, 0.8 * median, 1.25 * median, 10)
-
-
-PROFILE = CalibrationProfile(
-    apex_peak_iod=_spread(0.06),
-    head_translation_iod=_spread(0.05),
-    head_rotation_deg=_spread(0.5),
-    head_scale=_spread(0.004),
-    residual_rms_iod=_spread(0.02),
-    residual_correlation_iod=_spread(0.25),
-    noise_sigma=_spread(2.0),
-    brightness_drift_per_s=_spread(0.1),
-    framing=Framing((0.35, 0.4), (0.65, 0.4), (0.5, 0.75), 0.33),
-    clip_head_translation_iod=_spread(0.08),
-    clip_head_rotation_deg=_spread(0.8),
-    blink_rate_per_s=2.0,
-)
+PROFILE = EXAMPLE_PROFILE
 
 
 def _face(name: str, seed: int) -> Identity:
-    rng = np.random.default_rng(seed)
-    texture = cv2.GaussianBlur(rng.uniform(0, 255, (SIZE, SIZE, 3)).astype(np.float32), (0, 0), 1)
-    image = np.clip(texture * 2 - 128, 0, 255).astype(np.uint8)
-    return Identity(name, image, canonical_landmarks(SIZE), f"test:{name}")
+    return textured_face(name, seed, SIZE)
 
 
 def _parts():
