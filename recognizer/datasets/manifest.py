@@ -10,7 +10,10 @@ emotion, aus, source``. ``path`` (relative to the CSV's folder, or absolute) is
 - an image file (``.png``, ``.jpg``...): one image (e.g. an apex-flow image).
 
 ``label`` becomes the sample's emotion (an ``emotion`` cell is kept in ``extra``);
-``dataset`` (default ``"manifest"``) qualifies the subject.
+``dataset`` (default ``"manifest"``) qualifies the subject. A subject already qualified with the
+row's dataset (``casme2/sub01`` on a ``casme2`` row) is kept as is; one qualified with another
+dataset (``samm/006`` on a ``casme2`` row) is refused with an :class:`AnnotationError` naming
+the file and row.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from mesynth.face.frame_files import discover_frames
 from mesynth.face.image_io import IMAGE_SUFFIXES
 from recognizer.data.samples import SOURCES, Sample, qualify_subject
+from recognizer.datasets.errors import AnnotationError
 from recognizer.datasets.report import LoadReport, LoadResult
 from recognizer.datasets.sheets import cell_int, read_table
 
@@ -35,6 +39,10 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
         root: the CSV file, or a folder holding ``manifest.csv``.
         fps: frame rate of rows without an ``fps`` cell (0 = unknown).
         dataset: dataset name of rows without a ``dataset`` cell.
+
+    Raises:
+        AnnotationError: a required column is missing, or a subject is qualified with another
+            dataset than its row's (``samm/006`` on a ``casme2`` row); the file and row are named.
     """
     root = Path(root)
     csv = root / "manifest.csv" if root.is_dir() else root
@@ -43,8 +51,10 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
     report = LoadReport("manifest", str(csv), rows_read=len(table.rows))
     samples = []
     for row, cells in table.records():
+        dataset_name = cells.get("dataset") or dataset
+        subject = _qualified_subject(csv, row, cells["subject"], dataset_name)
         try:
-            sample = _row_sample(base, row, cells, fps, dataset, report)
+            sample = _row_sample(base, row, cells, fps, dataset_name, subject, report)
         except ValueError as err:
             report.skip(row, f"{cells['subject']}/{cells['clip']}", str(err))
             continue
@@ -54,8 +64,27 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
     return LoadResult(samples, report)
 
 
+def _qualified_subject(csv: Path, row: int, subject: str, dataset: str) -> str:
+    """``dataset/subject``; a subject qualified already must name the row's own dataset."""
+    qualifier, slash, _ = subject.strip().partition("/")
+    if not slash:
+        return qualify_subject(dataset, subject)
+    if qualifier != dataset:
+        raise AnnotationError(
+            f"{csv}, row {row}: subject {subject!r} is qualified with dataset {qualifier!r} "
+            f"but the row's dataset is {dataset!r}; fix the dataset cell or the subject"
+        )
+    return subject.strip()
+
+
 def _row_sample(
-    base: Path, row: int, cells: dict[str, str], fps: float, dataset: str, report: LoadReport
+    base: Path,
+    row: int,
+    cells: dict[str, str],
+    fps: float,
+    dataset: str,
+    subject: str,
+    report: LoadReport,
 ) -> Sample | None:
     name = f"{cells['subject']}/{cells['clip']}"
     path = Path(cells["path"])
@@ -94,13 +123,12 @@ def _row_sample(
         report.fix(row, name, "no apex: middle frame used")
     elif apex is None:
         apex = onset
-    dataset_name = cells.get("dataset") or dataset
     extra = {"row": str(row), "emotion": cells.get("emotion", "")}
     if array_path is not None and numbers == ():
         extra["frame_numbers"] = ";".join(str(n) for n in range(first, last + 1))
     return Sample(
-        dataset=dataset_name,
-        subject=qualify_subject(dataset_name, cells["subject"]),
+        dataset=dataset,
+        subject=subject,
         clip=cells["clip"],
         frames=frames,
         frame_numbers=numbers,
@@ -111,7 +139,7 @@ def _row_sample(
         emotion=cells["label"],
         aus=cells.get("aus", ""),
         source=source,
-        identity=qualify_subject(dataset_name, cells["subject"]),
+        identity=subject,
         array_path=array_path,
         extra=extra,
     )

@@ -7,6 +7,13 @@ surprise = surprise; others dropped; for CASME II only disgust and repression ar
 the two CASME II clips with bad apex annotations (errata flagged ``megc2019_excluded``) are left
 out as in the official list. The label of each member is stored in ``extra["label:megc3"]``.
 
+List rows are matched to the loaded clips by :func:`~recognizer.datasets.names.match_name`:
+subject and clip names exactly, then ignoring case and zero padding (the list's ``s01_ne_01``
+is the release's ``s1_ne_01``, ``6`` is ``006``), then by subject number (``sub01`` is ``01``)
+and, for CASME II clips, ignoring a trailing ``f``; a looser rule is used only when it finds
+exactly one clip (sub17 holds both ``EP05_03`` and ``EP05_03f``). Every row not taken is
+reported with its reason.
+
 The per-dataset class counts are compared with the official ones (:data:`EXPECTED_COUNTS`);
 every difference is a note of the report.
 """
@@ -15,21 +22,28 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from mesynth.face.frame_files import trailing_number
 from mesynth.labels.emotions import scheme_labels, to_scheme
 from recognizer.data.samples import Sample
 from recognizer.datasets.errors import AnnotationError, ReleaseNotFoundError
-from recognizer.datasets.report import LoadReport, LoadResult
+from recognizer.datasets.names import (
+    SUBJECT_NUMBER,
+    TRAILING_F,
+    NameMatch,
+    closest_names,
+    match_name,
+)
+from recognizer.datasets.report import LoadReport, LoadResult, SkippedRow
 
 SCHEME = "megc3"
 LABEL_KEY = f"label:{SCHEME}"
 DATASETS = ("smic", "casme2", "samm")
+TITLES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
 #: official class counts (negative, positive, surprise) and subjects per dataset.
 EXPECTED_COUNTS: dict[str, dict[str, int]] = {
     "smic": {"negative": 70, "positive": 51, "surprise": 43},
@@ -121,13 +135,44 @@ def _db_name(text: str) -> str | None:
     return None
 
 
-def _key(dataset: str, subject: str, clip: str) -> tuple[str, str, str]:
-    subject = subject.strip()
-    number = trailing_number(subject)
-    clip = clip.strip().lower()
-    if dataset == "casme2":
-        clip = clip.removesuffix("f")
-    return dataset, str(number) if number is not None else subject.lower(), clip
+class _Release:
+    """One loaded release indexed by subject and clip, with the clips its loader skipped."""
+
+    def __init__(self, name: str, part: LoadResult) -> None:
+        self.title = TITLES[name]
+        self.looser_clip = (TRAILING_F,) if name == "casme2" else ()
+        self.clips: dict[str, dict[str, Sample | SkippedRow]] = {}
+        for sample in part.samples:
+            subject = sample.subject.split("/", 1)[1]
+            self.clips.setdefault(subject, {})[sample.clip] = sample
+        for skipped in part.report.skipped:
+            if "/" in skipped.clip:
+                subject, clip = skipped.clip.split("/", 1)
+                self.clips.setdefault(subject, {}).setdefault(clip, skipped)
+
+    def find(self, subject: str, clip: str) -> tuple[Sample | None, str]:
+        """The listed clip's sample and the rule that matched it, or ``None`` and why not."""
+        by_subject = match_name(subject, self.clips, (SUBJECT_NUMBER,))
+        if by_subject.name is None:
+            return None, self._missing("subject", subject, self.clips, by_subject)
+        clips = self.clips[by_subject.name]
+        by_clip = match_name(clip, clips, self.looser_clip)
+        if by_clip.name is None:
+            return None, self._missing("clip", clip, clips, by_clip)
+        found = clips[by_clip.name]
+        if isinstance(found, SkippedRow):
+            return None, f"the {self.title} loader skipped it ({found})"
+        return found, by_clip.rule
+
+    def _missing(self, what: str, wanted: str, names: Iterable[str], match: NameMatch) -> str:
+        if match.candidates:
+            return (
+                f"{what} {wanted!r} matches several {self.title} {what}s "
+                f"{match.rule} ({', '.join(match.candidates)}); the list must name one exactly"
+            )
+        close = closest_names(wanted, names)
+        closest = f"closest: {', '.join(close)}" if close else "nothing close"
+        return f"no such {what} in the {self.title} release ({closest})"
 
 
 def _from_ground_truth(
@@ -140,12 +185,12 @@ def _from_ground_truth(
         raise AnnotationError(
             f"{path}: expected 4 columns (db, subject, clip, label), found {table.shape[1]}"
         )
-    index: dict[tuple[str, str, str], Sample] = {}
-    for name, part in parts.items():
-        for sample in part.samples:
-            index[_key(name, sample.subject.split("/", 1)[1], sample.clip)] = sample
+    releases = {name: _Release(name, part) for name, part in parts.items()}
     labels: Sequence[str] = scheme_labels(SCHEME)
-    samples, taken, disagreements = [], set(), 0
+    samples: list[Sample] = []
+    first_row: dict[str, int] = {}
+    rules: Counter[str] = Counter()
+    disagreements = 0
     for i, cells in enumerate(table.iloc[:, :4].itertuples(index=False)):
         db, subject, clip, label = (str(c).strip() for c in cells)
         row = i + 1
@@ -160,19 +205,22 @@ def _from_ground_truth(
         if not label.isdigit() or not 0 <= int(label) < len(labels):
             report.skip(row, where, f"label {label!r} is not 0, 1 or 2")
             continue
-        key = _key(dataset, subject, clip)
-        sample = index.get(key)
+        sample, how = releases[dataset].find(subject, clip)
         if sample is None:
-            report.skip(row, where, f"not found among the loaded {dataset} samples")
+            report.skip(row, where, how)
             continue
-        if key in taken:
-            report.skip(row, where, "listed twice")
+        if sample.uid in first_row:
+            report.skip(row, where, f"listed twice (first on row {first_row[sample.uid]})")
             continue
-        taken.add(key)
+        first_row[sample.uid] = row
+        rules[how] += 1
         name = labels[int(label)]
         if to_scheme(sample.emotion, SCHEME, dataset=dataset) != name:
             disagreements += 1
         samples.append(_with_label(sample, name, "ground truth"))
+    if rules:
+        matched = ", ".join(f"{n} {rule}" for rule, n in rules.most_common())
+        report.note(f"ground-truth clip names matched: {matched}")
     if disagreements:
         report.note(
             f"{disagreements} ground-truth labels differ from the release's emotion mapping "

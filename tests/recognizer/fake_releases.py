@@ -381,24 +381,29 @@ def fake_megc2019(root: Path) -> dict[str, Path]:
 
     Official counts: SMIC 70/51/43 (16 subjects), CASME II 88/32/25 (24), SAMM 92/26/15 (28);
     every release also holds clips the composite leaves out (others, CASME II fear/sadness and
-    two bad-apex negatives, SAMM 'Other'). Returns the three roots and the ground-truth CSV.
+    two bad-apex negatives, SAMM 'Other'). The ground-truth CSV spells names as the official
+    list does: CASME II ``sub01``; SAMM ``6`` with clip ``006_1_2``; SMIC ``s01`` and
+    ``s01_ne_01`` (zero-padded, while the folders are ``s1/.../s1_ne_01``). CASME II sub17
+    holds the real pair ``EP05_03`` (happiness) and ``EP05_03f`` (repression). Returns the
+    three roots and the ground-truth CSV.
     """
     gt: list[str] = []
     # CASME II: 26 subjects; 24 hold members, 25 and 26 only 'others'
     casme_subjects = [f"{n:02d}" for n in range(1, 25)]
-    members = _spread({"disgust": 45, "repression": 43}, casme_subjects)
-    members += _spread({"happiness": 32, "surprise": 25}, casme_subjects)
+    members = _spread({"disgust": 45, "repression": 42}, casme_subjects)
+    members += _spread({"happiness": 31, "surprise": 25}, casme_subjects)
     extra = _spread({"others": 8}, casme_subjects) + [("25", "others"), ("26", "others")]
     extra += _spread({"fear": 2, "sadness": 7}, casme_subjects)
     rows, counter = [], {}
     for subject, emotion in members + extra:
         k = counter[subject] = counter.get(subject, 0) + 1
-        clip = f"EP{20 + k // 10:02d}_{k % 10:02d}f"
-        rows.append(Row(subject, clip, 1, 2, 3, "4", emotion))
-        if (subject, emotion) in [(s, e) for s, e in members]:
-            label = "positive" if emotion == "happiness" else emotion
-            label = "negative" if emotion in ("disgust", "repression") else label
-            gt.append(f"casme2,{subject},{clip},{MEGC_CODES[label]}")
+        rows.append(Row(subject, f"EP{20 + k // 10:02d}_{k % 10:02d}f", 1, 2, 3, "4", emotion))
+    rows.append(Row("17", "EP05_03", 1, 2, 3, "12", "happiness"))
+    rows.append(Row("17", "EP05_03f", 1, 2, 3, "14", "repression"))
+    for r in rows:
+        code = {"happiness": 1, "surprise": 2, "disgust": 0, "repression": 0}.get(r.emotion)
+        if code is not None:
+            gt.append(f"casme2,sub{r.subject},{r.clip},{code}")
     rows.append(Row("04", "EP12_01f", 1, "/", 3, "4+7", "disgust"))
     rows.append(Row("05", "EP09_05f", 1, 1, 3, "14", "repression"))
     fake_casme2(root / "CASME2", rows, trees=("selected",), orphans=())
@@ -418,7 +423,7 @@ def fake_megc2019(root: Path) -> dict[str, Path]:
     for r in samm_rows:
         code = {"Happiness": 1, "Surprise": 2, "Other": None}.get(r.emotion, 0)
         if code is not None:
-            gt.append(f"samm,{r.subject},{r.clip},{code}")
+            gt.append(f"samm,{int(r.subject)},{r.clip},{code}")
     fake_samm(root / "SAMM", samm_rows, frames=1)
 
     # SMIC-HS (original): 16 subjects
@@ -429,7 +434,9 @@ def fake_megc2019(root: Path) -> dict[str, Path]:
     counter = {}
     for subject, label in smic_clips:
         k = counter[(subject, label)] = counter.get((subject, label), 0) + 1
-        gt.append(f"smic,{subject},{subject}_{SMIC_LABEL_CODES[label]}_{k:02d},{MEGC_CODES[label]}")
+        padded = f"s{int(subject[1:]):02d}"
+        code = SMIC_LABEL_CODES[label]
+        gt.append(f"smic,{padded},{padded}_{code}_{k:02d},{MEGC_CODES[label]}")
     gt_csv = root / "megc2019_gt.csv"
     gt_csv.write_text("\n".join(gt) + "\n")
     return {"casme2": root / "CASME2", "samm": root / "SAMM", "smic": root / "SMIC", "gt": gt_csv}

@@ -247,3 +247,32 @@ def test_dfme_custom_mapping_and_bad_mapping(tmp_path: Path) -> None:
 def test_unknown_dataset_lists_known_ones() -> None:
     with pytest.raises(ValueError, match="known datasets: casme2, samm"):
         load("casme9", "/x")
+
+
+# ------------------------------------------------------------------ manifest
+
+
+def _manifest(tmp_path: Path, rows: list[str]) -> Path:
+    write_frames(tmp_path / "f", [1, 2, 3])
+    csv = tmp_path / "list.csv"
+    csv.write_text("\n".join(["subject,clip,label,path,dataset", *rows]) + "\n")
+    return csv
+
+
+def test_manifest_keeps_subjects_already_qualified_with_their_dataset(tmp_path: Path) -> None:
+    csv = _manifest(
+        tmp_path,
+        ["casme2/sub01,EP02_01f,happiness,f,casme2", "006,006_1_2,anger,f,samm", "s1,a,x,f,"],
+    )
+    result = load("manifest", csv)
+    assert [(s.subject, s.identity) for s in result.samples] == [
+        ("casme2/sub01", "casme2/sub01"),
+        ("samm/006", "samm/006"),
+        ("manifest/s1", "manifest/s1"),
+    ]
+
+
+def test_manifest_refuses_a_subject_qualified_with_another_dataset(tmp_path: Path) -> None:
+    csv = _manifest(tmp_path, ["sub01,EP02_01f,happiness,f,casme2", "samm/006,a,anger,f,casme2"])
+    with pytest.raises(AnnotationError, match=r"list\.csv, row 3: subject 'samm/006' .*'casme2'"):
+        load("manifest", csv)
