@@ -10,10 +10,11 @@ emotion, aus, source``. ``path`` (relative to the CSV's folder, or absolute) is
 - an image file (``.png``, ``.jpg``...): one image (e.g. an apex-flow image).
 
 ``label`` becomes the sample's emotion (an ``emotion`` cell is kept in ``extra``);
-``dataset`` (default ``"manifest"``) qualifies the subject. A subject already qualified with the
-row's dataset (``casme2/sub01`` on a ``casme2`` row) is kept as is; one qualified with another
-dataset (``samm/006`` on a ``casme2`` row) is refused with an :class:`AnnotationError` naming
-the file and row.
+``dataset`` (default: the ``dataset=`` argument, ``"manifest"``) qualifies the subject. A subject
+already qualified (``casme2/sub01``) is kept as is: on a row without a ``dataset`` cell its
+qualifier is the row's dataset; on a row whose ``dataset`` cell names another dataset
+(``samm/006`` on a ``casme2`` row) it is refused with an :class:`AnnotationError` naming the file
+and row.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
     report = LoadReport("manifest", str(csv), rows_read=len(table.rows))
     samples = []
     for row, cells in table.records():
-        dataset_name = cells.get("dataset") or dataset
-        subject = _qualified_subject(csv, row, cells["subject"], dataset_name)
+        subject, dataset_name = _qualified_subject(
+            csv, row, cells["subject"], cells.get("dataset") or "", dataset
+        )
         try:
             sample = _row_sample(base, row, cells, fps, dataset_name, subject, report)
         except ValueError as err:
@@ -64,17 +66,23 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
     return LoadResult(samples, report)
 
 
-def _qualified_subject(csv: Path, row: int, subject: str, dataset: str) -> str:
-    """``dataset/subject``; a subject qualified already must name the row's own dataset."""
+def _qualified_subject(
+    csv: Path, row: int, subject: str, cell: str, default: str
+) -> tuple[str, str]:
+    """``(dataset/subject, dataset)`` of a row: a qualified subject keeps its qualifier, which
+    must equal the row's ``dataset`` cell when there is one; else the cell (or ``default``)
+    qualifies it."""
     qualifier, slash, _ = subject.strip().partition("/")
     if not slash:
-        return qualify_subject(dataset, subject)
+        dataset = cell or default
+        return qualify_subject(dataset, subject), dataset
+    dataset = cell or qualifier
     if qualifier != dataset:
         raise AnnotationError(
             f"{csv}, row {row}: subject {subject!r} is qualified with dataset {qualifier!r} "
             f"but the row's dataset is {dataset!r}; fix the dataset cell or the subject"
         )
-    return subject.strip()
+    return subject.strip(), dataset
 
 
 def _row_sample(

@@ -272,6 +272,15 @@ def test_manifest_keeps_subjects_already_qualified_with_their_dataset(tmp_path: 
     ]
 
 
+def test_manifest_takes_the_dataset_of_a_qualified_subject_on_rows_without_one(tmp_path) -> None:
+    csv = _manifest(tmp_path, ["smic/s1,s1_po_01,positive,f,", "s2,b,negative,f,"])
+    result = load("manifest", csv, dataset="composite")
+    assert [(s.dataset, s.subject) for s in result.samples] == [
+        ("smic", "smic/s1"),
+        ("composite", "composite/s2"),
+    ]
+
+
 def test_manifest_refuses_a_subject_qualified_with_another_dataset(tmp_path: Path) -> None:
     csv = _manifest(tmp_path, ["sub01,EP02_01f,happiness,f,casme2", "samm/006,a,anger,f,casme2"])
     with pytest.raises(AnnotationError, match=r"list\.csv, row 3: subject 'samm/006' .*'casme2'"):
