@@ -34,6 +34,7 @@ import numpy as np
 
 from mesynth.face.frame_files import FrameNumberError, discover_frames, parse_frame_numbers
 from mesynth.face.image_io import decode_rgb
+from mesynth.keyframes import sample_key_frames
 
 MANIFEST_COLUMNS = (
     "clip_id",
@@ -89,9 +90,10 @@ def select_frames(
         n_frames: frames from onset to offset inclusive.
         apex: apex frame number.
         num_frames: key-frame count T; a clip with at most T frames stores all of them.
-        sampling: key-frames ``"uniform"`` over onset..offset, or ``"adaptive"``: the apex
-            always, the rest spread over onset->apex and apex->offset in proportion to their
-            lengths (onset and offset included).
+        sampling: the key-frame rule of :mod:`mesynth.keyframes` (``"uniform"`` or
+            ``"adaptive"``); the clip stores the distinct frames that rule picks from the
+            full-rate clip (its deterministic, test-time choice), so a recognizer sampling the
+            stored clip sees the frames it would have picked from the full-rate one.
     """
     if mode not in MODES:
         raise ValueError(f"unknown store mode {mode!r}; use one of {', '.join(MODES)}")
@@ -106,31 +108,8 @@ def select_frames(
         raise ValueError(f"unknown key-frame sampling {sampling!r}; use {', '.join(SAMPLINGS)}")
     if num_frames < 2:
         raise ValueError(f"num_frames must be >= 2, got {num_frames}")
-    if n_frames <= num_frames:
-        return np.arange(n_frames, dtype=np.int64)
-    if sampling == "uniform":
-        return np.rint(np.linspace(0, offset, num_frames)).astype(np.int64)
-    rest = num_frames - 1
-    before = int(np.clip(round(rest * apex / offset), 1 if apex > 0 else 0, rest))
-    after = rest - before
-    if after == 0 and apex < offset:
-        before, after = before - 1, 1
-    rise = np.linspace(0, apex, before + 1)[:-1]
-    fall = np.linspace(apex, offset, after + 1)[1:]
-    return _distinct(np.concatenate([rise, [apex], fall]), offset, apex)
-
-
-def _distinct(positions: np.ndarray, offset: int, apex: int) -> np.ndarray:
-    """Round sorted positions to distinct ints in ``[0, offset]`` keeping ``apex`` among them."""
-    out = np.rint(positions).astype(np.int64)
-    for i in range(1, len(out)):
-        out[i] = max(out[i], out[i - 1] + 1)
-    for i in range(len(out) - 1, -1, -1):
-        cap = offset - (len(out) - 1 - i)
-        out[i] = min(out[i], cap, out[i + 1] - 1 if i + 1 < len(out) else cap)
-    if apex not in out:
-        out[np.argmin(np.abs(out - apex))] = apex
-    return out
+    picked = sample_key_frames(sampling, range(n_frames), 0, apex, offset, num_frames)
+    return np.unique(np.asarray(picked.frame_numbers, dtype=np.int64))
 
 
 def config_hash(config: Mapping[str, object]) -> str:

@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import torch
 
+from mesynth.keyframes import KeyFrames, get_sampler, sample_key_frames
 from recognizer.data.flow import apex_flow, flip_apex_flow
 from recognizer.data.frame_source import FrameSource
 from recognizer.data.samples import Sample
-from recognizer.data.sampling import KeyFrames, get_sampler, sample_key_frames
 
 #: Kinetics-400 statistics (RGB), the usual normalisation of 3D-CNNs pretrained on it.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -44,7 +44,7 @@ class KeyFrameClip:
         num_frames: T.
         size: output side in pixels (frames are resized with area interpolation when needed).
         sampling: ``"uniform"``, ``"adaptive"`` or ``"onset_apex"`` (see
-            :mod:`recognizer.data.sampling`).
+            :mod:`mesynth.keyframes`).
         mean, std: per-channel normalisation of values in [0, 1].
         flip: mirror left-right with probability 0.5 when training.
     """

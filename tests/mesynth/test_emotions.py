@@ -49,7 +49,7 @@ def test_casme2_5_and_dfme7() -> None:
     assert to_scheme("Contempt", "dfme7") == "contempt"
     assert to_scheme("others", "dfme7") is None
     # DFME's seven basic emotions, spelled out (not derived from the module's own tables)
-    dfme = "anger contempt disgust fear happiness sadness surprise".split()
+    dfme = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
     assert set(SCHEMES["dfme7"]) == set(dfme)
 
 

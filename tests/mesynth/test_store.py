@@ -54,12 +54,35 @@ def test_select_frames_modes() -> None:
 
 def test_adaptive_keyframes_include_apex_and_split_by_segment_length() -> None:
     frames = select_frames("keyframes", 101, 25, 9, "adaptive")
-    # 8 non-apex frames over 25 rise and 75 fall frames: 2 before the apex, 6 after
-    assert frames.tolist() == [0, 12, 25, 38, 50, 62, 75, 88, 100]
+    # 8 non-apex frames over 25 rise and 75 fall frames: 2 before the apex, 6 after; rise
+    # positions 0, 12.5 from the onset, fall positions 0, 12.5, ..., 62.5 back from the offset,
+    # rounded half up
+    assert frames.tolist() == [0, 13, 25, 37, 50, 62, 75, 87, 100]
     for n_frames, apex in [(17, 1), (17, 15), (40, 0), (40, 39), (18, 9)]:
         out = select_frames("keyframes", n_frames, apex, 16, "adaptive")
         assert len(out) == 16 and apex in out and len(set(out.tolist())) == 16
         assert out.min() >= 0 and out.max() <= n_frames - 1 and (np.diff(out) > 0).all()
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "adaptive"])
+@pytest.mark.parametrize("num_frames", [8, 16])
+def test_stored_keyframes_are_what_the_recognizer_picks_from_the_full_rate_clip(
+    sampling, num_frames
+) -> None:
+    """Every clip length up to 100 frames and every apex: the generator stores the frames the
+    recognizer's rule picks from the full-rate clip, and the recognizer, sampling the stored
+    clip, picks them again (with the same repeats when the clip is shorter than T)."""
+    from mesynth.keyframes import sample_key_frames
+
+    for n_frames in range(2, 101):
+        for apex in range(n_frames):
+            stored = select_frames("keyframes", n_frames, apex, num_frames, sampling)
+            full = sample_key_frames(sampling, range(n_frames), 0, apex, n_frames - 1, num_frames)
+            assert set(stored.tolist()) == set(full.frame_numbers), (n_frames, apex)
+            assert (np.diff(stored) > 0).all() and (sampling == "uniform" or apex in stored)
+            again = sample_key_frames(sampling, stored.tolist(), 0, apex, n_frames - 1, num_frames)
+            if len(set(full.frame_numbers)) == num_frames:
+                assert again.frame_numbers == full.frame_numbers, (n_frames, apex)
 
 
 def test_select_frames_rejects_bad_arguments() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recognizer.data.sampling import sample_key_frames
+from mesynth.keyframes import sample_key_frames
 
 
 def _half_up(numerator: int, denominator: int) -> int:

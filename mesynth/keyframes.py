@@ -1,5 +1,9 @@
 """Key-frame sampling: which frames of a clip a recognizer sees, and why.
 
+One rule for real and synthetic clips: the recognizer samples real clips with it, and the
+generator stores exactly the frames it would pick from the full-rate synthetic clip
+(:func:`mesynth.generation.store.select_frames`), so both are sampled alike.
+
 Every strategy picks ``T`` frames among the frames *present* between onset and offset (releases
 drop frames) and returns a :class:`KeyFrames` record naming each frame's role. With a
 ``numpy.random.Generator`` the picks are jittered (training); without one they are
