@@ -72,6 +72,16 @@ def _spread(
     return np.clip(_round(pos), start, max(start, int(np.ceil(stop_exclusive)) - 1))
 
 
+def _between(last: int, count: int, generator: np.random.Generator | None) -> np.ndarray:
+    """``count >= 2`` positions evenly spaced over ``0..last``, both ends kept; the interior
+    ones jittered by up to half a spacing with a generator."""
+    step = last / (count - 1)
+    exact = step * np.arange(count, dtype=np.float64)
+    if generator is not None:
+        exact[1:-1] += generator.uniform(-0.5, 0.5, count - 2) * step
+    return np.sort(np.clip(_round(exact), 0, last))
+
+
 def uniform(
     available: Sequence[int],
     onset: int,
@@ -83,14 +93,7 @@ def uniform(
     """Evenly spaced frames onset..offset (see the module docstring)."""
     frames = _present(available, onset, offset)
     n = len(frames)
-    if num_frames == 1:
-        pos = np.array([(n - 1) // 2])
-    else:
-        step = (n - 1) / (num_frames - 1)
-        exact = step * np.arange(num_frames, dtype=np.float64)
-        if generator is not None:
-            exact[1:-1] += generator.uniform(-0.5, 0.5, num_frames - 2) * step
-        pos = np.sort(np.clip(_round(exact), 0, n - 1))
+    pos = np.array([(n - 1) // 2]) if num_frames == 1 else _between(n - 1, num_frames, generator)
     roles = ["uniform"] * len(pos)
     if num_frames > 1:
         roles[0], roles[-1] = "onset", "offset"
@@ -150,11 +153,7 @@ def onset_apex(
         pos = np.array([a])
         roles = ["apex"]
     else:
-        step = a / (num_frames - 1)
-        exact = step * np.arange(num_frames, dtype=np.float64)
-        if generator is not None:
-            exact[1:-1] += generator.uniform(-0.5, 0.5, num_frames - 2) * step
-        pos = np.sort(np.clip(_round(exact), 0, a))
+        pos = _between(a, num_frames, generator)
         roles = ["onset"] + ["rise"] * (num_frames - 2) + ["apex"]
     return KeyFrames(tuple(frames[pos].tolist()), tuple(roles), "onset_apex", generator is not None)
 
