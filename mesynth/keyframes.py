@@ -83,15 +83,9 @@ def _between(last: int, count: int, generator: np.random.Generator | None) -> np
 
 
 def uniform(
-    available: Sequence[int],
-    onset: int,
-    apex: int,
-    offset: int,
-    num_frames: int,
-    generator: np.random.Generator | None = None,
+    frames: np.ndarray, a: int, num_frames: int, generator: np.random.Generator | None
 ) -> KeyFrames:
     """Evenly spaced frames onset..offset (see the module docstring)."""
-    frames = _present(available, onset, offset)
     n = len(frames)
     pos = np.array([(n - 1) // 2]) if num_frames == 1 else _between(n - 1, num_frames, generator)
     roles = ["uniform"] * len(pos)
@@ -101,16 +95,9 @@ def uniform(
 
 
 def adaptive(
-    available: Sequence[int],
-    onset: int,
-    apex: int,
-    offset: int,
-    num_frames: int,
-    generator: np.random.Generator | None = None,
+    frames: np.ndarray, a: int, num_frames: int, generator: np.random.Generator | None
 ) -> KeyFrames:
     """The apex plus frames spread over the rise and the fall (see the module docstring)."""
-    frames = _present(available, onset, offset)
-    a = int(np.argmin(np.abs(frames - apex)))
     n = len(frames)
     rest = num_frames - 1
     rise_len, fall_len = frames[a] - frames[0], frames[-1] - frames[a]
@@ -139,16 +126,9 @@ def adaptive(
 
 
 def onset_apex(
-    available: Sequence[int],
-    onset: int,
-    apex: int,
-    offset: int,
-    num_frames: int = 2,
-    generator: np.random.Generator | None = None,
+    frames: np.ndarray, a: int, num_frames: int, generator: np.random.Generator | None
 ) -> KeyFrames:
     """Frames evenly spaced from the onset to the apex, both included."""
-    frames = _present(available, onset, offset)
-    a = int(np.argmin(np.abs(frames - apex)))
     if num_frames == 1:
         pos = np.array([a])
         roles = ["apex"]
@@ -166,7 +146,8 @@ SAMPLERS: dict[str, Callable[..., KeyFrames]] = {
 
 
 def get_sampler(name: str) -> Callable[..., KeyFrames]:
-    """A strategy by name (``uniform``, ``adaptive``, ``onset_apex``)."""
+    """A strategy by name (``uniform``, ``adaptive``, ``onset_apex``): a function of the frames
+    present ``(n,)`` (ascending), the index of the apex among them, ``T`` and the generator."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampling {name!r}; known strategies: {', '.join(SAMPLERS)}")
     return SAMPLERS[name]
@@ -188,7 +169,9 @@ def sample_key_frames(
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
-    return get_sampler(strategy)(available, onset, apex, offset, num_frames, generator)
+    pick = get_sampler(strategy)
+    frames = _present(available, onset, offset)
+    return pick(frames, int(np.argmin(np.abs(frames - apex))), num_frames, generator)
 
 
 def _present(available: Sequence[int], onset: int, offset: int) -> np.ndarray:
