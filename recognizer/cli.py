@@ -76,19 +76,15 @@ def build_data(cfg: DictConfig) -> tuple[list, list[int], Callable, list[str]]:
             "this config has no `data`/`representation` groups yet: add them to the defaults "
             "list (e.g. `+data=casme2 +representation=clip`)"
         )
-    from mesynth.labels.emotions import scheme_labels, to_scheme
+    from mesynth.labels.emotions import scheme_labels
     from recognizer.data.torch_dataset import ClipDataset
 
     loaded = instantiate(cfg.data.loader)()
     print(loaded.report)
     scheme = str(cfg.data.scheme)
     names = list(scheme_labels(scheme))
-    samples, labels = [], []
-    for sample in loaded.samples:
-        label = to_scheme(sample.emotion, scheme, dataset=sample.dataset)
-        if label is not None:
-            samples.append(sample)
-            labels.append(names.index(label))
+    kept = loaded.select_scheme(scheme)
+    samples, labels = kept.samples, kept.label_indices(scheme)
     representation = instantiate(cfg.representation)
     seed = int(cfg.trainer.seed)
 

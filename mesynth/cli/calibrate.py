@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from mesynth.calibration.calibrate import calibrate
 from mesynth.evaluation.realism_report import realism_report
-from mesynth.labels.emotions import to_scheme
+from mesynth.labels.emotions import record_label
 
 
 def load_records(node: DictConfig, what: str, limit: int | None = None) -> list[object]:
@@ -59,8 +59,7 @@ def realism_command(cfg: DictConfig) -> None:
     def label_of(record: object) -> str:
         if getattr(record, "source", "real") == "synthetic" or not scheme:
             return str(getattr(record, "emotion", "") or "all")
-        label = to_scheme(record.emotion, scheme, getattr(record, "dataset", None))
-        return label or "excluded"
+        return record_label(record, scheme) or "excluded"
 
     result = realism_report(
         real,

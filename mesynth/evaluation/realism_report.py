@@ -104,7 +104,7 @@ def _groups(records: Sequence[object]) -> np.ndarray:
     return np.array([str(getattr(r, "identity", None) or r.subject) for r in records])
 
 
-def record_label(record: object) -> str:
+def emotion_or_all(record: object) -> str:
     """The class of a record for the report: its ``emotion`` (``"all"`` when it has none)."""
     return str(getattr(record, "emotion", "") or "all")
 
@@ -171,7 +171,7 @@ def realism_report(
     n_splits: int = 5,
     n_permutations: int = 100,
     seed: int = 0,
-    label_of: Callable[[object], str] = record_label,
+    label_of: Callable[[object], str] = emotion_or_all,
     title: str = "Realism report",
 ) -> ReportResult:
     """Compare a synthetic and a real set of clip records and write the report.

@@ -136,6 +136,34 @@ def to_scheme(raw: object, scheme: str, dataset: str | None = None) -> str | Non
     return mapping[name]
 
 
+def stored_label_key(scheme: str) -> str:
+    """The ``extra`` key under which a record carries its ground-truth ``scheme`` label."""
+    return f"label:{scheme}"
+
+
+def record_label(record: object, scheme: str) -> str | None:
+    """The ``scheme`` label of a clip record, the one rule every consumer uses.
+
+    A label the loader stored in ``record.extra["label:<scheme>"]`` (e.g. the official
+    MEGC2019 ground-truth list) wins; otherwise the record's raw ``emotion`` is mapped with
+    :func:`to_scheme`, with the record's ``dataset`` for dataset-specific rules. ``None``
+    means the record is excluded from ``scheme``.
+
+    Args:
+        record: any object with ``emotion`` and optionally ``dataset`` and ``extra`` (a
+            :class:`recognizer.data.samples.Sample`, a mesynth store record...).
+        scheme: ``dfme7``, ``casme2_5`` or ``megc3``.
+
+    Raises:
+        UnknownLabelError: unknown scheme, or a stored label that is not one of its classes.
+    """
+    extra = getattr(record, "extra", None) or {}
+    stored = extra.get(stored_label_key(scheme))
+    if stored:
+        return validate_label(str(stored), scheme)
+    return to_scheme(getattr(record, "emotion", None), scheme, getattr(record, "dataset", None))
+
+
 def validate_label(label: str, scheme: str) -> str:
     """Return ``label`` if it is a class of ``scheme``; else raise listing the known labels."""
     labels = scheme_labels(scheme)

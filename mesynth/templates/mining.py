@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from mesynth.labels.au import AUCombination, parse_aus
-from mesynth.labels.emotions import UnknownLabelError, scheme_labels, to_scheme
+from mesynth.labels.emotions import UnknownLabelError, record_label, scheme_labels
 from mesynth.templates.types import BankReport, SkippedRow, Template, TemplateAU, TemplateError
 
 _Key = tuple[str, tuple[tuple[int, str | None], ...]]
@@ -83,7 +83,7 @@ def mine_templates(
             continue
         dataset = getattr(record, "dataset", None)
         try:
-            label = to_scheme(getattr(record, "emotion", None), scheme, dataset)
+            label = record_label(record, scheme)
         except UnknownLabelError as error:
             report.skipped.append(SkippedRow(row, "unknown emotion", str(error)))
             continue

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mesynth.labels.emotions import scheme_labels, to_scheme
+from mesynth.labels.emotions import scheme_labels, stored_label_key, to_scheme
 from recognizer.data.samples import Sample
 from recognizer.datasets.errors import AnnotationError, ReleaseNotFoundError
 from recognizer.datasets.names import (
@@ -41,7 +41,7 @@ from recognizer.datasets.names import (
 from recognizer.datasets.report import LoadReport, LoadResult, SkippedRow
 
 SCHEME = "megc3"
-LABEL_KEY = f"label:{SCHEME}"
+LABEL_KEY = stored_label_key(SCHEME)
 DATASETS = ("smic", "casme2", "samm")
 TITLES = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
 #: official class counts (negative, positive, surprise) and subjects per dataset.

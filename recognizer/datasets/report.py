@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mesynth.labels.emotions import label_indices, to_scheme
+from mesynth.labels.emotions import label_indices, record_label
 from recognizer.data.samples import Sample
 
 
@@ -101,11 +101,7 @@ class LoadResult:
         A label stored by a composite in ``extra["label:<scheme>"]`` (e.g. from an official
         ground-truth list) wins over the mapping of the raw emotion.
         """
-        out = []
-        for sample in self.samples:
-            stored = sample.extra.get(f"label:{scheme}")
-            out.append(stored if stored else to_scheme(sample.emotion, scheme, sample.dataset))
-        return out
+        return [record_label(sample, scheme) for sample in self.samples]
 
     def select_scheme(self, scheme: str) -> LoadResult:
         """Only the samples that ``scheme`` keeps; the others are reported as skipped."""

@@ -158,3 +158,51 @@ def test_names_match_across_padding_without_merging_different_names(
     wanted: str, names: list[str], looser: tuple[NameRule, ...], expected: str | None
 ) -> None:
     assert match_name(wanted, names, looser).name == expected
+
+
+def test_mer_train_and_prepare_use_the_ground_truth_labels(releases, tmp_path) -> None:
+    """A list label that the raw emotion would not give (here: one happiness clip listed as
+    negative) is what ``mer train``'s data side and the load result both use."""
+    from hydra import compose, initialize_config_dir
+
+    from mesynth.cli.app import config_dir
+    from recognizer.cli import build_data
+
+    rows = releases["gt"].read_text().splitlines()
+    index = next(i for i, r in enumerate(rows) if r.startswith("casme2,sub17,EP05_03,"))
+    dataset, subject, clip, label = rows[index].split(",")
+    assert label == "1"  # positive in the official order (negative, positive, surprise)
+    rows[index] = f"{dataset},{subject},{clip},0"
+    gt = tmp_path / "gt.csv"
+    gt.write_text("\n".join(rows) + "\n")
+    overrides = [
+        "data=megc2019",
+        "representation=apex_flow",
+        f"data.loader.casme2={releases['casme2']}",
+        f"data.loader.samm={releases['samm']}",
+        f"data.loader.smic={releases['smic']}",
+        f"data.loader.gt_csv={gt}",
+    ]
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("train", overrides=overrides)
+    samples, labels, _, names = build_data(cfg)
+    assert names == ["negative", "positive", "surprise"] and len(samples) == 442
+    by_clip = {(s.subject, s.clip): names[y] for s, y in zip(samples, labels)}
+    assert by_clip[("casme2/sub17", "EP05_03")] == "negative"
+    assert by_clip[("casme2/sub17", "EP05_03f")] == "negative"
+    loaded = megc2019(releases["casme2"], releases["samm"], releases["smic"], gt_csv=gt)
+    assert [names[y] for y in labels] == loaded.scheme_labels("megc3")
+
+
+def test_record_label_prefers_the_stored_ground_truth() -> None:
+    from mesynth.labels.emotions import UnknownLabelError, record_label
+    from recognizer.data.samples import Sample
+
+    raw = Sample("casme2", "casme2/sub01", "EP01", (), (), 0, None, 0, 200.0, "repression")
+    assert record_label(raw, "megc3") == "negative"
+    assert record_label(raw, "casme2_5") == "repression"
+    listed = replace(raw, extra={"label:megc3": "positive"})
+    assert record_label(listed, "megc3") == "positive"
+    assert record_label(listed, "casme2_5") == "repression"  # other schemes map the emotion
+    with pytest.raises(UnknownLabelError, match="happy"):
+        record_label(replace(raw, extra={"label:megc3": "happy"}), "megc3")
