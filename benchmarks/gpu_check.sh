@@ -91,7 +91,7 @@ find_python() {
 }
 
 MODULES="mesynth.generation.pipeline, recognizer.train, recognizer.models, recognizer.datasets, \
-recognizer.data.representations, cv2, scipy, skimage, sklearn, pandas, yaml, tqdm, pytest"
+recognizer.data.representations, cv2, scipy, skimage, sklearn, pandas, yaml, tqdm, matplotlib, PIL, pytest"
 
 setup() {
     if ! PY="$(find_python)"; then
