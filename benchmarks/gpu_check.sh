@@ -9,10 +9,10 @@
 #   setup     (T_SETUP=60)    a python3 whose torch sees CUDA (else: scripts/setup_venv.sh
 #                             with TORCH_SPEC under T_INSTALL=150, which needs a package index);
 #                             the project's imports; wheels from $WHEELS if any are missing
-#   tests     (T_TESTS=100)   pytest -m gpu over the test files that hold gpu or device tests
-#   generate  (T_GENERATE=200) benchmarks/bench_gpu_generate.py (store section stops itself
-#                             after STORE_DEADLINE_S=90)
-#   train     (T_TRAIN=150)   benchmarks/bench_gpu_train.py (its store under /dev/shm when
+#   tests     (T_TESTS=90)    pytest -m gpu over the test files that hold gpu or device tests
+#   generate  (T_GENERATE=180) benchmarks/bench_gpu_generate.py (store section stops itself
+#                             after STORE_DEADLINE_S=75)
+#   train     (T_TRAIN=140)   benchmarks/bench_gpu_train.py (its store under /dev/shm when
 #                             there is one)
 # Files under $OUT (flat, 7 at most): gpu_check.log (everything, with phase timings at the end),
 # env.txt, pytest.txt, generate.md, generate.json, train.md, train.json.
@@ -27,10 +27,10 @@ WORK="${WORK:-/tmp/mesynth_gpu_work}"
 WHEELS="${WHEELS:-$REPO/benchmarks/wheels}"
 T_SETUP="${T_SETUP:-60}"
 T_INSTALL="${T_INSTALL:-150}"
-T_TESTS="${T_TESTS:-100}"
-T_GENERATE="${T_GENERATE:-200}"
-T_TRAIN="${T_TRAIN:-150}"
-STORE_DEADLINE_S="${STORE_DEADLINE_S:-90}"
+T_TESTS="${T_TESTS:-90}"
+T_GENERATE="${T_GENERATE:-180}"
+T_TRAIN="${T_TRAIN:-140}"
+STORE_DEADLINE_S="${STORE_DEADLINE_S:-75}"
 PRESET=full
 [ "$SMOKE" = "1" ] && PRESET=smoke
 
@@ -154,6 +154,7 @@ EOF
 
 gpu_tests() {
     local files
+    set -o pipefail  # pytest's status, not tee's (this runs in a child bash)
     # the files with gpu-marked tests or tests taking the cpu/cuda `device` fixture
     mapfile -t files < <(grep -rlE 'mark\.gpu|^def test_[a-z0-9_]+\(.*\bdevice\b' tests \
         --include='test_*.py' | sort)
