@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from recognizer.data.input_config import resolve_input_config
 from recognizer.leakage import check_fold
 from recognizer.metrics import confusion_matrix, summarize
 from recognizer.protocols import Fold, Protocol, create_protocol
@@ -242,6 +243,7 @@ def _run_fold(
         pretrainer.fit(dataset_factory(data.pretrain, data.pretrain_labels, True))
     trainer = Trainer(model, remedy.criterion(counts), trainer_config, out_dir=fold_dir)
     train_set = dataset_factory(data.train, data.train_labels, True)
+    _warn_on_input_mismatch(fold.index, model, train_set)
     val_set = (
         dataset_factory(val_samples, labels[val_idx].tolist(), False) if len(val_idx) else None
     )
@@ -255,6 +257,26 @@ def _run_fold(
     if trainer.rank == 0:
         table.to_csv(fold_dir / "predictions.csv", index=False)
     return table
+
+
+def _warn_on_input_mismatch(fold: int, model: nn.Module, dataset: Dataset) -> None:
+    """Warn when a representation of ``dataset`` (a :class:`ClipDataset`, or the parts of a
+    :class:`MixedDataset`) normalises otherwise than ``model`` declares."""
+    if not hasattr(model, "default_cfg"):
+        return
+    wanted = resolve_input_config(model)
+    expected = (wanted.mean, wanted.std, wanted.input_scale)
+    for part in getattr(dataset, "datasets", [dataset]):
+        representation = getattr(part, "representation", None)
+        given = tuple(getattr(representation, k, None) for k in ("mean", "std", "input_scale"))
+        if representation is not None and given != expected:
+            warnings.warn(
+                f"fold {fold}: the representation normalises with (mean, std, input_scale) = "
+                f"{given} but model {model.default_cfg.name!r} declares {expected}; build it "
+                "with representation.with_input_config(resolve_input_config(model))",
+                stacklevel=3,
+            )
+            return
 
 
 def _prediction_table(
