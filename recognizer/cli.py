@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import NamedTuple
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mesynth.cli.app import Command, run_command
 from mesynth.cli.main import env_command
+from recognizer.data.input_config import InputConfig
 
 
 def prepare_command(cfg: DictConfig) -> None:
@@ -58,16 +60,24 @@ class DataConfigError(ValueError):
     """The composed config lacks the data side (the ``data``/``representation`` groups)."""
 
 
-def build_data(cfg: DictConfig) -> tuple[list, list[int], Callable, list[str]]:
+class DataSide(NamedTuple):
+    """What :func:`build_data` returns."""
+
+    samples: list
+    labels: list[int]
+    dataset_factory: Callable
+    class_names: list[str]
+    input_config: InputConfig
+
+
+def build_data(cfg: DictConfig) -> DataSide:
     """The data side of ``mer train``/``mer evaluate`` (CONTRACTS.md C), kept in one place.
 
     ``cfg.data.loader`` is a partial of ``recognizer.datasets.load`` (or ``megc2019``) and
     ``cfg.data.scheme`` the label scheme; ``cfg.representation`` builds the clip representation
-    for :class:`recognizer.data.torch_dataset.ClipDataset`. Samples whose emotion the scheme
-    excludes are dropped.
-
-    Returns:
-        ``(samples, labels, dataset_factory, class_names)``.
+    for :class:`recognizer.data.torch_dataset.ClipDataset`, normalised as ``cfg.model``
+    declares (:func:`build_representation`). Samples whose emotion the scheme excludes are
+    dropped.
     """
     from hydra.utils import instantiate
 
@@ -85,13 +95,34 @@ def build_data(cfg: DictConfig) -> tuple[list, list[int], Callable, list[str]]:
     names = list(scheme_labels(scheme))
     kept = loaded.select_scheme(scheme)
     samples, labels = kept.samples, kept.label_indices(scheme)
-    representation = instantiate(cfg.representation)
+    representation, input_config = build_representation(cfg, len(names))
     seed = int(cfg.trainer.seed)
 
     def dataset_factory(subset, subset_labels, train: bool):
         return ClipDataset(subset, subset_labels, representation, train=train, seed=seed)
 
-    return samples, labels, dataset_factory, names
+    return DataSide(samples, labels, dataset_factory, names, input_config)
+
+
+def build_representation(cfg: DictConfig, num_classes: int) -> tuple[object, InputConfig]:
+    """``cfg.representation`` normalised as ``cfg.model`` declares.
+
+    The model is built once to read its ``default_cfg``; its statistics and pixel scaling go
+    to the representation, except the settings the representation config gives explicitly
+    (``size``, ``num_frames``, and ``mean``/``std``/``input_scale`` when set), which win.
+
+    Returns:
+        ``(representation, the resolved InputConfig)``.
+    """
+    from hydra.utils import instantiate
+
+    from recognizer.data.input_config import resolve_input_config
+
+    model = instantiate(cfg.model)(num_classes=num_classes)
+    keys = ("mean", "std", "input_scale", "size", "num_frames")
+    overrides = {k: cfg.representation.get(k) for k in keys}
+    config = resolve_input_config(model, overrides)
+    return instantiate(cfg.representation).with_input_config(config), config
 
 
 def _model_factory(cfg: DictConfig) -> Callable:
@@ -112,14 +143,17 @@ def _model_factory(cfg: DictConfig) -> Callable:
 
 
 def train_command(cfg: DictConfig) -> None:
-    """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``."""
+    """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``; the input
+    (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``."""
+    from dataclasses import asdict
+
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from recognizer.experiment import run_protocol
     from recognizer.report import markdown_table, results_table
 
-    samples, labels, dataset_factory, names = build_data(cfg)
+    samples, labels, dataset_factory, names, input_config = build_data(cfg)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     run_protocol(
         samples,
@@ -132,7 +166,12 @@ def train_command(cfg: DictConfig) -> None:
         out_dir=cfg.out_dir,
         num_classes=len(names),
         class_names=names,
-        metadata={"model": cfg.model.name, "data": data, "pretrained": cfg.get("pretrained")},
+        metadata={
+            "model": cfg.model.name,
+            "data": data,
+            "pretrained": cfg.get("pretrained"),
+            "input": asdict(input_config),
+        },
     )
     print(markdown_table(results_table([cfg.out_dir])))
 
@@ -146,7 +185,7 @@ def evaluate_command(cfg: DictConfig) -> None:
 
     if not cfg.get("run_dir"):
         raise ValueError("mer evaluate needs run_dir=<a `mer train` output folder>")
-    samples, labels, dataset_factory, _ = build_data(cfg)
+    samples, labels, dataset_factory, *_ = build_data(cfg)
     evaluate_run(
         samples,
         labels,

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from recognizer.data.input_config import resolve_input_config
 from recognizer.leakage import check_fold
 from recognizer.metrics import confusion_matrix, summarize
 from recognizer.protocols import Fold, Protocol, create_protocol
@@ -91,8 +92,8 @@ def run_protocol(
             augmentation); its items are ``(x, label, index into the subset)``.
         model_factory: builds a fresh model for ``num_classes`` classes (called per fold, after
             seeding torch from ``(trainer_config.seed, fold)``).
-        remedy: a name (``none``, ``resample``, ``cb``, ``focal``, ``cb_focal``) or a
-            :class:`Remedy`.
+        remedy: a name (``none``, ``class_uniform``/``resample``, ``oversample``, ``cb``,
+            ``focal``, ``cb_focal``, the synthetic ones) or a :class:`Remedy`.
         trainer_config: training settings.
         out_dir: results folder (created).
         num_classes: default ``max(labels) + 1``.
@@ -157,6 +158,7 @@ def run_protocol(
         "protocol_name": protocol.name,
         "pooled_primary": protocol.pooled_primary,
         "remedy": remedy.settings(),
+        "selection": trainer_config.selection,
         "trainer": asdict(trainer_config),
         "num_classes": num_classes,
         "class_names": list(class_names or []),
@@ -231,7 +233,10 @@ def _run_fold(
     if data.pretrain:
         key = data.pretrain_key or f"fold_{fold.index:02d}"
         pretrain_config = replace(
-            trainer_config, epochs=data.pretrain_epochs or trainer_config.epochs, patience=None
+            trainer_config,
+            epochs=data.pretrain_epochs or trainer_config.epochs,
+            patience=None,
+            selection="last",
         )
         pretrainer = Trainer(
             model,
@@ -242,19 +247,36 @@ def _run_fold(
         pretrainer.fit(dataset_factory(data.pretrain, data.pretrain_labels, True))
     trainer = Trainer(model, remedy.criterion(counts), trainer_config, out_dir=fold_dir)
     train_set = dataset_factory(data.train, data.train_labels, True)
+    _warn_on_input_mismatch(fold.index, model, train_set)
     val_set = (
         dataset_factory(val_samples, labels[val_idx].tolist(), False) if len(val_idx) else None
     )
-    trainer.fit(
-        train_set,
-        val_set,
-        resample_labels=data.train_labels if remedy.resample else None,
-    )
+    trainer.fit(train_set, val_set, sampler=remedy.sampler, labels=data.train_labels)
     pred = trainer.predict(dataset_factory(test_samples, labels[test_idx].tolist(), False))
     table = _prediction_table(fold, pred, test_idx, samples, labels, subjects)
     if trainer.rank == 0:
         table.to_csv(fold_dir / "predictions.csv", index=False)
     return table
+
+
+def _warn_on_input_mismatch(fold: int, model: nn.Module, dataset: Dataset) -> None:
+    """Warn when a representation of ``dataset`` (a :class:`ClipDataset`, or the parts of a
+    :class:`MixedDataset`) normalises otherwise than ``model`` declares."""
+    if not hasattr(model, "default_cfg"):
+        return
+    wanted = resolve_input_config(model)
+    expected = (wanted.mean, wanted.std, wanted.input_scale)
+    for part in getattr(dataset, "datasets", [dataset]):
+        representation = getattr(part, "representation", None)
+        given = tuple(getattr(representation, k, None) for k in ("mean", "std", "input_scale"))
+        if representation is not None and given != expected:
+            warnings.warn(
+                f"fold {fold}: the representation normalises with (mean, std, input_scale) = "
+                f"{given} but model {model.default_cfg.name!r} declares {expected}; build it "
+                "with representation.with_input_config(resolve_input_config(model))",
+                stacklevel=3,
+            )
+            return
 
 
 def _prediction_table(
@@ -311,8 +333,9 @@ def evaluate_run(
     trainer_config: TrainerConfig,
     out_dir: str | Path,
 ) -> ProtocolResult:
-    """Re-predict every fold's test subjects of a :func:`run_protocol` folder with its saved
-    weights (``best.pt``, else ``last.pt``) and write fresh predictions and results.
+    """Re-predict every fold's test subjects of a :func:`run_protocol` folder with the weights
+    its training selected (``last.pt`` for ``selection="last"``, ``best.pt`` for ``"best_val"``)
+    and write fresh predictions and results.
 
     Raises:
         FileNotFoundError: ``run_dir`` lacks ``folds.json``/``results.json`` or a fold's weights.
@@ -323,6 +346,11 @@ def evaluate_run(
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run / name} not found: is {run} a `mer train` folder?")
     settings = json.loads((run / "results.json").read_text())["settings"]
+    # runs written before `selection` existed restored the best-validation weights whenever
+    # they had them
+    selection = settings.get("selection") or (
+        "best_val" if any(run.glob("fold_*/best.pt")) else "last"
+    )
     num_classes = int(settings["num_classes"])
     labels_arr = np.asarray(labels, dtype=np.int64)
     subjects = np.asarray([str(s.subject) for s in samples], dtype=object)
@@ -340,11 +368,11 @@ def evaluate_run(
     tables = []
     for fold in folds:
         fold_dir = run / f"fold_{fold.index:02d}"
-        weights = next(
-            (p for p in (fold_dir / "best.pt", fold_dir / "last.pt") if p.is_file()), None
-        )
-        if weights is None:
-            raise FileNotFoundError(f"fold {fold.index}: no best.pt or last.pt in {fold_dir}")
+        weights = fold_dir / ("best.pt" if selection == "best_val" else "last.pt")
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"fold {fold.index}: no {weights.name} in {fold_dir} (selection={selection!r})"
+            )
         trainer = Trainer(model_factory(num_classes), nn.CrossEntropyLoss(), trainer_config)
         ckpt = torch.load(weights, map_location="cpu", weights_only=True)
         trainer.check_compatible(ckpt, weights)

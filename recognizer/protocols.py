@@ -133,9 +133,18 @@ class Protocol:
 
 
 class LosoProtocol(Protocol):
-    """Leave-one-subject-out: one fold per subject (sorted by name); metrics pooled."""
+    """Leave-one-subject-out: one fold per subject (sorted by name); metrics pooled.
+
+    ``val_fraction`` defaults to 0: the LOSO literature (and the MEGC2019 composite) trains on
+    every non-test subject for a fixed number of epochs and keeps the last weights
+    (``TrainerConfig(selection="last")``), so no subject is held out. Set it (e.g. 0.1) with
+    ``selection="best_val"`` to pick the epoch on held-out training subjects instead.
+    """
 
     name = "loso"
+
+    def __init__(self, *, val_fraction: float = 0.0, seed: int = 0) -> None:
+        super().__init__(val_fraction=val_fraction, seed=seed)
 
     def _test_groups(self, subjects, labels, datasets):
         return [{s} for s in sorted(set(subjects))]

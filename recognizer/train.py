@@ -1,16 +1,20 @@
 """The trainer: one model, one loss, any torch ``Dataset`` yielding ``(x, label, index)``.
 
 Defaults follow the DFME benchmark: SGD with momentum 0.9, batch 32, the initial learning rate
-of the model family (R3D 0.005, P3D 0.01, D3D 0.05, I3D 0.005), divided by 10 every 10 epochs.
-Options: AdamW, AMP (bf16/fp16) and channels-last memory on CUDA, gradient clipping, early
-stopping on the validation UF1, a deterministic mode, DDP through ``torchrun``.
+of the model family (R3D 0.005, P3D 0.01, D3D 0.05, I3D 0.005), divided by 10 every 10 epochs
+(``scheduler="step"``), a fixed number of epochs and the last epoch's weights
+(``selection="last"``). Options: Adam/AdamW, constant or cosine schedules, best-validation
+weights with early stopping, AMP (bf16/fp16) and channels-last memory on CUDA, gradient
+clipping, a deterministic mode, DDP through ``torchrun``.
 
 Checkpoints: ``last.pt`` after every epoch (model, optimizer, scheduler, AMP scaler, RNG states,
-epoch, early-stopping state) and ``best.pt`` (the weights with the best validation UF1). Both
-hold only tensors and primitive containers and load with ``torch.load(weights_only=True)``.
+epoch, early-stopping state) and, with ``selection="best_val"``, ``best.pt`` (the weights with
+the best validation UF1). Both hold only tensors and primitive containers and load with
+``torch.load(weights_only=True)``.
 A rerun with the same ``out_dir`` resumes from ``last.pt`` and reproduces the uninterrupted
-run exactly in deterministic mode: the sample order of epoch *e* depends only on
-``(seed, e)``, and the RNG states are restored.
+run exactly in deterministic mode: the sample order and the augmentation of epoch *e* depend only
+on ``(seed, e)`` (the trainer calls the dataset's ``set_epoch(e)`` when it has one), and the RNG
+states are restored.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from tqdm.auto import tqdm
 from mesynth.environment import resolve_device
 from recognizer.metrics import uf1
 from recognizer.models.registry import default_learning_rate
-from recognizer.remedies.samplers import ClassUniformSampler, ShuffleSampler
+from recognizer.remedies.samplers import create_sampler
 
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "step", "cosine")
+SELECTIONS = ("last", "best_val")
 AMP_MODES = ("none", "bf16", "fp16")
 
 
@@ -45,19 +51,25 @@ class TrainerConfig:
     """Training settings (plain values, so Hydra can build it).
 
     Attributes:
-        epochs: maximum number of epochs.
+        epochs: number of epochs (fewer only with early stopping).
         batch_size: samples per step and per process.
-        optimizer: ``"sgd"`` (momentum ``momentum``) or ``"adamw"``.
+        optimizer: ``"sgd"`` (momentum ``momentum``), ``"adam"`` or ``"adamw"``.
         lr: initial learning rate; ``None`` takes the model family's DFME default.
         momentum: SGD momentum.
-        weight_decay: L2 (SGD) or decoupled (AdamW) weight decay.
-        step_size, gamma: multiply the learning rate by ``gamma`` every ``step_size`` epochs.
+        weight_decay: L2 (SGD, Adam) or decoupled (AdamW) weight decay.
+        scheduler: ``"step"`` (multiply the learning rate by ``gamma`` every ``step_size``
+            epochs), ``"cosine"`` (cosine annealing to 0 over ``epochs``) or ``"none"``
+            (constant).
+        step_size, gamma: of the ``"step"`` schedule.
+        selection: which weights the model ends with: ``"last"`` (the last epoch's) or
+            ``"best_val"`` (the epoch with the best validation UF1, saved as ``best.pt``; needs
+            a validation set and an ``out_dir``).
         amp: ``"none"``, ``"bf16"`` or ``"fp16"`` autocast (CUDA only; ignored with a warning on
             CPU). fp16 uses a gradient scaler.
         channels_last: channels-last memory format on CUDA.
         grad_clip: maximum global gradient norm, or ``None``.
         patience: stop after this many epochs without a better validation UF1 (``None``: never
-            stop early). Without a validation set the last epoch's weights are kept.
+            stop early); needs ``selection="best_val"``.
         deterministic: deterministic algorithms (slower), for exact reproduction.
         seed: seed of the sample order, dropout and initialisation in :func:`run_protocol`.
         num_workers: data-loading processes.
@@ -72,8 +84,10 @@ class TrainerConfig:
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    scheduler: str = "step"
     step_size: int = 10
     gamma: float = 0.1
+    selection: str = "last"
     amp: str = "none"
     channels_last: bool = True
     grad_clip: float | None = None
@@ -90,6 +104,15 @@ class TrainerConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.patience is not None and self.selection != "best_val":
+            raise ValueError(
+                f"patience={self.patience} stops on the validation UF1 and needs "
+                f"selection='best_val', got selection={self.selection!r}"
+            )
         for name in ("epochs", "batch_size", "step_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -231,9 +254,7 @@ class Trainer:
                 raise ValueError(f"no default learning rate for model {name!r}; set config.lr")
         self.lr = float(lr)
         self.optimizer = self._make_optimizer()
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=config.step_size, gamma=config.gamma
-        )
+        self.scheduler = self._make_scheduler()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.state = TrainState()
 
@@ -247,7 +268,17 @@ class Trainer:
                 momentum=self.config.momentum,
                 weight_decay=self.config.weight_decay,
             )
+        if self.config.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.config.weight_decay)
         return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.config.weight_decay)
+
+    def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        cfg, lr_scheduler = self.config, torch.optim.lr_scheduler
+        if cfg.scheduler == "step":
+            return lr_scheduler.StepLR(self.optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+        if cfg.scheduler == "cosine":
+            return lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs)
+        return lr_scheduler.ConstantLR(self.optimizer, factor=1.0, total_iters=0)
 
     def _train_module(self) -> nn.Module:
         if self.world_size > 1:
@@ -344,22 +375,6 @@ class Trainer:
         return True
 
     # -- training -------------------------------------------------------------------------
-    def _sampler(self, size: int, resample_labels: Sequence[int] | None) -> Sampler[int]:
-        if resample_labels is not None:
-            if len(resample_labels) != size:
-                raise ValueError(
-                    f"resample_labels has {len(resample_labels)} labels for {size} samples"
-                )
-            return ClassUniformSampler(
-                resample_labels,
-                seed=self.config.seed,
-                num_replicas=self.world_size,
-                rank=self.rank,
-            )
-        return ShuffleSampler(
-            size, seed=self.config.seed, num_replicas=self.world_size, rank=self.rank
-        )
-
     def _loader(self, dataset: Dataset, sampler: Sampler[int] | None, seed: int) -> DataLoader:
         # a last training batch of one sample would stop BatchNorm: drop that one sample
         size = len(sampler) if sampler is not None else len(dataset)  # type: ignore[arg-type]
@@ -381,38 +396,65 @@ class Trainer:
         train_set: Dataset,
         val_set: Dataset | None = None,
         *,
-        resample_labels: Sequence[int] | None = None,
+        sampler: str = "shuffle",
+        labels: Sequence[int] | None = None,
     ) -> TrainState:
         """Train for ``config.epochs`` (or until early stopping), resuming when possible.
 
+        Before each epoch *e* the trainer calls ``train_set.set_epoch(e)`` when the dataset has
+        it (:class:`~recognizer.data.torch_dataset.ClipDataset`, ``MixedDataset``), so
+        augmentation varies between epochs and is the same for the same ``(seed, e)``.
+
         Args:
             train_set: yields ``(x, label, index)``.
-            val_set: validation data for early stopping and best-weight selection.
-            resample_labels: ``(N,)`` labels of ``train_set``: draw batches class-uniformly
-                (the ``resample`` remedy); ``None`` shuffles.
+            val_set: validation data: its UF1 is logged every epoch, and with
+                ``selection="best_val"`` picks the weights and drives early stopping.
+            sampler: ``"shuffle"``, ``"class_uniform"`` or ``"oversample"``
+                (:func:`recognizer.remedies.samplers.create_sampler`).
+            labels: ``(N,)`` labels of ``train_set`` for the class-aware samplers (default:
+                ``train_set.labels`` when it has them).
 
         Returns:
             The final :class:`TrainState` (history of loss, lr and validation metrics).
-            Afterwards the model holds the best validation weights (or the last ones).
+            Afterwards the model holds the weights ``config.selection`` chose.
+
+        Raises:
+            ValueError: ``selection="best_val"`` without a validation set or ``out_dir``.
         """
         cfg = self.config
+        if cfg.selection == "best_val" and (val_set is None or len(val_set) == 0):  # type: ignore[arg-type]
+            raise ValueError(
+                "selection='best_val' needs a validation set (e.g. protocol.val_fraction > 0); "
+                "use selection='last' to train a fixed number of epochs"
+            )
+        if cfg.selection == "best_val" and self.out_dir is None:
+            raise ValueError("selection='best_val' keeps best.pt and needs an out_dir")
         last = self.out_dir / "last.pt" if self.out_dir is not None else None
         if cfg.resume and last is not None and last.is_file():
             self.load_checkpoint(last)
         else:
             torch.manual_seed(derive_seed(cfg.seed, 1))
-        sampler = self._sampler(len(train_set), resample_labels)  # type: ignore[arg-type]
+        order = create_sampler(
+            sampler,
+            len(train_set),  # type: ignore[arg-type]
+            labels if labels is not None else getattr(train_set, "labels", None),
+            seed=cfg.seed,
+            num_replicas=self.world_size,
+            rank=self.rank,
+        )
         with deterministic_mode(cfg.deterministic):
             module = self._train_module()
             while self.state.epoch < cfg.epochs and not self.state.stopped:
                 epoch = self.state.epoch
-                sampler.set_epoch(epoch)  # type: ignore[attr-defined]
-                loader = self._loader(train_set, sampler, derive_seed(cfg.seed, 2, epoch))
+                order.set_epoch(epoch)
+                if hasattr(train_set, "set_epoch"):
+                    train_set.set_epoch(epoch)
+                loader = self._loader(train_set, order, derive_seed(cfg.seed, 2, epoch))
                 record = {"epoch": float(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
                 record["loss"] = self._train_epoch(module, loader, epoch)
                 self.scheduler.step()
                 self._after_epoch(record, val_set)
-        if val_set is not None:
+        if cfg.selection == "best_val":
             self.load_best()
         return self.state
 
@@ -452,7 +494,8 @@ class Trainer:
             record["val_acc"] = float((pred.labels == pred.predicted).mean())
             if score > state.best_score:
                 state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
-                self._save(self._weights_only(), "best.pt")
+                if self.config.selection == "best_val":
+                    self._save(self._weights_only(), "best.pt")
             else:
                 state.bad_epochs += 1
                 patience = self.config.patience

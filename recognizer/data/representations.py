@@ -4,6 +4,10 @@ A representation is a callable ``rep(sample, source, *, train, generator) -> tor
 :class:`~recognizer.data.torch_dataset.ClipDataset` calls it once per item. Randomness (key-frame
 jitter, flips) comes only from the generator the dataset passes in, seeded from
 (seed, epoch, index); without ``train`` nothing is random.
+
+Normalisation follows the model: build a representation, then
+``rep.with_input_config(resolve_input_config(model))`` (see
+:mod:`recognizer.data.input_config` for the pixel-scaling convention); ``mer train`` does this.
 """
 
 from __future__ import annotations
@@ -17,24 +21,34 @@ import torch
 from mesynth.keyframes import KeyFrames, get_sampler, sample_key_frames
 from recognizer.data.flow import apex_flow, flip_apex_flow
 from recognizer.data.frame_source import FrameSource
+from recognizer.data.input_config import INPUT_SCALES, InputConfig
 from recognizer.data.samples import Sample
 
-#: Kinetics-400 statistics (RGB), the usual normalisation of 3D-CNNs pretrained on it.
+#: Kinetics-400 statistics (RGB) of torchvision's video models: the default when no model's
+#: statistics are given.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
 
-def _normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """``x`` ``(C, ...)`` in [0, 1] -> ``(x - mean) / std`` per channel."""
+def _normalise(
+    pixels: np.ndarray, mean: Sequence[float], std: Sequence[float], input_scale: str
+) -> torch.Tensor:
+    """uint8 ``pixels`` ``(..., C)`` -> float32 ``(C, ...)``, scaled by ``input_scale`` and
+    normalised with ``(y - mean) / std`` per channel."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).float()
+    x = x.permute(x.dim() - 1, *range(x.dim() - 1))
+    multiplier, offset = INPUT_SCALES[input_scale]
     shape = (-1,) + (1,) * (x.dim() - 1)
     m = torch.tensor(mean, dtype=x.dtype).view(shape)
     s = torch.tensor(std, dtype=x.dtype).view(shape)
-    return (x - m) / s
+    return (x * multiplier + offset - m) / s
 
 
-def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:
+def _check_stats(mean: Sequence[float], std: Sequence[float], input_scale: str) -> None:
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise ValueError(f"mean and std need 3 values with std > 0; got {mean}, {std}")
+    if input_scale not in INPUT_SCALES:
+        raise ValueError(f"input_scale must be one of {sorted(INPUT_SCALES)}, got {input_scale!r}")
 
 
 class KeyFrameClip:
@@ -45,7 +59,8 @@ class KeyFrameClip:
         size: output side in pixels (frames are resized with area interpolation when needed).
         sampling: ``"uniform"``, ``"adaptive"`` or ``"onset_apex"`` (see
             :mod:`mesynth.keyframes`).
-        mean, std: per-channel normalisation of values in [0, 1].
+        mean, std: per-channel normalisation after the pixel scaling.
+        input_scale: ``"unit"`` (pixels to [0, 1]) or ``"symmetric"`` (to [-1, 1]).
         flip: mirror left-right with probability 0.5 when training.
     """
 
@@ -56,14 +71,35 @@ class KeyFrameClip:
         sampling: str = "uniform",
         mean: Sequence[float] = KINETICS_MEAN,
         std: Sequence[float] = KINETICS_STD,
+        input_scale: str = "unit",
         flip: bool = True,
     ) -> None:
         get_sampler(sampling)
-        _check_stats(mean, std)
+        _check_stats(mean, std, input_scale)
         if num_frames < 1 or size < 1:
             raise ValueError(f"num_frames and size must be positive; got {num_frames}, {size}")
         self.num_frames, self.size, self.sampling = num_frames, size, sampling
-        self.mean, self.std, self.flip = tuple(mean), tuple(std), flip
+        self.mean, self.std, self.input_scale = tuple(mean), tuple(std), input_scale
+        self.flip = flip
+
+    def with_input_config(self, config: InputConfig) -> KeyFrameClip:
+        """The same representation with the size, clip length, scaling and statistics of
+        ``config`` (e.g. :func:`~recognizer.data.input_config.resolve_input_config` of a model).
+
+        Raises:
+            ValueError: ``config`` is of a 2D model (``num_frames`` is ``None``).
+        """
+        if config.num_frames is None:
+            raise ValueError("config describes a 2D model (num_frames None); use ApexFlow")
+        return KeyFrameClip(
+            num_frames=config.num_frames,
+            size=config.size,
+            sampling=self.sampling,
+            mean=config.mean,
+            std=config.std,
+            input_scale=config.input_scale,
+            flip=self.flip,
+        )
 
     def key_frames(
         self, sample: Sample, source: FrameSource, generator: np.random.Generator | None
@@ -98,8 +134,7 @@ class KeyFrameClip:
             )
         if train and self.flip and generator is not None and generator.random() < 0.5:
             frames = frames[:, :, ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2).float() / 255.0
-        return _normalise(x, self.mean, self.std)
+        return _normalise(frames, self.mean, self.std, self.input_scale)
 
 
 class ApexFlow:
@@ -109,10 +144,16 @@ class ApexFlow:
     memoised per sample since it is deterministic), or read as is when the sample is a single
     image (apex-flow images made elsewhere, via the ``manifest`` loader).
 
+    Convention: each channel of the image is min-max scaled per sample to 0–255 (see
+    :func:`recognizer.data.flow.apex_flow`); the model's pixel scaling and statistics apply
+    after that. STSTNet declares ``unit`` with mean 0 and std 1, so it sees the flow image in
+    [0, 1], as in its reference code.
+
     Args:
         size: output side (28 for STSTNet).
         method: ``"auto"``, ``"tvl1"`` or ``"farneback"``.
-        mean, std: per-channel normalisation of values in [0, 1] (default: none).
+        mean, std: per-channel normalisation after the pixel scaling (default: none).
+        input_scale: ``"unit"`` (to [0, 1]) or ``"symmetric"`` (to [-1, 1]).
         flip: mirror when training (left-right flip and u negated).
     """
 
@@ -122,14 +163,28 @@ class ApexFlow:
         method: str = "auto",
         mean: Sequence[float] = (0.0, 0.0, 0.0),
         std: Sequence[float] = (1.0, 1.0, 1.0),
+        input_scale: str = "unit",
         flip: bool = True,
     ) -> None:
-        _check_stats(mean, std)
+        _check_stats(mean, std, input_scale)
         if size < 4:
             raise ValueError(f"size must be at least 4, got {size}")
         self.size, self.method = size, method
-        self.mean, self.std, self.flip = tuple(mean), tuple(std), flip
+        self.mean, self.std, self.input_scale = tuple(mean), tuple(std), input_scale
+        self.flip = flip
         self._memo: dict[tuple[int, str], np.ndarray] = {}
+
+    def with_input_config(self, config: InputConfig) -> ApexFlow:
+        """The same representation with the size, scaling and statistics of ``config``
+        (its ``num_frames`` does not apply: an apex-flow image has no time axis)."""
+        return ApexFlow(
+            size=config.size,
+            method=self.method,
+            mean=config.mean,
+            std=config.std,
+            input_scale=config.input_scale,
+            flip=self.flip,
+        )
 
     def image(self, sample: Sample, source: FrameSource) -> np.ndarray:
         """``(size, size, 3)`` uint8 apex-flow image of ``sample``."""
@@ -160,5 +215,4 @@ class ApexFlow:
         image = self.image(sample, source)
         if train and self.flip and generator is not None and generator.random() < 0.5:
             image = flip_apex_flow(image)
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-        return _normalise(x, self.mean, self.std)
+        return _normalise(image, self.mean, self.std, self.input_scale)

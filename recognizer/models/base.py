@@ -38,9 +38,11 @@ class ModelConfig:
         name: registry name.
         num_classes: number of classifier outputs.
         input_size: ``(C, T, H, W)`` of the reference input (``(C, H, W)`` for 2D models).
-        mean, std: per-channel normalisation applied after scaling.
-        input_scale: ``"unit"`` (pixels scaled to [0, 1], then ``(x - mean) / std``) or
-            ``"symmetric"`` (pixels scaled to [-1, 1]; I3D's convention).
+        mean, std: per-channel normalisation applied after the pixel scaling.
+        input_scale: ``"unit"`` (uint8 pixels scaled to [0, 1], then ``(x - mean) / std``) or
+            ``"symmetric"`` (scaled to [-1, 1], then ``(x - mean) / std``; I3D's convention,
+            with mean 0 and std 1). :func:`recognizer.data.input_config.resolve_input_config`
+            turns this config into the representation's transform.
         classifier: name of the classifier module (what ``load_pretrained`` skips when the class
             counts differ).
         label_names: optional class names.

@@ -3,7 +3,8 @@
 Reference: J. Carreira, A. Zisserman, "Quo Vadis, Action Recognition? A New Model and the
 Kinetics Dataset", CVPR 2017. Layer names and "same" padding follow the widely used PyTorch
 port by piergiaj (``Conv3d_1a_7x7`` ... ``Mixed_5c``; batch norm eps 1e-3, momentum 0.01), so its
-``rgb_imagenet.pt`` loads. Inputs are scaled to [-1, 1] (mean = std = 0.5 on [0, 1] pixels).
+``rgb_imagenet.pt`` loads. Inputs are scaled to [-1, 1] (``input_scale="symmetric"``, then mean
+0 and std 1).
 
 Difference from the reference: its head is a fixed 2×7×7 average pool that breaks below 224²;
 here pooling is global-average (identical at 16×224²), and the 1×1×1 logits convolution is the
@@ -149,8 +150,8 @@ class I3D(VideoClassifier):
                 name="i3d",
                 num_classes=num_classes,
                 input_size=(in_channels, 16, 224, 224),
-                mean=(0.5,) * in_channels,
-                std=(0.5,) * in_channels,
+                mean=(0.0,) * in_channels,
+                std=(1.0,) * in_channels,
                 input_scale="symmetric",
             )
         )

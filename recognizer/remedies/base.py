@@ -3,7 +3,8 @@
 A :class:`Remedy` combines
 
 - a **loss** (:class:`LossChoice`: cross-entropy, class-balanced weights, focal exponent),
-- a **sampler** (``resample``: class-uniform sampling of training indices, or plain shuffling),
+- a **sampler** (``sampler``: plain shuffling, class-uniform sampling of training indices, or
+  random oversampling of the smaller classes up to the majority count),
 - a **fold-data source** (:class:`FoldDataSource`): what a fold trains on. :class:`RealData`
   keeps the fold's real training samples; the synthetic sources
   (:mod:`recognizer.remedies.synthetic`) add or substitute synthetic clips.
@@ -25,6 +26,7 @@ import numpy as np
 from torch import nn
 
 from recognizer.remedies.losses import FocalLoss, class_balanced_weights
+from recognizer.remedies.samplers import SAMPLERS
 
 
 @dataclass(frozen=True)
@@ -133,15 +135,26 @@ class Remedy:
     Attributes:
         name: registry name.
         loss: the training loss.
-        resample: draw training indices with
-            :class:`recognizer.remedies.samplers.ClassUniformSampler` (else shuffle).
+        sampler: how training indices are drawn each epoch (one of
+            :data:`recognizer.remedies.samplers.SAMPLERS`): ``"shuffle"``, ``"class_uniform"``
+            (:class:`~recognizer.remedies.samplers.ClassUniformSampler`) or ``"oversample"``
+            (:class:`~recognizer.remedies.samplers.OversampleSampler`).
         data: what each fold trains on (:class:`RealData` by default).
+
+    Raises:
+        ValueError: an unknown ``sampler``.
     """
 
     name: str
     loss: LossChoice = field(default_factory=LossChoice)
-    resample: bool = False
+    sampler: str = "shuffle"
     data: FoldDataSource = field(default_factory=RealData)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(
+                f"remedy {self.name!r}: sampler must be one of {SAMPLERS}, got {self.sampler!r}"
+            )
 
     def criterion(self, class_counts: Sequence[int]) -> nn.Module:
         """The training loss for a fold whose training classes have ``class_counts`` ``(K,)``."""
@@ -156,6 +169,6 @@ class Remedy:
         return {
             "name": self.name,
             **asdict(self.loss),
-            "resample": self.resample,
+            "sampler": self.sampler,
             **self.data.settings(),
         }

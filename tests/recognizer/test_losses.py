@@ -52,10 +52,12 @@ def test_remedies_by_name() -> None:
     assert torch.allclose(cb.weight, class_balanced_weights(counts, 0.9999))
     cb_focal = create_remedy("cb_focal").criterion(counts)
     assert cb_focal.gamma == 2.0 and cb_focal.weight is not None
-    assert (
-        create_remedy("resample").resample
-        and create_remedy("none").criterion(counts).weight is None
-    )
+    assert create_remedy("none").criterion(counts).weight is None
+    samplers = {name: create_remedy(name).sampler for name in ("none", "cb", "resample")}
+    assert samplers == {"none": "shuffle", "cb": "shuffle", "resample": "class_uniform"}
+    assert create_remedy("class_uniform").sampler == "class_uniform"
+    assert create_remedy("oversample").sampler == "oversample"
+    assert create_remedy("oversample").settings()["sampler"] == "oversample"
     with pytest.warns(UserWarning, match=r"classes \[1\]"):
         create_remedy("cb").criterion([4, 0, 2])
     with pytest.raises(UnknownRemedyError, match="cb_focal") as err:
@@ -63,4 +65,6 @@ def test_remedies_by_name() -> None:
     assert "smote" in str(err.value)
     with pytest.raises(TypeError, match="focal"):
         create_remedy("focal", beta=0.9)
-    assert {"none", "resample", "cb", "focal", "cb_focal"} <= set(list_remedies())
+    assert {"none", "resample", "class_uniform", "oversample", "cb", "focal", "cb_focal"} <= set(
+        list_remedies()
+    )

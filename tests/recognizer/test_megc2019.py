@@ -177,6 +177,7 @@ def test_mer_train_and_prepare_use_the_ground_truth_labels(releases, tmp_path) -
     gt.write_text("\n".join(rows) + "\n")
     overrides = [
         "data=megc2019",
+        "model=ststnet",
         "representation=apex_flow",
         f"data.loader.casme2={releases['casme2']}",
         f"data.loader.samm={releases['samm']}",
@@ -185,7 +186,8 @@ def test_mer_train_and_prepare_use_the_ground_truth_labels(releases, tmp_path) -
     ]
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = compose("train", overrides=overrides)
-    samples, labels, _, names = build_data(cfg)
+    data = build_data(cfg)
+    samples, labels, names = data.samples, data.labels, data.class_names
     assert names == ["negative", "positive", "surprise"] and len(samples) == 442
     by_clip = {(s.subject, s.clip): names[y] for s, y in zip(samples, labels)}
     assert by_clip[("casme2/sub17", "EP05_03")] == "negative"

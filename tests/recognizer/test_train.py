@@ -11,6 +11,7 @@ from recognizer.cli import DataConfigError, build_data
 from recognizer.cli import main as mer_main
 from recognizer.experiment import evaluate_run, run_protocol
 from recognizer.models import create_model
+from recognizer.protocols import create_protocol
 from recognizer.remedies.losses import FocalLoss
 from recognizer.train import CheckpointMismatchError, Trainer, TrainerConfig
 from tests.recognizer.helpers import FakeSample, TensorClips, feature_factory, moving_blobs
@@ -38,9 +39,11 @@ def test_tiny_r3d_learns_moving_blob_direction(tmp_path) -> None:
 def _train(out_dir, epochs: int, x, y, val) -> torch.nn.Module:
     torch.manual_seed(0)
     model = create_model("r3d18", 2, dropout=0.5, **TINY_R3D)
-    cfg = _config(epochs=epochs, deterministic=True, step_size=2, batch_size=6)
+    cfg = _config(
+        epochs=epochs, deterministic=True, step_size=2, batch_size=6, selection="best_val"
+    )
     trainer = Trainer(model, FocalLoss(gamma=1.0), cfg, out_dir=out_dir)
-    trainer.fit(TensorClips(x, y), val, resample_labels=y)
+    trainer.fit(TensorClips(x, y), val, sampler="class_uniform", labels=y)
     return trainer
 
 
@@ -77,7 +80,8 @@ def test_checkpoint_of_another_model_or_class_count_says_what_differs(tmp_path) 
 def test_early_stopping_keeps_best_validation_weights(tmp_path) -> None:
     x, y = moving_blobs(12, seed=4, frames=4, size=16)
     frozen = create_model("r3d18", 2, norm_layer=torch.nn.Identity, **TINY_R3D)  # lr 0: fixed
-    trainer = Trainer(frozen, FocalLoss(), _config(epochs=30, patience=2, lr=0.0), out_dir=tmp_path)
+    cfg = _config(epochs=30, patience=2, lr=0.0, selection="best_val")
+    trainer = Trainer(frozen, FocalLoss(), cfg, out_dir=tmp_path)
     state = trainer.fit(TensorClips(x, y), TensorClips(x, y))
     assert state.stopped and state.epoch == 3 and state.best_epoch == 0
     best = torch.load(tmp_path / "best.pt", weights_only=True)
@@ -117,7 +121,7 @@ def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
         return feature_factory(subset, subset_labels, train)
 
     run = {
-        "protocol": "megc2019",
+        "protocol": create_protocol("megc2019", val_fraction=0.1),
         "dataset_factory": factory,
         "model_factory": lambda k: create_model("ststnet", k),
         "remedy": "cb",
