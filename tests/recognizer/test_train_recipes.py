@@ -151,7 +151,9 @@ def test_config_recipes() -> None:
     assert (default.optimizer, default.scheduler, default.selection) == ("sgd", "step", "last")
     assert _compose([]).protocol.val_fraction == 0.0
     ststnet = instantiate(_compose(["model=ststnet", "trainer=ststnet"]).trainer)
-    assert (ststnet.optimizer, ststnet.lr, ststnet.scheduler) == ("adam", 5e-4, "none")
+    # the authors' released script: Adam, lr 5e-5, batch 256, 800 epochs, constant rate
+    assert (ststnet.optimizer, ststnet.lr, ststnet.scheduler) == ("adam", 5e-5, "none")
+    assert (ststnet.batch_size, ststnet.epochs) == (256, 800)
     assert ststnet.selection == "last"
     fast = instantiate(_compose(["trainer=fast"]).trainer)
     assert fast.selection == "best_val" and fast.patience == 5
