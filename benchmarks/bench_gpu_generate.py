@@ -32,7 +32,7 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -312,6 +312,37 @@ def _table(title: str, rows: list[dict], note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+class SectionReport:
+    """Runs benchmark sections one by one, prints each table and rewrites the Markdown and JSON
+    outputs after every section, so a run cut short still leaves what it measured."""
+
+    def __init__(self, header: str, results: dict, out: Path | None, json_out: Path | None):
+        self.text, self.results, self.failed = [header, ""], results, []
+        self.out, self.json_out = out, json_out
+
+    def run(self, name: str, section: Callable[[], list[dict]], note: str = "") -> list[dict]:
+        start = time.perf_counter()
+        try:
+            rows = section()
+        except Exception as err:  # one broken section must not hide the others' numbers
+            self.failed.append(name)
+            rows = [{"error": f"{type(err).__name__}: {err}"}]
+        self.results[name] = rows
+        table = _table(f"{name} ({time.perf_counter() - start:.1f} s)", rows, note)
+        print(table, flush=True)
+        self.text.append(table)
+        if self.out:
+            self.out.write_text("\n".join(self.text))
+        if self.json_out:
+            self.json_out.write_text(json.dumps(self.results, indent=1))
+        return rows
+
+    def exit_code(self) -> int:
+        if self.failed:
+            print(f"failed sections: {', '.join(self.failed)}", file=sys.stderr)
+        return 1 if self.failed else 0
+
+
 SECTIONS = ("render", "memory", "agreement", "determinism", "store")
 
 
@@ -359,26 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "determinism": lambda: determinism_section(p, device, faces, args.work),
         "store": lambda: store_section(p, device, faces, args.work, args.keep_store),
     }
-    failed = []
-    text = [header, ""]
+    report = SectionReport(header, results, args.out, args.json)
     for name in args.sections.split(","):
-        start = time.perf_counter()
-        try:
-            rows = funcs[name]()
-        except Exception as err:  # one broken section must not hide the others' numbers
-            failed.append(name)
-            rows = [{"error": f"{type(err).__name__}: {err}"}]
-        results[name] = rows
-        table = _table(f"{name} ({time.perf_counter() - start:.1f} s)", rows, notes.get(name, ""))
-        print(table, flush=True)
-        text.append(table)
-        if args.out:
-            args.out.write_text("\n".join(text))
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1))
-    if failed:
-        print(f"failed sections: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+        report.run(name, funcs[name], notes.get(name, ""))
+    return report.exit_code()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ realism off, npy) unless ``--store`` points at one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gpu_generate import _parts, _table, builtin_faces
+from bench_gpu_generate import SectionReport, _parts, builtin_faces
 
 MODEL = "r3d18"
 NUM_CLASSES = 7
@@ -211,33 +210,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(header, flush=True)
     results: dict[str, object] = {"device": device, "preset": name, **p.__dict__}
-    text = [header, ""]
-    failed = []
+    report = SectionReport(header, results, args.out, args.json)
     compute: list[dict] = []
+
+    def fed() -> list[dict]:
+        made = time.perf_counter()
+        make_store(p, device, store)
+        results["store_seconds"] = time.perf_counter() - made
+        return fed_section(p, device, store, compute)
+
     for section in args.sections.split(","):
-        start = time.perf_counter()
-        try:
-            if section == "compute":
-                rows = compute = compute_section(p, device)
-            else:
-                made = time.perf_counter()
-                make_store(p, device, store)
-                results["store_seconds"] = time.perf_counter() - made
-                rows = fed_section(p, device, store, compute)
-        except Exception as err:  # one broken section must not hide the others' numbers
-            failed.append(section)
-            rows = [{"error": f"{type(err).__name__}: {err}"}]
-        results[section] = rows
-        table = _table(f"{section} ({time.perf_counter() - start:.1f} s)", rows)
-        print(table, flush=True)
-        text.append(table)
-        if args.out:
-            args.out.write_text("\n".join(text))
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=1))
-    if failed:
-        print(f"failed sections: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+        if section == "compute":
+            rows = report.run(section, lambda: compute_section(p, device))
+            compute = [r for r in rows if "error" not in r]
+        else:
+            report.run(section, fed)
+    return report.exit_code()
 
 
 if __name__ == "__main__":
