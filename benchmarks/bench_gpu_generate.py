@@ -312,6 +312,30 @@ def _table(title: str, rows: list[dict], note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def common_arguments(description: str, sections: str) -> argparse.ArgumentParser:
+    """The options both GPU benchmarks take: device, preset, sections, work folder, outputs."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
+    parser.add_argument("--preset", default="auto", choices=("auto", "full", "smoke"),
+                        help="sizes; auto: full on CUDA, smoke on a CPU")  # fmt: skip
+    parser.add_argument("--sections", default=sections)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mesynth_gpu_bench"))
+    parser.add_argument("--out", type=Path, help="also write the tables here (markdown)")
+    parser.add_argument("--json", type=Path, help="write the raw numbers here")
+    return parser
+
+
+def device_and_preset(args: argparse.Namespace) -> tuple[str, str]:
+    """``(device, preset name)``: ``auto`` picks CUDA when present, and the full preset there."""
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    preset = args.preset
+    if preset == "auto":
+        preset = "full" if device.startswith("cuda") else "smoke"
+    return device, preset
+
+
 class SectionReport:
     """Runs benchmark sections one by one, prints each table and rewrites the Markdown and JSON
     outputs after every section, so a run cut short still leaves what it measured."""
@@ -347,24 +371,12 @@ SECTIONS = ("render", "memory", "agreement", "determinism", "store")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
-    parser.add_argument("--preset", default="auto", choices=("auto", "full", "smoke"),
-                        help="sizes; auto: full on CUDA, smoke on a CPU")  # fmt: skip
-    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser = common_arguments(__doc__.splitlines()[0], ",".join(SECTIONS))
     parser.add_argument("--store-clips", type=int, help="clips of the store section")
     parser.add_argument("--deadline-s", type=float, help="stop the store section after this")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/mesynth_gpu_bench"))
     parser.add_argument("--keep-store", action="store_true", help="leave the store on disk")
-    parser.add_argument("--out", type=Path, help="also write the tables here (markdown)")
-    parser.add_argument("--json", type=Path, help="write the raw numbers here")
     args = parser.parse_args(argv)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    preset_name = args.preset
-    if preset_name == "auto":
-        preset_name = "full" if device.startswith("cuda") else "smoke"
+    device, preset_name = device_and_preset(args)
     p = PRESETS[preset_name]
     overrides = {"store_clips": args.store_clips, "deadline_s": args.deadline_s}
     p = Preset(**{**p.__dict__, **{k: v for k, v in overrides.items() if v is not None}})

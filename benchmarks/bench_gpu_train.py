@@ -21,7 +21,6 @@ realism off, npy) unless ``--store`` points at one.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -35,7 +34,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gpu_generate import SectionReport, _parts, builtin_faces
+from bench_gpu_generate import (
+    SectionReport,
+    _parts,
+    builtin_faces,
+    common_arguments,
+    device_and_preset,
+)
 
 MODEL = "r3d18"
 NUM_CLASSES = 7
@@ -180,23 +185,11 @@ def fed_section(p: Preset, device: str, store: Path, compute: list[dict]) -> lis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda")
-    parser.add_argument("--preset", default="auto", choices=("auto", "full", "smoke"),
-                        help="sizes; auto: full on CUDA, smoke on a CPU")  # fmt: skip
-    parser.add_argument("--sections", default="compute,fed")
+    parser = common_arguments(__doc__.splitlines()[0], "compute,fed")
     parser.add_argument("--workers", type=int, help="loader processes of the fed section")
     parser.add_argument("--store", type=Path, help="clip store to read (made when missing)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/mesynth_gpu_bench"))
-    parser.add_argument("--out", type=Path, help="also write the tables here (markdown)")
-    parser.add_argument("--json", type=Path, help="write the raw numbers here")
     args = parser.parse_args(argv)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    name = args.preset
-    if name == "auto":
-        name = "full" if device.startswith("cuda") else "smoke"
+    device, name = device_and_preset(args)
     p = PRESETS[name]
     if args.workers is not None:
         p = Preset(**{**p.__dict__, "workers": args.workers})
