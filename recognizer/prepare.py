@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from recognizer.data.flow import save_apex_flow
+from mesynth.flow import save_apex_flow
 from recognizer.data.frame_source import FrameSource
 from recognizer.data.representations import ApexFlow
 from recognizer.data.samples import Sample

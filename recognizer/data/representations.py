@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 import torch
 
+from mesynth.flow import apex_flow, flip_apex_flow
 from mesynth.keyframes import KeyFrames, get_sampler, sample_key_frames
-from recognizer.data.flow import apex_flow, flip_apex_flow
 from recognizer.data.frame_source import FrameSource
 from recognizer.data.input_config import INPUT_SCALES, InputConfig
 from recognizer.data.samples import Sample
@@ -140,12 +140,12 @@ class KeyFrameClip:
 class ApexFlow:
     """The apex-flow image ``(C=3, H=size, W=size)`` float32: channels (u, v, strain).
 
-    Computed from the onset and apex frames of the source (:func:`recognizer.data.flow.apex_flow`,
+    Computed from the onset and apex frames of the source (:func:`mesynth.flow.apex_flow`,
     memoised per sample since it is deterministic), or read as is when the sample is a single
     image (apex-flow images made elsewhere, via the ``manifest`` loader).
 
     Convention: each channel of the image is min-max scaled per sample to 0–255 (see
-    :func:`recognizer.data.flow.apex_flow`); the model's pixel scaling and statistics apply
+    :func:`mesynth.flow.apex_flow`); the model's pixel scaling and statistics apply
     after that. STSTNet declares ``unit`` with mean 0 and std 1, so it sees the flow image in
     [0, 1], as in its reference code.
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from recognizer.data.flow import (
+from mesynth.flow import (
     apex_flow,
     flip_apex_flow,
     minmax_uint8,

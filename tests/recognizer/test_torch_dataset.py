@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from recognizer.data.flow import save_apex_flow
+from mesynth.flow import save_apex_flow
 from recognizer.data.frame_source import RawFrames
 from recognizer.data.preprocess import CachedFrames, PreprocessSettings, preprocess
 from recognizer.data.representations import ApexFlow, KeyFrameClip
