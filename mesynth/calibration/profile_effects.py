@@ -25,7 +25,7 @@ Convention:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,23 +44,34 @@ GRAY_NOISE_FACTOR = float(np.sqrt(0.299**2 + 0.587**2 + 0.114**2))
 BLINK_DURATION_S = (0.10, 0.20)
 
 
-@dataclass(frozen=True)
-class ProfileEffects:
-    """Realism effects with per-clip values drawn from a calibration profile.
+@dataclass(frozen=True, kw_only=True)
+class ProfileSwitches:
+    """Which profile-driven effects are on (keyword-only; all on by default)."""
 
-    Attributes:
-        profile: the measured statistics.
-        path: the file it was read from (recorded in the store's ``meta.json``), if any.
-        head_motion, skin_motion, noise, drift, blinks: switch single effects off.
-    """
-
-    profile: CalibrationProfile
-    path: str | None = None
     head_motion: bool = True
     skin_motion: bool = True
     noise: bool = True
     drift: bool = True
     blinks: bool = True
+
+    def switches(self) -> dict[str, bool]:
+        """The switches as keywords (for building a sibling with the same ones)."""
+        return {f.name: getattr(self, f.name) for f in fields(ProfileSwitches)}
+
+
+@dataclass(frozen=True)
+class ProfileEffects(ProfileSwitches):
+    """Render effects with per-clip values drawn from a calibration profile.
+
+    Attributes:
+        profile: the measured statistics.
+        path: the file it was read from (recorded in the store's ``meta.json``), if any.
+        head_motion, skin_motion, noise, drift, blinks: switch single effects off
+            (:class:`ProfileSwitches`).
+    """
+
+    profile: CalibrationProfile
+    path: str | None = None
 
     @classmethod
     def load(cls, path: str | Path | None, **switches: bool) -> ProfileEffects:

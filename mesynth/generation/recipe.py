@@ -24,6 +24,7 @@ from pathlib import Path
 from mesynth.calibration.profile_effects import (
     Effects,
     ProfileEffects,
+    ProfileSwitches,
     calibrated_motion,
     resolve_effects,
 )
@@ -204,21 +205,17 @@ class FramesRecipe:
 
 
 @dataclass(frozen=True)
-class ProfileSource:
+class ProfileSource(ProfileSwitches):
     """Effects drawn from a calibration profile file (``mesynth calibrate`` writes one), read
     when the recipe is built.
 
     Attributes:
         path: the profile YAML (required at build time).
-        head_motion, skin_motion, noise, drift, blinks: switch single effects off.
+        head_motion, skin_motion, noise, drift, blinks: switch single effects off
+            (:class:`~mesynth.calibration.profile_effects.ProfileSwitches`).
     """
 
     path: str | None = None
-    head_motion: bool = True
-    skin_motion: bool = True
-    noise: bool = True
-    drift: bool = True
-    blinks: bool = True
 
     def load(self) -> ProfileEffects:
         """Read the profile.
@@ -226,8 +223,7 @@ class ProfileSource:
         Raises:
             mesynth.calibration.profile.ProfileError: no path, or a missing or malformed file.
         """
-        switches = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "path"}
-        return ProfileEffects.load(self.path, **switches)
+        return ProfileEffects.load(self.path, **self.switches())
 
 
 def _part(cls: type, value: object, key: str) -> object:
