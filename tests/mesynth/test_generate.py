@@ -263,6 +263,8 @@ def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
     sheet = store / "preview" / "contact_sheet.png"
     image = cv2.imread(str(sheet))
     assert image.shape[0] > 100 and image.std() > 10  # a sheet with content, not a blank
+    for figure in ("sharpness.png", "motion_outside_face.png"):
+        assert cv2.imread(str(store / "preview" / figure)).std() > 10
     import imageio.v3 as iio
 
     gif = iio.imread(store / "preview" / f"000003_{rows[3]['label']}.gif", index=None)

@@ -184,6 +184,40 @@ def test_a_blink_lowers_the_lid_over_a_static_eye(large_faces, closure) -> None:
             assert (dark & (y > edge)).sum() < dark.sum()
 
 
+def test_preview_figures_show_flat_sharpness_and_no_outside_motion(faces, tmp_path) -> None:
+    from mesynth.evaluation.preview import (
+        laplacian_variance,
+        motion_map,
+        preview_store,
+        store_face_supports,
+    )
+    from mesynth.generation.balance import equal
+    from mesynth.generation.pipeline import generate
+    from mesynth.generation.store import iter_manifest, load_clip
+    from mesynth.motion.timing import TimingSampler
+
+    generate(
+        faces,
+        TemplateBank.expert("dfme7"),
+        MotionModel.expert(),
+        TimingSampler(fps=60),
+        equal(1, ["happiness", "disgust"], seed=3),
+        tmp_path,
+        num_frames=6,
+        device="cpu",
+        progress=False,
+    )
+    supports = store_face_supports(tmp_path)
+    assert sorted(supports) == sorted(f.name for f in faces)
+    for row in iter_manifest(tmp_path):
+        frames = load_clip(tmp_path, row)
+        sharpness = laplacian_variance(frames)
+        assert np.abs(sharpness / sharpness[0] - 1).max() < 0.05
+        assert motion_map(frames)[~supports[row["identity"]]].max() == 0
+    paths = preview_store(tmp_path)
+    assert {"sharpness.png", "motion_outside_face.png"} <= {p.name for p in paths}
+
+
 def test_hull_distance_matches_opencv() -> None:
     landmarks = canonical_landmarks(SIZE)
     points = pixel_centres((SIZE, SIZE))
