@@ -58,7 +58,8 @@ def generate_command(cfg: DictConfig) -> None:
 
 
 def preview_command(cfg: DictConfig) -> None:
-    """Write a GIF per chosen clip and a labelled contact sheet."""
+    """Write a GIF per chosen clip, a labelled contact sheet, a per-frame sharpness trace and a
+    motion-outside-the-face map."""
     from mesynth.evaluation.preview import preview_store
 
     clips = OmegaConf.to_container(cfg.clips) if cfg.clips is not None else None
@@ -118,7 +119,9 @@ def templates_command(cfg: DictConfig) -> None:
 COMMANDS: dict[str, Command] = {
     "env": Command("env", env_command, "show versions, devices and available backends"),
     "generate": Command("generate", generate_command, "generate a balanced synthetic clip store"),
-    "preview": Command("preview", preview_command, "GIFs and a contact sheet of stored clips"),
+    "preview": Command(
+        "preview", preview_command, "GIFs, contact sheet, sharpness and outside-face motion"
+    ),
     "stats": Command("stats", stats_command, "class histogram, durations and intensities"),
     "templates": Command("templates", templates_command, "print the AU template bank"),
     "calibrate": Command(

@@ -1,18 +1,27 @@
-"""Looking at a clip store: animated GIFs and a labelled contact sheet.
+"""Looking at a clip store: animated GIFs, a labelled contact sheet, and renderer checks.
 
 Micro-expressions are tiny (1-3 px), so the contact sheet ends every row with the magnified
 absolute difference between the apex-most stored frame and the onset, and the GIFs can
 exaggerate motion (``magnify``) and play slowed down.
+
+Two figures check for renderer artefacts that move with the expression (and so could give the
+label away to a recognizer): ``sharpness.png``, the Laplacian variance of every stored frame
+relative to the onset (it should stay flat while the face moves), and
+``motion_outside_face.png``, the largest ``|frame - onset|`` of every pixel over the clip with
+the dilated face hull outlined (without head motion nothing outside it should change).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from mesynth.generation.store import StoreError, iter_manifest, load_clip
+from mesynth.generation.store import META, StoreError, iter_manifest, load_clip
+from mesynth.render.face_mask import DEFAULT_FALLOFF_IOD, DEFAULT_MARGIN_IOD, face_support
 
 
 def choose_clips(root: str | Path, clip_ids: Sequence[str] | None = None) -> list[dict[str, str]]:
@@ -105,6 +114,107 @@ def contact_sheet(
     return path
 
 
+def laplacian_variance(frames: np.ndarray) -> np.ndarray:
+    """Sharpness of each frame: variance of the Laplacian of its grey image, ``(T,)``.
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB.
+    """
+    return np.array(
+        [
+            cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float64), cv2.CV_64F).var()
+            for f in frames
+        ]
+    )
+
+
+def motion_map(frames: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32: per pixel, the largest channel-mean ``|frame - onset|`` over the clip
+    (grey levels)."""
+    diff = np.abs(frames.astype(np.float32) - frames[:1].astype(np.float32)).mean(-1)
+    return diff.max(axis=0)
+
+
+def store_face_supports(root: str | Path) -> dict[str, np.ndarray]:
+    """Identity name -> ``(H, W)`` bool dilated face hull (where the renderer lets AU and skin
+    motion act), from the landmarks and renderer settings in the store's ``meta.json``; empty
+    for a store that does not record landmarks."""
+    path = Path(root) / META
+    meta = json.loads(path.read_text()) if path.is_file() else {}
+    renderer = meta.get("config", {}).get("renderer", {})
+    size = int(meta.get("config", {}).get("size", 0))
+    return {
+        name: face_support(
+            np.asarray(points, dtype=np.float64),
+            (size, size),
+            float(renderer.get("mask_margin_iod", DEFAULT_MARGIN_IOD)),
+            float(renderer.get("mask_falloff_iod", DEFAULT_FALLOFF_IOD)),
+        )
+        for name, points in meta.get("identity_landmarks", {}).items()
+    }
+
+
+def _save(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sharpness_plot(root: str | Path, rows: Sequence[dict[str, str]], path: str | Path) -> Path:
+    """Plot each clip's Laplacian variance per stored frame relative to its onset frame, with
+    its apex marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for row in rows:
+        sharpness = laplacian_variance(load_clip(root, row))
+        numbers = [int(n) for n in row["frame_numbers"].split(";")]
+        line = ax.plot(numbers, sharpness / sharpness[0], marker=".", label=row["clip_id"])[0]
+        ax.axvline(int(row["apex"]), color=line.get_color(), lw=0.6, ls=":")
+    ax.set_xlabel("frame number (dotted: apex)")
+    ax.set_ylabel("Laplacian variance / onset")
+    ax.set_title("Sharpness per stored frame (flat = blur independent of the expression)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def outside_motion_sheet(
+    root: str | Path, rows: Sequence[dict[str, str]], path: str | Path
+) -> Path:
+    """One panel per clip: :func:`motion_map` with the dilated face hull outlined; the title
+    gives the largest change outside the hull (grey levels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    supports = store_face_supports(root)
+    fig, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows), 2.5), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        change = motion_map(load_clip(root, row))
+        ax.imshow(change, cmap="magma", vmin=0, vmax=max(float(change.max()), 1.0))
+        support = supports.get(row["identity"])
+        title = f"{row['clip_id']} {row['label']}"
+        if support is not None and support.shape == change.shape:
+            ax.contour(support, levels=[0.5], colors="cyan", linewidths=0.7)
+            outside = change[~support]
+            title += f"\noutside max {outside.max() if outside.size else 0:.0f}"
+        ax.set_title(title, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("max |frame - onset| over the clip (cyan: dilated face hull)", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def preview_store(
     root: str | Path,
     clip_ids: Sequence[str] | None = None,
@@ -114,7 +224,8 @@ def preview_store(
     gif_fps: float = 8.0,
     magnify: float = 1.0,
 ) -> list[Path]:
-    """GIF per chosen clip plus ``contact_sheet.png``; returns the written paths."""
+    """GIF per chosen clip plus ``contact_sheet.png``, ``sharpness.png`` and
+    ``motion_outside_face.png``; returns the written paths."""
     out = Path(out_dir) if out_dir else Path(root) / "preview"
     rows = choose_clips(root, clip_ids)
     paths = [
@@ -126,4 +237,6 @@ def preview_store(
         for row in rows
     ]
     paths.append(contact_sheet(root, rows, out / "contact_sheet.png", max_frames))
+    paths.append(sharpness_plot(root, rows, out / "sharpness.png"))
+    paths.append(outside_motion_sheet(root, rows, out / "motion_outside_face.png"))
     return paths

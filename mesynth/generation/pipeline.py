@@ -201,35 +201,34 @@ def sample_clip_parameters(
 def clip_patterns(
     params: ClipParameters, motion: MotionModel, landmarks: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A clip's motion as ``(patterns, weights)`` for :class:`~mesynth.render.warp.WarpRequest`.
+    """A clip's AU motion as ``(patterns, weights)`` for
+    :class:`~mesynth.render.warp.WarpRequest`.
 
     Returns:
-        ``patterns`` ``(K', 68, 2)`` pixels: ``IOD_px * intensity_k * basis_k`` per AU, plus the
-        fully closed eyelid pattern when the clip blinks; ``weights`` ``(T, K')``: the AU
-        intensity curves at the stored frames (and the blink closure).
+        ``patterns`` ``(K, 68, 2)`` pixels: ``IOD_px * intensity_k * basis_k`` per AU;
+        ``weights`` ``(T, K)``: the AU intensity curves at the stored frames. Blinks are not
+        among them: the renderer draws them as an occlusion (``WarpRequest.blink``).
     """
     aus = params.instance.aus
     frames = params.frame_numbers.astype(np.float64)
-    patterns = np.zeros((0, len(landmarks), 2))
-    weights = np.zeros((len(frames), 0))
-    if aus:
-        basis = np.asarray(motion.au_basis(aus), dtype=np.float64)  # (K, 68, 2) IOD units
-        scale = np.array([a.intensity for a in aus]) * float(inter_ocular_distance(landmarks))
-        patterns = basis * scale[:, None, None]
-        weights = np.asarray(params.timing.intensity(frames), dtype=np.float64)  # (T, K)
-    closure = blink_closure(params.realism, params.times_s)
-    if closure.any():
-        patterns = np.concatenate([patterns, blink_displacements(landmarks, np.ones(1))])
-        weights = np.concatenate([weights, closure[:, None]], axis=1)
-    return patterns, weights
+    if not aus:
+        return np.zeros((0, len(landmarks), 2)), np.zeros((len(frames), 0))
+    basis = np.asarray(motion.au_basis(aus), dtype=np.float64)  # (K, 68, 2) IOD units
+    scale = np.array([a.intensity for a in aus]) * float(inter_ocular_distance(landmarks))
+    weights = np.asarray(params.timing.intensity(frames), dtype=np.float64)  # (T, K)
+    return basis * scale[:, None, None], weights
 
 
 def clip_displacements(
     params: ClipParameters, motion: MotionModel, landmarks: np.ndarray
 ) -> np.ndarray:
-    """Forward landmark displacements of every stored frame, ``(T, 68, 2)`` pixels."""
+    """Forward landmark displacements of every stored frame, ``(T, 68, 2)`` pixels: the AU
+    motion plus the blink's upper-lid descent
+    (:func:`~mesynth.render.effects.blink_displacements`)."""
     patterns, weights = clip_patterns(params, motion, landmarks)
-    return np.einsum("tk,knd->tnd", weights, patterns)
+    closure = blink_closure(params.realism, params.times_s)
+    aus = np.einsum("tk,knd->tnd", weights, patterns)
+    return aus + blink_displacements(landmarks, closure)
 
 
 def render_clips(
@@ -247,6 +246,7 @@ def render_clips(
         face = identities[p.identity]
         envelope = p.envelope
         field = skin_field(p.realism, face.image.shape[:2])
+        closure = blink_closure(p.realism, p.times_s)
         requests.append(
             WarpRequest(
                 p.identity,
@@ -254,6 +254,7 @@ def render_clips(
                 head_affines(p.realism, p.times_s, envelope, p.timing.apex_s),
                 field,
                 envelope if field is not None else None,
+                closure if closure.any() else None,
             )
         )
     frames = warper.render(requests)
@@ -363,7 +364,7 @@ def generation_config(
         "num_frames": num_frames,
         "sampling": sampling,
         "realism": realism.describe() if isinstance(realism, ProfileEffects) else asdict(realism),
-        "inverse_iterations": inverse_iterations,
+        "renderer": FaceWarper(inverse_iterations=inverse_iterations).settings(),
         **dict(extra or {}),
     }
 
@@ -469,6 +470,7 @@ def generate(
         "scheme": bank.scheme,
         "class_names": list(plan.counts),
         "identities": [f.name for f in faces],
+        "identity_landmarks": {f.name: np.round(f.landmarks, 3).tolist() for f in faces},
         "skipped_identities": [{"path": p, "reason": r} for p, r in skipped],
         "n_clips": plan.total,
     }

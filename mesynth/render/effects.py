@@ -42,7 +42,7 @@ class EffectsConfig:
         head_translation_px: peak translation (pixels at the output size).
         head_rotation_deg: peak in-plane rotation.
         head_scale: peak relative scale change.
-        blinks: AU45-like eyelid closure, via landmark displacement.
+        blinks: AU45-like eyelid closure: the upper lid slides down over the eye.
         blink_probability: chance that a clip contains one blink.
         blink_duration_s: (min, max) blink duration.
         noise: additive Gaussian sensor noise.
@@ -248,14 +248,16 @@ def blink_closure(params: EffectParams, times_s: np.ndarray) -> np.ndarray:
 def blink_displacements(landmarks: np.ndarray, closure: np.ndarray) -> np.ndarray:
     """Landmark displacements ``(T, 68, 2)`` closing the eyes by ``closure`` ``(T,)``.
 
-    The upper lid travels 85 % of the way to the lower lid and the lower lid 15 % up, so at
-    closure 1 the lids meet.
+    The landmark view of a blink: the upper lid points travel ``closure`` of the way to the
+    lower lid points, which stay put (at closure 1 the lids meet). The renderer draws the same
+    lid motion as an occlusion over a static eyeball (:mod:`mesynth.render.eyelids`), not as a
+    warp of these points.
     """
     landmarks = np.asarray(landmarks, dtype=np.float64)
+    closure = np.asarray(closure, dtype=np.float64)
     gap = landmarks[LOWER_LID] - landmarks[UPPER_LID]  # (4, 2)
     out = np.zeros((len(closure), len(landmarks), 2))
-    out[:, UPPER_LID] = closure[:, None, None] * 0.85 * gap
-    out[:, LOWER_LID] = -closure[:, None, None] * 0.15 * gap
+    out[:, UPPER_LID] = closure[:, None, None] * gap
     return out
 
 

@@ -20,6 +20,22 @@ Convention:
     which matters for large motions such as blinks. ``grid_sample`` is called with normalised
     coordinates, ``align_corners=False`` (pixel centre ``x`` maps to ``2 x / W - 1``), bilinear
     interpolation and ``padding_mode="border"``.
+
+Artefacts the renderer avoids, because they move with the expression and so give the label away:
+
+* *Resampling blur tied to displacement.* Bilinear sampling blurs by an amount that depends on
+  the sub-pixel offset (none at offset 0, most at 0.5), so a frame copied at the onset would be
+  sharper than a resampled apex. Every frame, the onset included, samples one pre-filtered
+  source per identity (:func:`prefiltered_source`): the face low-passed by a Gaussian and
+  upsampled with Lanczos interpolation. The Gaussian removes the content near the Nyquist
+  frequency whose attenuation depends on the phase of the sample, and bilinear sampling on the
+  finer grid adds little phase-dependent blur, so a frame's sharpness does not depend on how far
+  its pixels moved. ``grid_sample`` coordinates are unchanged: with ``align_corners=False`` the
+  normalised coordinates cover the same image extent at any resolution.
+* *Motion outside the face.* Every per-AU field and the skin field is multiplied by
+  :func:`mesynth.render.face_mask.face_mask` (1 on the face, 0 a little outside its hull).
+* *Blinks that squash the iris.* A blink is an occlusion drawn by
+  :func:`mesynth.render.eyelids.blink_offsets` at the AU-warped positions, not a landmark motion.
 """
 
 from __future__ import annotations
@@ -28,13 +44,29 @@ from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mesynth.render.eyelids import (
+    DEFAULT_LID_HEIGHT_IOD,
+    blink_offsets,
+    lid_height_px,
+    lid_polylines,
+)
+from mesynth.render.face_mask import DEFAULT_FALLOFF_IOD, DEFAULT_MARGIN_IOD, face_mask
+
 #: Tikhonov term added to the TPS kernel diagonal (normalised coordinates); it keeps the system
 #: solvable when two landmarks (e.g. the inner lips of a closed mouth) nearly coincide.
 DEFAULT_REGULARIZATION = 1e-6
+#: Gaussian low-pass of the source face, pixels: enough to make the sharpness of a frame
+#: independent of the sub-pixel offsets it is sampled at (about the blur of bilinear sampling
+#: at a half-pixel offset, the worst case without it).
+DEFAULT_PREFILTER_SIGMA = 0.5
+#: upsampling factor of the source face: bilinear sampling on a 4x finer grid adds at most
+#: 1/64 px^2 of blur variance, whatever the offset.
+DEFAULT_UPSAMPLE = 4
 
 
 def _tps_kernel(sq_dist: np.ndarray) -> np.ndarray:
@@ -192,14 +224,39 @@ def apply_backward_affine(
     return (linear @ (points - c)[..., None])[..., 0] + c + shift
 
 
-def sample_clips(images: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
-    """Render all frames of ``B`` clips with one ``grid_sample``.
-
-    The ``T`` frame grids of a clip are stacked along the grid's height, so each clip's single
-    source image is read by all its frames without copying it ``T`` times.
+def prefiltered_source(image: np.ndarray, sigma: float, factor: int) -> np.ndarray:
+    """The image every frame of a face is sampled from: Gaussian low-pass, then upsampling.
 
     Args:
-        images: ``(B, C, H, W)`` float source faces.
+        image: ``(H, W, C)`` uint8 face.
+        sigma: Gaussian standard deviation, pixels of ``image`` (0: no low-pass).
+        factor: integer upsampling factor (Lanczos-4 interpolation; 1: none).
+
+    Returns:
+        ``(factor H, factor W, C)`` float32, 0-255 scale. OpenCV's resize maps pixel centres
+        like ``grid_sample`` with ``align_corners=False``, so one normalised grid samples the
+        same point of the face in ``image`` and in the result.
+    """
+    if sigma < 0 or factor < 1:
+        raise ValueError(f"need sigma >= 0 and factor >= 1, got {sigma} and {factor}")
+    out = np.asarray(image, dtype=np.float32)
+    if sigma > 0:
+        out = cv2.GaussianBlur(out, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+    if factor > 1:
+        height, width = out.shape[:2]
+        out = cv2.resize(out, (factor * width, factor * height), interpolation=cv2.INTER_LANCZOS4)
+    return out.reshape(*out.shape[:2], image.shape[2])
+
+
+def sample_clips(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
+    """Render all frames of ``B`` clips of one face with one ``grid_sample``.
+
+    All frame grids are stacked along the grid's height, so the single source image is read by
+    every frame without copying it.
+
+    Args:
+        image: ``(C, H', W')`` float source face (any resolution; see
+            :func:`prefiltered_source`).
         grids: ``(B, T, H, W, 2)`` normalised sampling positions.
 
     Returns:
@@ -207,13 +264,13 @@ def sample_clips(images: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
     """
     batch, frames, height, width, _ = grids.shape
     out = F.grid_sample(
-        images,
-        grids.reshape(batch, frames * height, width, 2),
+        image[None],
+        grids.reshape(1, batch * frames * height, width, 2),
         mode="bilinear",
         padding_mode="border",
         align_corners=False,
-    )  # (B, C, T*H, W)
-    return out.reshape(batch, images.shape[1], frames, height, width).permute(0, 2, 3, 4, 1)
+    )  # (1, C, B*T*H, W)
+    return out.reshape(image.shape[0], batch, frames, height, width).permute(1, 2, 3, 4, 0)
 
 
 @dataclass(frozen=True)
@@ -225,13 +282,16 @@ class WarpRequest:
     Attributes:
         identity: key of a face registered with :meth:`FaceWarper.add_identity`.
         patterns: ``(K, N, 2)`` forward landmark displacement patterns, pixels (e.g. one per AU
-            at its apex intensity, plus an eyelid pattern for blinks).
+            at its apex intensity).
         weights: ``(T, K)`` weight of every pattern in every frame (e.g. intensity curves).
         affines: optional ``(T, 2, 3)`` backward similarity per frame (head micro-motion), see
             :func:`apply_backward_affine`; ``None`` for a still head.
         field: optional ``(H, W, 2)`` backward pixel offsets added to every frame's map, times
-            ``field_weights`` (e.g. smooth random skin motion), before the head affine.
+            ``field_weights`` and the face mask (e.g. smooth random skin motion), before the
+            head affine.
         field_weights: ``(T,)`` weight of ``field`` per frame (required with ``field``).
+        blink: optional ``(T,)`` eyelid closure per frame in ``[0, 1]``
+            (:func:`mesynth.render.eyelids.blink_offsets`); ``None`` for open eyes.
     """
 
     identity: Hashable
@@ -240,6 +300,7 @@ class WarpRequest:
     affines: np.ndarray | None = None
     field: np.ndarray | None = None
     field_weights: np.ndarray | None = None
+    blink: np.ndarray | None = None
 
     @classmethod
     def from_displacements(
@@ -254,6 +315,19 @@ class WarpRequest:
         return len(self.weights)
 
 
+@dataclass(frozen=True)
+class _Face:
+    """A registered face's device tensors (see :meth:`FaceWarper.add_identity`)."""
+
+    influence_t: torch.Tensor  # (N, H*W) TPS operator, transposed, times the face mask
+    source: torch.Tensor  # (C, f*H, f*W) pre-filtered, upsampled face
+    mask: torch.Tensor  # (H, W, 1) face mask
+    upper: torch.Tensor  # (2, 4, 2) upper lid polylines, pixels
+    lower: torch.Tensor  # (2, 4, 2) lower lid polylines, pixels
+    lid_height: float  # pixels
+    size: tuple[int, int]  # (H, W)
+
+
 class FaceWarper:
     """Renders clips of registered faces: per-identity TPS operators, batched resampling.
 
@@ -263,10 +337,17 @@ class FaceWarper:
         inverse_iterations: fixed-point refinements of the backward map, see module docs.
         cache_size: how many identities' operators stay on the device (least recently used
             ones are dropped and recomputed on demand).
+        prefilter_sigma: Gaussian low-pass of the source face, pixels
+            (:func:`prefiltered_source`).
+        upsample: upsampling factor of the source face.
+        mask_margin_iod, mask_falloff_iod: the face mask confining AU and skin motion
+            (:func:`mesynth.render.face_mask.face_mask`).
+        lid_height_iod: lid skin that stretches over the eye in a blink, IOD
+            (:mod:`mesynth.render.eyelids`).
 
     Results depend only on each clip's request, never on which other clips share the batch:
     every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` treats
-    batch elements independently.
+    every output pixel independently.
     """
 
     def __init__(
@@ -275,35 +356,90 @@ class FaceWarper:
         dtype: torch.dtype = torch.float32,
         inverse_iterations: int = 1,
         cache_size: int = 64,
+        prefilter_sigma: float = DEFAULT_PREFILTER_SIGMA,
+        upsample: int = DEFAULT_UPSAMPLE,
+        mask_margin_iod: float = DEFAULT_MARGIN_IOD,
+        mask_falloff_iod: float = DEFAULT_FALLOFF_IOD,
+        lid_height_iod: float = DEFAULT_LID_HEIGHT_IOD,
     ) -> None:
         if inverse_iterations < 0:
             raise ValueError(f"inverse_iterations must be >= 0, got {inverse_iterations}")
+        if prefilter_sigma < 0 or upsample < 1 or mask_margin_iod < 0:
+            raise ValueError(
+                "need prefilter_sigma >= 0, upsample >= 1 and mask_margin_iod >= 0, got "
+                f"{prefilter_sigma}, {upsample} and {mask_margin_iod}"
+            )
+        if not (mask_falloff_iod > 0 and lid_height_iod > 0):
+            raise ValueError(
+                "need mask_falloff_iod > 0 and lid_height_iod > 0, got "
+                f"{mask_falloff_iod} and {lid_height_iod}"
+            )
         self.device = torch.device(device)
         self.dtype = dtype
         self.inverse_iterations = inverse_iterations
         self.cache_size = cache_size
+        self.prefilter_sigma = float(prefilter_sigma)
+        self.upsample = int(upsample)
+        self.mask_margin_iod = float(mask_margin_iod)
+        self.mask_falloff_iod = float(mask_falloff_iod)
+        self.lid_height_iod = float(lid_height_iod)
         self._faces: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
-        self._operators: OrderedDict[Hashable, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._operators: OrderedDict[Hashable, _Face] = OrderedDict()
+
+    def settings(self) -> dict[str, float | int]:
+        """The settings that change rendered pixels (for a store's configuration hash)."""
+        return {
+            "inverse_iterations": self.inverse_iterations,
+            "prefilter_sigma": self.prefilter_sigma,
+            "upsample": self.upsample,
+            "mask_margin_iod": self.mask_margin_iod,
+            "mask_falloff_iod": self.mask_falloff_iod,
+            "lid_height_iod": self.lid_height_iod,
+        }
 
     def add_identity(self, key: Hashable, image: np.ndarray, landmarks: np.ndarray) -> None:
-        """Register a face: ``image`` ``(H, W, C)`` uint8, ``landmarks`` ``(N, 2)`` pixels."""
+        """Register a face: ``image`` ``(H, W, C)`` uint8, ``landmarks`` ``(N, 2)`` pixels
+        (iBUG 68 for the face mask and the eyelids)."""
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3:
             raise ValueError(f"identity {key!r}: image must be (H, W, C) uint8, got {image.shape}")
         self._faces[key] = (image, np.asarray(landmarks, dtype=np.float64))
         self._operators.pop(key, None)
 
-    def _operator(self, key: Hashable) -> tuple[torch.Tensor, torch.Tensor]:
+    def face_mask(self, key: Hashable) -> np.ndarray:
+        """``(H, W)`` float64 face mask of a registered identity."""
+        image, landmarks = self._known(key)
+        return face_mask(landmarks, image.shape[:2], self.mask_margin_iod, self.mask_falloff_iod)
+
+    def source(self, key: Hashable) -> np.ndarray:
+        """``(f H, f W, C)`` float32 pre-filtered source of a registered identity."""
+        return prefiltered_source(self._known(key)[0], self.prefilter_sigma, self.upsample)
+
+    def _known(self, key: Hashable) -> tuple[np.ndarray, np.ndarray]:
+        if key not in self._faces:
+            raise KeyError(f"unknown identity {key!r}; register it with add_identity first")
+        return self._faces[key]
+
+    def _operator(self, key: Hashable) -> _Face:
         if key in self._operators:
             self._operators.move_to_end(key)
             return self._operators[key]
-        if key not in self._faces:
-            raise KeyError(f"unknown identity {key!r}; register it with add_identity first")
-        image, landmarks = self._faces[key]
-        influence_t = np.ascontiguousarray(tps_influence(landmarks, image.shape[:2]).T)
-        entry = (
-            torch.from_numpy(influence_t).to(self.device, self.dtype),
-            torch.from_numpy(image).to(self.device, self.dtype).permute(2, 0, 1),
+        image, landmarks = self._known(key)
+        mask = self.face_mask(key)
+        influence_t = tps_influence(landmarks, image.shape[:2]).T * mask.reshape(1, -1)
+        upper, lower = lid_polylines(landmarks)
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype)
+
+        entry = _Face(
+            influence_t=tensor(influence_t),
+            source=tensor(self.source(key)).permute(2, 0, 1),
+            mask=tensor(mask[..., None]),
+            upper=tensor(upper),
+            lower=tensor(lower),
+            lid_height=lid_height_px(landmarks, self.lid_height_iod),
+            size=(image.shape[0], image.shape[1]),
         )
         self._operators[key] = entry
         while len(self._operators) > self.cache_size:
@@ -312,32 +448,40 @@ class FaceWarper:
 
     def grids(self, request: WarpRequest, out: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised sampling grid ``(T, H, W, 2)`` of one clip (written into ``out`` if given)."""
-        influence_t, image = self._operator(request.identity)
-        size = (image.shape[1], image.shape[2])
+        face = self._operator(request.identity)
+        size = face.size
         patterns = torch.as_tensor(request.patterns, dtype=self.dtype).to(self.device)
         weights = torch.as_tensor(request.weights, dtype=self.dtype).to(self.device)
-        n_points = influence_t.shape[0]
+        n_points = face.influence_t.shape[0]
         if patterns.ndim != 3 or patterns.shape[1:] != (n_points, 2):
             raise ValueError(f"patterns must be (K, {n_points}, 2), got {tuple(patterns.shape)}")
         if weights.ndim != 2 or weights.shape[1] != patterns.shape[0]:
             raise ValueError(
                 f"weights must be (T, K={patterns.shape[0]}), got {tuple(weights.shape)}"
             )
-        flow = backward_flow(influence_t, patterns, weights, size, self.inverse_iterations)
+        flow = backward_flow(face.influence_t, patterns, weights, size, self.inverse_iterations)
         if request.field is not None:
-            flow = flow + self._field_offsets(request, size)
+            flow = flow + self._field_offsets(request, face)
         base = normalised_pixel_grid(size, self.dtype, self.device)
-        if request.affines is None:
+        if request.affines is None and request.blink is None:
             return torch.add(flow, base, out=out)
-        affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
-        points = apply_backward_affine(
-            from_normalised(flow + base, size), affines, (size[1] / 2, size[0] / 2)
-        )
+        points = from_normalised(flow + base, size)
+        if request.blink is not None:
+            closure = torch.as_tensor(request.blink, dtype=self.dtype).to(self.device)
+            if closure.shape != (request.n_frames,):
+                raise ValueError(f"blink must be ({request.n_frames},), got {tuple(closure.shape)}")
+            points = points + blink_offsets(
+                points, closure, face.upper, face.lower, face.lid_height
+            )
+        if request.affines is not None:
+            affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
+            points = apply_backward_affine(points, affines, (size[1] / 2, size[0] / 2))
         grid = to_normalised(points, size)
         return grid if out is None else out.copy_(grid)
 
-    def _field_offsets(self, request: WarpRequest, size: tuple[int, int]) -> torch.Tensor:
-        """``(T, H, W, 2)`` normalised offsets of a request's extra field."""
+    def _field_offsets(self, request: WarpRequest, face: _Face) -> torch.Tensor:
+        """``(T, H, W, 2)`` normalised offsets of a request's extra field, inside the face mask."""
+        size = face.size
         field = torch.as_tensor(request.field, dtype=self.dtype).to(self.device)
         if field.shape != (*size, 2):
             raise ValueError(f"field must be ({size[0]}, {size[1]}, 2), got {tuple(field.shape)}")
@@ -345,28 +489,35 @@ class FaceWarper:
             raise ValueError(f"field_weights must be ({request.n_frames},) with a field")
         weights = torch.as_tensor(request.field_weights, dtype=self.dtype).to(self.device)
         scale = torch.tensor([2.0 / size[1], 2.0 / size[0]], dtype=self.dtype, device=self.device)
-        return weights[:, None, None, None] * (field * scale)
+        return weights[:, None, None, None] * (field * face.mask * scale)
 
     def render(self, requests: Sequence[WarpRequest]) -> list[torch.Tensor]:
         """Render clips: one float ``(T, H, W, C)`` tensor (0-255 scale) per request, on the
         warper's device.
 
-        Clips may differ in identity and length (not in size); shorter clips are padded for the
-        single ``grid_sample`` and trimmed afterwards.
+        Clips may differ in identity and length (not in size); the clips of one identity share
+        one ``grid_sample``, shorter clips padded for it and trimmed afterwards.
         """
         if not requests:
             return []
-        images = torch.stack([self._operator(r.identity)[1] for r in requests])
-        height, width = images.shape[2:]
-        lengths = [r.n_frames for r in requests]
-        grids = torch.empty(len(requests), max(lengths), height, width, 2, dtype=self.dtype)
-        grids = grids.to(self.device)
-        base = normalised_pixel_grid((height, width), self.dtype, self.device)
-        for b, request in enumerate(requests):
-            self.grids(request, out=grids[b, : lengths[b]])
-            grids[b, lengths[b] :] = base  # padding frames: any valid grid, trimmed later
-        frames = sample_clips(images, grids)
-        return [frames[i, :t] for i, t in enumerate(lengths)]
+        out: list[torch.Tensor | None] = [None] * len(requests)
+        by_identity: dict[Hashable, list[int]] = {}
+        for index, request in enumerate(requests):
+            by_identity.setdefault(request.identity, []).append(index)
+        for key, indices in by_identity.items():
+            face = self._operator(key)
+            height, width = face.size
+            lengths = [requests[i].n_frames for i in indices]
+            grids = torch.empty(len(indices), max(lengths), height, width, 2, dtype=self.dtype)
+            grids = grids.to(self.device)
+            base = normalised_pixel_grid(face.size, self.dtype, self.device)
+            for b, (i, length) in enumerate(zip(indices, lengths)):
+                self.grids(requests[i], out=grids[b, :length])
+                grids[b, length:] = base  # padding frames: any valid grid, trimmed later
+            frames = sample_clips(face.source, grids)
+            for b, (i, length) in enumerate(zip(indices, lengths)):
+                out[i] = frames[b, :length]
+        return [f for f in out if f is not None]
 
 
 def to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:

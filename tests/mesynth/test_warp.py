@@ -44,11 +44,20 @@ def test_influence_reproduces_affine_maps_exactly() -> None:
     np.testing.assert_allclose(out, expected, atol=1e-4)
 
 
-def test_zero_displacement_reproduces_the_face_exactly(device) -> None:
-    warper = _warper(device)
+def test_zero_displacement_reproduces_the_unfiltered_face_exactly(device) -> None:
+    warper = _warper(device, prefilter_sigma=0.0, upsample=1)
     frames = warper.render([WarpRequest.from_displacements("face", np.zeros((3, 68, 2)))])[0]
     assert frames.shape == (3, SIZE, SIZE, 3)
     assert np.array_equal(to_uint8(frames), np.repeat(_texture()[None], 3, 0))
+
+
+def test_zero_displacement_gives_the_prefiltered_face(device) -> None:
+    # the default source is low-passed (Gaussian sigma 0.5 px) and upsampled 4x with Lanczos;
+    # sampled at the pixel centres it is the low-passed face (independent reference: OpenCV)
+    frames = _warper(device).render([WarpRequest.from_displacements("face", np.zeros((2, 68, 2)))])
+    expected = cv2.GaussianBlur(_texture().astype(np.float32), (0, 0), 0.5)
+    error = np.abs(frames[0].cpu().numpy() - expected)[:, 3:-3, 3:-3]  # borders: resize padding
+    assert error.mean() < 0.5 and error.max() < 4.0
 
 
 @pytest.mark.parametrize("shift", [(2.0, -1.5), (-1.25, 2.5)])
@@ -86,9 +95,9 @@ def test_inverse_refinement_shrinks_the_backward_map_residual() -> None:
     forward = RBFInterpolator(points, disp[0], kernel="thin_plate_spline", degree=1)
     residuals = []
     for iterations in (0, 2):
-        grid = _warper("cpu", inverse_iterations=iterations).grids(
-            WarpRequest.from_displacements("face", disp)
-        )
+        # an (almost) unmasked field: the TPS residual is what this test is about
+        warper = _warper("cpu", inverse_iterations=iterations, mask_falloff_iod=1e3)
+        grid = warper.grids(WarpRequest.from_displacements("face", disp))
         source = ((grid[0].double().numpy() + 1) / 2 * SIZE).reshape(-1, 2)
         # an exact backward map satisfies source + u(source) = output pixel
         landed = source + forward(source)
@@ -136,7 +145,7 @@ def test_cuda_matches_cpu() -> None:
 def test_head_motion_affine_is_applied_about_the_centre(device) -> None:
     shift = np.array([[[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]]])
     frame = to_uint8(
-        _warper(device).render(
+        _warper(device, prefilter_sigma=0.0, upsample=1).render(
             [WarpRequest.from_displacements("face", np.zeros((1, 68, 2)), shift)]
         )[0][0]
     )
@@ -161,8 +170,10 @@ def test_full_blink_closes_the_lids() -> None:
     params = EffectParams(blink_start_s=0.0, blink_duration_s=0.2, blink_depth=1.0)
     closure = blink_closure(params, np.array([0.0, 0.1, 0.2]))
     np.testing.assert_allclose(closure, [0.0, 1.0, 0.0], atol=1e-12)
-    moved = points + blink_displacements(points, closure)[1]
-    np.testing.assert_allclose(moved[[37, 38, 43, 44]], moved[[41, 40, 47, 46]], atol=1e-9)
+    displacements = blink_displacements(points, closure)
+    moved = points + displacements[1]
+    np.testing.assert_allclose(moved[[37, 38, 43, 44]], points[[41, 40, 47, 46]], atol=1e-9)
+    assert not displacements[:, [41, 40, 47, 46]].any()  # the lower lid stays put
 
 
 def test_bad_displacement_shape_and_unknown_identity() -> None:
@@ -177,4 +188,10 @@ def test_bad_displacement_shape_and_unknown_identity() -> None:
         warper.add_identity("bad", np.zeros((8, 8, 3)), canonical_landmarks(8))
     with pytest.raises(ValueError, match="inverse_iterations"):
         FaceWarper("cpu", inverse_iterations=-1)
+    with pytest.raises(ValueError, match="upsample"):
+        FaceWarper("cpu", upsample=0)
+    with pytest.raises(ValueError, match="mask_falloff_iod"):
+        FaceWarper("cpu", mask_falloff_iod=0.0)
+    with pytest.raises(ValueError, match=r"blink must be \(1,\)"):
+        warper.render([WarpRequest("face", np.zeros((0, 68, 2)), np.zeros((1, 0)), blink=[0, 1])])
     assert torch.device("cpu") == warper.device
