@@ -155,6 +155,61 @@ def _plain(obj: object) -> object:
     return obj
 
 
+@dataclass(frozen=True)
+class ClipSampler:
+    """Draws each clip's parameters from its own generator (order: template, identity, timing,
+    effects); rendering is then a pure function of them.
+
+    Attributes:
+        bank: the template bank.
+        identity_names: the identities a clip may get.
+        timing_sampler: draws the time course.
+        effects: render-time effects (an ``EffectsConfig`` or a ``ProfileEffects``).
+        mode, num_frames, sampling: the frames a clip stores (:func:`select_frames`).
+        iod_px: identity name -> inter-ocular distance in crop pixels; needed by a
+            :class:`~mesynth.calibration.profile_effects.ProfileEffects`, whose sizes are IOD
+            units.
+    """
+
+    bank: TemplateBank
+    identity_names: Sequence[str]
+    timing_sampler: TimingSampler
+    effects: Effects
+    mode: str = "keyframes"
+    num_frames: int = 16
+    sampling: str = "uniform"
+    iod_px: Mapping[str, float] | None = None
+
+    def sample(self, planned: PlannedClip) -> ClipParameters:
+        """The parameters of ``planned`` (the same whatever the batch, worker or device)."""
+        generator = clip_generator(planned.seed)
+        instance = self.bank.sample(planned.label, generator)
+        names = self.identity_names
+        identity = names[int(generator.integers(len(names)))]
+        timing = self.timing_sampler.sample(len(instance.aus), generator)
+        n_frames, apex = int(timing.n_frames), int(timing.apex)
+        frames = select_frames(self.mode, n_frames, apex, self.num_frames, self.sampling)
+        duration_s = timing.n_frames / float(timing.fps)
+        if isinstance(self.effects, ProfileEffects):
+            if self.iod_px is None or identity not in self.iod_px:
+                raise ValueError(f"profile effects need iod_px for identity {identity!r}")
+            iod = float(self.iod_px[identity])
+            extras = self.effects.sample(duration_s, timing.apex_s, iod, generator)
+        else:
+            extras = sample_effects(self.effects, duration_s, generator)
+        return ClipParameters(
+            planned.index,
+            clip_id_for(planned.index),
+            planned.seed,
+            planned.label,
+            identity,
+            instance,
+            timing,
+            frames,
+            extras,
+        )
+
+
 def sample_clip_parameters(
     planned: PlannedClip,
     *,
@@ -167,35 +222,12 @@ def sample_clip_parameters(
     sampling: str = "uniform",
     iod_px: Mapping[str, float] | None = None,
 ) -> ClipParameters:
-    """Draw one clip's parameters from its own generator (order: template, identity, timing,
-    realism).
-
-    ``iod_px`` (identity name -> inter-ocular distance in crop pixels) is needed by a
-    :class:`~mesynth.calibration.profile_effects.ProfileEffects`, whose sizes are IOD units.
-    """
-    generator = clip_generator(planned.seed)
-    instance = bank.sample(planned.label, generator)
-    identity = identity_names[int(generator.integers(len(identity_names)))]
-    timing = timing_sampler.sample(len(instance.aus), generator)
-    frames = select_frames(mode, int(timing.n_frames), int(timing.apex), num_frames, sampling)
-    duration_s = timing.n_frames / float(timing.fps)
-    if isinstance(realism, ProfileEffects):
-        if iod_px is None or identity not in iod_px:
-            raise ValueError(f"profile realism needs iod_px for identity {identity!r}")
-        extras = realism.sample(duration_s, timing.apex_s, float(iod_px[identity]), generator)
-    else:
-        extras = sample_effects(realism, duration_s, generator)
-    return ClipParameters(
-        index=planned.index,
-        clip_id=clip_id_for(planned.index),
-        seed=planned.seed,
-        label=planned.label,
-        identity=identity,
-        instance=instance,
-        timing=timing,
-        frame_numbers=frames,
-        realism=extras,
+    """One clip's parameters (:class:`ClipSampler` for a single clip; ``realism`` are the
+    render-time effects, the name the stored parameters keep)."""
+    sampler = ClipSampler(
+        bank, identity_names, timing_sampler, realism, mode, num_frames, sampling, iod_px
     )
+    return sampler.sample(planned)
 
 
 def clip_patterns(
@@ -491,27 +523,16 @@ def generate(
     warper = FaceWarper(resolve_device(device), inverse_iterations=inverse_iterations)
     for face in faces:
         warper.add_identity(face.name, face.image, face.landmarks)
-    names = [f.name for f in faces]
     iods = {f.name: float(inter_ocular_distance(f.landmarks)) for f in faces}
+    sampler = ClipSampler(
+        bank, [f.name for f in faces], timing_sampler, realism, mode, num_frames, sampling, iods
+    )
     per_class: Counter[str] = Counter()
     start = time.perf_counter()
     bar = _progress(len(todo), progress)
     try:
         for batch in _batches(todo, max(1, batch_size)):
-            params = [
-                sample_clip_parameters(
-                    c,
-                    bank=bank,
-                    identity_names=names,
-                    timing_sampler=timing_sampler,
-                    realism=realism,
-                    mode=mode,
-                    num_frames=num_frames,
-                    sampling=sampling,
-                    iod_px=iods,
-                )
-                for c in batch
-            ]
+            params = [sampler.sample(c) for c in batch]
             for p, clip in zip(params, render_clips(params, by_name, motion, warper)):
                 store.write(p.manifest_row(), clip, p.to_dict())
                 per_class[p.label] += 1
