@@ -253,3 +253,17 @@ def test_store_made_for_another_split_is_refused(target, tmp_path) -> None:
     (made.root / "provenance.json").write_text(json.dumps(record))
     remedy = _remedy("synth_pretrain", tmp_path / "cache", store=str(made.root))
     _expect_leak(samples, labels, remedy, tmp_path / "run", "split")
+
+
+def test_representations_say_what_they_need_from_a_synthetic_clip(tmp_path) -> None:
+    from recognizer.data.representations import ApexFlow
+
+    flow = ApexFlow(size=28, render_size=112).synthetic_frames()
+    assert (flow.mode, flow.num_frames, flow.size, flow.flow_size) == ("onset_apex", 2, 112, 28)
+    clip = KeyFrameClip(num_frames=8, size=64, sampling="adaptive").synthetic_frames()
+    assert (clip.mode, clip.num_frames, clip.sampling, clip.size, clip.flow_size) == (
+        "keyframes", 8, "adaptive", 64, None,
+    )  # fmt: skip
+    remedy = _remedy("synth_only", tmp_path).for_representation(ApexFlow(render_size=96))
+    recipe = remedy.data.recipe()
+    assert (recipe.frames.mode, recipe.size) == ("onset_apex", 96)
