@@ -67,7 +67,7 @@ def test_mer_train_synth_fill_on_apex_flow_renders_one_pool_and_excludes_each_te
         "trainer.batch_size=8", "trainer.device=cpu", "trainer.num_workers=0",
         "trainer.progress=false", "remedy.synthesis.identities.source=data",
         "remedy.synthesis.identities.face_crops=true", "remedy.synthesis.identities.copies=0",
-        "remedy.synthesis.device=cpu", "remedy.pool_margin=0.5", f"remedy.cache_dir={cache}",
+        "remedy.synthesis.device=cpu", "remedy.pool_margin=1.0", f"remedy.cache_dir={cache}",
         f"out_dir={out}", f"paths.root_dir={tmp_path}",
     ]  # fmt: skip
     assert mer_main(argv) == 0
