@@ -68,6 +68,7 @@ class DataSide(NamedTuple):
     dataset_factory: Callable
     class_names: list[str]
     input_config: InputConfig
+    representation: object
 
 
 def build_data(cfg: DictConfig) -> DataSide:
@@ -101,7 +102,7 @@ def build_data(cfg: DictConfig) -> DataSide:
     def dataset_factory(subset, subset_labels, train: bool):
         return ClipDataset(subset, subset_labels, representation, train=train, seed=seed)
 
-    return DataSide(samples, labels, dataset_factory, names, input_config)
+    return DataSide(samples, labels, dataset_factory, names, input_config, representation)
 
 
 def build_representation(cfg: DictConfig, num_classes: int) -> tuple[object, InputConfig]:
@@ -144,7 +145,9 @@ def _model_factory(cfg: DictConfig) -> Callable:
 
 def train_command(cfg: DictConfig) -> None:
     """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``; the input
-    (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``."""
+    (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``.
+    The remedy is bound to the representation (:meth:`Remedy.for_representation`: synthetic
+    remedies render what it needs)."""
     from dataclasses import asdict
 
     from hydra.utils import instantiate
@@ -153,7 +156,7 @@ def train_command(cfg: DictConfig) -> None:
     from recognizer.experiment import run_protocol
     from recognizer.report import markdown_table, results_table
 
-    samples, labels, dataset_factory, names, input_config = build_data(cfg)
+    samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     run_protocol(
         samples,
@@ -161,7 +164,7 @@ def train_command(cfg: DictConfig) -> None:
         protocol=instantiate(cfg.protocol),
         dataset_factory=dataset_factory,
         model_factory=_model_factory(cfg),
-        remedy=instantiate(cfg.remedy),
+        remedy=instantiate(cfg.remedy).for_representation(representation),
         trainer_config=instantiate(cfg.trainer),
         out_dir=cfg.out_dir,
         num_classes=len(names),

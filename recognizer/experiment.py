@@ -11,7 +11,9 @@ trainer's checkpoints, that fold's ``predictions.csv`` and ``class_counts.json``
 class counts before and after the remedy), ``pretrain/<key>/`` (a pretrained model shared by
 the folds with the same pretraining set), ``predictions.csv`` (every test
 sample: index, subject, clip, fold, true, predicted, dataset, source) and ``results.json``
-(pooled, per-fold, per-dataset metrics, confusion matrix, settings). A fold whose
+(pooled, per-fold, per-dataset metrics, confusion matrix, settings, and ``fold_data``: per
+fold what the remedy reported, e.g. the number of synthetic training samples and the subjects
+excluded for leakage). A fold whose
 ``predictions.csv`` exists is not run again, so an interrupted protocol resumes.
 """
 
@@ -153,6 +155,7 @@ def run_protocol(
     summary["confusion_matrix"] = confusion_matrix(
         predictions["true"], predictions["predicted"], labels=range(num_classes)
     ).tolist()
+    summary["fold_data"] = [_fold_report(out / f"fold_{fold.index:02d}", fold) for fold in folds]
     summary["settings"] = {
         "protocol": repr(protocol),
         "protocol_name": protocol.name,
@@ -203,6 +206,8 @@ def _run_fold(
         class_names=list(class_names) or [str(k) for k in range(num_classes)],
         fold_dir=fold_dir,
         seed=trainer_config.seed,
+        pool=samples,
+        pool_labels=labels.tolist(),
     )
     data = remedy.fold_data(context)
     val_samples = [samples[i] for i in val_idx]
@@ -223,6 +228,7 @@ def _run_fold(
             "train": counts.tolist(),
             "pretrain": class_counts(data.pretrain_labels, num_classes).tolist(),
             "notes": data.notes,
+            "remedy": data.report,
         },
     )
     for note in data.notes:
@@ -257,6 +263,13 @@ def _run_fold(
     if trainer.rank == 0:
         table.to_csv(fold_dir / "predictions.csv", index=False)
     return table
+
+
+def _fold_report(fold_dir: Path, fold: Fold) -> dict[str, object]:
+    """A fold's ``results.json`` entry: what its remedy reported (``class_counts.json``)."""
+    path = fold_dir / "class_counts.json"
+    counts = json.loads(path.read_text()) if path.is_file() else {}
+    return {"fold": fold.index, **counts.get("remedy", {})}
 
 
 def _warn_on_input_mismatch(fold: int, model: nn.Module, dataset: Dataset) -> None:

@@ -130,6 +130,7 @@ class ClipParameters:
             "template": {
                 "emotion": self.instance.emotion,
                 "source": self.instance.source,
+                "subjects": list(self.instance.subjects),
                 "aus": [
                     {"code": a.code, "side": a.side, "intensity": float(a.intensity)}
                     for a in self.instance.aus

@@ -44,6 +44,8 @@ from mesynth.render.effects import EffectsConfig
 from mesynth.templates.bank import TemplateBank
 
 TEMPLATE_SOURCES = ("mined", "expert", "macro_onset")
+#: identity sources made of the evaluated data's own faces (supplied by the synthetic remedies)
+DATA_SOURCES = ("data", "onset")
 
 
 class RecipeError(ValueError):
@@ -65,8 +67,9 @@ class IdentitiesRecipe:
 
     Attributes:
         source: ``builtin`` (two public-domain portraits), a folder or image of faces (or a
-            list of them), or ``onset`` (the onset frames of a fold's training clips, which only
-            the synthetic remedies supply).
+            list of them), ``data`` (a face per subject of the evaluated data: a manifest's
+            ``face`` column, else the onset frame) or ``onset`` (the onset frames); ``data``
+            and ``onset`` only the synthetic remedies supply.
         copies: augmented variants per identity (:class:`IdentityAugmentation`).
         mirror, shape_jitter, colour_jitter, gamma_jitter: the augmentation's ranges.
         face_crops: the images are tight face crops: fit the landmarks to the whole image when
@@ -191,7 +194,7 @@ class FramesRecipe:
     Attributes:
         mode: ``full``, ``keyframes`` or ``onset_apex``.
         num_frames: key frames per clip (``keyframes``).
-        sampling: ``uniform`` or ``adaptive`` key frames.
+        sampling: ``uniform``, ``adaptive`` or ``onset_apex`` key frames.
     """
 
     mode: str = "keyframes"
@@ -330,10 +333,10 @@ class GenerationRecipe:
         """
         part = self.identities
         source = part.source if source is None else source
-        if source == "onset":
+        if source in DATA_SOURCES:
             raise RecipeError(
-                "recipe.identities.source 'onset' needs a fold's onset faces, which only the "
-                "synthetic remedies supply; use builtin or a folder of faces"
+                f"recipe.identities.source {source!r} needs the faces of a dataset's subjects, "
+                "which only the synthetic remedies supply; use builtin or a folder of faces"
             )
         return load_identities(
             list(source) if isinstance(source, tuple) else source,
@@ -346,7 +349,10 @@ class GenerationRecipe:
         )
 
     def build_bank(
-        self, records: Iterable[object] = (), subjects: Collection[str] | None = None
+        self,
+        records: Iterable[object] = (),
+        subjects: Collection[str] | None = None,
+        by_subject: bool = False,
     ) -> TemplateBank:
         """The template bank of ``templates``, each source restricted to the AUs the motion
         model knows (sources left empty are dropped).
@@ -354,6 +360,8 @@ class GenerationRecipe:
         Args:
             records: annotation records for the ``mined`` source.
             subjects: mine only these subjects' records (``None``: all).
+            by_subject: mine one template per (subject, emotion, AU combination), each
+                remembering its subject (:meth:`TemplateBank.mined`).
 
         Raises:
             RecipeError: ``mined`` without records, or no source gives a usable template.
@@ -368,7 +376,9 @@ class GenerationRecipe:
                         "recipe.templates.sources has 'mined' but no annotation records were "
                         "given to mine (the synthetic remedies give each fold's training side)"
                     )
-                bank = TemplateBank.mined(records, self.scheme, subjects=subjects)
+                bank = TemplateBank.mined(
+                    records, self.scheme, subjects=subjects, by_subject=by_subject
+                )
             elif source == "expert":
                 bank = TemplateBank.expert(self.scheme, part.expert_tables)
             else:

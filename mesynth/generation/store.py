@@ -56,7 +56,7 @@ MANIFEST_COLUMNS = (
 )
 FORMATS = ("frames", "npy")
 MODES = ("full", "keyframes", "onset_apex")
-SAMPLINGS = ("uniform", "adaptive")
+SAMPLINGS = ("uniform", "adaptive", "onset_apex")
 IMAGE_FORMATS = ("jpg", "png")
 MANIFEST = "manifest.csv"
 META = "meta.json"
@@ -90,10 +90,10 @@ def select_frames(
         n_frames: frames from onset to offset inclusive.
         apex: apex frame number.
         num_frames: key-frame count T; a clip with at most T frames stores all of them.
-        sampling: the key-frame rule of :mod:`mesynth.keyframes` (``"uniform"`` or
-            ``"adaptive"``); the clip stores the distinct frames that rule picks from the
-            full-rate clip (its deterministic, test-time choice), so a recognizer sampling the
-            stored clip sees the frames it would have picked from the full-rate one.
+        sampling: the key-frame rule of :mod:`mesynth.keyframes` (``"uniform"``,
+            ``"adaptive"`` or ``"onset_apex"``); the clip stores the distinct frames that rule
+            picks from the full-rate clip (its deterministic, test-time choice), so a recognizer
+            sampling the stored clip sees the frames it would have picked from the full-rate one.
     """
     if mode not in MODES:
         raise ValueError(f"unknown store mode {mode!r}; use one of {', '.join(MODES)}")

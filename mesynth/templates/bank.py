@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +111,14 @@ class TemplateBank:
         scheme: str,
         subjects: Collection[str] | None = None,
         known_codes: Collection[int] | None = None,
+        by_subject: bool = False,
         **kwargs,
     ) -> TemplateBank:
-        """Templates counted in annotation records, optionally only from ``subjects``
-        (see :func:`mesynth.templates.mining.mine_templates`); ``bank.reports[0]`` lists what was
+        """Templates counted in annotation records, optionally only from ``subjects``, and
+        per source subject with ``by_subject`` (see
+        :func:`mesynth.templates.mining.mine_templates`); ``bank.reports[0]`` lists what was
         left out."""
-        templates, report = mine_templates(records, scheme, subjects, known_codes)
+        templates, report = mine_templates(records, scheme, subjects, known_codes, by_subject)
         return cls(scheme, templates, [report], **kwargs)
 
     @classmethod
@@ -177,14 +180,9 @@ class TemplateBank:
             raise TemplateError(f"banks of different schemes cannot be combined: {sorted(schemes)}")
         templates = []
         for bank, weight in zip(banks, weights):
-            for emotion, group in bank._by_emotion.items():
+            for group in bank._by_emotion.values():
                 total = sum(t.weight for t in group)
-                templates += [
-                    Template(
-                        emotion, t.aus, t.source, weight * t.weight / total, t.citation, t.optional
-                    )
-                    for t in group
-                ]
+                templates += [replace(t, weight=weight * t.weight / total) for t in group]
         reports = [report for bank in banks for report in bank.reports]
         first = banks[0]
         return cls(first.scheme, templates, reports, first.intensity_range, first.au_spread)
@@ -216,16 +214,7 @@ class TemplateBank:
                 )
                 continue
             report.rows_used += 1
-            kept.append(
-                Template(
-                    template.emotion,
-                    aus,
-                    template.source,
-                    template.weight,
-                    template.citation,
-                    tuple(optional),
-                )
-            )
+            kept.append(replace(template, aus=aus, optional=tuple(optional)))
         return TemplateBank(
             self.scheme, kept, [*self.reports, report], self.intensity_range, self.au_spread
         )
@@ -266,7 +255,9 @@ class TemplateBank:
             )
             for au, s in zip(aus, spread)
         )
-        return TemplateInstance(emotion, drawn, template.source, template.citation)
+        return TemplateInstance(
+            emotion, drawn, template.source, template.citation, template.subjects
+        )
 
     @staticmethod
     def _fire_optional(template: Template, generator: np.random.Generator) -> list[TemplateAU]:

@@ -25,7 +25,7 @@ from mesynth.labels.au import AUCombination, parse_aus
 from mesynth.labels.emotions import UnknownLabelError, record_label, scheme_labels
 from mesynth.templates.types import BankReport, SkippedRow, Template, TemplateAU, TemplateError
 
-_Key = tuple[str, tuple[tuple[int, str | None], ...]]
+_Key = tuple[str, str, tuple[tuple[int, str | None], ...]]
 
 
 def _record_id(index: int, record: object) -> str:
@@ -54,6 +54,7 @@ def mine_templates(
     scheme: str,
     subjects: Collection[str] | None = None,
     known_codes: Collection[int] | None = None,
+    by_subject: bool = False,
 ) -> tuple[list[Template], BankReport]:
     """Count (scheme label, AU combination) over ``records``.
 
@@ -63,9 +64,14 @@ def mine_templates(
         subjects: keep only these (dataset-qualified) subjects, e.g. a training fold.
         known_codes: keep only these AU codes (e.g. ``MotionModel.known_codes``); others are
             dropped and noted, and a record left with no AU is skipped.
+        by_subject: count per source subject too, so each template comes from one subject
+            (its weight is that subject's count, so the bank's per-emotion distribution of AU
+            combinations is unchanged); a protocol fold can then drop exactly the templates of
+            its test subjects.
 
     Returns:
-        Templates (source ``mined``, weight = count) and the report.
+        Templates (source ``mined``, weight = count, ``subjects`` = the subjects counted) and
+        the report.
     """
     scheme_labels(scheme)
     subject_set = None if subjects is None else set(subjects)
@@ -75,6 +81,7 @@ def mine_templates(
         lambda: defaultdict(list)
     )
     datasets: dict[_Key, set[str]] = defaultdict(set)
+    owners: dict[_Key, set[str]] = defaultdict(set)
     for index, record in enumerate(records):
         report.rows_read += 1
         row = _record_id(index, record)
@@ -120,24 +127,28 @@ def mine_templates(
             report.skipped.append(SkippedRow(row, reason, repr(getattr(record, "aus", None))))
             continue
         report.rows_used += 1
+        subject = str(getattr(record, "subject", "") or "")
         for aus in readings:
-            key: _Key = (label, tuple(sorted(aus, key=lambda k: (k[0], k[1] or ""))))
+            combination = tuple(sorted(aus, key=lambda k: (k[0], k[1] or "")))
+            key: _Key = (label, subject if by_subject else "", combination)
             counts[key] += 1.0 / len(readings)
             for au_key, values in aus.items():
                 intensities[key][au_key].extend(values)
             if dataset:
                 datasets[key].add(str(dataset))
+            if subject:
+                owners[key].add(subject)
     templates = []
     for key, count in counts.items():
-        label, au_keys = key
+        label, _, au_keys = key
         aus = tuple(
             TemplateAU(code, side, sum(v) / len(v))
             for (code, side), v in ((k, intensities[key][k]) for k in au_keys)
         )
-        citation = (
-            f"mined from {', '.join(sorted(datasets[key])) or 'annotations'}: {count:g} clips"
-        )
-        templates.append(Template(label, aus, "mined", count, citation))
+        origin = key[1] if by_subject and key[1] else ", ".join(sorted(datasets[key]))
+        citation = f"mined from {origin or 'annotations'}: {count:g} clips"
+        subjects = tuple(sorted(owners[key]))
+        templates.append(Template(label, aus, "mined", count, citation, subjects=subjects))
     return templates, report
 
 

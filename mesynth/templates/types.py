@@ -78,6 +78,9 @@ class Template:
         weight: relative frequency of this template among its emotion's templates (> 0).
         citation: the table row, dataset or file it was built from.
         optional: AUs that fire at random (rule and occurrence tables).
+        subjects: dataset-qualified subjects whose annotations the template was mined from
+            (empty for expert and macro-onset templates); clips made from it record them, so
+            a protocol fold can leave out every clip touching its test subjects.
     """
 
     emotion: str
@@ -86,6 +89,7 @@ class Template:
     weight: float
     citation: str = ""
     optional: tuple[OptionalAU, ...] = ()
+    subjects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.aus and not self.optional:
@@ -104,12 +108,14 @@ class Template:
 
 @dataclass(frozen=True)
 class TemplateInstance:
-    """One draw from a bank: the AUs of one synthetic ME with their apex intensities."""
+    """One draw from a bank: the AUs of one synthetic ME with their apex intensities, and the
+    subjects its template was mined from (:attr:`Template.subjects`)."""
 
     emotion: str
     aus: tuple[TemplateAU, ...]
     source: str
     citation: str = ""
+    subjects: tuple[str, ...] = ()
 
     @property
     def codes(self) -> tuple[int, ...]:

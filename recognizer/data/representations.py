@@ -13,6 +13,7 @@ Normalisation follows the model: build a representation, then
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -42,6 +43,31 @@ def _normalise(
     m = torch.tensor(mean, dtype=x.dtype).view(shape)
     s = torch.tensor(std, dtype=x.dtype).view(shape)
     return (x * multiplier + offset - m) / s
+
+
+@dataclass(frozen=True)
+class SyntheticFrames:
+    """What a representation needs from a synthetic clip (the synthetic remedies render
+    exactly this, instead of reading representation settings from configs).
+
+    Attributes:
+        mode: store mode of :func:`mesynth.generation.store.select_frames`: ``keyframes``
+            (the key frames the representation's own sampling rule picks) or ``onset_apex``
+            (the onset and the true apex frame).
+        num_frames: key frames per clip (``keyframes``; 2 for ``onset_apex``).
+        sampling: the key-frame rule (``uniform``, ``adaptive``, ``onset_apex``).
+        size: side ``S`` of the rendered frames (pixels).
+        flow_size: side of the apex-flow image computed from the stored onset and apex frames
+            (``None``: the representation reads frames, no flow).
+        flow_method: the flow method (:func:`mesynth.flow.optical_flow`).
+    """
+
+    mode: str
+    num_frames: int
+    sampling: str
+    size: int
+    flow_size: int | None = None
+    flow_method: str = "auto"
 
 
 def _check_stats(mean: Sequence[float], std: Sequence[float], input_scale: str) -> None:
@@ -136,6 +162,11 @@ class KeyFrameClip:
             frames = frames[:, :, ::-1]
         return _normalise(frames, self.mean, self.std, self.input_scale)
 
+    def synthetic_frames(self) -> SyntheticFrames:
+        """Synthetic clips for this representation: the key frames of its own sampling rule
+        (the store keeps what the rule picks from the full-rate clip), at its size."""
+        return SyntheticFrames("keyframes", max(self.num_frames, 2), self.sampling, self.size)
+
 
 class ApexFlow:
     """The apex-flow image ``(C=3, H=size, W=size)`` float32: channels (u, v, strain).
@@ -155,6 +186,8 @@ class ApexFlow:
         mean, std: per-channel normalisation after the pixel scaling (default: none).
         input_scale: ``"unit"`` (to [0, 1]) or ``"symmetric"`` (to [-1, 1]).
         flip: mirror when training (left-right flip and u negated).
+        render_size: side of synthetic faces the flow is computed on before it is resized to
+            ``size`` (:meth:`synthetic_frames`); real crops are typically 112-224 pixels.
     """
 
     def __init__(
@@ -165,11 +198,14 @@ class ApexFlow:
         std: Sequence[float] = (1.0, 1.0, 1.0),
         input_scale: str = "unit",
         flip: bool = True,
+        render_size: int = 128,
     ) -> None:
         _check_stats(mean, std, input_scale)
         if size < 4:
             raise ValueError(f"size must be at least 4, got {size}")
-        self.size, self.method = size, method
+        if render_size < 16:
+            raise ValueError(f"render_size must be at least 16, got {render_size}")
+        self.size, self.method, self.render_size = size, method, render_size
         self.mean, self.std, self.input_scale = tuple(mean), tuple(std), input_scale
         self.flip = flip
         self._memo: dict[tuple[int, str], np.ndarray] = {}
@@ -184,6 +220,15 @@ class ApexFlow:
             std=config.std,
             input_scale=config.input_scale,
             flip=self.flip,
+            render_size=self.render_size,
+        )
+
+    def synthetic_frames(self) -> SyntheticFrames:
+        """Synthetic clips for this representation: the onset and the true apex frame
+        (store mode ``onset_apex``) rendered at ``render_size``, whose apex flow is computed
+        with :func:`recognizer.data.flow.apex_flow` as for real clips, at ``size``."""
+        return SyntheticFrames(
+            "onset_apex", 2, "onset_apex", self.render_size, self.size, self.method
         )
 
     def image(self, sample: Sample, source: FrameSource) -> np.ndarray:

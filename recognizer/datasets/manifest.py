@@ -1,13 +1,18 @@
 """A generic CSV of clips preprocessed elsewhere (apex-flow images, cropped frame folders...).
 
 Columns: ``subject, clip, label, path`` and optionally ``onset, apex, offset, dataset, fps,
-emotion, aus, source``. ``path`` (relative to the CSV's folder, or absolute) is
+emotion, aus, face, source``. ``path`` (relative to the CSV's folder, or absolute) is
 
 - a frame folder: frames are found by their trailing number; onset/offset default to the first
   and last frame, the apex to none (middle frame);
 - a ``.npy`` array: ``(T, H, W, C)`` is a clip with frames 0..T-1, ``(H, W, C)`` or ``(H, W)`` is
   one image;
 - an image file (``.png``, ``.jpg``...): one image (e.g. an apex-flow image).
+
+``aus`` (the clip's AU codes, e.g. ``4+7``) lets the synthetic remedies mine templates from the
+row. ``face`` (relative to the CSV's folder, or absolute) is an image of the row's subject, e.g.
+the onset crop: the synthetic remedies animate it (``identities.source: data``) and record
+the row's subject as its owner; it is kept in ``extra["face"]`` as an absolute path.
 
 ``label`` becomes the sample's emotion (an ``emotion`` cell is kept in ``extra``);
 ``dataset`` (default: the ``dataset=`` argument, ``"manifest"``) qualifies the subject. A subject
@@ -132,6 +137,12 @@ def _row_sample(
     elif apex is None:
         apex = onset
     extra = {"row": str(row), "emotion": cells.get("emotion", "")}
+    if cells.get("face"):
+        face = Path(cells["face"])
+        face = face if face.is_absolute() else base / face
+        if not face.is_file():
+            raise ValueError(f"face image not found: {face}")
+        extra["face"] = str(face.resolve())
     if array_path is not None and numbers == ():
         extra["frame_numbers"] = ";".join(str(n) for n in range(first, last + 1))
     return Sample(

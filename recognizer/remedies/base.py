@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -40,6 +40,11 @@ class FoldContext:
         class_names: the class name of each index (``(K,)``), e.g. a scheme's labels.
         fold_dir: the fold's output folder.
         seed: the run's seed.
+        pool: ``(M,)`` every sample of the run, all subjects (empty: only ``train`` is
+            known). Only for sources that make one synthetic pool for every fold and then
+            keep, per fold, what touches no subject outside ``train``
+            (:mod:`recognizer.remedies.synthetic`); never trained on directly.
+        pool_labels: ``(M,)`` their class indices.
     """
 
     fold: object
@@ -48,6 +53,8 @@ class FoldContext:
     class_names: Sequence[str]
     fold_dir: Path
     seed: int = 0
+    pool: Sequence[object] = ()
+    pool_labels: Sequence[int] = ()
 
 
 @dataclass
@@ -63,6 +70,8 @@ class FoldData:
             one pretrained model (``None``: pretrain per fold).
         pretrain_epochs: epochs of pretraining (``None``: the trainer's ``epochs``).
         notes: lines for the fold's log (e.g. where synthetic clips were cached).
+        report: plain values for the fold's entry in ``results.json`` (e.g. the number of
+            synthetic training samples and the subjects excluded for leakage).
     """
 
     train: list[object]
@@ -72,6 +81,7 @@ class FoldData:
     pretrain_key: str | None = None
     pretrain_epochs: int | None = None
     notes: list[str] = field(default_factory=list)
+    report: dict[str, object] = field(default_factory=dict)
 
 
 class FoldDataSource(Protocol):
@@ -163,6 +173,13 @@ class Remedy:
     def fold_data(self, context: FoldContext) -> FoldData:
         """What the fold trains on (delegated to :attr:`data`)."""
         return self.data.fold_data(context)
+
+    def for_representation(self, representation: object) -> Remedy:
+        """The remedy for a run whose model sees ``representation``: a fold-data source with
+        a ``for_representation`` method (the synthetic ones: what to render, from the
+        representation's ``synthetic_frames()``) is bound to it; others are unchanged."""
+        bind = getattr(self.data, "for_representation", None)
+        return self if bind is None else replace(self, data=bind(representation))
 
     def settings(self) -> dict[str, object]:
         """The remedy's settings as plain values (stored in ``results.json``)."""

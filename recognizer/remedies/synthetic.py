@@ -1,38 +1,56 @@
-"""Synthetic remedies: per-fold, leak-free synthesis with :mod:`mesynth`.
+"""Synthetic remedies: one synthetic pool per run, filtered per fold so nothing of a fold's
+held-out subjects reaches its training.
 
 ``synth_fill``
-    generate clips for the deficit classes of the fold's real training data (a
-    :func:`mesynth.generation.balance.fill`/sampling-strategy plan) and train on real + synthetic.
+    add clips of the deficit classes of the fold's real training data (an imbalanced-learn
+    style sampling strategy, :func:`mesynth.generation.balance.resolve_sampling_strategy`) and
+    train on real + synthetic.
 ``synth_pretrain``
     pretrain on a balanced synthetic set, then fine-tune on the fold's real training data.
 ``synth_only``
     train on a balanced synthetic set only; validate and test on real data.
 
-Clips are made with one :class:`mesynth.generation.recipe.GenerationRecipe` (config key
-``synthesis``, the same keys as ``mesynth generate``'s ``recipe``); the fold fills in what only
-it knows, through the recipe. Everything a fold synthesises comes from its training side only:
+**What is rendered.** The model's representation says what it needs from a synthetic clip
+(``representation.synthetic_frames()``, bound with :meth:`SyntheticData.for_representation`;
+``mer train`` does this): key frames of the representation's own sampling rule at its size, or
+for the apex flow the onset and the *true* apex frame rendered at ``render_size``, whose flow
+is computed with :func:`recognizer.data.flow.apex_flow` exactly as for real clips and cached
+with the store (``<store>/apex_flow_<method>_<size>/<clip>.png``), once, not per fold or epoch.
+Unbound, the recipe's own ``frames`` and ``size`` apply.
 
-- templates: ``mined`` from the fold's real training samples
-  (``recipe.build_bank(records=..., subjects=...)`` with the training subjects), optionally
-  combined with ``expert`` tables and ``macro_onset`` CSVs;
-- identities: the built-in portraits (optionally augmented), a folder of faces, or ``onset``:
-  the onset frames of the fold's real training clips, so a test subject's face is never used.
+**One pool, filtered per fold.** Clips are made with one
+:class:`mesynth.generation.recipe.GenerationRecipe` (config key ``synthesis``) from the pool of
+the whole run (:attr:`FoldContext.pool`, every subject):
 
-Caching: a fold's store lives in ``<cache_dir>/<key>`` where ``key`` hashes the store's inputs
-(plan, template bank content, identity images, the recipe's content settings) and, when the
-inputs hold subject data (mined templates, onset faces), the fold's training subjects. A fold,
-a seed or a model whose inputs are the same reuses the clips; ``synth_pretrain`` with
-subject-free inputs builds one store (and one pretrained model) for every fold.
+- templates: ``mined`` per source subject from the ``aus`` of the pool's rows (or of
+  ``template_records``), each template remembering its subject, plus ``expert`` tables and
+  ``macro_onset`` CSVs (subject-free);
+- identities: the built-in portraits (subject-free), ``data`` (one face per subject of the
+  pool: a manifest's ``face`` cell, else the onset frame; owned by that row's subject),
+  ``onset`` (onset frames only), or a folder of faces whose owners are given by
+  ``identity_subjects`` or that are declared subject-free with ``faces_subject_free``; a folder
+  of faces of unknown subjects is refused.
 
-Provenance: every synthetic sample carries :func:`recognizer.leakage.provenance` in
-``Sample.extra`` (template subjects, the identity's subject, the split it was made for), also
-written to ``<store>/provenance.json``; :func:`recognizer.leakage.check_fold` checks it.
+The store is rendered once (cached under ``<cache_dir>/<hash of its inputs>`` and reused by
+every fold, seed and model with the same inputs). Every clip records the subject of its face
+and the subjects its template was mined from (:func:`recognizer.leakage.provenance`, from
+``<store>/provenance.json`` and the clip's ``params/<clip>.json``). Each fold keeps only the
+clips that touch no *held-out* subject (its test and validation subjects and every pool
+subject outside its training side), takes what it needs of them in store order, and reports
+the excluded subjects; :func:`recognizer.leakage.check_fold` verifies the recorded fields.
+The pool is sized for the neediest fold: the whole pool's deficit plus the largest one-subject
+class count, when clips carry subject data times ``(1 + pool_margin) / (1 - 2 / S)`` (``S``
+subjects own faces or templates; a fold leaves out about ``2 / S`` of the clips); a fold that
+still finds too few reports the shortfall.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import shutil
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,9 +59,18 @@ import numpy as np
 
 from mesynth.face.identities import IdentitySet
 from mesynth.generation.balance import BalancePlan, resolve_sampling_strategy
-from mesynth.generation.recipe import GenerationRecipe, RecipeError, run_recipe
+from mesynth.generation.recipe import (
+    DATA_SOURCES,
+    FramesRecipe,
+    GenerationRecipe,
+    RecipeError,
+    run_recipe,
+)
 from mesynth.generation.store import config_hash
+from mesynth.keyframes import sample_key_frames
 from mesynth.templates.bank import TemplateBank
+from mesynth.templates.types import Template
+from recognizer.data.representations import SyntheticFrames
 from recognizer.leakage import provenance
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.registry import register_remedy
@@ -69,13 +96,24 @@ def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
 
 @dataclass(frozen=True)
 class SyntheticSet:
-    """A synthetic store ready for one fold: its samples with provenance, and its key."""
+    """A synthetic store loaded with per-clip provenance.
+
+    Attributes:
+        root: the store folder.
+        key: its content key.
+        samples: ``(N,)`` clips (apex-flow images when the frames spec asks for a flow), in
+            store order, each with :func:`recognizer.leakage.provenance` in ``extra``.
+        labels: ``(N,)`` their class indices.
+        made: whether this process rendered it (else reused or given).
+        templates: the bank it was made from (empty for a given store).
+    """
 
     root: Path
     key: str
     samples: list
     labels: list[int]
     made: bool
+    templates: tuple[Template, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,21 +123,26 @@ class SyntheticData:
     Attributes:
         mode: ``fill``, ``pretrain`` or ``only``.
         synthesis: how the clips are made (a recipe, or a mapping of its fields); its ``seed``
-            also seeds the plans, and ``identities.source: onset`` takes the onset frames of
-            the fold's training clips.
-        cache_dir: folder of the per-input-hash stores (and of the onset faces).
+            also seeds the plan.
+        cache_dir: folder of the stores (by input hash) and of the dataset faces.
         strategy: ``synth_fill`` plan: an imbalanced-learn style sampling strategy name
             (``all``, ``not majority``, ``minority``...) or a float ratio in (0, 1].
         n_per_class: clips per class of the balanced ``synth_pretrain``/``synth_only`` set.
         identity_subjects: for a folder of faces: ``{identity name: dataset-qualified subject}``
-            of faces that belong to a dataset subject (recorded as provenance).
+            of faces that belong to a dataset subject.
+        faces_subject_free: declare a folder of faces subject-free (public portraits, a face
+            database disjoint from the evaluated subjects); without it (or ``identity_subjects``
+            covering every face), a folder is refused.
+        pool_margin: extra share of pool clips, when clips carry subject data, for the folds
+            that exclude some.
         pretrain_epochs: ``synth_pretrain`` epochs on the synthetic set (``None``: the
             trainer's).
         store: a ready store to use instead of synthesising (``synth_pretrain``/``synth_only``);
-            its ``provenance.json`` is checked like a fresh one.
-        template_records: records to mine templates from instead of the fold's training
-            samples (e.g. another dataset's annotations); mining the evaluated dataset's test
-            subjects this way is a leak the checker refuses.
+            its ``provenance.json`` and clip parameters are checked like a fresh one's.
+        template_records: records to mine templates from instead of the pool's samples (e.g.
+            another dataset's annotations); per fold, templates of held-out subjects are left out.
+        frames: what the representation needs from a clip (:meth:`for_representation`);
+            ``None``: the recipe's ``frames`` and ``size``.
     """
 
     mode: str = "fill"
@@ -108,9 +151,12 @@ class SyntheticData:
     strategy: str | float = "all"
     n_per_class: int = 50
     identity_subjects: Mapping[str, str] = field(default_factory=dict)
+    faces_subject_free: bool = False
+    pool_margin: float = 0.25
     pretrain_epochs: int | None = None
     store: str | None = None
     template_records: tuple = ()
+    frames: SyntheticFrames | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "synthesis", _recipe(self.synthesis))
@@ -120,47 +166,110 @@ class SyntheticData:
         if self.mode not in MODES:
             raise SynthesisError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.store is not None and self.mode == "fill":
-            raise SynthesisError("synth_fill synthesises per fold; a ready store cannot fill")
+            raise SynthesisError("synth_fill synthesises its pool; a ready store cannot fill")
         if self.n_per_class < 1:
             raise SynthesisError(f"n_per_class must be >= 1, got {self.n_per_class}")
+        if self.pool_margin < 0:
+            raise SynthesisError(f"pool_margin must be >= 0, got {self.pool_margin}")
+
+    def for_representation(self, representation: object) -> SyntheticData:
+        """This source rendering what ``representation`` needs (its ``synthetic_frames()``).
+
+        Raises:
+            SynthesisError: the representation does not say what it needs.
+        """
+        spec = getattr(representation, "synthetic_frames", None)
+        if spec is None:
+            raise SynthesisError(
+                f"representation {type(representation).__name__} has no synthetic_frames(): "
+                "it does not say what it needs from a synthetic clip"
+            )
+        return replace(self, frames=spec())
+
+    def recipe(self) -> GenerationRecipe:
+        """The recipe the pool is rendered with: ``synthesis`` with the frames and size of
+        :attr:`frames` when bound."""
+        if self.frames is None:
+            return self.synthesis
+        spec = self.frames
+        sampling = spec.sampling if spec.mode == "keyframes" else "uniform"
+        frames = FramesRecipe(mode=spec.mode, num_frames=spec.num_frames, sampling=sampling)
+        return replace(self.synthesis, frames=frames, size=spec.size)
 
     def settings(self) -> dict[str, object]:
         """Plain settings; ``template_records`` are summarised by their subjects."""
         subjects = sorted({str(r.subject) for r in self.template_records})
         return {
             "mode": self.mode,
-            "synthesis": asdict(self.synthesis),
+            "synthesis": asdict(self.recipe()),
             "cache_dir": self.cache_dir,
             "strategy": self.strategy,
             "n_per_class": self.n_per_class,
             "identity_subjects": self.identity_subjects,
+            "faces_subject_free": self.faces_subject_free,
+            "pool_margin": self.pool_margin,
             "pretrain_epochs": self.pretrain_epochs,
             "store": self.store,
             "template_records": f"{len(self.template_records)} records of {len(subjects)} subjects",
+            "frames": None if self.frames is None else asdict(self.frames),
         }
 
     def fold_data(self, context: FoldContext) -> FoldData:
+        held_out = held_out_subjects(context)
         if self.store is not None:
-            synthetic = load_synthetic(self.store, context.class_names)
-            notes = [f"synthetic store {self.store} (given): {len(synthetic.samples)} clips"]
+            pool = load_synthetic(self.store, context.class_names, self.frames)
+            verb = "given"
         else:
-            synthetic = synthesize_for_fold(self, context)
-            verb = "made" if synthetic.made else "reused"
-            notes = [f"synthetic store {synthetic.root} ({verb}): {len(synthetic.samples)} clips"]
-        real, labels = list(context.train), list(context.train_labels)
-        if self.mode == "fill":
-            return FoldData(real + synthetic.samples, labels + synthetic.labels, notes=notes)
+            pool = synthesize_pool(self, context)
+            verb = "made" if pool.made else "reused"
+        kept, dropped, touched = _exclude(pool.samples, pool.labels, held_out)
+        want = self._wanted(context, {s.emotion for s in pool.samples})
+        chosen, shortfall = _choose(kept, want, context.class_names)
+        samples = [s for s, _ in chosen]
+        labels = [y for _, y in chosen]
+        notes = [
+            f"synthetic pool {pool.root} ({verb}): {len(pool.samples)} clips; "
+            f"{len(samples)} used, {dropped} left out (they touch held-out subjects "
+            f"{sorted(touched)})"
+        ]
+        if shortfall:
+            notes.append(f"synthetic shortfall (too few clips kept in the pool): {shortfall}")
+        report = {
+            "synthetic_pool": len(pool.samples),
+            "synthetic_excluded_clips": dropped,
+            "excluded_subjects": sorted(touched),
+            "synthetic_shortfall": shortfall,
+            "templates": template_counts(pool.templates, held_out),
+        }
+        real, real_labels = list(context.train), list(context.train_labels)
         if self.mode == "pretrain":
+            report["synthetic_pretrain"] = len(samples)
+            key = config_hash({"pool": pool.key, "clips": [s.uid for s in samples]})
             return FoldData(
                 real,
-                labels,
-                pretrain=synthetic.samples,
-                pretrain_labels=synthetic.labels,
-                pretrain_key=synthetic.key,
+                real_labels,
+                pretrain=samples,
+                pretrain_labels=labels,
+                pretrain_key=key,
                 pretrain_epochs=self.pretrain_epochs,
                 notes=notes,
+                report=report,
             )
-        return FoldData(synthetic.samples, synthetic.labels, notes=notes)
+        report["synthetic_train"] = len(samples)
+        if self.mode == "fill":
+            return FoldData(real + samples, real_labels + labels, notes=notes, report=report)
+        return FoldData(samples, labels, notes=notes, report=report)
+
+    def _wanted(self, context: FoldContext, present: set[str]) -> dict[str, int]:
+        """Clips per class name this fold takes (classes without pool clips: 0)."""
+        names = list(context.class_names)
+        if self.mode == "fill":
+            counts = np.bincount(np.asarray(context.train_labels, int), minlength=len(names))
+            add = resolve_sampling_strategy(
+                self.strategy, {n: int(counts[i]) for i, n in enumerate(names)}
+            )
+            return {n: (add[n] if n in present else 0) for n in names}
+        return {n: (self.n_per_class if n in present else 0) for n in names}
 
 
 def create_synth_remedy(
@@ -191,7 +300,73 @@ for _mode in MODES:
     _register(f"synth_{_mode}", _mode)
 
 
-# --------------------------------------------------------------------------- synthesis
+# --------------------------------------------------------------------------- per fold
+
+
+def held_out_subjects(context: FoldContext) -> set[str]:
+    """Subjects a fold may not touch: its test and validation subjects and every subject of
+    the pool outside its training side."""
+    train = {str(s.subject) for s in context.train}
+    fold = context.fold
+    held = {str(s) for s in getattr(fold, "test_subjects", ())}
+    held |= {str(s) for s in getattr(fold, "val_subjects", ())}
+    held |= {str(s.subject) for s in context.pool}
+    return held - train
+
+
+def clip_subjects(sample: object) -> set[str]:
+    """Dataset subjects a synthetic clip touches: its face's and its template's."""
+    extra = getattr(sample, "extra", None) or {}
+    fields = (extra.get("template_subjects", ""), extra.get("identity_subject", ""))
+    return {s for value in fields for s in str(value).split(";") if s}
+
+
+def _exclude(
+    samples: Sequence[object], labels: Sequence[int], held_out: set[str]
+) -> tuple[list[tuple[object, int]], int, set[str]]:
+    """``(kept (sample, label) pairs, number left out, held-out subjects they touched)``."""
+    kept, dropped, touched = [], 0, set()
+    for sample, label in zip(samples, labels):
+        hit = clip_subjects(sample) & held_out
+        if hit:
+            dropped += 1
+            touched |= hit
+        else:
+            kept.append((sample, label))
+    return kept, dropped, touched
+
+
+def _choose(
+    kept: Sequence[tuple[object, int]], want: Mapping[str, int], class_names: Sequence[str]
+) -> tuple[list[tuple[object, int]], dict[str, int]]:
+    """The first ``want[class]`` kept clips of each class (store order) and the shortfall
+    ``{class: missing}``."""
+    taken: Counter[str] = Counter()
+    chosen = []
+    for sample, label in kept:
+        name = class_names[label]
+        if taken[name] < want.get(name, 0):
+            taken[name] += 1
+            chosen.append((sample, label))
+    shortfall = {n: want[n] - taken[n] for n in want if taken[n] < want[n]}
+    return chosen, shortfall
+
+
+def template_counts(
+    templates: Sequence[Template], held_out: set[str] = frozenset()
+) -> dict[str, dict[str, int]]:
+    """``{class: {source: templates}}`` of the templates touching no ``held_out`` subject
+    (source ``expert:<table>`` counts as ``expert``)."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for template in templates:
+        if not set(template.subjects) & held_out:
+            counts[template.emotion][template.source.split(":", 1)[0]] += 1
+    return {emotion: dict(sorted(c.items())) for emotion, c in sorted(counts.items())}
+
+
+# --------------------------------------------------------------------------- the pool
+
+_POOLS: dict[str, SyntheticSet] = {}
 
 
 def _scheme_index(class_names: Sequence[str], scheme: str) -> dict[str, int]:
@@ -207,99 +382,158 @@ def _scheme_index(class_names: Sequence[str], scheme: str) -> dict[str, int]:
     return {c: i for i, c in enumerate(class_names)}
 
 
-def _bank(source: SyntheticData, context: FoldContext) -> tuple[TemplateBank, set[str]]:
-    """The fold's template bank and the subjects whose annotations it was mined from."""
-    recipe = source.synthesis
-    train_subjects = {str(s.subject) for s in context.train}
+def _pool(context: FoldContext) -> tuple[list[object], list[int]]:
+    if context.pool:
+        return list(context.pool), [int(y) for y in context.pool_labels]
+    return list(context.train), [int(y) for y in context.train_labels]
+
+
+def _bank(source: SyntheticData, recipe: GenerationRecipe, pool: Sequence[object]) -> TemplateBank:
+    """The pool's template bank; mined templates per source subject."""
     mining = "mined" in recipe.templates.sources
-    records = (source.template_records or tuple(context.train)) if mining else ()
-    subjects = None if source.template_records else train_subjects
+    records = (source.template_records or tuple(pool)) if mining else ()
     try:
-        bank = recipe.build_bank(records=records, subjects=subjects)
+        return recipe.build_bank(records=records, by_subject=True)
     except RecipeError as err:
-        raise SynthesisError(f"fold {getattr(context.fold, 'index', '?')}: {err}") from err
-    mined_from = set()
-    if any(t.source == "mined" for t in bank.templates):
-        mined_from = {
-            str(r.subject)
-            for r in records
-            if (subjects is None or r.subject in subjects) and getattr(r, "aus", "")
-        }
-    return bank, mined_from
+        raise SynthesisError(f"remedy synthesis: {err}") from err
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _onset_faces(context: FoldContext, folder: Path) -> dict[str, str]:
-    """Write the onset (first stored) frame of one clip per training subject into ``folder``;
-    returns ``{identity name: subject}``."""
+def _dataset_faces(pool: Sequence[object], folder: Path, face_column: bool) -> dict[str, str]:
+    """One face per subject of ``pool`` in ``folder``: the first ``face`` cell of its rows
+    (``face_column``), else the onset frame of its first clip with frames; returns
+    ``{identity name: subject}``.
+
+    Raises:
+        SynthesisError: a subject has neither (e.g. apex-flow image rows without ``face``).
+    """
     import cv2
 
     from recognizer.data.frame_source import RawFrames
 
-    source = RawFrames()
+    frames = RawFrames()
+    by_subject: dict[str, list[object]] = defaultdict(list)
+    for sample in pool:
+        by_subject[str(sample.subject)].append(sample)
     folder.mkdir(parents=True, exist_ok=True)
-    subjects: dict[str, str] = {}
-    for sample in context.train:
-        subject = str(sample.subject)
-        if subject in subjects.values():
-            continue
+    owners: dict[str, str] = {}
+    for subject, rows in by_subject.items():
         name = _safe(subject)
-        path = folder / f"{name}.png"
-        if not path.is_file():
-            first = source.frame_numbers(sample)[0]
-            frame = source.read(sample, [first])[0]
-            cv2.imwrite(str(path), np.ascontiguousarray(frame[:, :, ::-1]))
-        subjects[name] = subject
-    return subjects
+        faces = [r.extra["face"] for r in rows if face_column and (r.extra or {}).get("face")]
+        clips = [r for r in rows if len(frames.frame_numbers(r)) > 1]
+        if faces:
+            shutil.copyfile(faces[0], folder / f"{name}{Path(faces[0]).suffix.lower()}")
+        elif clips:
+            first = frames.frame_numbers(clips[0])[0]
+            image = frames.read(clips[0], [first])[0]
+            cv2.imwrite(str(folder / f"{name}.png"), np.ascontiguousarray(image[:, :, ::-1]))
+        else:
+            hint = "a `face` column in the manifest" if face_column else "clips with frames"
+            raise SynthesisError(
+                f"identities.source data: subject {subject!r} has no face (its rows, e.g. "
+                f"clip {rows[0].uid}, are single images without a face image); add {hint}"
+            )
+        owners[name] = subject
+    return owners
 
 
-def _identities(source: SyntheticData, context: FoldContext) -> tuple[IdentitySet, dict[str, str]]:
-    """The fold's identities and ``{identity name: subject}`` for faces of dataset subjects."""
-    recipe = source.synthesis
-    if recipe.identities.source == "onset":
-        folder = Path(source.cache_dir) / "onset_faces"
-        owners = _onset_faces(context, folder)
-        loaded = recipe.build_identities([folder / f"{name}.png" for name in owners])
+def _identities(
+    source: SyntheticData, recipe: GenerationRecipe, context: FoldContext, pool: Sequence[object]
+) -> tuple[IdentitySet, dict[str, str]]:
+    """The pool's identities and ``{identity name: subject}`` of faces owned by subjects.
+
+    Raises:
+        SynthesisError: a folder holds faces of unknown subjects and is not declared
+            subject-free while the protocol has test subjects.
+    """
+    given = recipe.identities.source
+    if given in DATA_SOURCES:
+        folder = Path(source.cache_dir) / f"faces_{given}"
+        owners = _dataset_faces(pool, folder, face_column=given == "data")
+        loaded = recipe.build_identities([p for p in sorted(folder.iterdir()) if p.is_file()])
     else:
         owners = dict(source.identity_subjects)
         loaded = recipe.build_identities()
-    mapping = {}
+    mapping, unknown = {}, set()
     for face in loaded.identities:
         base = face.name.split("~aug", 1)[0]
         if base in owners:
             mapping[face.name] = owners[base]
+        elif given != "builtin" and given not in DATA_SOURCES:
+            unknown.add(base)
+    tested = bool(getattr(context.fold, "test_subjects", ()))
+    if unknown and tested and not source.faces_subject_free:
+        raise SynthesisError(
+            f"remedy.synthesis.identities.source={given!r}: faces {sorted(unknown)[:5]} "
+            f"({len(unknown)} in all) belong to unknown subjects, so a test subject's face could "
+            "be animated. Use identities.source=data (a manifest `face` column: each face owned "
+            "by its row's subject), map them with remedy.identity_subjects, or declare them "
+            "subject-free with remedy.faces_subject_free=true (e.g. public portraits)"
+        )
     return loaded, mapping
 
 
-def _plan(source: SyntheticData, context: FoldContext, emotions: Sequence[str]) -> BalancePlan:
-    seed = source.synthesis.seed
-    names = list(context.class_names)
+def _pool_plan(
+    source: SyntheticData,
+    pool: Sequence[object],
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    emotions: Sequence[str],
+    owners: int,
+) -> BalancePlan:
+    """Clips per class for the neediest fold (see the module docs); ``owners`` subjects own
+    faces or templates (a fold leaves out about ``2 / owners`` of the clips)."""
+    names = list(class_names)
+    scale = 1.0
+    if owners:
+        scale = (1.0 + source.pool_margin) / max(1.0 - 2.0 / owners, 0.25)
     if source.mode == "fill":
-        counts = np.bincount(np.asarray(context.train_labels, int), minlength=len(names))
-        real = {n: int(counts[i]) for i, n in enumerate(names)}
-        add = resolve_sampling_strategy(source.strategy, real)
-        return BalancePlan({n: (add[n] if n in emotions else 0) for n in names}, seed)
-    return BalancePlan({n: (source.n_per_class if n in emotions else 0) for n in names}, seed)
+        counts = np.bincount(np.asarray(labels, int), minlength=len(names))
+        add = resolve_sampling_strategy(
+            source.strategy, {n: int(counts[i]) for i, n in enumerate(names)}
+        )
+        per_subject: dict[str, Counter[int]] = defaultdict(Counter)
+        for sample, label in zip(pool, labels):
+            per_subject[str(sample.subject)][int(label)] += 1
+        largest = [max((c[i] for c in per_subject.values()), default=0) for i in range(len(names))]
+        want = {n: add[n] + largest[i] for i, n in enumerate(names)}
+    else:
+        want = {n: source.n_per_class for n in names}
+    counts_out = {n: (math.ceil(want[n] * scale) if n in emotions else 0) for n in names}
+    return BalancePlan(counts_out, source.synthesis.seed)
 
 
-def synthesize_for_fold(source: SyntheticData, context: FoldContext) -> SyntheticSet:
-    """Make (or reuse) the fold's synthetic store and load it with provenance."""
-    recipe = source.synthesis
+def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet:
+    """Make (or reuse) the run's synthetic pool and load it with per-clip provenance.
+
+    The pool depends on the run's samples (``context.pool``), not on the fold: every fold of
+    a run gets the same store, rendered once (also memoised in this process).
+    """
+    recipe = source.recipe()
     _scheme_index(context.class_names, recipe.scheme)
-    bank, mined_from = _bank(source, context)
-    faces, face_subjects = _identities(source, context)
+    pool, labels = _pool(context)
+    memo = config_hash(
+        {
+            "settings": source.settings(),
+            "pool": [str(getattr(s, "uid", s)) for s in pool],
+            "labels": labels,
+            "classes": list(context.class_names),
+        }
+    )
+    if memo in _POOLS:
+        return replace(_POOLS[memo], made=False)
+    bank = _bank(source, recipe, pool)
+    faces, owners = _identities(source, recipe, context, pool)
     parts = recipe.build(identities=faces, bank=bank)
-    plan = _plan(source, context, bank.emotions)
-    subject_data = bool(mined_from or face_subjects)
-    train_subjects = sorted({str(s.subject) for s in context.train})
     record = {
-        "template_subjects": sorted(mined_from),
-        "identity_subjects": face_subjects,
-        "train_subjects": train_subjects if subject_data else None,
+        "identity_subjects": owners,
+        "template_subjects": sorted({s for t in bank.templates for s in t.subjects}),
     }
+    owning = len(set(owners.values()) | set(record["template_subjects"]))
+    plan = _pool_plan(source, pool, labels, context.class_names, bank.emotions, owning)
     key = config_hash({"inputs": recipe.content(parts, plan), "provenance": record})
     root = Path(source.cache_dir) / key
     made = not (root / PROVENANCE).is_file()
@@ -307,15 +541,78 @@ def synthesize_for_fold(source: SyntheticData, context: FoldContext) -> Syntheti
         run_recipe(recipe, plan, root, parts=parts, progress=False)
     root.mkdir(parents=True, exist_ok=True)
     (root / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
-    if not plan.total:
-        return SyntheticSet(root, key, [], [], made)
-    loaded = load_synthetic(root, context.class_names)
-    return replace(loaded, key=key, made=made)
+    if plan.total:
+        loaded = load_synthetic(root, context.class_names, source.frames)
+        made_set = SyntheticSet(root, key, loaded.samples, loaded.labels, made, bank.templates)
+    else:
+        made_set = SyntheticSet(root, key, [], [], made, bank.templates)
+    _POOLS[memo] = made_set
+    return made_set
 
 
-def load_synthetic(root: str | Path, class_names: Sequence[str]) -> SyntheticSet:
-    """Load a clip store's samples with the provenance in its ``provenance.json`` (none: the
-    store carries no subject data), and their class indices in ``class_names``.
+# --------------------------------------------------------------------------- loading
+
+
+def _clip_template_subjects(root: Path, clip: str) -> list[str] | None:
+    """The template subjects of a clip's ``params/<clip>.json`` (``None``: not recorded)."""
+    path = root / "params" / f"{clip}.json"
+    if not path.is_file():
+        return None
+    subjects = json.loads(path.read_text()).get("template", {}).get("subjects")
+    return None if subjects is None else [str(s) for s in subjects]
+
+
+def flow_folder(root: str | Path, frames: SyntheticFrames) -> Path:
+    """Where a store's apex-flow images of ``frames`` are cached."""
+    from recognizer.data.flow import tvl1_available
+
+    method = frames.flow_method
+    if method == "auto":
+        method = "tvl1" if tvl1_available() else "farneback"
+    return Path(root) / f"apex_flow_{method}_{frames.flow_size}"
+
+
+def _as_flow(sample: object, frames: SyntheticFrames, folder: Path) -> object:
+    """``sample`` as its cached apex-flow image, computed once from its stored onset and apex
+    frames as :class:`recognizer.data.representations.ApexFlow` does for real clips; the two
+    frame numbers are kept in ``extra["flow_frames"]``."""
+    from recognizer.data.flow import apex_flow, save_apex_flow
+    from recognizer.data.frame_source import RawFrames
+
+    source = RawFrames()
+    pair = sample_key_frames(
+        "onset_apex",
+        source.frame_numbers(sample),
+        sample.onset,
+        sample.apex_or_middle,
+        sample.offset,
+        2,
+    ).frame_numbers
+    path = folder / f"{_safe(sample.clip)}.png"
+    if not path.is_file():
+        onset, apex = source.read(sample, pair)
+        image = apex_flow(onset, apex, int(frames.flow_size or 0), frames.flow_method)
+        tmp = folder / f".tmp-{path.name}"
+        save_apex_flow(tmp, image)
+        tmp.replace(path)
+    extra = {**sample.extra, "frame_numbers": "0", "flow_frames": ";".join(map(str, pair))}
+    return replace(
+        sample, frames=(), frame_numbers=(), array_path=path, onset=0, apex=0, offset=0,
+        extra=extra,
+    )  # fmt: skip
+
+
+def load_synthetic(
+    root: str | Path, class_names: Sequence[str], frames: SyntheticFrames | None = None
+) -> SyntheticSet:
+    """Load a clip store's samples with their provenance, and their class indices in
+    ``class_names``.
+
+    Provenance: ``provenance.json`` gives the owners of the faces (``identity_subjects``), the
+    split a store was made for (``train_subjects``, if any) and, for stores whose clips lack
+    them, the template subjects of the whole store; each clip's ``params/<clip>.json`` gives
+    the subjects of its own template. With ``frames`` asking for a flow, each clip becomes its
+    apex-flow image, cached in :func:`flow_folder`.
 
     Raises:
         SynthesisError: a clip's label is not among ``class_names``.
@@ -328,6 +625,10 @@ def load_synthetic(root: str | Path, class_names: Sequence[str]) -> SyntheticSet
         record = json.loads((root / PROVENANCE).read_text())
     index = {c: i for i, c in enumerate(class_names)}
     faces = record.get("identity_subjects") or {}
+    folder = None
+    if frames is not None and frames.flow_size:
+        folder = flow_folder(root, frames)
+        folder.mkdir(parents=True, exist_ok=True)
     samples, labels = [], []
     for sample in load("mesynth", root).samples:
         if sample.emotion not in index:
@@ -335,11 +636,13 @@ def load_synthetic(root: str | Path, class_names: Sequence[str]) -> SyntheticSet
                 f"{root}: clip {sample.clip} has label {sample.emotion!r}, not one of "
                 f"{list(class_names)}"
             )
+        mined = _clip_template_subjects(root, sample.clip)
         extra = provenance(
-            template_subjects=record.get("template_subjects") or (),
+            template_subjects=(record.get("template_subjects") or ()) if mined is None else mined,
             identity_subject=faces.get(sample.identity or ""),
             train_subjects=record.get("train_subjects"),
         )
-        samples.append(replace(sample, extra={**sample.extra, **extra}))
+        sample = replace(sample, extra={**sample.extra, **extra})
+        samples.append(sample if folder is None else _as_flow(sample, frames, folder))
         labels.append(index[sample.emotion])
     return SyntheticSet(root, root.name, samples, labels, made=False)

@@ -39,7 +39,6 @@ def test_calibrate_and_realism_commands(aligned_face, tmp_path, capsys):
         *common,
         "synthetic.name=manifest",
         f"synthetic.root={synthetic}",
-        "~synthetic.prefer",
         f"out_dir={report_dir}",
         "n_permutations=5",
         "scheme=null",

@@ -116,8 +116,9 @@ def test_mined_templates_and_onset_faces_need_what_only_a_fold_has() -> None:
     recipe = GenerationRecipe(templates={"sources": ["mined"]}, identities={"source": "onset"})
     with pytest.raises(RecipeError, match="no annotation records"):
         recipe.build_bank()
-    with pytest.raises(RecipeError, match="'onset' needs a fold's onset faces"):
-        recipe.build_identities()
+    for source in ("onset", "data"):
+        with pytest.raises(RecipeError, match=f"'{source}' needs the faces of a dataset's"):
+            recipe.build_identities(source=source)
 
 
 def test_generate_uses_the_callers_motion_model_even_with_a_profile(tmp_path) -> None:

@@ -337,3 +337,23 @@ def test_annotation_table_needs_its_columns(tmp_path: Path) -> None:
     path.write_text("subject,label\n1,happy\n")
     with pytest.raises(TemplateError, match=r"notes\.csv: missing column\(s\) emotion, aus"):
         read_annotation_table(path)
+
+
+def test_mining_by_subject_keeps_one_template_per_subject_and_the_distribution() -> None:
+    from types import SimpleNamespace
+
+    from mesynth.templates.mining import mine_templates
+
+    rows = [("casme2/sub01", "4"), ("casme2/sub01", "4"), ("samm/006", "4"), ("samm/006", "12")]
+    records = [SimpleNamespace(subject=s, emotion="negative", aus=a, dataset=s.split("/")[0])
+               for s, a in rows]  # fmt: skip
+    pooled, _ = mine_templates(records, "megc3")
+    split, _ = mine_templates(records, "megc3", by_subject=True)
+    assert {t.subjects for t in pooled} == {("casme2/sub01", "samm/006"), ("samm/006",)}
+    assert sorted((t.subjects, t.weight) for t in split) == [
+        (("casme2/sub01",), 2.0), (("samm/006",), 1.0), (("samm/006",), 1.0),
+    ]  # fmt: skip
+    by_combo = {}
+    for t in split:
+        by_combo[t.canonical()] = by_combo.get(t.canonical(), 0) + t.weight
+    assert by_combo == {t.canonical(): t.weight for t in pooled}

@@ -21,11 +21,11 @@ from recognizer.data.representations import KeyFrameClip
 from recognizer.data.torch_dataset import ClipDataset
 from recognizer.datasets import load
 from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError, split_key
+from recognizer.leakage import LeakageError
 from recognizer.models import create_model
 from recognizer.protocols import Fold, create_protocol
-from recognizer.remedies import FoldContext, Remedy, create_remedy
-from recognizer.remedies.synthetic import SynthesisError, load_synthetic, synthesize_for_fold
+from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy, synthetic
+from recognizer.remedies.synthetic import SynthesisError, load_synthetic, synthesize_pool
 from recognizer.train import TrainerConfig
 
 NAMES = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
@@ -49,11 +49,13 @@ def target(tmp_path_factory) -> tuple[list, list[int]]:
     return samples, [NAMES.index(s.emotion) for s in samples]
 
 
-def _context(samples, labels, train_subjects, tmp_path) -> FoldContext:
+def _context(samples, labels, train_subjects, tmp_path, pool=False) -> FoldContext:
     keep = [i for i, s in enumerate(samples) if s.subject in train_subjects]
-    fold = Fold(0, frozenset(train_subjects), frozenset(), frozenset())
+    test = frozenset(s.subject for s in samples) - set(train_subjects)
+    fold = Fold(0, frozenset(train_subjects), frozenset(), test)
     return FoldContext(fold, [samples[i] for i in keep], [labels[i] for i in keep], NAMES,
-                       tmp_path / "fold", 0)  # fmt: skip
+                       tmp_path / "fold", 0, pool=samples if pool else (),
+                       pool_labels=labels if pool else ())  # fmt: skip
 
 
 def _remedy(name: str, cache: Path, *, templates=("mined", "expert"), identities="builtin",
@@ -88,34 +90,37 @@ def _run(samples, labels, remedy, out: Path):
     )  # fmt: skip
 
 
-def test_synth_fill_balances_each_fold_from_its_training_side_and_reuses_stores(
-    target, tmp_path
+def test_synth_fill_renders_one_pool_and_balances_each_fold_from_it(
+    target, tmp_path, monkeypatch
 ) -> None:
     samples, labels = target
     cache = tmp_path / "cache"
-    remedy = _remedy("synth_fill", cache, templates=["mined", "expert"])
+    renders = []
+    run_recipe = synthetic.run_recipe
+    monkeypatch.setattr(
+        synthetic, "run_recipe", lambda *a, **k: renders.append(a[2]) or run_recipe(*a, **k)
+    )
+    remedy = _remedy("synth_fill", cache, templates=["mined", "expert"], pool_margin=1.0)
     result = _run(samples, labels, remedy, tmp_path / "run")
     stores = sorted(p.parent for p in cache.glob("*/provenance.json"))
-    assert len(stores) == len(result.folds) == 2
-    for fold in result.folds:
+    assert len(stores) == 1 and renders == stores  # one pool for both folds
+    summary = json.loads((tmp_path / "run" / "results.json").read_text())
+    for fold, entry in zip(result.folds, summary["fold_data"]):
         counts = json.loads((tmp_path / "run" / f"fold_{fold.index:02d}" / "class_counts.json")
                             .read_text())  # fmt: skip
         real = np.bincount([labels[i] for i, s in enumerate(samples)
                             if s.subject in fold.train_subjects], minlength=7)  # fmt: skip
         assert counts["real"] == real.tolist()
         assert counts["train"] == [int(real.max())] * 7  # every class topped up to the largest
-        note = next(n for n in counts["notes"] if "synthetic store" in n)
-        store = Path(note.split("synthetic store ", 1)[1].split(" (", 1)[0])
-        prov = json.loads((store / "provenance.json").read_text())
-        assert set(prov["template_subjects"]) <= fold.train_subjects
-        assert set(prov["train_subjects"]) == fold.train_subjects
-        synthetic = load_synthetic(store, NAMES).samples
-        assert {s.extra["split_key"] for s in synthetic} == {split_key(fold.train_subjects)}
-        assert all(s.source == "synthetic" and s.extra["identity_subject"] == ""
-                   for s in synthetic)  # fmt: skip
-    # a second seed (same folds, same inputs) reuses every store
-    again = dataclasses.replace(remedy)
-    _run(samples, labels, again, tmp_path / "run2")
+        assert entry["synthetic_train"] == sum(counts["train"]) - sum(counts["real"])
+        assert set(entry["excluded_subjects"]) <= fold.test_subjects
+        assert entry["synthetic_excluded_clips"] > 0  # templates mined from test subjects
+    pool = load_synthetic(stores[0], NAMES).samples
+    mined = {s.extra["template_subjects"] for s in pool} - {""}
+    assert mined and all(";" not in m for m in mined)  # one source subject per template
+    assert all(s.source == "synthetic" and s.extra["identity_subject"] == "" for s in pool)
+    # a second run with the same inputs reuses the pool
+    _run(samples, labels, dataclasses.replace(remedy), tmp_path / "run2")
     assert sorted(p.parent for p in cache.glob("*/provenance.json")) == stores
     notes = json.loads((tmp_path / "run2" / "fold_00" / "class_counts.json").read_text())["notes"]
     assert "(reused)" in notes[0]
@@ -150,14 +155,17 @@ def test_synth_only_trains_on_synthetic_clips_alone(target, tmp_path) -> None:
         )
 
 
-def test_onset_identities_are_the_training_subjects_faces_only(target, tmp_path) -> None:
+def test_onset_identities_of_held_out_subjects_are_left_out(target, tmp_path) -> None:
     samples, labels = target
     subjects = sorted({s.subject for s in samples})[:3]
     remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"],
                      identities="onset", face_crops=True)  # fmt: skip
-    data = remedy.fold_data(_context(samples, labels, subjects, tmp_path))
-    synthetic = [s for s in data.train if s.source == "synthetic"]
-    assert synthetic and {s.extra["identity_subject"] for s in synthetic} <= set(subjects)
+    data = remedy.fold_data(_context(samples, labels, subjects, tmp_path, pool=True))
+    synthetic_clips = [s for s in data.train if s.source == "synthetic"]
+    assert synthetic_clips
+    assert {s.extra["identity_subject"] for s in synthetic_clips} <= set(subjects)
+    held_out = {s.subject for s in samples} - set(subjects)
+    assert data.report["excluded_subjects"] and set(data.report["excluded_subjects"]) <= held_out
 
 
 # ------------------------------------------------------------------- planted leaks
@@ -170,33 +178,92 @@ def _expect_leak(samples, labels, remedy, out: Path, kind: str) -> None:
     assert not list(out.rglob("*.pt")), "nothing may be trained on a leaking fold"
 
 
-def test_templates_mined_from_all_subjects_are_refused(target, tmp_path) -> None:
+@dataclasses.dataclass(frozen=True)
+class Unfiltered(Remedy):
+    """Trains on the whole synthetic pool of ``source``, skipping the per-fold exclusion (a
+    planted leak)."""
+
+    source: object = None
+
+    def fold_data(self, context: FoldContext) -> FoldData:
+        pool = synthesize_pool(self.source, context)
+        return FoldData([*context.train, *pool.samples], [*context.train_labels, *pool.labels])
+
+
+def _excluded_then_caught(samples, labels, remedy, tmp_path, kind: str) -> None:
+    """The remedy leaves the planted clips out of every fold (the run trains and the checker
+    passes); the same pool given unfiltered is refused with ``kind``."""
+    result = _run(samples, labels, remedy, tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "results.json").read_text())
+    for fold, entry in zip(result.folds, summary["fold_data"]):
+        assert set(entry["excluded_subjects"]) <= fold.test_subjects
+    assert any(entry["excluded_subjects"] for entry in summary["fold_data"])
+    assert list((tmp_path / "run").rglob("*.pt"))
+    _expect_leak(samples, labels, Unfiltered("unfiltered", source=remedy.data),
+                 tmp_path / "leak", kind)  # fmt: skip
+
+
+def test_templates_mined_from_all_subjects_are_excluded_per_fold(target, tmp_path) -> None:
     samples, labels = target
     remedy = _remedy("synth_fill", tmp_path / "cache", templates=["mined"],
-                     template_records=samples)  # fmt: skip
-    _expect_leak(samples, labels, remedy, tmp_path / "run", "template")
+                     template_records=samples, pool_margin=1.0)  # fmt: skip
+    _excluded_then_caught(samples, labels, remedy, tmp_path, "template")
 
 
-def test_identity_of_a_test_subject_is_refused(target, tmp_path) -> None:
+def test_identity_of_a_test_subject_is_excluded_per_fold(target, tmp_path) -> None:
+    samples, labels = target
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for name, key in (("face_a", "astronaut"), ("face_b", "hopper")):
+        cv2.imwrite(str(faces / f"{name}.png"), builtin_images()[key][:, :, ::-1])
+    everyone = sorted({s.subject for s in samples})
+    owners = {"face_a": everyone[0], "face_b": everyone[-1]}
+    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"],
+                     identities=str(faces), identity_subjects=owners)  # fmt: skip
+    _excluded_then_caught(samples, labels, remedy, tmp_path, "identity")
+
+
+def test_a_face_folder_of_unknown_subjects_is_refused_unless_declared_subject_free(
+    target, tmp_path
+) -> None:
     samples, labels = target
     faces = tmp_path / "faces"
     faces.mkdir()
     cv2.imwrite(str(faces / "face_a.png"), builtin_images()["astronaut"][:, :, ::-1])
-    subject = samples[0].subject  # a test subject in one of the folds
-    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"],
-                     identities=str(faces), identity_subjects={"face_a": subject})  # fmt: skip
-    with pytest.raises(LeakageError) as err:
-        _run(samples, labels, remedy, tmp_path / "run")
-    assert {v.kind for v in err.value.violations} == {"identity"}
-    assert subject in str(err.value)
+    subjects = sorted({s.subject for s in samples})[:4]
+    context = _context(samples, labels, subjects, tmp_path, pool=True)
+    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"], identities=str(faces))
+    with pytest.raises(SynthesisError, match="faces_subject_free"):
+        remedy.fold_data(context)
+    free = _remedy("synth_fill", tmp_path / "cache", templates=["expert"],
+                   identities=str(faces), faces_subject_free=True)  # fmt: skip
+    data = free.fold_data(context)
+    assert data.report["synthetic_train"] > 0 and not data.report["excluded_subjects"]
 
 
 def test_store_made_for_another_split_is_refused(target, tmp_path) -> None:
     samples, labels = target
     everyone = sorted({s.subject for s in samples})
-    made = synthesize_for_fold(
-        _remedy("synth_pretrain", tmp_path / "cache", templates=["mined"], n_per_class=1).data,
-        _context(samples, labels, everyone, tmp_path),  # synthesis before the split
+    made = synthesize_pool(
+        _remedy("synth_pretrain", tmp_path / "cache", templates=["expert"], n_per_class=1).data,
+        _context(samples, labels, everyone, tmp_path),
     )
+    record = json.loads((made.root / "provenance.json").read_text())
+    record["train_subjects"] = everyone  # a store made for one split (before the split)
+    (made.root / "provenance.json").write_text(json.dumps(record))
     remedy = _remedy("synth_pretrain", tmp_path / "cache", store=str(made.root))
     _expect_leak(samples, labels, remedy, tmp_path / "run", "split")
+
+
+def test_representations_say_what_they_need_from_a_synthetic_clip(tmp_path) -> None:
+    from recognizer.data.representations import ApexFlow
+
+    flow = ApexFlow(size=28, render_size=112).synthetic_frames()
+    assert (flow.mode, flow.num_frames, flow.size, flow.flow_size) == ("onset_apex", 2, 112, 28)
+    clip = KeyFrameClip(num_frames=8, size=64, sampling="adaptive").synthetic_frames()
+    assert (clip.mode, clip.num_frames, clip.sampling, clip.size, clip.flow_size) == (
+        "keyframes", 8, "adaptive", 64, None,
+    )  # fmt: skip
+    remedy = _remedy("synth_only", tmp_path).for_representation(ApexFlow(render_size=96))
+    recipe = remedy.data.recipe()
+    assert (recipe.frames.mode, recipe.size) == ("onset_apex", 96)
