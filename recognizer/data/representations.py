@@ -226,7 +226,7 @@ class ApexFlow:
     def synthetic_frames(self) -> SyntheticFrames:
         """Synthetic clips for this representation: the onset and the true apex frame
         (store mode ``onset_apex``) rendered at ``render_size``, whose apex flow is computed
-        with :func:`recognizer.data.flow.apex_flow` as for real clips, at ``size``."""
+        with :func:`mesynth.flow.apex_flow` as for real clips, at ``size``."""
         return SyntheticFrames(
             "onset_apex", 2, "onset_apex", self.render_size, self.size, self.method
         )

@@ -14,7 +14,7 @@ held-out subjects reaches its training.
 (``representation.synthetic_frames()``, bound with :meth:`SyntheticData.for_representation`;
 ``mer train`` does this): key frames of the representation's own sampling rule at its size, or
 for the apex flow the onset and the *true* apex frame rendered at ``render_size``, whose flow
-is computed with :func:`recognizer.data.flow.apex_flow` exactly as for real clips and cached
+is computed with :func:`mesynth.flow.apex_flow` exactly as for real clips and cached
 with the store (``<store>/apex_flow_<method>_<size>/<clip>.png``), once, not per fold or epoch.
 Unbound, the recipe's own ``frames`` and ``size`` apply.
 
@@ -564,7 +564,7 @@ def _clip_template_subjects(root: Path, clip: str) -> list[str] | None:
 
 def flow_folder(root: str | Path, frames: SyntheticFrames) -> Path:
     """Where a store's apex-flow images of ``frames`` are cached."""
-    from recognizer.data.flow import tvl1_available
+    from mesynth.flow import tvl1_available
 
     method = frames.flow_method
     if method == "auto":
@@ -576,7 +576,7 @@ def _as_flow(sample: object, frames: SyntheticFrames, folder: Path) -> object:
     """``sample`` as its cached apex-flow image, computed once from its stored onset and apex
     frames as :class:`recognizer.data.representations.ApexFlow` does for real clips; the two
     frame numbers are kept in ``extra["flow_frames"]``."""
-    from recognizer.data.flow import apex_flow, save_apex_flow
+    from mesynth.flow import apex_flow, save_apex_flow
     from recognizer.data.frame_source import RawFrames
 
     source = RawFrames()
