@@ -21,15 +21,19 @@ from recognizer.data.input_config import InputConfig
 
 
 def prepare_command(cfg: DictConfig) -> None:
-    """``mer prepare``: load a dataset, print its load report, preprocess it into the cache and
-    write apex-flow images when ``write_apex_flow=true``."""
+    """``mer prepare``: load a dataset (checking its media when ``verify=true``), print its load
+    report, preprocess it into the cache and write apex-flow images when
+    ``write_apex_flow=true``."""
     from hydra.utils import instantiate
 
     from recognizer.data.preprocess import CachedFrames, preprocess
     from recognizer.data.representations import ApexFlow
+    from recognizer.datasets.checks import verify_media
     from recognizer.prepare import write_apex_flow_images
 
     result = instantiate(cfg.data.loader)()
+    if cfg.verify:
+        result = verify_media(result)
     print(result.report)
     if cfg.select_scheme:
         result = result.select_scheme(cfg.data.scheme)
