@@ -266,8 +266,36 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The mesynth user errors plus the recognizer's: one line, no traceback."""
+    from mesynth.cli.main import USER_ERRORS
+    from recognizer.data.safe_paths import UnsafePathError
+    from recognizer.datasets.errors import DatasetError
+    from recognizer.leakage import LeakageError
+    from recognizer.models.registry import UnknownModelError
+    from recognizer.models.weights import WeightLoadError
+    from recognizer.protocols import UnknownProtocolError
+    from recognizer.remedies.registry import UnknownRemedyError
+    from recognizer.remedies.synthetic import SynthesisError
+    from recognizer.train import CheckpointMismatchError
+
+    return (
+        *USER_ERRORS,
+        CheckpointMismatchError,
+        DataConfigError,
+        DatasetError,
+        LeakageError,
+        SynthesisError,
+        UnknownModelError,
+        UnknownProtocolError,
+        UnknownRemedyError,
+        UnsafePathError,
+        WeightLoadError,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_command("mer", COMMANDS, argv)
+    return run_command("mer", COMMANDS, argv, user_errors=_user_errors())
 
 
 if __name__ == "__main__":
