@@ -21,15 +21,19 @@ from recognizer.data.input_config import InputConfig
 
 
 def prepare_command(cfg: DictConfig) -> None:
-    """``mer prepare``: load a dataset, print its load report, preprocess it into the cache and
-    write apex-flow images when ``write_apex_flow=true``."""
+    """``mer prepare``: load a dataset (checking its media when ``verify=true``), print its load
+    report, preprocess it into the cache and write apex-flow images when
+    ``write_apex_flow=true``."""
     from hydra.utils import instantiate
 
     from recognizer.data.preprocess import CachedFrames, preprocess
     from recognizer.data.representations import ApexFlow
+    from recognizer.datasets.checks import verify_media
     from recognizer.prepare import write_apex_flow_images
 
     result = instantiate(cfg.data.loader)()
+    if cfg.verify:
+        result = verify_media(result)
     print(result.report)
     if cfg.select_scheme:
         result = result.select_scheme(cfg.data.scheme)
@@ -265,8 +269,36 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The mesynth user errors plus the recognizer's: one line, no traceback."""
+    from mesynth.cli.main import USER_ERRORS
+    from recognizer.data.safe_paths import UnsafePathError
+    from recognizer.datasets.errors import DatasetError
+    from recognizer.leakage import LeakageError
+    from recognizer.models.registry import UnknownModelError
+    from recognizer.models.weights import WeightLoadError
+    from recognizer.protocols import UnknownProtocolError
+    from recognizer.remedies.registry import UnknownRemedyError
+    from recognizer.remedies.synthetic import SynthesisError
+    from recognizer.train import CheckpointMismatchError
+
+    return (
+        *USER_ERRORS,
+        CheckpointMismatchError,
+        DataConfigError,
+        DatasetError,
+        LeakageError,
+        SynthesisError,
+        UnknownModelError,
+        UnknownProtocolError,
+        UnknownRemedyError,
+        UnsafePathError,
+        WeightLoadError,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_command("mer", COMMANDS, argv)
+    return run_command("mer", COMMANDS, argv, user_errors=_user_errors())
 
 
 if __name__ == "__main__":

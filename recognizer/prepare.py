@@ -8,6 +8,7 @@ from pathlib import Path
 from mesynth.flow import save_apex_flow
 from recognizer.data.frame_source import FrameSource
 from recognizer.data.representations import ApexFlow
+from recognizer.data.safe_paths import path_inside, safe_path_component
 from recognizer.data.samples import Sample
 
 
@@ -20,23 +21,38 @@ def write_apex_flow_images(
 ) -> Path:
     """Write one apex-flow PNG per sample plus a ``manifest.csv`` over them.
 
-    Files are ``<out_dir>/<dataset>/<subject>__<clip>.png`` (channels u, v, strain as R, G, B).
+    Files are ``<out_dir>/<dataset>/<subject>__<clip>.png`` (channels u, v, strain as R, G, B),
+    each name made safe by :func:`~recognizer.data.safe_paths.safe_path_component` and checked to
+    stay inside ``out_dir``; every path is checked before the first image is written.
     The manifest has the columns of the ``manifest`` loader (``subject, clip, label, path,
     dataset``), so the images load back with ``recognizer.datasets.load("manifest", out_dir)``.
 
     Returns:
         The manifest path.
+
+    Raises:
+        UnsafePathError: an empty dataset, subject or clip, or a path outside ``out_dir``.
     """
     if len(samples) != len(labels):
         raise ValueError(f"{len(samples)} samples but {len(labels)} labels")
     out_dir = Path(out_dir)
     representation = representation or ApexFlow()
     lines = ["subject,clip,label,path,dataset"]
-    for sample, label in zip(samples, labels):
+    relatives = [_image_path(out_dir, sample) for sample in samples]
+    for sample, label, relative in zip(samples, labels, relatives):
         subject = sample.subject.split("/", 1)[1]
-        relative = Path(sample.dataset) / f"{subject}__{sample.clip}.png"
         save_apex_flow(out_dir / relative, representation.image(sample, source))
         lines.append(f"{subject},{sample.clip},{label},{relative.as_posix()},{sample.dataset}")
     manifest = out_dir / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
+
+
+def _image_path(out_dir: Path, sample: Sample) -> Path:
+    """``<dataset>/<subject>__<clip>.png`` of ``sample``, relative to ``out_dir``."""
+    subject = sample.subject.split("/", 1)[1]
+    dataset = safe_path_component(sample.dataset, f"dataset of {sample.uid}")
+    name = safe_path_component(f"{subject}__{sample.clip}", f"subject and clip of {sample.uid}")
+    relative = Path(dataset) / f"{name}.png"
+    path_inside(out_dir, out_dir / relative)
+    return relative

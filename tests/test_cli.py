@@ -41,3 +41,37 @@ def test_env_command_reports_backends(tmp_path) -> None:
     ).stdout
     assert "tvl1_optical_flow" in out and "torch" in out
     assert (tmp_path / "outputs" / "mesynth_env").is_dir()
+
+
+def test_a_bad_value_is_one_line_and_nothing_is_written(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "store"
+    base = [f"paths.root_dir={tmp_path}", f"out_dir={out}", "recipe.size=32", "progress=false"]
+    assert mesynth_main(["generate", "jpeg_quality=500", *base]) == 2
+    assert mesynth_main(["generate", "recipe.frames.num_frames=1", *base]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "mesynth: error: jpeg_quality must be in 0..100, got 500\n" in err
+    assert "mesynth: error: recipe.frames.num_frames must be >= 2, got 1\n" in err
+    assert not out.exists()
+
+
+def test_bad_overrides_and_missing_releases_are_one_line(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert mer_main(["prepare", "data=no_such_data", f"paths.root_dir={tmp_path}"]) == 2
+    root = f"data.loader.root={tmp_path}/nowhere"
+    assert mer_main(["prepare", "data=samm", root, f"paths.root_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "mer: error: In 'prepare': Could not find 'data/no_such_data'" in err
+    assert f"mer: error: SAMM root not found: {tmp_path}/nowhere\n" in err
+
+
+def test_debug_shows_the_error_itself(tmp_path) -> None:
+    from recognizer.datasets import ReleaseNotFoundError
+
+    args = ["prepare", "data=samm", f"data.loader.root={tmp_path}/x", f"paths.root_dir={tmp_path}"]
+    with pytest.raises(ReleaseNotFoundError, match="SAMM root not found"):
+        mer_main([*args, "--debug"])

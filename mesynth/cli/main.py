@@ -6,11 +6,44 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
+from mesynth.calibration.calibrate import CalibrationError
+from mesynth.calibration.profile import ProfileError
 from mesynth.cli.app import Command, run_command
 from mesynth.cli.calibrate import calibrate_command, realism_command
 from mesynth.environment import environment_report, format_report
+from mesynth.evaluation.realism_report import ReportError
+from mesynth.face.frame_files import FrameNumberError
+from mesynth.face.image_io import ImageReadError
+from mesynth.face.landmarks import LandmarkError
+from mesynth.generation.balance import PlanError
+from mesynth.generation.recipe import RecipeError
+from mesynth.generation.store import StoreArgumentError, StoreError
+from mesynth.labels.emotions import UnknownLabelError
+from mesynth.motion.au_basis import MotionModelError
+from mesynth.motion.timing import TimingError
+from mesynth.records import RecordReadError
 from mesynth.templates.bank import TemplateBank
 from mesynth.templates.mining import read_annotation_table
+from mesynth.templates.types import TemplateError
+
+#: errors of the mesynth commands that are the user's to fix: one line, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CalibrationError,
+    FrameNumberError,
+    ImageReadError,
+    LandmarkError,
+    MotionModelError,
+    PlanError,
+    ProfileError,
+    RecipeError,
+    RecordReadError,
+    ReportError,
+    StoreArgumentError,
+    StoreError,
+    TemplateError,
+    TimingError,
+    UnknownLabelError,
+)
 
 
 def env_command(cfg: DictConfig) -> None:
@@ -134,7 +167,7 @@ COMMANDS: dict[str, Command] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("mesynth", COMMANDS, argv)
+    return run_command("mesynth", COMMANDS, argv, user_errors=USER_ERRORS)
 
 
 if __name__ == "__main__":

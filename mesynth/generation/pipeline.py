@@ -34,7 +34,14 @@ from mesynth.environment import resolve_device
 from mesynth.face.canonical import inter_ocular_distance
 from mesynth.face.identities import Identity, IdentitySet
 from mesynth.generation.balance import BalancePlan, PlannedClip, clip_generator
-from mesynth.generation.store import ClipStore, clip_id_for, merge_shards, select_frames
+from mesynth.generation.store import (
+    ClipStore,
+    check_frame_arguments,
+    check_store_arguments,
+    clip_id_for,
+    merge_shards,
+    select_frames,
+)
 from mesynth.render.effects import (
     EffectParams,
     blink_closure,
@@ -464,11 +471,20 @@ def generate(
         on_clip: called after each stored clip (hook for logging and for tests).
 
     Raises:
-        ValueError: a plan class missing from the bank, empty identities or mixed crop sizes.
+        ValueError: a plan class missing from the bank, empty identities or mixed crop sizes,
+            ``batch_size`` < 1 or ``inverse_iterations`` < 0.
+        mesynth.generation.store.StoreArgumentError: a bad store or key-frame argument.
+            Every argument is checked before ``out_dir`` is created.
         mesynth.calibration.profile.ProfileError: a profile path that is missing or malformed.
         mesynth.generation.store.StoreConfigError: ``out_dir`` was made with another configuration.
         mesynth.generation.store.StoreFullError: the disk filled up (finished clips are kept).
     """
+    check_store_arguments(formats, mode, image_format, jpeg_quality)
+    check_frame_arguments(num_frames, sampling)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if inverse_iterations < 0:
+        raise ValueError(f"inverse_iterations must be >= 0, got {inverse_iterations}")
     faces = list(identities.identities if isinstance(identities, IdentitySet) else identities)
     skipped = (
         [(s.path, s.reason) for s in identities.skipped]

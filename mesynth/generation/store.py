@@ -79,6 +79,51 @@ class StoreFullError(StoreError):
     """The disk filled up (ENOSPC) while writing a clip."""
 
 
+class StoreArgumentError(ValueError):
+    """A store or frame-selection argument that cannot work; the message names it. Raised
+    before anything is written."""
+
+
+def check_store_arguments(
+    formats: str | Sequence[str], mode: str, image_format: str, jpeg_quality: int
+) -> tuple[str, ...]:
+    """The checks :class:`ClipStore` makes on its arguments, callable before a store exists.
+
+    Returns:
+        ``formats`` as a tuple.
+
+    Raises:
+        StoreArgumentError: unknown formats, mode or image format, or ``jpeg_quality`` outside
+            0..100.
+    """
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    if not formats or any(f not in FORMATS for f in formats):
+        raise StoreArgumentError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
+    if image_format not in IMAGE_FORMATS:
+        raise StoreArgumentError(
+            f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}"
+        )
+    if mode not in MODES:
+        raise StoreArgumentError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int):
+        raise StoreArgumentError(f"jpeg_quality must be an integer, got {jpeg_quality!r}")
+    if not 0 <= jpeg_quality <= 100:
+        raise StoreArgumentError(f"jpeg_quality must be in 0..100, got {jpeg_quality}")
+    return formats
+
+
+def check_frame_arguments(num_frames: int, sampling: str) -> None:
+    """The key-frame arguments of :func:`select_frames`, checked before any clip is drawn.
+
+    Raises:
+        StoreArgumentError: ``num_frames`` < 2 or an unknown ``sampling``.
+    """
+    if sampling not in SAMPLINGS:
+        raise StoreArgumentError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 2:
+        raise StoreArgumentError(f"num_frames must be an integer >= 2, got {num_frames!r}")
+
+
 def select_frames(
     mode: str, n_frames: int, apex: int, num_frames: int = 16, sampling: str = "uniform"
 ) -> np.ndarray:
@@ -104,10 +149,7 @@ def select_frames(
         return np.arange(n_frames, dtype=np.int64)
     if mode == "onset_apex":
         return np.array([0, apex] if apex > 0 else [0], dtype=np.int64)
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"unknown key-frame sampling {sampling!r}; use {', '.join(SAMPLINGS)}")
-    if num_frames < 2:
-        raise ValueError(f"num_frames must be >= 2, got {num_frames}")
+    check_frame_arguments(num_frames, sampling)
     picked = sample_key_frames(sampling, range(n_frames), 0, apex, offset, num_frames)
     return np.unique(np.asarray(picked.frame_numbers, dtype=np.int64))
 
@@ -205,6 +247,7 @@ class ClipStore:
         rank, world_size: this process's shard; default from the environment.
 
     Raises:
+        StoreArgumentError: bad formats, mode, image format or JPEG quality (nothing is created).
         StoreConfigError: ``root`` holds a store made with another configuration.
     """
 
@@ -221,13 +264,7 @@ class ClipStore:
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        formats = (formats,) if isinstance(formats, str) else tuple(formats)
-        if not formats or any(f not in FORMATS for f in formats):
-            raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        formats = check_store_arguments(formats, mode, image_format, jpeg_quality)
         env_rank, env_world = shard_from_env()
         self.rank = env_rank if rank is None else rank
         self.world_size = env_world if world_size is None else world_size
@@ -268,8 +305,9 @@ class ClipStore:
                 ) from err
             if old.get("config_hash") != self.config_hash:
                 old_cfg = old.get("config", {})
+                new_cfg = json.loads(json.dumps(config, default=str))  # as meta.json holds it
                 keys = sorted(
-                    k for k in set(old_cfg) | set(config) if old_cfg.get(k) != config.get(k)
+                    k for k in set(old_cfg) | set(new_cfg) if old_cfg.get(k) != new_cfg.get(k)
                 )
                 raise StoreConfigError(
                     f"{self.root} was made with another configuration (config hash "

@@ -1,10 +1,11 @@
 """Reading a clip store as clip records: the one reader behind calibration, the realism report
 and ``recognizer``'s ``mesynth`` loader (the writing side is :mod:`mesynth.generation.store`).
 
-Each manifest row becomes a :class:`StoreRecord` or, when its numbers or files are wrong, a
-:class:`StoreProblem` naming the manifest line. A synthetic face is named like a real subject,
-dataset-qualified: subject ``mesynth/<identity>`` (:func:`store_subject`), so grouped splits keep
-a face on one side and it never collides with a real subject.
+Each manifest row becomes a :class:`StoreRecord` or, when its numbers or files are wrong or it
+repeats an earlier row's ``clip_id``, a :class:`StoreProblem` naming the manifest line. A
+synthetic face is named like a real subject, dataset-qualified: subject ``mesynth/<identity>``
+(:func:`store_subject`), so grouped splits keep a face on one side and it never collides with a
+real subject.
 
 Convention:
     Frame numbers are full-rate numbers from onset (0); ``frame_numbers`` lists the stored
@@ -107,7 +108,14 @@ def read_store(root: str | Path, *, prefer: str = "npy") -> StoreContents:
     root = Path(root)
     rows = list(iter_manifest(root))
     records, problems = [], []
+    seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):  # line 1 is the header
+        clip = row["clip_id"]
+        if clip in seen:
+            name = f"{row['identity']}/{clip}"
+            problems.append(StoreProblem(line, name, f"duplicate of manifest line {seen[clip]}"))
+            continue
+        seen[clip] = line
         found = _read_row(root, line, row, prefer)
         (records if isinstance(found, StoreRecord) else problems).append(found)
     return StoreContents(

@@ -4,8 +4,11 @@ One parser for every spelling found in the releases (CASME II, SAMM, SMIC, CAS(M
 DFME): ``4+7``, ``L10``, ``R12``, ``L/R-AU12``, ``AU4``, ``15A``, ``10A/B``, ``T23``, ``B28``,
 ``A/L12``, ``ref(7B)+43``, ``(R6 or R12)+R15``, ``L12 or L14``, ``?``, ``/``, ``NULL``,
 ``R14+17+soft focus``, numbers stored as numbers (``4``, ``4.0``), full-width commas and stray
-spaces. Nothing is dropped silently: a token that is not an AU lands in
-:attr:`AUCombination.unknown_tokens`.
+spaces. Nothing is dropped silently: a token that is not an AU (``-5``, ``soft focus``) lands in
+:attr:`AUCombination.unknown_tokens`, and a cell whose punctuation is broken (``4++7``, a ``(``
+never closed) is read as well as it can be and says why in :attr:`AUCombination.malformed`.
+:data:`FACS_CODES` are the codes FACS defines; a parsed code outside them (``99``) is kept for
+the caller to report (template mining does).
 
 Convention:
     ``L``/``R`` are the *subject's* left/right (subject-right is image-left).
@@ -18,7 +21,8 @@ Convention:
     ``ref(...)`` (SAMM) marks AUs coded for reference only (not part of the expression):
     ``reference_only=True``.
     A ``?`` after a code marks that AU uncertain; a bare ``?`` marks the whole cell uncertain.
-    ``/``, ``NULL``, ``-``, empty cells and NaN mean "no AU coded".
+    ``/``, ``NULL``, ``-``, empty cells and NaN mean "no AU coded". A ``-`` inside a token only
+    follows a side (``L-12``, ``L/R-AU12``) or ``AU`` (``AU-12``); ``-5`` is no AU.
 """
 
 from __future__ import annotations
@@ -26,10 +30,14 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 #: FACS intensity letters, weakest (trace) to strongest (maximum).
 INTENSITY_LETTERS = "ABCDE"
+
+#: the codes FACS defines: action units and descriptors 1..46 (there is no AU 3), head
+#: positions 51..58 and eye positions 61..66.
+FACS_CODES = frozenset({1, 2, *range(4, 47), *range(51, 59), *range(61, 67)})
 
 _EMPTY_CELLS = {"", "/", "-", "null", "none", "nan", "n/a", "na"}
 
@@ -37,9 +45,9 @@ _AU_RE = re.compile(
     r"""^
     (?P<asym>A\s*/\s*)?                         # A/L12: asymmetric, stronger on L
     (?P<region>[TB])?                           # top / bottom half
-    (?P<side>L\s*/\s*R|R\s*/\s*L|[LR])?         # subject's side; L/R: one side, unknown
-    \s*-?\s*
-    (?:AU)?\s*
+    (?:(?P<side>L\s*/\s*R|R\s*/\s*L|[LR])\s*-?)?  # subject's side; L/R: one side, unknown
+    \s*
+    (?:AU\s*-?)?\s*
     (?P<code>\d{1,2})(?:\.0+)?                  # 4, 04, 4.0 (numbers stored as numbers)
     \s*
     (?P<intensity>[A-E](?:\s*/\s*[A-E])?)?      # 15A, 10A/B
@@ -51,6 +59,8 @@ _AU_RE = re.compile(
 
 # delimiters: ref( ... ), parentheses, '+', ',', full-width comma, ';', '&' and the word 'or'
 _SPLIT_RE = re.compile(r"(ref\s*\(|\(|\)|\+|,|，|;|&|\bor\b)", re.IGNORECASE)
+# the delimiters that join AUs within one reading
+_JOINERS = ("+", ",", "，", ";", "&")
 
 
 @dataclass(frozen=True)
@@ -135,12 +145,15 @@ class AUCombination:
             its own): ``L12 or L14`` gives ``(L12, L14)``; empty when there is no ``or``.
         unknown_tokens: tokens that are not AUs (``soft focus``), in order of appearance.
         uncertain: the cell holds a bare ``?``.
+        malformed: what is wrong with the cell's punctuation (``"'+' with no AU before it"``);
+            empty for a well-formed cell. The AUs are what could still be read.
     """
 
     aus: tuple[ActionUnit, ...] = ()
     alternatives: tuple[AUCombination, ...] = ()
     unknown_tokens: tuple[str, ...] = ()
     uncertain: bool = False
+    malformed: tuple[str, ...] = field(default=(), compare=False)  # about the text, not the AUs
 
     @property
     def codes(self) -> tuple[int, ...]:
@@ -213,14 +226,19 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = [t for t in _SPLIT_RE.split(text) if t.strip()]
         self.pos = 0
+        self.problems: list[str] = []
 
     def _peek(self) -> str | None:
         return self.tokens[self.pos].strip().lower() if self.pos < len(self.tokens) else None
+
+    def _previous(self) -> str:
+        return self.tokens[self.pos - 1].strip().lower().replace(" ", "")
 
     def parse(self) -> list[_Reading]:
         readings = self._expr()
         while self.pos < len(self.tokens):  # an unmatched ')' is kept as an unknown token
             stray = (self.tokens[self.pos].strip(),)
+            self.problems.append(f"unmatched {stray[0]!r}")
             self.pos += 1
             readings = [a + stray + b for a in readings for b in self._expr()]
         return readings
@@ -234,13 +252,22 @@ class _Parser:
 
     def _seq(self) -> list[_Reading]:
         readings: list[_Reading] = [()]
+        before = "the start" if self.pos == 0 else self._previous()
         while True:
             head = self._peek()
             if head is None or head in ("or", ")"):
+                if before in _JOINERS:
+                    self.problems.append(f"{before!r} with no AU after it")
+                elif before != "term":
+                    self.problems.append(f"no AU between {before} and {head or 'the end'}")
                 return readings
-            if head in ("+", ",", "，", ";", "&"):
+            if head in _JOINERS:
+                if before != "term":
+                    self.problems.append(f"{head!r} with no AU before it")
+                before = head
                 self.pos += 1
                 continue
+            before = "term"
             term = self._term()
             readings = [a + b for a, b in itertools.product(readings, term)]
 
@@ -251,6 +278,8 @@ class _Parser:
             inner = self._expr()
             if self._peek() == ")":
                 self.pos += 1
+            else:
+                self.problems.append(f"{head!r} never closed")
             if head != "(":
                 inner = [
                     tuple(
@@ -306,10 +335,12 @@ def parse_aus(text: object) -> AUCombination:
     cell = _cell_text(text)
     if cell is None:
         return AUCombination()
-    readings = list(dict.fromkeys(_Parser(cell).parse()))
+    parser = _Parser(cell)
+    readings = list(dict.fromkeys(parser.parse()))
+    malformed = tuple(dict.fromkeys(parser.problems))
     combos = list(dict.fromkeys(_combination(r) for r in readings))
     if len(combos) == 1:
-        return combos[0]
+        return replace(combos[0], malformed=malformed)
     shared = set(combos[0].aus).intersection(*(set(c.aus) for c in combos[1:]))
     unknown = tuple(dict.fromkeys(t for c in combos for t in c.unknown_tokens))
     return AUCombination(
@@ -317,4 +348,5 @@ def parse_aus(text: object) -> AUCombination:
         alternatives=tuple(combos),
         unknown_tokens=unknown,
         uncertain=any(c.uncertain for c in combos),
+        malformed=malformed,
     )

@@ -9,7 +9,10 @@ half-face variants); ``A/L12`` (asymmetric, stronger on the left) becomes ``L12`
 coded on both sides and bilaterally (``12+L12``) is kept once, bilateral. Intensities are the
 mean relative intensity of each AU's letters (:func:`mesynth.labels.au.letter_to_relative`).
 
-Nothing is lost silently: every record left out is in the report with its reason.
+Nothing is lost silently: every record left out is in the report with its reason. A code FACS
+does not define (``99``) is dropped and noted like a code outside ``known_codes``; a token that
+is no AU (``-5``) is noted; a cell with broken punctuation (``4++7``) is noted with what was
+read from it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mesynth.labels.au import AUCombination, parse_aus
+from mesynth.labels.au import FACS_CODES, AUCombination, parse_aus
 from mesynth.labels.emotions import UnknownLabelError, record_label, scheme_labels
 from mesynth.templates.types import BankReport, SkippedRow, Template, TemplateAU, TemplateError
 
@@ -63,7 +66,8 @@ def mine_templates(
         scheme: label scheme (``dfme7``, ``casme2_5``, ``megc3``).
         subjects: keep only these (dataset-qualified) subjects, e.g. a training fold.
         known_codes: keep only these AU codes (e.g. ``MotionModel.known_codes``); others are
-            dropped and noted, and a record left with no AU is skipped.
+            dropped and noted, and a record left with no AU is skipped. Codes outside
+            :data:`~mesynth.labels.au.FACS_CODES` are always dropped and noted.
         by_subject: count per source subject too, so each template comes from one subject
             (its weight is that subject's count, so the bank's per-emotion distribution of AU
             combinations is unchanged); a protocol fold can then drop exactly the templates of
@@ -100,6 +104,11 @@ def mine_templates(
             )
             continue
         combo = parse_aus(getattr(record, "aus", None))
+        if combo.malformed:
+            text = f"{getattr(record, 'aus', None)!r} read as {combo.canonical()!r}"
+            report.notes.append(
+                SkippedRow(row, "malformed AU string", f"{text}: {'; '.join(combo.malformed)}")
+            )
         if combo.unknown_tokens:
             report.notes.append(
                 SkippedRow(row, "unknown AU tokens ignored", ", ".join(combo.unknown_tokens))
@@ -111,6 +120,12 @@ def mine_templates(
                 report.notes.append(
                     SkippedRow(row, "reference-only AUs left out", combo.canonical())
                 )
+            not_facs = sorted({code for code, _ in aus if code not in FACS_CODES})
+            if not_facs:
+                report.notes.append(
+                    SkippedRow(row, "AU codes FACS does not define dropped", str(not_facs))
+                )
+                aus = {key: value for key, value in aus.items() if key[0] in FACS_CODES}
             if known_codes is not None:
                 unknown = sorted({code for code, _ in aus if code not in known_codes})
                 if unknown:

@@ -40,6 +40,7 @@ from mesynth.face.landmarks import (
     load_landmark_file,
 )
 from recognizer.data.frame_source import RawFrames, clip_frame_numbers
+from recognizer.data.safe_paths import path_inside, safe_path_component
 from recognizer.data.samples import Sample
 
 CACHE_VERSION = 1
@@ -86,9 +87,17 @@ class AlignedClip:
 def cache_paths(
     cache_dir: str | Path, sample: Sample, settings: PreprocessSettings
 ) -> tuple[Path, Path]:
-    """``(array, metadata)`` paths of a sample in the cache."""
+    """``(array, metadata)`` paths of a sample in the cache.
+
+    The dataset folder is :func:`~recognizer.data.safe_paths.safe_path_component` of
+    ``sample.dataset``, so no annotation value moves a cache file outside ``cache_dir``.
+
+    Raises:
+        UnsafePathError: the dataset is empty, or the folder resolves outside ``cache_dir``.
+    """
     digest = hashlib.sha1(sample.uid.encode()).hexdigest()[:20]
-    folder = Path(cache_dir) / settings.key / sample.dataset
+    dataset = safe_path_component(sample.dataset, f"dataset of {sample.uid}")
+    folder = path_inside(cache_dir, Path(cache_dir) / settings.key / dataset)
     return folder / f"{digest}.npy", folder / f"{digest}.json"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recognizer.datasets import casme2, casme3, dfme, manifest, mesynth_store, mmew, samm, smic
+from recognizer.datasets.checks import verify_media
 from recognizer.datasets.engine import ReleaseSpec, load_release
 from recognizer.datasets.errata import ERRATA, Erratum
 from recognizer.datasets.errors import (
@@ -36,12 +37,16 @@ LOADERS: dict[str, Callable[..., LoadResult]] = {
 }
 
 
-def load(name: str, root: str | Path | None = None, **options: object) -> LoadResult:
+def load(
+    name: str, root: str | Path | None = None, *, verify: bool = False, **options: object
+) -> LoadResult:
     """Load a dataset by name.
 
     Args:
         name: one of :data:`LOADERS` (casme2, samm, smic, casme3, mmew, dfme, mesynth, manifest).
         root: the release folder (for ``manifest``: the CSV or its folder).
+        verify: drop and report (by path) the clips whose frame files or arrays are empty or
+            unreadable (:func:`~recognizer.datasets.checks.verify_media`, header checks only).
         **options: loader options (e.g. ``frames="cropped"`` for CASME II); see each module.
 
     Raises:
@@ -52,7 +57,8 @@ def load(name: str, root: str | Path | None = None, **options: object) -> LoadRe
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(LOADERS)}")
     if root is None:
         raise ValueError(f"load({name!r}) needs root= (the folder of your copy of the release)")
-    return LOADERS[name](root, **options)
+    result = LOADERS[name](root, **options)
+    return verify_media(result) if verify else result
 
 
 def known_datasets() -> tuple[str, ...]:
@@ -76,4 +82,5 @@ __all__ = [
     "load",
     "load_release",
     "megc2019",
+    "verify_media",
 ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from recognizer.data.samples import Sample
+from recognizer.datasets.checks import drop_duplicates, verify_media
 from recognizer.datasets.clips import RowFields, build_sample, parse_frame_cells
 from recognizer.datasets.errors import AnnotationError, ReleaseNotFoundError
 from recognizer.datasets.frames import find_file, find_tree
@@ -152,8 +153,11 @@ def load_release(
     missing_apex: str = "middle",
     extra: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
+    verify: bool = False,
 ) -> LoadResult:
     """Load a release described by ``spec``.
+
+    A row that repeats an earlier row's clip is skipped (``"duplicate of row N"``).
 
     Args:
         spec: the release.
@@ -165,6 +169,8 @@ def load_release(
             ``"skip"`` skips them.
         extra: fields added to every sample's ``extra`` (``{"frames": "cropped"}``).
         notes: lines for the report (what the caller chose).
+        verify: drop and report the clips whose frame files are empty or unreadable
+            (:func:`~recognizer.datasets.checks.verify_media`).
 
     Raises:
         ReleaseNotFoundError: no root or no annotation file.
@@ -197,10 +203,12 @@ def load_release(
         rows = spec.prepare_rows(rows)
     run = _Run(spec, table, locator, report, missing_apex, has_apex=mapped.get("apex") is not None)
     samples = [sample for sample in map(run.sample, rows) if sample is not None]
+    samples = drop_duplicates(samples, report)
     if spec.report_unannotated:
         _note_unannotated(tree, run.placed, report)
     report.kept = len(samples)
-    return LoadResult(samples, report)
+    result = LoadResult(samples, report)
+    return verify_media(result) if verify else result
 
 
 def _row(

@@ -137,6 +137,33 @@ def test_another_configuration_is_refused(reference, parts) -> None:
         _run(parts, out, effects=EffectsConfig())
 
 
+def test_the_refusal_names_only_the_keys_that_differ(reference, parts) -> None:
+    out, _ = reference
+    with pytest.raises(StoreConfigError) as info:
+        _run(parts | {"plan": equal(3, CLASSES, seed=11)}, out)
+    assert "differing keys: plan)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ({"num_frames": 1}, "num_frames"),
+        ({"sampling": "bogus"}, "sampling"),
+        ({"inverse_iterations": -1}, "inverse_iterations"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"jpeg_quality": 500}, "jpeg_quality"),
+        ({"formats": ("gif",)}, "formats"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(
+    parts, tmp_path, option, named
+) -> None:
+    out = tmp_path / "store"
+    with pytest.raises(ValueError, match=named):
+        _run(parts, out, **option)
+    assert not out.exists()
+
+
 def test_keyframes_are_the_full_rate_frames_at_their_numbers(parts, tmp_path) -> None:
     realism = EffectsConfig(head_motion=True, noise=True, flicker=True)
     one = parts | {"plan": equal(1, ["surprise"], seed=3)}

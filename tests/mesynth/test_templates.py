@@ -357,3 +357,24 @@ def test_mining_by_subject_keeps_one_template_per_subject_and_the_distribution()
     for t in split:
         by_combo[t.canonical()] = by_combo.get(t.canonical(), 0) + t.weight
     assert by_combo == {t.canonical(): t.weight for t in pooled}
+
+
+def test_mining_reports_bad_au_strings_with_their_row() -> None:
+    from mesynth.templates.mining import AnnotationRecord
+
+    records = [
+        AnnotationRecord("s1", "happiness", "-5", clip="a"),
+        AnnotationRecord("s1", "happiness", "99", clip="b"),
+        AnnotationRecord("s1", "happiness", "4++7", clip="c"),
+        AnnotationRecord("s1", "happiness", "6+12", clip="d"),
+    ]
+    bank = TemplateBank.mined(records, "dfme7")
+    (report,) = bank.reports
+    skipped = {s.row: s.reason for s in report.skipped}
+    assert skipped == {"record 0 (s1/a)": "no usable AU", "record 1 (s1/b)": "no usable AU"}
+    notes = {(n.row, n.reason, n.detail) for n in report.notes}
+    assert ("record 0 (s1/a)", "unknown AU tokens ignored", "-5") in notes
+    assert ("record 1 (s1/b)", "AU codes FACS does not define dropped", "[99]") in notes
+    malformed = "'4++7' read as '4+7': '+' with no AU before it"
+    assert ("record 2 (s1/c)", "malformed AU string", malformed) in notes
+    assert sorted(t.canonical() for t in bank.templates) == ["4+7", "6+12"]
