@@ -31,6 +31,7 @@ import numpy as np
 from mesynth.face.frame_files import discover_frames
 from mesynth.face.image_io import IMAGE_SUFFIXES
 from recognizer.data.samples import SOURCES, Sample, qualify_subject
+from recognizer.datasets.checks import drop_duplicates, media_problem
 from recognizer.datasets.errors import AnnotationError
 from recognizer.datasets.report import LoadReport, LoadResult
 from recognizer.datasets.sheets import cell_int, read_table
@@ -67,6 +68,7 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
             continue
         if sample is not None:
             samples.append(sample)
+    samples = drop_duplicates(samples, report)
     report.kept = len(samples)
     return LoadResult(samples, report)
 
@@ -115,9 +117,12 @@ def _row_sample(
             raise ValueError(f"no numbered image files in {path}")
         first, last = numbers[0], numbers[-1]
     elif path.is_file() and path.suffix.lower() == ".npy":
+        problem = media_problem(path)
+        if problem:
+            raise ValueError(problem)
         try:
             shape = np.load(path, mmap_mode="r").shape
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise ValueError(f"cannot read {path} ({err})") from err
         array_path = path
         first, last = 0, (shape[0] - 1 if len(shape) == 4 else 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mesynth.face.frame_files import discover_frames
@@ -285,3 +286,20 @@ def test_manifest_refuses_a_subject_qualified_with_another_dataset(tmp_path: Pat
     csv = _manifest(tmp_path, ["sub01,EP02_01f,happiness,f,casme2", "samm/006,a,anger,f,casme2"])
     with pytest.raises(AnnotationError, match=r"list\.csv, row 3: subject 'samm/006' .*'casme2'"):
         load("manifest", csv)
+
+
+def test_manifest_skips_an_empty_npy_by_path_and_reports_a_repeated_row(tmp_path) -> None:
+    np.save(tmp_path / "clip.npy", np.zeros((3, 8, 8, 3), np.uint8))
+    (tmp_path / "empty.npy").write_bytes(b"")
+    csv = tmp_path / "list.csv"
+    csv.write_text(
+        "subject,clip,label,path,dataset\n"
+        "sub01,a,happiness,clip.npy,casme2\n"
+        "sub01,b,disgust,empty.npy,casme2\n"
+        "sub01,a,happiness,clip.npy,casme2\n"
+    )
+    result = load("manifest", csv)
+    assert [s.clip for s in result.samples] == ["a"]
+    reasons = {s.row: s.reason for s in result.report.skipped}
+    assert "empty.npy" in reasons[3] and "empty" in reasons[3]
+    assert reasons[4] == "duplicate of row 2"
