@@ -11,6 +11,14 @@ and fails loudly (:class:`LeakageError`) listing every violation it finds:
 4. ``identity``: a synthetic training clip animates the face of a test subject.
 5. ``split``: a synthetic training clip (or a resampled set) was made for a different split than
    this fold's training subjects, i.e. synthesis or resampling happened before the split.
+6. ``provenance``: a synthetic training clip carries no provenance record (e.g. a store made by
+   ``mesynth generate`` and passed in as is) while the fold holds out real subjects: what it
+   was made from is unknown, and unknown is not clean.
+
+Subjects are compared in one canonical spelling (:func:`canonical_subject`): case and zero
+padding are ignored (``casme2/sub2`` is ``casme2/sub02``), and a provenance subject written
+without its dataset (``sub02``) matches a held-out subject of any dataset with that name.
+Provenance fields are checked on every sample that carries them, whatever its ``source``.
 
 Provenance is carried in ``Sample.extra`` (strings, so it survives CSV manifests):
 
@@ -24,12 +32,17 @@ Provenance is carried in ``Sample.extra`` (strings, so it survives CSV manifests
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from recognizer.data.samples import Sample
 
-LEAK_KINDS = ("subject", "duplicate", "template", "identity", "split")
+LEAK_KINDS = ("subject", "duplicate", "template", "identity", "split", "provenance")
+#: the ``extra`` keys a provenance record consists of
+PROVENANCE_KEYS = ("template_subjects", "identity_subject")
+#: the dataset name of synthetic clips (their subjects are ``mesynth/<identity>``)
+SYNTHETIC_DATASET = "mesynth"
 
 
 class LeakageError(RuntimeError):
@@ -74,6 +87,46 @@ def provenance(
     return extra
 
 
+def canonical_subject(subject: str) -> tuple[str, str]:
+    """``(dataset, name)`` of a subject id in one spelling: lower case, digit runs without
+    leading zeros; ``dataset`` is ``""`` when the id is not dataset-qualified.
+
+    ``canonical_subject("CASME2/sub02") == canonical_subject("casme2/sub2") == ("casme2", "sub2")``
+    """
+    dataset, slash, name = str(subject).strip().rpartition("/")
+    return dataset.lower() if slash else "", re.sub(r"\d+", lambda m: str(int(m.group())),
+                                                     name.lower())  # fmt: skip
+
+
+class SubjectSet:
+    """Held-out subjects, matched in canonical spelling; an unqualified id matches by name."""
+
+    def __init__(self, subjects: Iterable[str]) -> None:
+        self.subjects = {str(s) for s in subjects}
+        self._full = {canonical_subject(s): s for s in self.subjects}
+        self._by_name: dict[str, set[str]] = {}
+        for (_, name), original in self._full.items():
+            self._by_name.setdefault(name, set()).add(original)
+
+    def matches(self, subjects: Iterable[str]) -> set[str]:
+        """The held-out subjects that any of ``subjects`` names (in any spelling)."""
+        found: set[str] = set()
+        for subject in subjects:
+            dataset, name = canonical_subject(subject)
+            if dataset:
+                if (dataset, name) in self._full:
+                    found.add(self._full[(dataset, name)])
+            else:
+                found |= self._by_name.get(name, set())
+        return found
+
+    def __contains__(self, subject: object) -> bool:
+        return bool(self.matches([str(subject)]))
+
+    def any_real(self) -> bool:
+        return any(canonical_subject(s)[0] != SYNTHETIC_DATASET for s in self.subjects)
+
+
 def _extra(sample: Sample) -> Mapping[str, str]:
     return getattr(sample, "extra", None) or {}
 
@@ -110,12 +163,13 @@ def find_leaks(
         val: samples used for model selection.
         test_subjects: the fold's test subjects; defaults to the subjects of ``test``.
     """
-    held_out = set(test_subjects) if test_subjects is not None else {s.subject for s in test}
+    held_out = SubjectSet(test_subjects if test_subjects is not None else {s.subject for s in test})
     real_train_subjects = {s.subject for s in train if _source(s) == "real"}
     real_val_subjects = {s.subject for s in val if _source(s) == "real"}
     expected_key = split_key(real_train_subjects | real_val_subjects)
     expected_train_only_key = split_key(real_train_subjects)
     test_uids = {_uid(s) for s in test}
+    holds_out_real = held_out.any_real()
     found: list[Violation] = []
     for role, samples in (("training", train), ("validation", val)):
         for sample in samples:
@@ -133,25 +187,43 @@ def find_leaks(
                         f"(key {key}, this fold's training subjects give {expected_key})",
                     )
                 )
-            if _source(sample) != "synthetic":
-                continue
-            mined = _subjects_field(sample, "template_subjects") & held_out
-            if mined:
-                found.append(
-                    Violation(
-                        "template",
-                        f"{role} clip {uid} uses templates mined from test subject(s) "
-                        f"{sorted(mined)}",
-                    )
+            found += _provenance_leaks(sample, role, uid, held_out, holds_out_real)
+    return found
+
+
+def _provenance_leaks(
+    sample: Sample, role: str, uid: str, held_out: SubjectSet, holds_out_real: bool
+) -> list[Violation]:
+    """The template/identity/provenance violations of one sample (any source)."""
+    extra = _extra(sample)
+    if not any(key in extra for key in PROVENANCE_KEYS):
+        if _source(sample) == "synthetic" and holds_out_real:
+            return [
+                Violation(
+                    "provenance",
+                    f"{role} clip {uid} is synthetic but has no provenance record, so it may "
+                    "come from a test subject's face or annotations; build it with a synthetic "
+                    "remedy (which records provenance) or give its store a provenance.json",
                 )
-            face = _subjects_field(sample, "identity_subject") & held_out
-            if face:
-                found.append(
-                    Violation(
-                        "identity",
-                        f"{role} clip {uid} animates the face of test subject(s) {sorted(face)}",
-                    )
-                )
+            ]
+        return []
+    found = []
+    mined = held_out.matches(_subjects_field(sample, "template_subjects"))
+    if mined:
+        found.append(
+            Violation(
+                "template",
+                f"{role} clip {uid} uses templates mined from test subject(s) {sorted(mined)}",
+            )
+        )
+    face = held_out.matches(_subjects_field(sample, "identity_subject"))
+    if face:
+        found.append(
+            Violation(
+                "identity",
+                f"{role} clip {uid} animates the face of test subject(s) {sorted(face)}",
+            )
+        )
     return found
 
 

@@ -1,5 +1,6 @@
 """Each planted leak is caught; a clean fold passes."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,31 @@ def test_every_violation_is_listed() -> None:
         check_fold(1, [*TRAIN, *bad], TEST)
     kinds = sorted(v.kind for v in err.value.violations)
     assert kinds == ["identity", "subject", "template"]
+
+
+@pytest.mark.parametrize(
+    "face",
+    ["sub03", "casme2/sub3", "CASME2/SUB003"],  # unqualified, unpadded, other case and padding
+)
+def test_face_provenance_in_another_spelling_is_caught(face: str) -> None:
+    clip = _synthetic("s9", identity_subject=face)
+    kinds = [v.kind for v in find_leaks([*TRAIN, clip], TEST)]
+    assert kinds == ["identity"]
+
+
+def test_padding_does_not_merge_different_subjects() -> None:
+    clip = _synthetic("s10", identity_subject="casme2/sub30", template_subjects=["samm/sub03"])
+    assert find_leaks([*TRAIN, clip], TEST) == []
+
+
+def test_synthetic_clip_without_provenance_is_unknown_not_clean() -> None:
+    bare = replace(_synthetic("s11"), extra={})
+    assert [v.kind for v in find_leaks([*TRAIN, bare], TEST)] == ["provenance"]
+    # with synthetic test subjects only (a protocol over a store), nothing real can leak
+    synthetic_test = [replace(_synthetic("t1"), subject="mesynth/hopper", extra={})]
+    assert find_leaks([bare], synthetic_test) == []
+
+
+def test_provenance_on_a_sample_marked_real_is_still_checked() -> None:
+    relabelled = replace(_synthetic("s12", template_subjects=["casme2/sub03"]), source="real")
+    assert "template" in [v.kind for v in find_leaks([*TRAIN, relabelled], TEST)]

@@ -21,7 +21,7 @@ from recognizer.data.representations import KeyFrameClip
 from recognizer.data.torch_dataset import ClipDataset
 from recognizer.datasets import load
 from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError
+from recognizer.leakage import LeakageError, find_leaks
 from recognizer.models import create_model
 from recognizer.protocols import Fold, create_protocol
 from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy, synthetic
@@ -267,3 +267,28 @@ def test_representations_say_what_they_need_from_a_synthetic_clip(tmp_path) -> N
     remedy = _remedy("synth_only", tmp_path).for_representation(ApexFlow(render_size=96))
     recipe = remedy.data.recipe()
     assert (recipe.frames.mode, recipe.size) == ("onset_apex", 96)
+
+
+def test_a_store_made_outside_a_remedy_has_provenance_only_where_provable(target, tmp_path):
+    """``mesynth generate`` writes no provenance.json: built-in portraits with templates each
+    clip records are provably subject-free; a face of unknown origin leaves provenance unknown,
+    which the checker refuses on a fold of real subjects."""
+    import shutil
+
+    samples, _ = target
+    store = Path(samples[0].array_path or samples[0].frames[0]).parents[1]
+    assert not (store / "provenance.json").exists()
+    portraits = load_synthetic(store, NAMES).samples
+    assert all(s.extra["identity_subject"] == "" for s in portraits)
+    assert all(s.extra["template_subjects"] == "" for s in portraits)
+
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    for identity in meta["config"]["identities"]:
+        identity["source"] = f"/faces/{identity['name']}.png"
+    (copy / "meta.json").write_text(json.dumps(meta))
+    unknown = load_synthetic(copy, NAMES).samples
+    assert all("identity_subject" not in s.extra for s in unknown)
+    leaks = find_leaks(unknown[:2], [samples[0]])
+    assert {v.kind for v in leaks} == {"provenance"}
