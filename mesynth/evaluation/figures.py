@@ -98,3 +98,26 @@ def plot_domain_test(domain: DomainTestResult, path: Path) -> Path:
     axis.set_xlabel("balanced accuracy (real vs synthetic)")
     axis.legend(fontsize=8)
     return _save(figure, path)
+
+
+def plot_search_history(history: pd.DataFrame, path: Path) -> Path:
+    """Balanced accuracy of every adversarial-calibration trial, the best trial so far (the one
+    closest to chance) and chance itself (``history``: ``trial``, ``accuracy``,
+    ``best_accuracy`` columns, as :func:`mesynth.calibration.adversarial.adversarial_calibration`
+    writes to ``history.csv``)."""
+    figure, axes = _figure(1, 1, (6, 3))
+    axis = axes[0, 0]
+    axis.scatter(history["trial"], history["accuracy"], s=14, color="grey", label="trial")
+    axis.step(
+        history["trial"],
+        history["best_accuracy"],
+        where="post",
+        color="tab:red",
+        label="best so far",
+    )
+    axis.axhline(0.5, color="black", linestyle=":", label="chance")
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("trial")
+    axis.set_ylabel("balanced accuracy")
+    axis.legend(fontsize=8)
+    return _save(figure, path)

@@ -9,8 +9,9 @@ differences with ``representation="clip"``) and writes ``report.md`` plus figure
 - ``class_means.png``: per class, the mean energy map of real clips, of synthetic clips and
   their difference, side by side;
 - ``domain_test.png``: the domain-classifier test (:mod:`mesynth.evaluation.domain_test`), its
-accuracy
-  against the permutation null.
+  accuracy against the permutation null;
+- ``search_history.png`` (with ``history``): the balanced accuracy of every trial of an
+  adversarial calibration (:mod:`mesynth.calibration.adversarial`).
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def realism_report(
     seed: int = 0,
     label_of: Callable[[object], str] = emotion_or_all,
     title: str = "Realism report",
+    history: str | Path | None = None,
 ) -> ReportResult:
     """Compare a synthetic and a real set of clip records and write the report.
 
@@ -189,9 +191,12 @@ def realism_report(
         label_of: the class of a record (default its ``emotion``), e.g. a raw emotion mapped
             to the synthetic set's label scheme.
         title: first heading of the Markdown.
+        history: an adversarial calibration's ``history.csv``: adds its per-trial accuracy
+            figure and best trial to the report.
 
     Raises:
-        ReportError: a set has fewer than two readable clips.
+        ReportError: a set has fewer than two readable clips, or ``history`` is not a readable
+            search history.
     """
     feature = (
         create_feature(representation, size=size)
@@ -236,6 +241,7 @@ def realism_report(
         plot_class_means,
         plot_domain_test,
         plot_region_energy,
+        plot_search_history,
     )
 
     figures = [
@@ -244,11 +250,46 @@ def realism_report(
         plot_class_means(energies, labels, out_dir / "class_means.png"),
         plot_domain_test(domain, out_dir / "domain_test.png"),
     ]
+    text = _markdown(title, kept, representation, domain, stats, regions, skipped, pool)
+    if history is not None:
+        trials = _read_history(history)
+        figures.append(plot_search_history(trials, out_dir / "search_history.png"))
+        text += _history_markdown(trials, Path(history))
     markdown = out_dir / "report.md"
-    markdown.write_text(
-        _markdown(title, kept, representation, domain, stats, regions, skipped, pool)
-    )
+    markdown.write_text(text)
     return ReportResult(out_dir, markdown, figures, domain, stats, regions, skipped)
+
+
+HISTORY_COLUMNS = ("trial", "accuracy", "objective", "best_accuracy")
+
+
+def _read_history(path: str | Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ReportError(f"{path}: cannot read the search history ({err})") from err
+    missing = [c for c in HISTORY_COLUMNS if c not in frame.columns]
+    if missing or frame.empty:
+        raise ReportError(f"{path}: not a search history (missing columns {missing} or no rows)")
+    return frame
+
+
+def _history_markdown(trials: pd.DataFrame, path: Path) -> str:
+    best = trials.loc[trials["objective"].idxmin()]
+    return "\n".join(
+        [
+            "## Adversarial calibration",
+            "",
+            f"Search history `{path}`: {len(trials)} trials; the search's own classifier "
+            "(pooled apex flow plus texture statistics) on its rendered trial clips.",
+            "",
+            f"- best trial {int(best['trial'])}: balanced accuracy: **{best['accuracy']:.3f}**",
+            f"- first trial: {trials['accuracy'].iloc[0]:.3f}",
+            "",
+            "![search history](search_history.png)",
+            "",
+        ]
+    )
 
 
 def _table(frame: pd.DataFrame) -> str:

@@ -1,0 +1,507 @@
+"""Adversarial calibration: search the generator's realism settings until a domain classifier
+can no longer tell its apex flows from real ones.
+
+:func:`adversarial_calibration` runs an optuna study (seeded TPE, a fixed trial budget). Each
+trial turns its parameters into a :class:`~mesynth.calibration.profile.CalibrationProfile`
+(:func:`profile_from_parameters`), renders a few small clips with it in memory (onset and apex
+frames only, the same clip seeds in every trial so trials differ only by their parameters),
+computes their apex flow, average-pools it and adds its texture statistics
+(:func:`search_features`), and runs the grouped domain-classifier test
+(:func:`~mesynth.evaluation.domain_test.domain_classifier_test`) against the same features of
+the real clips. The objective is ``|balanced accuracy - 0.5|``: an accuracy well below 0.5 is as
+telling as one above.
+
+Searched quantities (:data:`DEFAULT_SPACE`, log-uniform ranges): the apex size, head motion
+(translation, rotation, scale), skin motion (RMS and correlation length), sensor noise and
+brightness drift; the rest of the profile (framing, blink rate, the spreads' widths) comes from
+``base``. The best trial is saved as ``profile.yaml``, which ``mesynth generate`` reads with
+``recipe/effects=profile recipe.effects.path=... recipe.motion.apex_iod=profile``; its
+``source`` names the real subjects the search saw, so a later split can check for leakage.
+
+Resumable like the clip store: every finished trial is written atomically to
+``trials/trial_NNNN.json``; a rerun with the same settings re-reads them and continues (a
+larger ``trials`` extends the search), and a rerun with different settings is refused, naming
+the settings that differ. The sampler of trial ``n`` is seeded with ``(seed, n)`` and sees the
+finished trials, so an interrupted and resumed search proposes the same trials as an
+uninterrupted one.
+
+Convention:
+    Sizes in IOD units (see :mod:`mesynth.calibration.profile`); features are apex-flow images
+    ``(size, size, 3)`` in ``[0, 1]`` pooled to ``(pool, pool, 3)`` and flattened, plus 12
+    texture statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import optuna
+import pandas as pd
+
+from mesynth.calibration.measure import face_framing
+from mesynth.calibration.profile import (
+    OPTIONAL_SPREADS,
+    REQUIRED_SPREADS,
+    ZERO,
+    CalibrationProfile,
+    Framing,
+    Spread,
+)
+from mesynth.calibration.profile_effects import ProfileEffects, apex_size_ratio
+from mesynth.evaluation.domain_test import domain_classifier_test
+from mesynth.evaluation.features import ApexFlowFeature
+from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
+from mesynth.face.identities import Identity, IdentitySet
+from mesynth.flow import apex_flow
+from mesynth.generation.balance import BalancePlan, equal
+from mesynth.generation.pipeline import ClipSampler, generation_config, render_clips
+from mesynth.generation.recipe import GenerationParts, GenerationRecipe
+from mesynth.motion.au_basis import MotionModel
+from mesynth.records import record_name
+from mesynth.render.warp import FaceWarper
+
+#: searched profile medians and their log-uniform ranges (IOD units, degrees, grey levels, /s).
+DEFAULT_SPACE: dict[str, tuple[float, float]] = {
+    "apex_peak_iod": (0.01, 0.3),
+    "head_translation_iod": (1e-3, 0.1),
+    "head_rotation_deg": (0.02, 4.0),
+    "head_scale": (1e-4, 0.03),
+    "residual_rms_iod": (1e-3, 0.1),
+    "residual_correlation_iod": (0.05, 1.0),
+    "noise_sigma": (0.1, 12.0),
+    "brightness_drift_per_s": (1e-3, 0.5),
+}
+SAMPLERS = ("tpe", "random")
+#: quartiles of a searched spread relative to its median when ``base`` has none.
+DEFAULT_QUARTILES = (0.8, 1.25)
+
+
+class AdversarialSearchError(ValueError):
+    """A search cannot run or continue (bad argument, ``out_dir`` made with other settings)."""
+
+
+@dataclass(frozen=True)
+class AdversarialResult:
+    """What :func:`adversarial_calibration` found and wrote.
+
+    Attributes:
+        profile: the best trial's profile (``source`` records the search and the real subjects).
+        profile_path: ``out_dir/profile.yaml``.
+        best_trial, best_accuracy: the best trial's number and balanced accuracy.
+        history: one row per trial: ``trial``, ``accuracy``, ``objective``, ``seconds``,
+            ``best_accuracy`` (of the best trial so far) and one column per parameter.
+        history_path, figure_path: ``out_dir/history.csv`` and ``out_dir/history.png``.
+        resumed: trials read back from an earlier run.
+        seconds: wall time of the trials run now.
+    """
+
+    profile: CalibrationProfile
+    profile_path: Path
+    best_trial: int
+    best_accuracy: float
+    history: pd.DataFrame
+    history_path: Path
+    figure_path: Path
+    resumed: int
+    seconds: float
+
+
+def canonical_framing(size: int = 224) -> Framing:
+    """Eye and mouth placement of the canonical aligned crop (:mod:`mesynth.face.canonical`)."""
+    measured = face_framing(canonical_landmarks(size), (size, size))
+    return Framing(
+        right_eye=tuple(float(v) for v in measured["right_eye"]),
+        left_eye=tuple(float(v) for v in measured["left_eye"]),
+        mouth=tuple(float(v) for v in measured["mouth"]),
+        iod_fraction=float(measured["iod_fraction"]),
+    )
+
+
+#: every spread of a profile (the searchable quantities).
+_SPREAD_FIELDS = REQUIRED_SPREADS + OPTIONAL_SPREADS
+
+
+def quiet_profile() -> CalibrationProfile:
+    """A profile with every effect at zero, the canonical framing and no blinks (the default
+    ``base`` of the search)."""
+    return CalibrationProfile(
+        **{name: ZERO for name in _SPREAD_FIELDS},
+        framing=canonical_framing(),
+        blink_rate_per_s=0.0,
+    )
+
+
+def profile_from_parameters(
+    base: CalibrationProfile, parameters: Mapping[str, float]
+) -> CalibrationProfile:
+    """``base`` with the median of each named spread set to ``parameters[name]``.
+
+    The quartiles keep ``base``'s ratios to its median (:data:`DEFAULT_QUARTILES` where
+    ``base``'s median is zero).
+
+    Raises:
+        AdversarialSearchError: a name that is not a spread of the profile, or a value <= 0.
+    """
+    changes = {}
+    for name, value in parameters.items():
+        if name not in _SPREAD_FIELDS:
+            raise AdversarialSearchError(
+                f"search parameter {name!r} is not a profile spread (known: {_SPREAD_FIELDS})"
+            )
+        if not value > 0:
+            raise AdversarialSearchError(f"search parameter {name!r} must be > 0, got {value}")
+        old: Spread = getattr(base, name)
+        low, high = (
+            (old.q25 / old.median, old.q75 / old.median) if old.median > 0 else DEFAULT_QUARTILES
+        )
+        changes[name] = Spread(float(value), float(value) * low, float(value) * high, 0)
+    return dataclasses.replace(base, **changes)
+
+
+def record_features(
+    records: Sequence[object], size: int = 28, pool: int = 4, flow_method: str = "farneback"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Search features (:func:`search_features`) of clip records and their domain-test groups.
+
+    Returns:
+        ``(N, pool * pool * 3 + 12)`` float32 features and ``(N,)`` groups (``identity``, else
+        ``subject``), as the search computes them for the real clips.
+    """
+    feature = ApexFlowFeature(size=size, method=flow_method)
+    images = np.stack([feature(r) for r in records])
+    groups = np.array([str(getattr(r, "identity", None) or r.subject) for r in records])
+    return search_features(images, pool), groups
+
+
+def flow_statistics(images: np.ndarray) -> np.ndarray:
+    """Texture of apex-flow images ``(N, H, W, C)``: per channel the spatial std, the mean
+    absolute difference between vertical and between horizontal neighbours, and the median;
+    ``(N, 4 * C)``. Pooling averages diffuse low-level motion and noise away; these keep it."""
+    vertical = np.abs(np.diff(images, axis=1)).mean((1, 2))
+    horizontal = np.abs(np.diff(images, axis=2)).mean((1, 2))
+    return np.concatenate(
+        [images.std((1, 2)), vertical, horizontal, np.median(images, (1, 2))], axis=1
+    )
+
+
+def search_features(images: np.ndarray, pool: int) -> np.ndarray:
+    """The search's domain-classifier input: apex-flow images ``(N, H, W, C)`` area-pooled to
+    ``pool x pool`` and flattened, followed by :func:`flow_statistics`;
+    ``(N, pool * pool * C + 4 * C)`` float32."""
+    pooled = np.stack(
+        [cv2.resize(x, (pool, pool), interpolation=cv2.INTER_AREA).reshape(-1) for x in images]
+    )
+    return np.concatenate([pooled, flow_statistics(images)], axis=1).astype(np.float32)
+
+
+class _TrialRenderer:
+    """Renders the trial clips of one profile in memory and returns their pooled apex flow."""
+
+    def __init__(
+        self,
+        parts: GenerationParts,
+        plan: BalancePlan,
+        *,
+        size: int,
+        pool: int,
+        flow_method: str,
+        device: str,
+        inverse_iterations: int,
+        batch_size: int,
+    ) -> None:
+        faces = parts.identities
+        self.faces = list(faces.identities if isinstance(faces, IdentitySet) else faces)
+        self.by_name: dict[str, Identity] = {f.name: f for f in self.faces}
+        self.iods = {f.name: float(inter_ocular_distance(f.landmarks)) for f in self.faces}
+        self.parts, self.plan = parts, plan
+        self.size, self.pool, self.flow_method = size, pool, flow_method
+        self.batch_size = batch_size
+        self.warper = FaceWarper(device, inverse_iterations=inverse_iterations)
+        for face in self.faces:
+            self.warper.add_identity(face.name, face.image, face.landmarks)
+        self.unit_motion = MotionModel.expert()
+        # apex size of the bank's median clip for a unit motion model (converts apex_peak_iod)
+        self.ratio = apex_size_ratio(parts.bank, self.unit_motion)
+
+    def features(self, profile: CalibrationProfile) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, pool * pool * 3 + 12)`` features, ``(N,)`` identity groups of the plan's clips."""
+        motion = self.unit_motion.calibrated(profile.apex_peak_iod.median / self.ratio)
+        sampler = ClipSampler(
+            self.parts.bank,
+            [f.name for f in self.faces],
+            self.parts.timing,
+            ProfileEffects(profile),
+            "onset_apex",
+            2,
+            "uniform",
+            self.iods,
+        )
+        clips = list(self.plan.clips())
+        images, groups = [], []
+        for start in range(0, len(clips), self.batch_size):
+            params = [sampler.sample(c) for c in clips[start : start + self.batch_size]]
+            for p, frames in zip(params, render_clips(params, self.by_name, motion, self.warper)):
+                flow = apex_flow(frames[0], frames[-1], self.size, self.flow_method)
+                images.append(flow.astype(np.float32) / 255.0)
+                groups.append(p.identity)
+        return search_features(np.stack(images), self.pool), np.array(groups)
+
+
+def _hash(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _write_json(path: Path, value: object) -> None:
+    """Write atomically: a reader never sees half a file."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value, indent=1, sort_keys=True))
+    os.replace(temporary, path)
+
+
+def _check_settings(out_dir: Path, settings: dict[str, object]) -> None:
+    """Write ``search.json`` or refuse an ``out_dir`` made with other settings."""
+    path = out_dir / "search.json"
+    hashed = {key: _hash(value) for key, value in settings.items()}
+    if path.is_file():
+        stored = json.loads(path.read_text()).get("settings", {})
+        differ = sorted(k for k in set(hashed) | set(stored) if hashed.get(k) != stored.get(k))
+        if differ:
+            raise AdversarialSearchError(
+                f"{out_dir} holds a search made with other settings (differ: {', '.join(differ)});"
+                " use a new out_dir or the same settings to continue it"
+            )
+        return
+    _write_json(path, {"settings": hashed, "described": settings})
+
+
+def _distributions(space: Mapping[str, tuple[float, float]]) -> dict:
+    out = {}
+    for name, (low, high) in space.items():
+        if not 0 < low < high:
+            raise AdversarialSearchError(f"space[{name!r}] must be 0 < low < high, got {low, high}")
+        out[name] = optuna.distributions.FloatDistribution(float(low), float(high), log=True)
+    return out
+
+
+def _sampler(name: str, seed: int, number: int, startup: int) -> optuna.samplers.BaseSampler:
+    trial_seed = int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=startup)
+    return optuna.samplers.RandomSampler(seed=trial_seed)
+
+
+def adversarial_calibration(
+    real_records: Sequence[object],
+    recipe: GenerationRecipe,
+    *,
+    trials: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    parts: GenerationParts | None = None,
+    base: CalibrationProfile | None = None,
+    space: Mapping[str, tuple[float, float]] | None = None,
+    clips: int = 32,
+    size: int = 28,
+    pool: int = 4,
+    n_splits: int = 5,
+    c: float = 1.0,
+    flow_method: str = "farneback",
+    sampler: str = "tpe",
+    startup_trials: int = 8,
+    progress: bool = False,
+) -> AdversarialResult:
+    """Search realism settings that make synthetic apex flow indistinguishable from real.
+
+    Args:
+        real_records: the real clips the search may see (the training subjects only: their
+            subjects are recorded in the profile's ``source``).
+        recipe: identities, templates, timing, device and crop size of the rendered trial
+            clips (its effects, motion size and frames are replaced by each trial's).
+        trials: trial budget (a rerun with a larger budget continues the search).
+        out_dir: ``search.json``, ``trials/``, ``history.csv``, ``history.png``,
+            ``profile.yaml``.
+        seed: the trial clips' plan seed and the sampler seeds.
+        parts: live objects built from ``recipe`` (e.g. data faces); default ``recipe.build()``.
+        base: the profile searched around (framing, blink rate, spread widths and the spreads
+            not searched); default :func:`quiet_profile`.
+        space: ``{spread name: (low, high)}`` log-uniform ranges; default :data:`DEFAULT_SPACE`.
+        clips: rendered clips per trial (spread evenly over the bank's emotions).
+        size, pool: apex-flow image side and the pooled side the classifier sees
+            (:func:`search_features`).
+        n_splits, c: grouped cross-validation folds and inverse L2 strength of the domain
+            test's logistic regression (weaker regularisation than the realism report's
+            default: the search's adversary should be strong).
+        flow_method: optical flow of both sets (:func:`mesynth.flow.apex_flow`).
+        sampler: ``tpe`` (seeded TPE) or ``random``.
+        startup_trials: random trials before TPE models the history.
+        progress: print one line per trial.
+
+    Raises:
+        AdversarialSearchError: a bad argument, or ``out_dir`` holds a search with other
+            settings (the message names them).
+    """
+    if trials < 1:
+        raise AdversarialSearchError(f"trials must be >= 1, got {trials}")
+    if sampler not in SAMPLERS:
+        raise AdversarialSearchError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if len(real_records) < 2:
+        raise AdversarialSearchError(f"need >= 2 real clips, got {len(real_records)}")
+    out_dir = Path(out_dir)
+    space = dict(DEFAULT_SPACE if space is None else space)
+    distributions = _distributions(space)
+    base = quiet_profile() if base is None else base
+    parts = recipe.build() if parts is None else parts
+    emotions = list(parts.bank.emotions)
+    plan = equal(max(1, clips // len(emotions)), emotions, seed=seed)
+    real_names = [record_name(r) for r in real_records]
+    subjects = sorted({str(getattr(r, "subject", "")) for r in real_records})
+    faces = parts.identities
+    face_list = list(faces.identities if isinstance(faces, IdentitySet) else faces)
+    settings: dict[str, object] = {
+        "real": real_names,
+        "generator": generation_config(
+            face_list,
+            parts.bank,
+            MotionModel.expert(),
+            parts.timing,
+            plan,
+            mode="onset_apex",
+            num_frames=2,
+            sampling="uniform",
+            realism=ProfileEffects(base),
+            inverse_iterations=recipe.inverse_iterations,
+        ),
+        "space": space,
+        "search": {
+            "seed": seed,
+            "sampler": sampler,
+            "startup_trials": startup_trials,
+            "size": size,
+            "pool": pool,
+            "n_splits": n_splits,
+            "c": c,
+            "flow_method": flow_method,
+        },
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_settings(out_dir, settings)
+    trial_dir = out_dir / "trials"
+    trial_dir.mkdir(exist_ok=True)
+
+    done: list[dict] = []
+    while (trial_dir / f"trial_{len(done):04d}.json").is_file():
+        done.append(json.loads((trial_dir / f"trial_{len(done):04d}.json").read_text()))
+    resumed = len(done)
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler())
+    for row in done:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=row["params"], distributions=distributions, value=row["objective"]
+            )
+        )
+
+    start = time.perf_counter()
+    if len(done) < trials:
+        real, real_groups = record_features(real_records, size, pool, flow_method)
+        renderer = _TrialRenderer(
+            parts,
+            plan,
+            size=size,
+            pool=pool,
+            flow_method=flow_method,
+            device=recipe.device if recipe.device != "auto" else "cpu",
+            inverse_iterations=recipe.inverse_iterations,
+            batch_size=recipe.batch_size,
+        )
+        for number in range(len(done), trials):
+            study.sampler = _sampler(sampler, seed, number, startup_trials)
+            trial = study.ask(distributions)
+            tick = time.perf_counter()
+            synthetic, groups = renderer.features(profile_from_parameters(base, trial.params))
+            accuracy = domain_classifier_test(
+                real,
+                synthetic,
+                real_groups,
+                groups,
+                n_splits=n_splits,
+                n_permutations=0,
+                c=c,
+                seed=seed,
+            ).accuracy
+            objective = abs(accuracy - 0.5)
+            study.tell(trial, objective)
+            row = {
+                "trial": number,
+                "params": trial.params,
+                "accuracy": accuracy,
+                "objective": objective,
+                "seconds": time.perf_counter() - tick,
+            }
+            _write_json(trial_dir / f"trial_{number:04d}.json", row)
+            done.append(row)
+            if progress:
+                print(f"trial {number}: balanced accuracy {accuracy:.3f} ({row['seconds']:.1f} s)")
+    seconds = time.perf_counter() - start
+
+    history = _history(done)
+    best = int(history["objective"].idxmin())
+    profile = profile_from_parameters(base, done[best]["params"])
+    profile = dataclasses.replace(
+        profile,
+        source={
+            "method": "adversarial",
+            "real_subjects": subjects,
+            "n_real": len(real_records),
+            "trials": len(done),
+            "best_trial": best,
+            "best_accuracy": float(done[best]["accuracy"]),
+            "seed": seed,
+            "sampler": sampler,
+            "clips_per_trial": plan.total,
+            "search": str(out_dir / "search.json"),
+        },
+    )
+    history_path = out_dir / "history.csv"
+    history.to_csv(history_path, index=False)
+
+    from mesynth.evaluation.figures import plot_search_history
+
+    figure = plot_search_history(history, out_dir / "history.png")
+    return AdversarialResult(
+        profile=profile,
+        profile_path=profile.save(out_dir / "profile.yaml"),
+        best_trial=best,
+        best_accuracy=float(done[best]["accuracy"]),
+        history=history,
+        history_path=history_path,
+        figure_path=figure,
+        resumed=resumed,
+        seconds=seconds,
+    )
+
+
+def _history(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [
+            {
+                "trial": r["trial"],
+                "accuracy": r["accuracy"],
+                "objective": r["objective"],
+                "seconds": r["seconds"],
+                **{name: r["params"][name] for name in sorted(r["params"])},
+            }
+            for r in rows
+        ]
+    )
+    first_best = [int(frame["objective"][: i + 1].idxmin()) for i in range(len(frame))]
+    frame.insert(4, "best_accuracy", frame["accuracy"].to_numpy()[first_best])
+    return frame
