@@ -72,6 +72,7 @@ def realism_command(cfg: DictConfig) -> None:
         n_permutations=cfg.n_permutations,
         seed=cfg.seed,
         label_of=label_of,
+        history=cfg.history,
     )
     domain = result.domain
     print(
@@ -79,3 +80,35 @@ def realism_command(cfg: DictConfig) -> None:
         f"binomial p {domain.binomial_p:.3g}, permutation p {domain.permutation_p:.3g}"
     )
     print(f"report: {result.markdown.resolve()}")
+
+
+def calibrate_adversarial_command(cfg: DictConfig) -> None:
+    """Search realism settings against the configured real clips and write the best profile."""
+    from hydra.utils import instantiate
+
+    from mesynth.calibration.adversarial import adversarial_calibration
+
+    real = load_records(cfg.data.loader, "real clips", cfg.limit)
+    recipe = instantiate(cfg.recipe, _convert_="all")
+    result = adversarial_calibration(
+        real,
+        recipe,
+        trials=cfg.trials,
+        out_dir=cfg.out_dir,
+        seed=cfg.seed,
+        clips=cfg.clips,
+        size=cfg.size,
+        pool=cfg.pool,
+        n_splits=cfg.n_splits,
+        c=cfg.c,
+        flow_method=cfg.flow_method,
+        sampler=cfg.sampler,
+        startup_trials=cfg.startup_trials,
+        progress=cfg.progress,
+    )
+    print(
+        f"{len(result.history)} trials ({result.resumed} resumed, {result.seconds:.1f} s now); "
+        f"best trial {result.best_trial}: balanced accuracy {result.best_accuracy:.3f}"
+    )
+    print(f"profile: {result.profile_path.resolve()}")
+    print(f"history: {result.history_path.resolve()}")

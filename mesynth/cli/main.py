@@ -6,10 +6,15 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
+from mesynth.calibration.adversarial import AdversarialSearchError
 from mesynth.calibration.calibrate import CalibrationError
 from mesynth.calibration.profile import ProfileError
 from mesynth.cli.app import Command, run_command
-from mesynth.cli.calibrate import calibrate_command, realism_command
+from mesynth.cli.calibrate import (
+    calibrate_adversarial_command,
+    calibrate_command,
+    realism_command,
+)
 from mesynth.environment import environment_report, format_report
 from mesynth.evaluation.realism_report import ReportError
 from mesynth.face.frame_files import FrameNumberError
@@ -28,6 +33,7 @@ from mesynth.templates.types import TemplateError
 
 #: errors of the mesynth commands that are the user's to fix: one line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
+    AdversarialSearchError,
     CalibrationError,
     FrameNumberError,
     ImageReadError,
@@ -159,6 +165,11 @@ COMMANDS: dict[str, Command] = {
     "templates": Command("templates", templates_command, "print the AU template bank"),
     "calibrate": Command(
         "calibrate", calibrate_command, "measure a real dataset into a calibration profile"
+    ),
+    "calibrate-adversarial": Command(
+        "calibrate_adversarial",
+        calibrate_adversarial_command,
+        "search realism settings until a domain classifier cannot tell synthetic from real",
     ),
     "realism": Command(
         "realism", realism_command, "report the synthetic-to-real gap (domain classifier test)"
