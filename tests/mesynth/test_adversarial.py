@@ -31,7 +31,7 @@ from mesynth.templates.bank import TemplateBank
 from tests.profile_fixtures import CANONICAL_FRAMING, spread
 
 SIZE = 48
-TRIALS = 24
+TRIALS = 32
 #: the hidden real-like domain: larger motion, head and skin motion, noise and drift
 HIDDEN = CalibrationProfile(
     apex_peak_iod=spread(0.08),
@@ -102,6 +102,7 @@ def test_search_brings_the_domain_classifier_to_near_chance(search):
         "calibrated",
         _recipe(effects=ProfileSource(str(result.profile_path)), motion={"apex_iod": "profile"}),
     )
+    print(f"domain accuracy: clean {clean:.3f}, calibrated {calibrated:.3f}")
     assert clean >= 0.95
     assert calibrated <= 0.65
 
