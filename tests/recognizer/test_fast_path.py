@@ -10,6 +10,7 @@ from recognizer.data.in_memory import first_draws, tensorize
 from recognizer.data.representations import ApexFlow, KeyFrameClip
 from recognizer.data.samples import Sample
 from recognizer.data.torch_dataset import ClipDataset, MixedDataset
+from recognizer.experiment import run_protocol
 from recognizer.models import create_model
 from recognizer.remedies.losses import FocalLoss
 from recognizer.runtime import cgroup_cpu_quota, intra_op_threads, resolve_threads, usable_cores
@@ -33,7 +34,7 @@ class ImageSource:
 def _apex_set(n: int, seed: int, *, subject: str = "s", train: bool = True) -> ClipDataset:
     rng = np.random.default_rng(seed)
     samples = [
-        Sample("x", f"x/{subject}{i % 3}", f"c{i}", (), (), 0, 0, 0, 30.0, "e") for i in range(n)
+        Sample("x", f"x/{subject}{i % 4}", f"c{i}", (), (), 0, 0, 0, 30.0, "e") for i in range(n)
     ]
     labels = [i % 3 for i in range(n)]
     images = {s.uid: rng.integers(0, 256, (28, 28, 3), dtype=np.uint8) for s in samples}
@@ -188,3 +189,36 @@ def test_thread_setting() -> None:
     with intra_op_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_protocol_prints_one_line_per_fold_without_a_bar(tmp_path, capsys) -> None:
+    dataset = _apex_set(24, 5)
+    samples, labels = dataset.samples, dataset.labels
+
+    def factory(subset, subset_labels, train):
+        return ClipDataset(subset, subset_labels, ApexFlow(), train=train, source=dataset.source)
+
+    run = {
+        "protocol": "loso",
+        "dataset_factory": factory,
+        "model_factory": lambda k: create_model("ststnet", k),
+        "remedy": "none",
+        "trainer_config": _config(epochs=2),
+        "out_dir": tmp_path,
+    }
+    result = run_protocol(samples, labels, **run)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fold ")]
+    assert [line.split(" (")[0] for line in lines] == [
+        "fold 1/4",
+        "fold 2/4",
+        "fold 3/4",
+        "fold 4/4",
+    ]
+    assert lines[0].startswith("fold 1/4 (test x/s0, 6 samples): acc ")
+    assert "pooled so far uf1" in lines[-1] and "(n=24)" in lines[-1]
+    assert f"uf1 {result.summary['pooled']['uf1']:.3f}" in lines[-1]
+    assert sorted(p.name for p in (tmp_path / "fold_00").iterdir()) == [
+        "class_counts.json", "last.pt", "predictions.csv",
+    ]  # fmt: skip
+    run_protocol(samples, labels, **run)
+    assert "4 of 4 folds done earlier" in capsys.readouterr().out
