@@ -2,7 +2,7 @@
 
 Both sides do the same work on the same data: a fake MEGC2019-like apex-flow composite (442
 random ``28×28×3`` images with a class signal, 68 subjects, classes 250/109/83), one STSTNet per
-LOSO fold, Adam (lr 5e-5, no weight decay), batch 256, a fixed number of epochs, random
+LOSO fold, Adam (lr 5e-4, no weight decay), batch 256, a fixed number of epochs, random
 left-right flips (u negated), then prediction of the test subject. The library side is
 ``run_protocol`` with its defaults (``ClipDataset`` + ``ApexFlow``, ``data_path=auto``,
 ``threads=auto``, checkpoints at fold end, a line per fold); the plain loop indexes one tensor
@@ -36,7 +36,7 @@ import numpy as np
 SUBJECTS = 68
 CLASS_COUNTS = (250, 109, 83)
 BATCH = 256
-LR = 5e-5
+LR = 5e-4
 
 
 def composite(seed: int = 0) -> tuple[list, list[int], dict[str, np.ndarray]]:
@@ -57,7 +57,7 @@ def composite(seed: int = 0) -> tuple[list, list[int], dict[str, np.ndarray]]:
         sample = Sample("fake", f"fake/s{subject:02d}", f"c{i:03d}", (), (), 0, 0, 0, 30.0, "e")
         image = rng.normal(128 + offsets[subject], 40, (28, 28, 3))
         top, left = 4 + 8 * label, 4 + 6 * label
-        image[top : top + 8, left : left + 8, label] += 35
+        image[top : top + 8, left : left + 8, label] += 25
         images[sample.uid] = np.clip(image, 0, 255).astype(np.uint8)
         samples.append(sample)
     return samples, labels, images
