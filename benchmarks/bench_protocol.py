@@ -7,16 +7,20 @@ left-right flips (u negated), then prediction of the test subject. The library s
 ``run_protocol`` with its defaults (``ClipDataset`` + ``ApexFlow``, ``data_path=auto``,
 ``threads=auto``, checkpoints at fold end, a line per fold); the plain loop indexes one tensor
 with ``torch.randperm`` at one intra-op thread (``OMP_NUM_THREADS=1``, the best setting for it
-on a small shared CPU).
+on a small shared CPU). Imports and the first optimizer's one-off set-up happen before the
+timers start on both sides. The optional side ``plain-malloc`` is the plain loop with glibc told to
+keep freed memory (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``, the settings the
+library applies with ``mallopt``), to show how much of a difference is the allocator.
 
-Each (epochs, folds) setting runs each side in a fresh process, alternating which goes first
-(library, plain, plain, library, ...) so the load of a shared machine falls on both. With fewer
+Each (epochs, folds) setting runs each side in a fresh process, rotating which goes first from
+one setting to the next so the load of a shared machine falls on every side. With fewer
 folds than subjects, the folds test every k-th subject (the same ones on both sides). The table
 gives wall times, their ratio and the pooled UF1/UAR with a bootstrap standard deviation
 (1000 resamples of the test samples).
 
     PYTHONPATH=. python benchmarks/bench_protocol.py                    # 10:68,100:12
     PYTHONPATH=. python benchmarks/bench_protocol.py --settings 2:3     # a quick check
+    PYTHONPATH=. python benchmarks/bench_protocol.py --sides library,plain,plain-malloc
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ SUBJECTS = 68
 CLASS_COUNTS = (250, 109, 83)
 BATCH = 256
 LR = 5e-4
+#: environment of each side's process (the allocator settings match recognizer.runtime)
+SIDE_ENV = {
+    "library": {},
+    "plain": {"OMP_NUM_THREADS": "1"},
+    "plain-malloc": {
+        "OMP_NUM_THREADS": "1",
+        "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+        "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
+    },
+}
 
 
 def composite(seed: int = 0) -> tuple[list, list[int], dict[str, np.ndarray]]:
@@ -89,6 +103,13 @@ def protocol(folds: int):
     return SubsetLoso()
 
 
+def warm_up() -> None:
+    """Pay the one-off costs outside the timers: the first optimizer imports torch._dynamo."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def run_library(epochs: int, folds: int) -> dict:
     from recognizer.data.representations import ApexFlow
     from recognizer.data.torch_dataset import ClipDataset
@@ -107,6 +128,7 @@ def run_library(epochs: int, folds: int) -> dict:
     def factory(subset, subset_labels, train):
         return ClipDataset(subset, subset_labels, representation, train=train, source=source)
 
+    warm_up()
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = run_protocol(
@@ -132,6 +154,8 @@ def run_plain(epochs: int, folds: int) -> dict:
 
     torch.set_num_threads(1)
     samples, labels, images = composite()
+    split = protocol(folds).split
+    warm_up()
     start = time.perf_counter()
     x = torch.stack(
         [torch.from_numpy(images[s.uid]).permute(2, 0, 1).float() / 255 for s in samples]
@@ -141,7 +165,7 @@ def run_plain(epochs: int, folds: int) -> dict:
     y = torch.tensor(labels)
     subjects = [s.subject for s in samples]
     true, predicted = [], []
-    for fold in protocol(folds).split(subjects, labels):
+    for fold in split(subjects, labels):
         test = torch.tensor([i for i, s in enumerate(subjects) if s in fold.test_subjects])
         train = torch.tensor([i for i, s in enumerate(subjects) if s in fold.train_subjects])
         torch.manual_seed(fold.index)
@@ -180,9 +204,7 @@ def child(side: str, epochs: int, folds: int, out: Path) -> None:
 
 
 def spawn(side: str, epochs: int, folds: int) -> dict:
-    env = dict(os.environ)
-    if side == "plain":
-        env["OMP_NUM_THREADS"] = "1"
+    env = {**os.environ, **SIDE_ENV[side]}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--child", side, str(epochs), str(folds), str(out)]
@@ -193,19 +215,23 @@ def spawn(side: str, epochs: int, folds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="10:68,100:12", help="epochs:folds,...")
+    parser.add_argument("--sides", default="library,plain", help=f"of {sorted(SIDE_ENV)}")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         side, epochs, folds, out = args.child
         child(side, int(epochs), int(folds), Path(out))
         return
+    if "plain" not in args.sides.split(",") or set(args.sides.split(",")) - set(SIDE_ENV):
+        parser.error(f"--sides takes names of {sorted(SIDE_ENV)} and must include plain")
     print(f"load average before: {os.getloadavg()}", flush=True)
     rows = []
     for n, setting in enumerate(args.settings.split(",")):
         epochs, folds = (int(v) for v in setting.split(":"))
-        sides = ("library", "plain") if n % 2 == 0 else ("plain", "library")
-        results = {side: spawn(side, epochs, folds) for side in sides}
-        for side in ("plain", "library"):
+        sides = args.sides.split(",")
+        rotated = sides[n % len(sides) :] + sides[: n % len(sides)]
+        results = {side: spawn(side, epochs, folds) for side in rotated}
+        for side in sides:
             r = results[side]
             rows.append(
                 (epochs, folds, side, r["threads"], r["wall"], r["wall"] / folds,
