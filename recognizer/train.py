@@ -612,7 +612,7 @@ class Trainer:
     def predict(self, dataset: Dataset, batch_size: int | None = None) -> Predictions:
         """Outputs of the model on every item of ``dataset`` (each process predicts all); held
         in memory like training data when ``data_path`` allows and nothing is augmented."""
-        held = self._hold(dataset) if self.config.data_path != "loader" else None
+        held = self._hold(dataset)
         with intra_op_threads(self.threads.threads):
             if held is not None and held.mirrored is None:
                 return self._predict_held(held, batch_size)
