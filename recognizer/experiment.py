@@ -15,11 +15,15 @@ sample: index, subject, clip, fold, true, predicted, dataset, source) and ``resu
 fold what the remedy reported, e.g. the number of synthetic training samples and the subjects
 excluded for leakage). A fold whose
 ``predictions.csv`` exists is not run again, so an interrupted protocol resumes.
+
+Progress: a bar over folds with an ETA (``trainer_config.progress``) and, bar or not, one line
+per fold with its test metrics, its time and the pooled metrics so far.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -30,13 +34,14 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from recognizer.data.input_config import resolve_input_config
 from recognizer.leakage import check_fold
-from recognizer.metrics import confusion_matrix, summarize
+from recognizer.metrics import accuracy, confusion_matrix, summarize, uar, uf1
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
-from recognizer.train import Predictions, Trainer, TrainerConfig, derive_seed
+from recognizer.train import Predictions, Trainer, TrainerConfig, derive_seed, distributed_env
 
 #: ``dataset_factory(samples_subset, labels_subset, train) -> Dataset`` of ``(x, label, index)``
 DatasetFactory = Callable[[Sequence[object], Sequence[int], bool], Dataset]
@@ -127,12 +132,25 @@ def run_protocol(
     _write_json(out / "folds.json", [f.to_dict() for f in folds])
 
     tables = []
-    for fold in folds:
+    finished = {f.index for f in folds if (out / f"fold_{f.index:02d}/predictions.csv").is_file()}
+    talk = distributed_env()[0] == 0
+    if finished and talk:
+        tqdm.write(f"{len(finished)} of {len(folds)} folds done earlier: reusing their predictions")
+    bar = tqdm(
+        total=len(folds),
+        initial=len(finished),
+        desc="folds",
+        unit="fold",
+        disable=not trainer_config.progress or not talk,
+    )
+    for position, fold in enumerate(folds, 1):
         fold_dir = out / f"fold_{fold.index:02d}"
-        done = fold_dir / "predictions.csv"
-        if done.is_file():
-            tables.append(pd.read_csv(done, dtype={"subject": str, "clip": str}))
+        if fold.index in finished:
+            tables.append(
+                pd.read_csv(fold_dir / "predictions.csv", dtype={"subject": str, "clip": str})
+            )
             continue
+        start = time.perf_counter()
         tables.append(
             _run_fold(
                 fold,
@@ -149,6 +167,13 @@ def run_protocol(
                 pretrain_root=out / "pretrain",
             )
         )
+        bar.update()
+        if talk:
+            tqdm.write(
+                fold_line(position, len(folds), fold, tables[-1], pd.concat(tables))
+                + f" · {time.perf_counter() - start:.1f} s"
+            )
+    bar.close()
     predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
     predictions = predictions.reset_index(drop=True)
     summary = summarize(predictions)
@@ -172,6 +197,22 @@ def run_protocol(
     predictions.to_csv(out / "predictions.csv", index=False)
     _write_json(out / "results.json", summary)
     return ProtocolResult(predictions, summary, folds)
+
+
+def fold_line(
+    position: int, total: int, fold: Fold, table: pd.DataFrame, pooled: pd.DataFrame
+) -> str:
+    """One log line for a finished fold: its test subjects and metrics, and the pooled metrics
+    of every fold so far (``table`` and ``pooled`` have :data:`PREDICTION_COLUMNS`)."""
+    subjects = sorted(fold.test_subjects)
+    named = ", ".join(subjects) if len(subjects) <= 2 else f"{len(subjects)} subjects"
+    true, predicted = table["true"], table["predicted"]
+    return (
+        f"fold {position}/{total} (test {named}, {len(table)} samples): "
+        f"acc {accuracy(true, predicted):.3f} uf1 {uf1(true, predicted):.3f} · pooled so far "
+        f"uf1 {uf1(pooled['true'], pooled['predicted']):.3f} "
+        f"uar {uar(pooled['true'], pooled['predicted']):.3f} (n={len(pooled)})"
+    )
 
 
 def _run_fold(

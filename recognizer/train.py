@@ -7,14 +7,21 @@ of the model family (R3D 0.005, P3D 0.01, D3D 0.05, I3D 0.005), divided by 10 ev
 weights with early stopping, AMP (bf16/fp16) and channels-last memory on CUDA, gradient
 clipping, a deterministic mode, DDP through ``torchrun``.
 
-Checkpoints: ``last.pt`` after every epoch (model, optimizer, scheduler, AMP scaler, RNG states,
-epoch, early-stopping state) and, with ``selection="best_val"``, ``best.pt`` (the weights with
-the best validation UF1). Both hold only tensors and primitive containers and load with
-``torch.load(weights_only=True)``.
-A rerun with the same ``out_dir`` resumes from ``last.pt`` and reproduces the uninterrupted
-run exactly in deterministic mode: the sample order and the augmentation of epoch *e* depend only
-on ``(seed, e)`` (the trainer calls the dataset's ``set_epoch(e)`` when it has one), and the RNG
+Checkpoints: ``last.pt`` (model, optimizer, scheduler, AMP scaler, RNG states, epoch,
+early-stopping state) when training ends, and every ``checkpoint_every`` epochs when that is
+set; with ``selection="best_val"``, ``best.pt`` (the weights with the best validation UF1).
+Both hold only tensors and primitive containers and load with ``torch.load(weights_only=True)``.
+A rerun with the same ``out_dir`` resumes from the last ``last.pt`` written (an interrupted run
+without one starts again from its seed) and reproduces the uninterrupted run exactly in
+deterministic mode: the sample order and the augmentation of epoch *e* depend only on
+``(seed, e)`` (the trainer calls the dataset's ``set_epoch(e)`` when it has one), and the RNG
 states are restored.
+
+Data paths (``data_path``): datasets whose items are fixed up to a flip (apex-flow images) are
+held as tensors on the device and batched by indexing, with the same flips as the loader
+(:mod:`recognizer.data.in_memory`); anything else goes through a ``DataLoader``. The process's
+intra-op threads follow ``threads`` (:mod:`recognizer.runtime`). The trainer prints each choice
+once per process.
 """
 
 from __future__ import annotations
@@ -36,14 +43,18 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from mesynth.environment import resolve_device
+from recognizer.data.in_memory import InMemoryData, tensorize
 from recognizer.metrics import uf1
 from recognizer.models.registry import default_learning_rate
-from recognizer.remedies.samplers import create_sampler
+from recognizer.remedies.samplers import EpochIndexSampler, create_sampler
+from recognizer.runtime import intra_op_threads, keep_freed_memory, resolve_threads
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine")
 SELECTIONS = ("last", "best_val")
 AMP_MODES = ("none", "bf16", "fp16")
+DATA_PATHS = ("auto", "memory", "loader")
+_PRINTED: set[str] = set()
 
 
 @dataclass
@@ -72,10 +83,17 @@ class TrainerConfig:
             stop early); needs ``selection="best_val"``.
         deterministic: deterministic algorithms (slower), for exact reproduction.
         seed: seed of the sample order, dropout and initialisation in :func:`run_protocol`.
-        num_workers: data-loading processes.
+        num_workers: data-loading processes (loader path only).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         progress: show a tqdm progress bar.
         resume: continue from ``out_dir/last.pt`` when it exists.
+        checkpoint_every: also write ``last.pt`` every this many epochs (``0``: only when
+            training ends, so an interrupted fit starts again).
+        data_path: ``"memory"`` (hold the dataset as tensors on the device; an error when it
+            cannot be), ``"loader"`` (a ``DataLoader``) or ``"auto"`` (memory when possible).
+        memory_budget_mb: the most a dataset may take in memory (plain and mirrored items).
+        threads: intra-op threads while training and predicting: ``"auto"`` (the usable
+            cores less those busy with other work, see :mod:`recognizer.runtime`) or a count.
     """
 
     epochs: int = 30
@@ -98,6 +116,10 @@ class TrainerConfig:
     device: str = "auto"
     progress: bool = True
     resume: bool = True
+    checkpoint_every: int = 0
+    data_path: str = "auto"
+    memory_budget_mb: float = 1024.0
+    threads: int | str = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -116,6 +138,12 @@ class TrainerConfig:
         for name in ("epochs", "batch_size", "step_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.data_path not in DATA_PATHS:
+            raise ValueError(f"data_path must be one of {DATA_PATHS}, got {self.data_path!r}")
+        if int(self.checkpoint_every) < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
+        if self.threads != "auto":
+            resolve_threads(self.threads)
 
 
 @dataclass
@@ -257,6 +285,11 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
         self.state = TrainState()
+        self.threads = resolve_threads(config.threads)
+        self._print_once(f"threads: {self.threads.threads} ({self.threads.reason})")
+        self._saved_epoch = -1
+        #: the path of the last fit: ``"memory"`` or ``"loader"``
+        self.data_path = ""
 
     # -- construction ---------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -314,6 +347,11 @@ class Trainer:
             "num_classes": getattr(cfg, "num_classes", -1),
         }
 
+    def _print_once(self, line: str) -> None:
+        if self.rank == 0 and line not in _PRINTED:
+            _PRINTED.add(line)
+            tqdm.write(f"trainer: {line}")
+
     def _save(self, obj: dict, name: str) -> None:
         if self.out_dir is None or self.rank != 0:
             return
@@ -363,6 +401,7 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
         self.state = TrainState(**ckpt["state"])
+        self._saved_epoch = self.state.epoch
 
     def load_best(self) -> bool:
         """Load ``best.pt`` weights when they exist; returns whether it did."""
@@ -434,6 +473,11 @@ class Trainer:
             self.load_checkpoint(last)
         else:
             torch.manual_seed(derive_seed(cfg.seed, 1))
+        if self.device.type == "cpu" and keep_freed_memory():
+            self._print_once("allocator: freed memory kept for the next step (glibc mallopt)")
+        held = self._hold(train_set)
+        self.data_path = "loader" if held is None else "memory"
+        held_val = self._hold(val_set) if val_set is not None and len(val_set) > 0 else None  # type: ignore[arg-type]
         order = create_sampler(
             sampler,
             len(train_set),  # type: ignore[arg-type]
@@ -442,32 +486,79 @@ class Trainer:
             num_replicas=self.world_size,
             rank=self.rank,
         )
-        with deterministic_mode(cfg.deterministic):
+        with deterministic_mode(cfg.deterministic), intra_op_threads(self.threads.threads):
             module = self._train_module()
             while self.state.epoch < cfg.epochs and not self.state.stopped:
                 epoch = self.state.epoch
                 order.set_epoch(epoch)
-                if hasattr(train_set, "set_epoch"):
-                    train_set.set_epoch(epoch)
-                loader = self._loader(train_set, order, derive_seed(cfg.seed, 2, epoch))
                 record = {"epoch": float(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
-                record["loss"] = self._train_epoch(module, loader, epoch)
+                record["loss"] = self._train_epoch(
+                    module, self._batches(train_set, held, order, epoch), epoch
+                )
                 self.scheduler.step()
-                self._after_epoch(record, val_set)
+                self._after_epoch(record, val_set, held_val)
+        if self._saved_epoch != self.state.epoch:
+            self._save(self.checkpoint(), "last.pt")
+            self._saved_epoch = self.state.epoch
         if cfg.selection == "best_val":
             self.load_best()
         return self.state
 
-    def _train_epoch(self, module: nn.Module, loader: DataLoader, epoch: int) -> float:
+    def _hold(self, dataset: Dataset) -> InMemoryData | None:
+        """``dataset`` as tensors on the device when ``data_path`` allows, else ``None``.
+
+        Raises:
+            ValueError: ``data_path="memory"`` and the dataset cannot be held (says why).
+        """
+        if self.config.data_path == "loader":
+            self._print_once("data: loader (data_path=loader)")
+            return None
+        held = tensorize(dataset, int(self.config.memory_budget_mb * 2**20))
+        if isinstance(held, str):
+            if self.config.data_path == "memory":
+                raise ValueError(f"data_path='memory' but the dataset cannot be held: {held}")
+            self._print_once(f"data: loader ({held})")
+            return None
+        self._print_once(
+            f"data: in memory on {self.device.type} (flips per (seed, epoch, index)), no workers"
+        )
+        return held.to(self.device)
+
+    def _batches(
+        self,
+        dataset: Dataset,
+        held: InMemoryData | None,
+        order: EpochIndexSampler,
+        epoch: int,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The ``(x, y)`` batches of ``epoch`` in ``order``, from memory or a DataLoader."""
+        if held is None:
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+            loader = self._loader(dataset, order, derive_seed(self.config.seed, 2, epoch))
+            yield from ((x, y) for x, y, _ in loader)
+            return
+        indices = torch.tensor(list(order), dtype=torch.int64, device=held.inputs.device)
+        flips = held.flips(epoch) if held.mirrored is not None else None
+        size = self.config.batch_size
+        for start in range(0, len(indices), size):
+            chunk = indices[start : start + size]
+            if len(chunk) == 1 and len(indices) > 1:  # as the loader: keep BatchNorm working
+                return
+            yield held.batch(chunk, flips)
+
+    def _train_epoch(
+        self, module: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], epoch: int
+    ) -> float:
         module.train()
         total, count = 0.0, 0
         bar = tqdm(
-            loader,
+            batches,
             desc=f"epoch {epoch + 1}/{self.config.epochs}",
             disable=not self.config.progress or self.rank != 0,
             leave=False,
         )
-        for x, y, _ in bar:
+        for x, y in bar:
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
@@ -485,10 +576,12 @@ class Trainer:
             bar.set_postfix(loss=f"{total / count:.4f}")
         return total / max(count, 1)
 
-    def _after_epoch(self, record: dict[str, float], val_set: Dataset | None) -> None:
+    def _after_epoch(
+        self, record: dict[str, float], val_set: Dataset | None, held_val: InMemoryData | None
+    ) -> None:
         state = self.state
         if val_set is not None and len(val_set) > 0:  # type: ignore[arg-type]
-            pred = self.predict(val_set)
+            pred = self._predict_held(held_val) if held_val is not None else self.predict(val_set)
             score = uf1(pred.labels, pred.predicted)
             record["val_uf1"] = score
             record["val_acc"] = float((pred.labels == pred.predicted).mean())
@@ -502,7 +595,10 @@ class Trainer:
                 state.stopped = patience is not None and state.bad_epochs >= patience
         state.history.append(record)
         state.epoch += 1
-        self._save(self.checkpoint(), "last.pt")
+        every = self.config.checkpoint_every
+        if every > 0 and state.epoch % every == 0:
+            self._save(self.checkpoint(), "last.pt")
+            self._saved_epoch = state.epoch
 
     def _weights_only(self) -> dict[str, object]:
         cfg = getattr(self.model, "default_cfg", None)
@@ -513,9 +609,28 @@ class Trainer:
             "epoch": self.state.epoch,
         }
 
-    @torch.no_grad()
     def predict(self, dataset: Dataset, batch_size: int | None = None) -> Predictions:
-        """Outputs of the model on every item of ``dataset`` (each process predicts all)."""
+        """Outputs of the model on every item of ``dataset`` (each process predicts all); held
+        in memory like training data when ``data_path`` allows and nothing is augmented."""
+        held = self._hold(dataset)
+        with intra_op_threads(self.threads.threads):
+            if held is not None and held.mirrored is None:
+                return self._predict_held(held, batch_size)
+            return self._predict_loader(dataset, batch_size)
+
+    @torch.no_grad()
+    def _predict_held(self, held: InMemoryData, batch_size: int | None = None) -> Predictions:
+        self.model.eval()
+        size = batch_size or self.config.batch_size
+        logits = []
+        for start in range(0, len(held), size):
+            with self._autocast():
+                out = self.model(self._to_device(held.inputs[start : start + size]))
+            logits.append(out.float().cpu())
+        return _predictions(torch.arange(len(held)), held.labels.cpu(), logits)
+
+    @torch.no_grad()
+    def _predict_loader(self, dataset: Dataset, batch_size: int | None = None) -> Predictions:
         self.model.eval()
         loader = DataLoader(
             dataset,
@@ -523,6 +638,9 @@ class Trainer:
             shuffle=False,
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
+            # its own generator: predicting (validation every epoch) must not draw from the
+            # global RNG that dropout uses, so both data paths train alike
+            generator=torch.Generator().manual_seed(0),
         )
         indices, labels, logits = [], [], []
         for x, y, index in loader:
@@ -534,10 +652,17 @@ class Trainer:
         if not logits:
             empty = np.zeros(0, dtype=np.int64)
             return Predictions(empty, empty, empty, np.zeros((0, 0), np.float32))
-        all_logits = torch.cat(logits).numpy()
-        return Predictions(
-            indices=torch.cat(indices).numpy().astype(np.int64),
-            labels=torch.cat(labels).numpy().astype(np.int64),
-            predicted=all_logits.argmax(axis=1).astype(np.int64),
-            logits=all_logits,
-        )
+        return _predictions(torch.cat(indices), torch.cat(labels), logits)
+
+
+def _predictions(
+    indices: torch.Tensor, labels: torch.Tensor, logits: list[torch.Tensor]
+) -> Predictions:
+    """:class:`Predictions` from ``(N,)`` indices and labels and per-batch ``(B, K)`` logits."""
+    all_logits = torch.cat(logits).numpy()
+    return Predictions(
+        indices=indices.numpy().astype(np.int64),
+        labels=labels.numpy().astype(np.int64),
+        predicted=all_logits.argmax(axis=1).astype(np.int64),
+        logits=all_logits,
+    )

@@ -29,6 +29,9 @@ from recognizer.data.samples import Sample
 #: statistics are given.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
+#: a training apex-flow image is mirrored when the first uniform draw of its generator is below
+#: this (:class:`ApexFlow`; the in-memory path of :mod:`recognizer.data.in_memory` replays it)
+FLIP_PROBABILITY = 0.5
 
 
 def _normalise(
@@ -238,6 +241,22 @@ class ApexFlow:
             self._memo[key] = self._compute(sample, source)
         return self._memo[key]
 
+    def views(
+        self, sample: Sample, source: FrameSource
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(plain, mirrored)``: ``(C, H, W)`` tensors of ``sample`` exactly as a call gives
+        them without and with the flip (``mirrored`` is ``None`` when ``flip`` is off).
+
+        This is what :mod:`recognizer.data.in_memory` keeps to train without calling the
+        representation per item: a training item is ``mirrored`` when the first uniform draw of
+        its generator is below :data:`FLIP_PROBABILITY`, as in :meth:`__call__`.
+        """
+        image = self.image(sample, source)
+        plain = _normalise(image, self.mean, self.std, self.input_scale)
+        if not self.flip:
+            return plain, None
+        return plain, _normalise(flip_apex_flow(image), self.mean, self.std, self.input_scale)
+
     def _compute(self, sample: Sample, source: FrameSource) -> np.ndarray:
         numbers = source.frame_numbers(sample)
         if len(numbers) == 1:  # a precomputed image
@@ -258,6 +277,6 @@ class ApexFlow:
         generator: np.random.Generator | None = None,
     ) -> torch.Tensor:
         image = self.image(sample, source)
-        if train and self.flip and generator is not None and generator.random() < 0.5:
+        if train and self.flip and generator is not None and generator.random() < FLIP_PROBABILITY:
             image = flip_apex_flow(image)
         return _normalise(image, self.mean, self.std, self.input_scale)

@@ -1,0 +1,253 @@
+"""A LOSO protocol of STSTNet: the library's ``run_protocol`` against a plain PyTorch loop.
+
+Both sides do the same work on the same data: a fake MEGC2019-like apex-flow composite (442
+random ``28×28×3`` images with a class signal, 68 subjects, classes 250/109/83), one STSTNet per
+LOSO fold, Adam (lr 5e-4, no weight decay), batch 256, a fixed number of epochs, random
+left-right flips (u negated), then prediction of the test subject. The library side is
+``run_protocol`` with its defaults (``ClipDataset`` + ``ApexFlow``, ``data_path=auto``,
+``threads=auto``, checkpoints at fold end, a line per fold); the plain loop indexes one tensor
+with ``torch.randperm`` at one intra-op thread (``OMP_NUM_THREADS=1``, the best setting for it
+on a small shared CPU). Imports and the first optimizer's one-off set-up happen before the
+timers start on both sides. The optional side ``plain-malloc`` is the plain loop with glibc told to
+keep freed memory (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``, the settings the
+library applies with ``mallopt``), to show how much of a difference is the allocator.
+
+Each (epochs, folds) setting runs each side in a fresh process, rotating which goes first from
+one setting to the next so the load of a shared machine falls on every side. With fewer
+folds than subjects, the folds test every k-th subject (the same ones on both sides). The table
+gives wall times, their ratio and the pooled UF1/UAR with a bootstrap standard deviation
+(1000 resamples of the test samples).
+
+    PYTHONPATH=. python benchmarks/bench_protocol.py                    # 10:68,100:12
+    PYTHONPATH=. python benchmarks/bench_protocol.py --settings 2:3     # a quick check
+    PYTHONPATH=. python benchmarks/bench_protocol.py --sides library,plain,plain-malloc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+SUBJECTS = 68
+CLASS_COUNTS = (250, 109, 83)
+BATCH = 256
+LR = 5e-4
+#: environment of each side's process (the allocator settings match recognizer.runtime)
+SIDE_ENV = {
+    "library": {},
+    "plain": {"OMP_NUM_THREADS": "1"},
+    "plain-malloc": {
+        "OMP_NUM_THREADS": "1",
+        "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+        "MALLOC_TRIM_THRESHOLD_": str(128 << 20),
+    },
+}
+
+
+def composite(seed: int = 0) -> tuple[list, list[int], dict[str, np.ndarray]]:
+    """``(samples, labels, {uid: (28, 28, 3) uint8 image})`` of the fake composite.
+
+    Every image is noise plus a per-subject brightness; class ``c`` adds a bright 8×8 patch to
+    channel ``c`` at a class-specific place, weak enough that LOSO is not trivial.
+    """
+    from recognizer.data.samples import Sample
+
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat(np.arange(3), CLASS_COUNTS)).tolist()
+    extra = rng.multinomial(len(labels) - SUBJECTS, rng.dirichlet(np.full(SUBJECTS, 2.0)))
+    subject_of = rng.permutation(np.repeat(np.arange(SUBJECTS), 1 + extra))
+    offsets = rng.normal(0, 20, SUBJECTS)
+    samples, images = [], {}
+    for i, (label, subject) in enumerate(zip(labels, subject_of)):
+        sample = Sample("fake", f"fake/s{subject:02d}", f"c{i:03d}", (), (), 0, 0, 0, 30.0, "e")
+        image = rng.normal(128 + offsets[subject], 40, (28, 28, 3))
+        top, left = 4 + 8 * label, 4 + 6 * label
+        image[top : top + 8, left : left + 8, label] += 25
+        images[sample.uid] = np.clip(image, 0, 255).astype(np.uint8)
+        samples.append(sample)
+    return samples, labels, images
+
+
+class ImageSource:
+    """The composite's images held in memory: each sample is one frame."""
+
+    def __init__(self, images: dict[str, np.ndarray]) -> None:
+        self.images = images
+
+    def frame_numbers(self, sample) -> tuple[int, ...]:
+        return (0,)
+
+    def read(self, sample, numbers: Sequence[int]) -> np.ndarray:
+        return self.images[sample.uid][None]
+
+
+def protocol(folds: int):
+    """LOSO over the composite's subjects, keeping ``folds`` folds (every k-th subject)."""
+    from recognizer.protocols import LosoProtocol
+
+    class SubsetLoso(LosoProtocol):
+        def _test_groups(self, subjects, labels, datasets):
+            groups = super()._test_groups(subjects, labels, datasets)
+            step = len(groups) / folds
+            return [groups[int(i * step)] for i in range(folds)]
+
+    return SubsetLoso()
+
+
+def warm_up() -> None:
+    """Pay the one-off costs outside the timers: the first optimizer imports torch._dynamo."""
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def run_library(epochs: int, folds: int) -> dict:
+    from recognizer.data.representations import ApexFlow
+    from recognizer.data.torch_dataset import ClipDataset
+    from recognizer.experiment import run_protocol
+    from recognizer.models import create_model
+    from recognizer.runtime import resolve_threads
+    from recognizer.train import TrainerConfig
+
+    samples, labels, images = composite()
+    source, representation = ImageSource(images), ApexFlow()
+    config = TrainerConfig(
+        epochs=epochs, batch_size=BATCH, optimizer="adam", lr=LR, weight_decay=0.0,
+        scheduler="none", device="cpu", progress=False,
+    )  # fmt: skip
+
+    def factory(subset, subset_labels, train):
+        return ClipDataset(subset, subset_labels, representation, train=train, source=source)
+
+    warm_up()
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        result = run_protocol(
+            samples, labels, protocol=protocol(folds), dataset_factory=factory,
+            model_factory=lambda k: create_model("ststnet", k), remedy="none",
+            trainer_config=config, out_dir=out,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+    table = result.predictions
+    return {
+        "wall": wall,
+        "true": table["true"].tolist(),
+        "predicted": table["predicted"].tolist(),
+        "threads": resolve_threads("auto").threads,
+    }
+
+
+def run_plain(epochs: int, folds: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from recognizer.models import create_model
+
+    torch.set_num_threads(1)
+    samples, labels, images = composite()
+    split = protocol(folds).split
+    warm_up()
+    start = time.perf_counter()
+    x = torch.stack(
+        [torch.from_numpy(images[s.uid]).permute(2, 0, 1).float() / 255 for s in samples]
+    )
+    mirrored = x.flip(-1)
+    mirrored[:, 0] = 1 - mirrored[:, 0]
+    y = torch.tensor(labels)
+    subjects = [s.subject for s in samples]
+    true, predicted = [], []
+    for fold in split(subjects, labels):
+        test = torch.tensor([i for i, s in enumerate(subjects) if s in fold.test_subjects])
+        train = torch.tensor([i for i, s in enumerate(subjects) if s in fold.train_subjects])
+        torch.manual_seed(fold.index)
+        model = create_model("ststnet", 3)
+        optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+        model.train()
+        for _ in range(epochs):
+            order = train[torch.randperm(len(train))]
+            for first in range(0, len(order), BATCH):
+                idx = order[first : first + BATCH]
+                flip = (torch.rand(len(idx)) < 0.5).view(-1, 1, 1, 1)
+                batch = torch.where(flip, mirrored[idx], x[idx])
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model(batch), y[idx]).backward()
+                optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            predicted += model(x[test]).argmax(1).tolist()
+        true += y[test].tolist()
+    return {"wall": time.perf_counter() - start, "true": true, "predicted": predicted, "threads": 1}
+
+
+def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict[str, float]:
+    """Pooled UF1 and UAR, and the bootstrap standard deviation of the UF1."""
+    from recognizer.metrics import uar, uf1
+
+    t, p = np.asarray(true), np.asarray(predicted)
+    rng = np.random.default_rng(0)
+    draws = [uf1(t[i], p[i]) for i in rng.integers(0, len(t), (resamples, len(t)))]
+    return {"uf1": uf1(t, p), "uf1_sd": float(np.std(draws)), "uar": uar(t, p)}
+
+
+def child(side: str, epochs: int, folds: int, out: Path) -> None:
+    result = (run_library if side == "library" else run_plain)(epochs, folds)
+    out.write_text(json.dumps(result))
+
+
+def spawn(side: str, epochs: int, folds: int) -> dict:
+    env = {**os.environ, **SIDE_ENV[side]}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        command = [sys.executable, __file__, "--child", side, str(epochs), str(folds), str(out)]
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default="10:68,100:12", help="epochs:folds,...")
+    parser.add_argument("--sides", default="library,plain", help=f"of {sorted(SIDE_ENV)}")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        side, epochs, folds, out = args.child
+        child(side, int(epochs), int(folds), Path(out))
+        return
+    if "plain" not in args.sides.split(",") or set(args.sides.split(",")) - set(SIDE_ENV):
+        parser.error(f"--sides takes names of {sorted(SIDE_ENV)} and must include plain")
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    rows = []
+    for n, setting in enumerate(args.settings.split(",")):
+        epochs, folds = (int(v) for v in setting.split(":"))
+        sides = args.sides.split(",")
+        rotated = sides[n % len(sides) :] + sides[: n % len(sides)]
+        results = {side: spawn(side, epochs, folds) for side in rotated}
+        for side in sides:
+            r = results[side]
+            rows.append(
+                (epochs, folds, side, r["threads"], r["wall"], r["wall"] / folds,
+                 r["wall"] / results["plain"]["wall"], pooled(r["true"], r["predicted"]))
+            )  # fmt: skip
+            print(f"done: {epochs} epochs, {folds} folds, {side}: {r['wall']:.1f} s", flush=True)
+    print(f"load average after: {os.getloadavg()}")
+    print()
+    print("| epochs | folds | side | threads | wall s | s/fold | × plain | pooled UF1 ± sd | UAR |")
+    print("|---:|---:|---|---:|---:|---:|---:|---|---:|")
+    for epochs, folds, side, threads, wall, per_fold, ratio, m in rows:
+        print(
+            f"| {epochs} | {folds} | {side} | {threads} | {wall:.1f} | {per_fold:.2f} | "
+            f"{ratio:.2f} | {m['uf1']:.3f} ± {m['uf1_sd']:.3f} | {m['uar']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
