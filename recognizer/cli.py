@@ -162,6 +162,10 @@ def train_command(cfg: DictConfig) -> None:
 
     samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
     data = OmegaConf.to_container(cfg.data, resolve=True)
+    print(
+        f"results: {cfg.out_dir}\n"
+        f"(if this run is interrupted, the same command with out_dir={cfg.out_dir} resumes it)"
+    )
     run_protocol(
         samples,
         labels,
@@ -171,6 +175,7 @@ def train_command(cfg: DictConfig) -> None:
         remedy=instantiate(cfg.remedy).for_representation(representation),
         trainer_config=instantiate(cfg.trainer),
         out_dir=cfg.out_dir,
+        overwrite=bool(cfg.get("overwrite", False)),
         num_classes=len(names),
         class_names=names,
         metadata={
@@ -274,17 +279,20 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from mesynth.cli.main import USER_ERRORS
     from recognizer.data.safe_paths import UnsafePathError
     from recognizer.datasets.errors import DatasetError
+    from recognizer.experiment import RunConfigError
     from recognizer.leakage import LeakageError
     from recognizer.models.registry import UnknownModelError
     from recognizer.models.weights import WeightLoadError
     from recognizer.protocols import UnknownProtocolError
     from recognizer.remedies.registry import UnknownRemedyError
     from recognizer.remedies.synthetic import SynthesisError
-    from recognizer.train import CheckpointMismatchError
+    from recognizer.train import CheckpointMismatchError, CheckpointReadError
 
     return (
         *USER_ERRORS,
         CheckpointMismatchError,
+        CheckpointReadError,
+        RunConfigError,
         DataConfigError,
         DatasetError,
         LeakageError,

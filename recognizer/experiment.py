@@ -22,7 +22,9 @@ per fold with its test metrics, its time and the pooled metrics so far.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -41,7 +43,14 @@ from recognizer.leakage import check_fold
 from recognizer.metrics import accuracy, confusion_matrix, summarize, uar, uf1
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
-from recognizer.train import Predictions, Trainer, TrainerConfig, derive_seed, distributed_env
+from recognizer.train import (
+    Predictions,
+    Trainer,
+    TrainerConfig,
+    derive_seed,
+    distributed_env,
+    read_checkpoint,
+)
 
 #: ``dataset_factory(samples_subset, labels_subset, train) -> Dataset`` of ``(x, label, index)``
 DatasetFactory = Callable[[Sequence[object], Sequence[int], bool], Dataset]
@@ -87,8 +96,15 @@ def run_protocol(
     num_classes: int | None = None,
     class_names: Sequence[str] | None = None,
     metadata: Mapping[str, object] | None = None,
+    overwrite: bool = False,
 ) -> ProtocolResult:
     """Train and test one model under one protocol and remedy.
+
+    ``out_dir`` is claimed for one run configuration (``run.json``: protocol, remedy, trainer
+    settings that change results, data and labels, hashed like a clip store's): rerunning the
+    same configuration resumes finished folds (their predictions are checked whole) and
+    interrupted ones (from ``last.pt``); another configuration is refused, naming what differs,
+    unless ``overwrite`` clears the folder's earlier results first.
 
     Args:
         samples: ``(N,)`` records with ``subject`` (dataset-qualified), and optionally
@@ -106,8 +122,11 @@ def run_protocol(
         num_classes: default ``max(labels) + 1``.
         class_names: optional names for reports.
         metadata: extra settings stored in ``results.json`` (e.g. the model name and data).
+        overwrite: discard the results of another configuration in ``out_dir``.
 
     Raises:
+        RunConfigError: ``out_dir`` holds a run of another configuration (without
+            ``overwrite``).
         recognizer.leakage.LeakageError: a fold's training or validation data carries anything
             of its test subjects (the message lists every leak).
 
@@ -131,8 +150,17 @@ def run_protocol(
     folds = protocol.split(list(subjects), labels_arr, datasets)
     _write_json(out / "folds.json", [f.to_dict() for f in folds])
 
+    _claim_run_folder(out, _run_config(protocol, remedy, trainer_config, samples, labels_arr,
+                                       num_classes, class_names, metadata), overwrite)  # fmt: skip
     tables = []
-    finished = {f.index for f in folds if (out / f"fold_{f.index:02d}/predictions.csv").is_file()}
+    reusable = {}
+    for f in folds:
+        path = out / f"fold_{f.index:02d}/predictions.csv"
+        if path.is_file():
+            table = _reusable_predictions(path, f, subjects)
+            if table is not None:
+                reusable[f.index] = table
+    finished = set(reusable)
     talk = distributed_env()[0] == 0
     if finished and talk:
         tqdm.write(f"{len(finished)} of {len(folds)} folds done earlier: reusing their predictions")
@@ -146,9 +174,7 @@ def run_protocol(
     for position, fold in enumerate(folds, 1):
         fold_dir = out / f"fold_{fold.index:02d}"
         if fold.index in finished:
-            tables.append(
-                pd.read_csv(fold_dir / "predictions.csv", dtype={"subject": str, "clip": str})
-            )
+            tables.append(reusable[fold.index])
             continue
         start = time.perf_counter()
         tables.append(
@@ -194,7 +220,7 @@ def run_protocol(
         "num_folds": len(folds),
         **dict(metadata or {}),
     }
-    predictions.to_csv(out / "predictions.csv", index=False)
+    _write_csv(out / "predictions.csv", predictions)
     _write_json(out / "results.json", summary)
     return ProtocolResult(predictions, summary, folds)
 
@@ -302,7 +328,7 @@ def _run_fold(
     pred = trainer.predict(dataset_factory(test_samples, labels[test_idx].tolist(), False))
     table = _prediction_table(fold, pred, test_idx, samples, labels, subjects)
     if trainer.rank == 0:
-        table.to_csv(fold_dir / "predictions.csv", index=False)
+        _write_csv(fold_dir / "predictions.csv", table)
     return table
 
 
@@ -361,6 +387,116 @@ def _prediction_table(
         },
         columns=PREDICTION_COLUMNS,
     )
+
+
+class RunConfigError(ValueError):
+    """An output folder holds a run of another configuration (the message names the keys)."""
+
+
+#: trainer settings that never change a run's results (speed, logging, resume mechanics)
+_RESULT_NEUTRAL = frozenset(
+    {"progress", "num_workers", "resume", "checkpoint_every", "data_path", "memory_budget_mb",
+     "threads"}
+)  # fmt: skip
+
+
+def _run_config(
+    protocol: Protocol,
+    remedy: Remedy,
+    trainer_config: TrainerConfig,
+    samples: Sequence[object],
+    labels: np.ndarray,
+    num_classes: int,
+    class_names: Sequence[str] | None,
+    metadata: Mapping[str, object] | None,
+) -> dict[str, object]:
+    """Everything that decides a run's results, as plain values."""
+    uids = [str(getattr(s, "uid", f"{s.subject}/{getattr(s, 'clip', i)}"))
+            for i, s in enumerate(samples)]  # fmt: skip
+    data = hashlib.sha1(json.dumps([uids, labels.tolist()]).encode()).hexdigest()[:16]
+    trainer = {k: v for k, v in asdict(trainer_config).items() if k not in _RESULT_NEUTRAL}
+    config = {
+        "protocol": repr(protocol),
+        "remedy": remedy.settings(),
+        "trainer": trainer,
+        "num_classes": num_classes,
+        "class_names": list(class_names or []),
+        "data": data,
+        "metadata": dict(metadata or {}),
+    }
+    return json.loads(json.dumps(config, default=_jsonable))
+
+
+def _claim_run_folder(out: Path, config: dict[str, object], overwrite: bool) -> None:
+    """Record ``config`` in ``out/run.json``, or check it against the one there."""
+    path = out / "run.json"
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old.get("hash") != digest:
+            if not overwrite:
+                raise RunConfigError(
+                    f"{out} holds a run of another configuration (differs in: "
+                    f"{', '.join(_differing_keys(old.get('config', {}), config)) or 'unknown'}); "
+                    "use another out_dir, or overwrite=true to discard the earlier results"
+                )
+            for stale in sorted(out.glob("fold_*")) + sorted(out.glob("pretrain")):
+                shutil.rmtree(stale)
+            for name in ("predictions.csv", "results.json"):
+                (out / name).unlink(missing_ok=True)
+    elif any(out.glob("fold_*/predictions.csv")) or any(out.glob("fold_*/last.pt")):
+        if not overwrite:
+            raise RunConfigError(
+                f"{out} holds fold results but no run.json, so their configuration is unknown; "
+                "use another out_dir, or overwrite=true to discard them"
+            )
+        for stale in sorted(out.glob("fold_*")):
+            shutil.rmtree(stale)
+    _write_json(path, {"hash": digest, "config": config})
+
+
+def _differing_keys(
+    old: Mapping[str, object], new: Mapping[str, object], prefix: str = ""
+) -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            keys += _differing_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    """Write ``table`` atomically (temporary name, then rename): never a torn file."""
+    tmp = path.with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def _reusable_predictions(path: Path, fold: Fold, subjects: np.ndarray) -> pd.DataFrame | None:
+    """A finished fold's predictions when they are whole: every column, one row per test
+    sample of the fold, no missing value. ``None`` (with a warning) means: run the fold again.
+    """
+    reason = None
+    try:
+        table = pd.read_csv(path, dtype={"subject": str, "clip": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        table, reason = None, f"unreadable ({err})"
+    if table is not None:
+        expected = int(fold.masks(list(subjects))[2].sum())
+        if list(table.columns) != list(PREDICTION_COLUMNS):
+            reason = f"columns {list(table.columns)}"
+        elif len(table) != expected:
+            reason = f"{len(table)} rows for {expected} test samples"
+        elif table[["index", "true", "predicted"]].isna().any().any():
+            reason = "missing values"
+    if reason is None:
+        return table
+    warnings.warn(f"{path} is not a whole fold result ({reason}); running fold {fold.index} "
+                  "again", stacklevel=3)  # fmt: skip
+    return None
 
 
 def _write_json(path: Path, obj: object) -> None:
@@ -428,7 +564,7 @@ def evaluate_run(
                 f"fold {fold.index}: no {weights.name} in {fold_dir} (selection={selection!r})"
             )
         trainer = Trainer(model_factory(num_classes), nn.CrossEntropyLoss(), trainer_config)
-        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+        ckpt = read_checkpoint(weights)
         trainer.check_compatible(ckpt, weights)
         trainer.model.load_state_dict(ckpt["model"])
         test_idx = np.flatnonzero(fold.masks(list(subjects))[2])
@@ -447,6 +583,6 @@ def evaluate_run(
         predictions["true"], predictions["predicted"], labels=range(num_classes)
     ).tolist()
     summary["settings"] = {**settings, "evaluated_from": str(run)}
-    predictions.to_csv(out / "predictions.csv", index=False)
+    _write_csv(out / "predictions.csv", predictions)
     _write_json(out / "results.json", summary)
     return ProtocolResult(predictions, summary, folds)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import pickle
 import random
 import warnings
 from collections.abc import Iterator, Sequence
@@ -177,6 +178,33 @@ class TrainState:
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint belongs to another model or class count (the message says what differs)."""
+
+
+class CheckpointReadError(RuntimeError):
+    """A checkpoint file is empty, truncated or not a checkpoint (the message names it)."""
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """``torch.load(path, weights_only=True)`` on CPU, with a message that names the file.
+
+    Raises:
+        CheckpointReadError: the file is empty, truncated or not a checkpoint.
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointReadError(
+            f"checkpoint {path} is empty (an interrupted write?); delete it to restart this fold"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        raise CheckpointReadError(
+            f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is truncated "
+            "or not a checkpoint: delete it to restart this fold"
+        ) from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointReadError(f"checkpoint {path} is not a trainer checkpoint; delete it")
+    return ckpt
 
 
 def distributed_env() -> tuple[int, int, int]:
@@ -393,7 +421,7 @@ class Trainer:
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore model, optimizer, scheduler, scaler, RNG and progress from ``path``."""
         path = Path(path)
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = read_checkpoint(path)
         self.check_compatible(ckpt, path)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -408,7 +436,7 @@ class Trainer:
         if self.out_dir is None or not (self.out_dir / "best.pt").is_file():
             return False
         path = self.out_dir / "best.pt"
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = read_checkpoint(path)
         self.check_compatible(ckpt, path)
         self.model.load_state_dict(ckpt["model"])
         return True

@@ -184,3 +184,66 @@ def test_train_without_data_groups_says_what_is_missing() -> None:
     cfg = OmegaConf.create({"model": {"name": "r3d18"}, "trainer": {"seed": 0}})
     with pytest.raises(DataConfigError, match="`data`/`representation` groups"):
         build_data(cfg)
+
+
+def _small_run(tmp_path, **trainer):
+    samples, labels = _fake_samples(np.random.default_rng(1))
+    return (
+        samples,
+        labels,
+        {
+            "protocol": create_protocol("megc2019"),
+            "dataset_factory": feature_factory,
+            "model_factory": lambda k: create_model("ststnet", k),
+            "remedy": "none",
+            "trainer_config": _config(epochs=1, **trainer),
+            "out_dir": tmp_path / "run",
+        },
+    )
+
+
+def test_a_rerun_with_other_settings_is_refused_by_name_unless_overwritten(tmp_path) -> None:
+    from recognizer.experiment import RunConfigError
+
+    samples, labels, run = _small_run(tmp_path)
+    first = run_protocol(samples, labels, **run)
+    with pytest.raises(RunConfigError, match=r"differs in: trainer\.lr"):
+        run_protocol(samples, labels, **{**run, "trainer_config": _config(epochs=1, lr=0.01)})
+    with pytest.raises(RunConfigError, match=r"remedy\.name"):
+        run_protocol(samples, labels, **{**run, "remedy": "cb"})
+    # settings that never change results (progress, workers, threads) resume the same run
+    same = run_protocol(samples, labels, **{**run, "trainer_config": _config(epochs=1, threads=1)})
+    assert same.summary["pooled"] == first.summary["pooled"]
+    other = run_protocol(
+        samples, labels, **{**run, "trainer_config": _config(epochs=2), "overwrite": True}
+    )
+    results = json.loads((run["out_dir"] / "results.json").read_text())
+    assert (
+        results["settings"]["trainer"]["epochs"]
+        == 2
+        == other.summary["settings"]["trainer"]["epochs"]
+    )
+
+
+def test_a_torn_fold_result_is_run_again_not_reused(tmp_path) -> None:
+    samples, labels, run = _small_run(tmp_path)
+    first = run_protocol(samples, labels, **run)
+    fold_csv = run["out_dir"] / "fold_00" / "predictions.csv"
+    text = fold_csv.read_text()
+    fold_csv.write_text(text[: len(text) * 2 // 3])  # torn mid-row
+    with pytest.warns(UserWarning, match=r"fold_00.*not a whole fold result"):
+        again = run_protocol(samples, labels, **run)
+    assert len(again.predictions) == len(samples)
+    assert again.summary["pooled"] == first.summary["pooled"]
+    assert not list(run["out_dir"].rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
+def test_a_broken_checkpoint_names_its_file_and_what_to_do(tmp_path, content) -> None:
+    from recognizer.train import CheckpointReadError
+
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    trainer = Trainer(create_model("ststnet", 3), torch.nn.CrossEntropyLoss(), _config())
+    with pytest.raises(CheckpointReadError, match=r"last\.pt.*delete it to restart"):
+        trainer.load_checkpoint(path)
