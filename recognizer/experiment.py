@@ -200,12 +200,7 @@ def run_protocol(
                 + f" · {time.perf_counter() - start:.1f} s"
             )
     bar.close()
-    predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
-    predictions = predictions.reset_index(drop=True)
-    summary = summarize(predictions)
-    summary["confusion_matrix"] = confusion_matrix(
-        predictions["true"], predictions["predicted"], labels=range(num_classes)
-    ).tolist()
+    predictions, summary = _pooled(tables, num_classes)
     summary["fold_data"] = [_fold_report(out / f"fold_{fold.index:02d}", fold) for fold in folds]
     summary["settings"] = {
         "protocol": repr(protocol),
@@ -468,6 +463,17 @@ def _differing_keys(
     return keys
 
 
+def _pooled(tables: list[pd.DataFrame], num_classes: int) -> tuple[pd.DataFrame, dict]:
+    """All folds' predictions in sample order, and their metrics with the confusion matrix."""
+    predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
+    predictions = predictions.reset_index(drop=True)
+    summary = summarize(predictions)
+    summary["confusion_matrix"] = confusion_matrix(
+        predictions["true"], predictions["predicted"], labels=range(num_classes)
+    ).tolist()
+    return predictions, summary
+
+
 def _write_csv(path: Path, table: pd.DataFrame) -> None:
     """Write ``table`` atomically (temporary name, then rename): never a torn file."""
     tmp = path.with_suffix(".csv.tmp")
@@ -576,12 +582,7 @@ def evaluate_run(
                 fold, trainer.predict(test_set), test_idx, samples, labels_arr, subjects
             )
         )
-    predictions = pd.concat(tables, ignore_index=True).sort_values("index", kind="stable")
-    predictions = predictions.reset_index(drop=True)
-    summary = summarize(predictions)
-    summary["confusion_matrix"] = confusion_matrix(
-        predictions["true"], predictions["predicted"], labels=range(num_classes)
-    ).tolist()
+    predictions, summary = _pooled(tables, num_classes)
     summary["settings"] = {**settings, "evaluated_from": str(run)}
     _write_csv(out / "predictions.csv", predictions)
     _write_json(out / "results.json", summary)

@@ -208,22 +208,13 @@ def _provenance_leaks(
             ]
         return []
     found = []
-    mined = held_out.matches(_subjects_field(sample, "template_subjects"))
-    if mined:
-        found.append(
-            Violation(
-                "template",
-                f"{role} clip {uid} uses templates mined from test subject(s) {sorted(mined)}",
-            )
-        )
-    face = held_out.matches(_subjects_field(sample, "identity_subject"))
-    if face:
-        found.append(
-            Violation(
-                "identity",
-                f"{role} clip {uid} animates the face of test subject(s) {sorted(face)}",
-            )
-        )
+    for kind, key, what in (
+        ("template", "template_subjects", "uses templates mined from"),
+        ("identity", "identity_subject", "animates the face of"),
+    ):
+        hit = held_out.matches(_subjects_field(sample, key))
+        if hit:
+            found.append(Violation(kind, f"{role} clip {uid} {what} test subject(s) {sorted(hit)}"))
     return found
 
 

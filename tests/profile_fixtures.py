@@ -18,20 +18,44 @@ def spread(median: float, n: int = 10) -> Spread:
     return Spread(median, 0.8 * median, 1.25 * median, n)
 
 
+def make_profile(
+    apex: float,
+    head: tuple[float, float, float],
+    skin: tuple[float, float],
+    noise: float,
+    drift: float,
+    *,
+    n: int = 10,
+    blink_rate: float = 0.0,
+    clip_head: tuple[float, float] | None = None,
+) -> CalibrationProfile:
+    """A profile from medians: apex size (IOD); head translation (IOD), rotation (degrees) and
+    scale; skin motion RMS and correlation length (IOD); noise (grey levels); drift (per s);
+    optional clip-level head translation and rotation."""
+    extra = {}
+    if clip_head is not None:
+        extra = {
+            "clip_head_translation_iod": spread(clip_head[0], n),
+            "clip_head_rotation_deg": spread(clip_head[1], n),
+        }
+    return CalibrationProfile(
+        apex_peak_iod=spread(apex, n),
+        head_translation_iod=spread(head[0], n),
+        head_rotation_deg=spread(head[1], n),
+        head_scale=spread(head[2], n),
+        residual_rms_iod=spread(skin[0], n),
+        residual_correlation_iod=spread(skin[1], n),
+        noise_sigma=spread(noise, n),
+        brightness_drift_per_s=spread(drift, n),
+        framing=CANONICAL_FRAMING,
+        blink_rate_per_s=blink_rate,
+        **extra,
+    )
+
+
 #: a profile whose every effect is on, with clip-level head motion and blinks
-EXAMPLE_PROFILE = CalibrationProfile(
-    apex_peak_iod=spread(0.06),
-    head_translation_iod=spread(0.05),
-    head_rotation_deg=spread(0.5),
-    head_scale=spread(0.004),
-    residual_rms_iod=spread(0.02),
-    residual_correlation_iod=spread(0.25),
-    noise_sigma=spread(2.0),
-    brightness_drift_per_s=spread(0.1),
-    framing=CANONICAL_FRAMING,
-    clip_head_translation_iod=spread(0.08),
-    clip_head_rotation_deg=spread(0.8),
-    blink_rate_per_s=2.0,
+EXAMPLE_PROFILE = make_profile(
+    0.06, (0.05, 0.5, 0.004), (0.02, 0.25), 2.0, 0.1, blink_rate=2.0, clip_head=(0.08, 0.8)
 )
 
 

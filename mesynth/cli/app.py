@@ -135,8 +135,17 @@ def run_command(
         return 2
     command = commands[name]
 
+    caught: list[str] = []
+
     def task(cfg: DictConfig) -> None:
-        command.run(cfg)
+        # a user error is caught here, before Hydra logs its own report of a failed job
+        try:
+            command.run(cfg)
+        except Exception as error:
+            message = None if debug else user_error_message(error, user_errors)
+            if message is None:
+                raise
+            caught.append(message)
 
     task.__name__ = f"{prog}_{name}"
     saved, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
@@ -148,6 +157,9 @@ def run_command(
         hydra.main(
             version_base=None, config_path=str(config_dir()), config_name=command.config_name
         )(task)()
+        if caught:
+            print(f"{prog}: error: {caught[0]}", file=sys.stderr)
+            return 2
     except Exception as error:
         message = None if debug else user_error_message(error, user_errors)
         if message is None:

@@ -27,20 +27,16 @@ def load_records(node: DictConfig, what: str, limit: int | None = None) -> list[
     return records[:limit] if limit else records
 
 
+def settings(cfg: DictConfig, names: str) -> dict[str, object]:
+    """The config values named in ``names`` (space-separated) as keyword arguments."""
+    return {name: cfg[name] for name in names.split()}
+
+
 def calibrate_command(cfg: DictConfig) -> None:
     """Measure the configured dataset and write its calibration profile."""
     samples = load_records(cfg.data.loader, "real clips", cfg.limit)
-    profile = calibrate(
-        samples,
-        backend=cfg.backend,
-        tracking=cfg.tracking,
-        flow_method=cfg.flow_method,
-        max_frames=cfg.max_frames,
-        min_fit_samples=cfg.min_fit_samples,
-        min_clips_per_au=cfg.min_clips_per_au,
-        ridge=cfg.ridge,
-        progress=cfg.progress,
-    )
+    options = "backend tracking flow_method max_frames min_fit_samples min_clips_per_au ridge"
+    profile = calibrate(samples, **settings(cfg, f"{options} progress"))
     path = profile.save(cfg.out)
     print(
         f"measured {profile.source['n_measured']} clips ({profile.source['n_skipped']} skipped); "
@@ -90,22 +86,8 @@ def calibrate_adversarial_command(cfg: DictConfig) -> None:
 
     real = load_records(cfg.data.loader, "real clips", cfg.limit)
     recipe = instantiate(cfg.recipe, _convert_="all")
-    result = adversarial_calibration(
-        real,
-        recipe,
-        trials=cfg.trials,
-        out_dir=cfg.out_dir,
-        seed=cfg.seed,
-        clips=cfg.clips,
-        size=cfg.size,
-        pool=cfg.pool,
-        n_splits=cfg.n_splits,
-        c=cfg.c,
-        flow_method=cfg.flow_method,
-        sampler=cfg.sampler,
-        startup_trials=cfg.startup_trials,
-        progress=cfg.progress,
-    )
+    search = "trials out_dir seed clips size pool n_splits c flow_method sampler startup_trials"
+    result = adversarial_calibration(real, recipe, **settings(cfg, f"{search} progress"))
     print(
         f"{len(result.history)} trials ({result.resumed} resumed, {result.seconds:.1f} s now); "
         f"best trial {result.best_trial}: balanced accuracy {result.best_accuracy:.3f}"

@@ -28,23 +28,12 @@ from mesynth.generation.store_reader import store_records
 from mesynth.motion.au_basis import MotionModel
 from mesynth.motion.timing import TimingSampler
 from mesynth.templates.bank import TemplateBank
-from tests.profile_fixtures import CANONICAL_FRAMING, spread
+from tests.profile_fixtures import make_profile
 
 SIZE = 48
 TRIALS = 32
 #: the hidden real-like domain: larger motion, head and skin motion, noise and drift
-HIDDEN = CalibrationProfile(
-    apex_peak_iod=spread(0.08),
-    head_translation_iod=spread(0.04),
-    head_rotation_deg=spread(1.5),
-    head_scale=spread(0.015),
-    residual_rms_iod=spread(0.05),
-    residual_correlation_iod=spread(0.3),
-    noise_sigma=spread(8.0),
-    brightness_drift_per_s=spread(0.2),
-    framing=CANONICAL_FRAMING,
-    blink_rate_per_s=0.0,
-)
+HIDDEN = make_profile(0.08, (0.04, 1.5, 0.015), (0.05, 0.3), 8.0, 0.2)
 
 
 def _recipe(**changes: object) -> GenerationRecipe:

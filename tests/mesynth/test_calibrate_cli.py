@@ -79,6 +79,8 @@ def test_generate_with_a_profile_from_the_command_line(aligned_face, tmp_path, c
         (tmp_path / "no.yaml", "no.yaml"),
     ):
         override = [] if path is None else [f"recipe.effects.path={path}"]
-        with pytest.raises(SystemExit):  # Hydra reports the error and exits
-            main([*generate, f"out_dir={tmp_path / 'other'}", *override])
-        assert f"ProfileError: {message}" in capsys.readouterr().err.replace(f"{tmp_path}/", "")
+        # a user error: one line naming the problem, exit status 2, nothing written
+        assert main([*generate, f"out_dir={tmp_path / 'other'}", *override]) == 2
+        err = capsys.readouterr().err.replace(f"{tmp_path}/", "")
+        assert err.startswith("mesynth: error: ") and message in err and "Traceback" not in err
+        assert not (tmp_path / "other").exists()

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from mesynth.calibration.calibrate import calibrate
-from mesynth.calibration.profile import CalibrationProfile
 from mesynth.calibration.profile_effects import apex_size_ratio, calibrated_motion
 from mesynth.evaluation.realism_report import realism_report
 from mesynth.face.identities import load_identities
@@ -18,30 +17,14 @@ from mesynth.generation.store_reader import store_records
 from mesynth.motion.au_basis import MotionModel
 from mesynth.motion.timing import TimingSampler
 from mesynth.templates.bank import TemplateBank
-from tests.profile_fixtures import CANONICAL_FRAMING
-from tests.profile_fixtures import spread as _spread
+from tests.profile_fixtures import make_profile
 
 CLASSES = ["happiness", "surprise", "disgust", "sadness"]
 
 
-def spread32(median: float):
-    return _spread(median, 32)
-
-
 #: the real-like domain: every setting differs from the clean generator's (apex_iod 0.03,
 #: no head or skin motion, no noise, no drift)
-TRUTH = CalibrationProfile(
-    apex_peak_iod=spread32(0.08),
-    head_translation_iod=spread32(0.04),
-    head_rotation_deg=spread32(1.5),
-    head_scale=spread32(0.015),
-    residual_rms_iod=spread32(0.03),
-    residual_correlation_iod=spread32(0.3),
-    noise_sigma=spread32(4.0),
-    brightness_drift_per_s=spread32(0.2),
-    framing=CANONICAL_FRAMING,
-    blink_rate_per_s=0.0,
-)
+TRUTH = make_profile(0.08, (0.04, 1.5, 0.015), (0.03, 0.3), 4.0, 0.2, n=32)
 
 #: relative tolerance of each recovered median (32 clips, dlib landmarks tracked by flow). The
 #: rigid terms carry the landmark-tracking noise floor (about 0.5 deg and 0.005 in scale on a

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from recognizer.datasets.engine import ReleaseSpec
+
 
 class TensorClips(Dataset):
     """``(x, label, index)`` items over a stacked tensor ``(N, ...)``."""
@@ -61,3 +63,24 @@ def feature_factory(samples: Sequence[FakeSample], labels: Sequence[int], train:
         ]
     )
     return TensorClips(x, labels)
+
+
+#: a toy release declared by a spec alone (tests of the engine and of load checks)
+TOY = ReleaseSpec(
+    name="toy",
+    title="Toy",
+    what="toy sheet",
+    sheet_patterns=("toy*.csv",),
+    sheet_hint="toy_labels.csv",
+    columns={
+        "subject": ("Person",),
+        "clip": ("Take",),
+        "onset": ("Start",),
+        "apex": ("Peak",),
+        "offset": ("End",),
+        "emotion": ("Feeling",),
+    },
+    extra_columns={"comment": ("Comment",)},
+    fps=50.0,
+    frame_trees=("frames",),
+)

@@ -10,25 +10,9 @@ from mesynth.generation.store_reader import read_store
 from recognizer.cli import main as mer_main
 from recognizer.datasets import load
 from recognizer.datasets.checks import media_problem
-from recognizer.datasets.engine import ReleaseSpec, load_release
+from recognizer.datasets.engine import load_release
 from tests.recognizer.fake_releases import fake_store, write_frames
-
-TOY = ReleaseSpec(
-    name="toy",
-    title="Toy",
-    what="toy sheet",
-    sheet_patterns=("toy*.csv",),
-    sheet_hint="toy.csv",
-    columns={
-        "subject": ("Person",),
-        "clip": ("Take",),
-        "onset": ("Start",),
-        "apex": ("Peak",),
-        "offset": ("End",),
-        "emotion": ("Feeling",),
-    },
-    fps=50.0,
-)
+from tests.recognizer.helpers import TOY
 
 
 def _toy(root: Path, *rows: str) -> Path:

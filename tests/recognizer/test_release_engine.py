@@ -14,25 +14,7 @@ from recognizer.data.frame_source import RawFrames
 from recognizer.datasets import AnnotationError, load
 from recognizer.datasets.engine import ReleaseSpec, load_release
 from tests.recognizer.fake_releases import fake_store, write_frames
-
-TOY = ReleaseSpec(
-    name="toy",
-    title="Toy",
-    what="toy sheet",
-    sheet_patterns=("toy*.csv",),
-    sheet_hint="toy_labels.csv",
-    columns={
-        "subject": ("Person",),
-        "clip": ("Take",),
-        "onset": ("Start",),
-        "apex": ("Peak",),
-        "offset": ("End",),
-        "emotion": ("Feeling",),
-    },
-    extra_columns={"comment": ("Comment",)},
-    fps=50.0,
-    frame_trees=("frames",),
-)
+from tests.recognizer.helpers import TOY
 
 
 def _toy_release(root: Path) -> Path:
