@@ -523,17 +523,8 @@ def generate(
         "skipped_identities": [{"path": p, "reason": r} for p, r in skipped],
         "n_clips": plan.total,
     }
-    store = ClipStore(
-        out_dir,
-        config,
-        formats=formats,
-        mode=mode,
-        image_format=image_format,
-        jpeg_quality=jpeg_quality,
-        info=info,
-        rank=rank,
-        world_size=world_size,
-    )
+    layout = dict(formats=formats, mode=mode, image_format=image_format, jpeg_quality=jpeg_quality)
+    store = ClipStore(out_dir, config, info=info, rank=rank, world_size=world_size, **layout)
     mine = [c for c in plan.clips() if store.owns(c.index)]
     todo = [c for c in mine if not store.is_finished(clip_id_for(c.index))]
     by_name = {f.name: f for f in faces}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from conftest import move, quantise, similarity_about
 
 from mesynth.calibration.profile import CalibrationProfile
