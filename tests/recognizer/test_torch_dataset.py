@@ -99,7 +99,7 @@ def test_manifest_folder_array_and_image(tmp_path: Path) -> None:
     reasons = {s.row: s.reason for s in result.report.skipped}
     assert "path not found" in reasons[5] and "missing_dir" in reasons[5]
     assert reasons[6] == "apex 9 outside onset..offset (3..6)"
-    assert "cannot read" in reasons[7] and "bad.npy" in reasons[7]
+    assert "not a readable .npy array" in reasons[7] and "bad.npy" in reasons[7]
     rep = ApexFlow(size=28, flip=False)
     x = rep(c, RawFrames())
     assert torch.allclose(x, torch.from_numpy(flow).permute(2, 0, 1).float() / 255)
