@@ -60,6 +60,10 @@ def prepare_command(cfg: DictConfig) -> None:
         print(f"apex-flow images: {manifest}")
 
 
+class CommandArgumentError(ValueError):
+    """A command lacks a required argument (the message says which and how to give it)."""
+
+
 class DataConfigError(ValueError):
     """The composed config lacks the data side (the ``data``/``representation`` groups)."""
 
@@ -196,7 +200,7 @@ def evaluate_command(cfg: DictConfig) -> None:
     from recognizer.report import markdown_table, results_table
 
     if not cfg.get("run_dir"):
-        raise ValueError("mer evaluate needs run_dir=<a `mer train` output folder>")
+        raise CommandArgumentError("mer evaluate needs run_dir=<a `mer train` output folder>")
     samples, labels, dataset_factory, *_ = build_data(cfg)
     evaluate_run(
         samples,
@@ -216,7 +220,7 @@ def report_command(cfg: DictConfig) -> None:
 
     runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
     if not runs:
-        raise ValueError("mer report needs runs=[<result folder>, ...]")
+        raise CommandArgumentError("mer report needs runs=[<result folder>, ...]")
     report = write_report(runs, cfg.out_dir)
     print(report.read_text())
     print(f"written: {report}")
@@ -233,7 +237,9 @@ def experiment_report_command(cfg: DictConfig) -> None:
 
     runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
     if not runs:
-        raise ValueError("mer experiment-report needs runs=[<mer experiment sweep folder>, ...]")
+        raise CommandArgumentError(
+            "mer experiment-report needs runs=[<mer experiment sweep folder>, ...]"
+        )
     collected = collect(runs, cfg.out_dir, title=str(cfg.title))
     print(collected.report.read_text().split("## ", 1)[0])
     print(f"written: {collected.report}")
@@ -290,6 +296,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     return (
         *USER_ERRORS,
+        CommandArgumentError,
         CheckpointMismatchError,
         CheckpointReadError,
         RunConfigError,

@@ -69,6 +69,18 @@ def test_bad_overrides_and_missing_releases_are_one_line(
     assert f"mer: error: SAMM root not found: {tmp_path}/nowhere\n" in err
 
 
+def test_missing_command_arguments_are_one_line(tmp_path, capsys) -> None:
+    root = f"paths.root_dir={tmp_path}"
+    assert mer_main(["evaluate", root]) == 2
+    assert mer_main(["report", root]) == 2
+    assert mer_main(["evaluate", f"run_dir={tmp_path}/no_run", root]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Error executing job" not in err
+    assert "mer: error: mer evaluate needs run_dir=" in err
+    assert "mer: error: mer report needs runs=" in err
+    assert err.count("mer: error: ") == 3 and len(err.strip().splitlines()) == 3
+
+
 def test_debug_shows_the_error_itself(tmp_path) -> None:
     from recognizer.datasets import ReleaseNotFoundError
 
