@@ -104,11 +104,7 @@ class IdentitiesRecipe:
     def augmentation(self) -> IdentityAugmentation:
         """The :class:`IdentityAugmentation` of these settings."""
         return IdentityAugmentation(
-            copies=self.copies,
-            mirror=self.mirror,
-            shape_jitter=self.shape_jitter,
-            colour_jitter=self.colour_jitter,
-            gamma_jitter=self.gamma_jitter,
+            **{f.name: getattr(self, f.name) for f in fields(IdentityAugmentation)}
         )
 
 
