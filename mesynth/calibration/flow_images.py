@@ -49,7 +49,14 @@ import cv2
 import numpy as np
 
 from mesynth.calibration.measure import face_mask, field_statistics, robust_std
-from mesynth.calibration.profile import CalibrationProfile, Framing, Spread
+from mesynth.calibration.profile import (
+    OPTIONAL_SPREADS,
+    REQUIRED_SPREADS,
+    ZERO,
+    CalibrationProfile,
+    Framing,
+    Spread,
+)
 from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
 from mesynth.face.framing import CropFraming, measure_crop_framing, normalise
 from mesynth.face.image_io import ImageReadError, read_rgb
@@ -66,6 +73,8 @@ REGIONS: dict[str, np.ndarray] = {
     "cheeks": np.array([1, 2, 3, 13, 14, 15, 31, 35, 48, 54]),
 }
 STRAIN_PERCENTILES = (5, 50, 95)
+#: quartiles of the anchored apex size relative to its median (no spread is measured)
+APEX_QUARTILES = (0.8, 1.25)
 ENERGY_PERCENTILES = (5, 25, 50, 75, 95, 99)
 
 
@@ -394,7 +403,8 @@ def calibrate_from_flows(
         backend: ``dlib`` (offline) or ``face_alignment``.
         framing: an already measured framing (skips the face crops).
         base: spreads that flow images cannot measure (head motion, noise, drift, blinks);
-            default :func:`mesynth.calibration.adversarial.quiet_profile`.
+            default: all zero and no blinks (as
+            :func:`mesynth.calibration.adversarial.quiet_profile`).
         apex_peak_iod: the size anchor (IOD): default ``base``'s apex size, else the expert
             motion model's ``apex_iod``.
 
@@ -402,12 +412,10 @@ def calibrate_from_flows(
         FlowCalibrationError: bad subjects, no face crop and no ``framing``, an unreadable face
             crop (named), or no crop with landmarks.
     """
-    from mesynth.calibration.adversarial import DEFAULT_QUARTILES, quiet_profile
     from mesynth.face.framing import FramingError
     from mesynth.face.landmarks import create_detector
 
     chosen = select_subjects(flows, subjects, exclude)
-    base = quiet_profile() if base is None else base
     if framing is None:
         faces = sorted({f for f in chosen.faces if f})
         if not faces:
@@ -422,6 +430,11 @@ def calibrate_from_flows(
             raise FlowCalibrationError(str(err)) from err
     size = chosen.images.shape[1]
     landmarks = framing.mean * size
+    if base is None:  # every effect off, no blinks (as the adversarial search's default base)
+        spreads = {name: ZERO for name in REQUIRED_SPREADS + OPTIONAL_SPREADS}
+        base = CalibrationProfile(
+            **spreads, framing=Framing.of_landmarks(framing.mean), blink_rate_per_s=0.0
+        )
     stats = measure_flow_images(chosen.images, landmarks)
     anchor = apex_peak_iod
     if anchor is None:
@@ -431,7 +444,7 @@ def calibrate_from_flows(
     iod_px = float(inter_ocular_distance(landmarks))
     apex = base.apex_peak_iod
     if apex_peak_iod is not None or apex.median <= 0:
-        apex = Spread(anchor, DEFAULT_QUARTILES[0] * anchor, DEFAULT_QUARTILES[1] * anchor, 0)
+        apex = Spread(anchor, APEX_QUARTILES[0] * anchor, APEX_QUARTILES[1] * anchor, 0)
     return dataclasses.replace(
         base,
         apex_peak_iod=apex,
