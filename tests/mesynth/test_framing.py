@@ -191,3 +191,16 @@ def test_profile_framing_with_landmarks_round_trips_and_drives_the_recipe(
     bad.write_text(yaml.safe_dump(data))
     with pytest.raises(ProfileError, match=r"bad.yaml: key 'framing.landmarks'"):
         CalibrationProfile.load(bad)
+
+
+def test_recipe_own_framing_renders_tight_crops_as_they_are(tmp_path, portraits):
+    import cv2
+
+    crop, points = _tight_crop(*portraits["astronaut"], 0.3, 0.45)
+    cv2.imwrite(str(tmp_path / "s01.png"), np.ascontiguousarray(crop[:, :, ::-1]))
+    np.save(tmp_path / "s01.npy", points - 0.5)  # landmark file beside it, 0-based
+    recipe = GenerationRecipe(size=SIZE, identities={"source": str(tmp_path), "framing": "own"})
+    face = recipe.build_identities()[0]
+    np.testing.assert_allclose(face.landmarks, points * SIZE / CROP, atol=1e-6)
+    resized = cv2.resize(crop, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(face.image.astype(int) - resized.astype(int)).mean() < 3.0
