@@ -16,6 +16,7 @@ from mesynth.calibration.flow_images import (
     REGIONS,
     FlowCalibrationError,
     calibrate_from_flows,
+    canonical_crop_framing,
     flow_images,
     measure_flow_images,
     read_flow_records,
@@ -212,3 +213,14 @@ def test_adversarial_search_takes_flow_images_and_framing(composites, profiles, 
         )
     with pytest.raises(ValueError, match="either real_records or real_flows"):
         adversarial_calibration(None, recipe, trials=1, out_dir=tmp_path / "z")
+
+
+def test_flows_of_canonical_crops_need_no_face_crops(composites):
+    from mesynth.face.canonical import canonical_landmarks
+
+    rows = [dataclasses.replace(r, extra={}) for r in composites["clean"].rows]
+    profile = calibrate_from_flows(read_flow_records(rows), framing=canonical_crop_framing())
+    np.testing.assert_allclose(
+        profile.framing.target(), canonical_landmarks(CROP) / CROP, atol=1e-6
+    )
+    assert profile.source["n_faces"] == 1
