@@ -123,9 +123,8 @@ class Framing:
         return np.array([self.right_eye, self.left_eye, self.mouth], dtype=np.float64)
 
     @classmethod
-    def of_landmarks(cls, landmarks: np.ndarray, keep: bool = True) -> Framing:
-        """The framing of normalised ``(68, 2)`` landmarks of a square crop (``keep``: store
-        them too)."""
+    def of_landmarks(cls, landmarks: np.ndarray) -> Framing:
+        """The framing of normalised ``(68, 2)`` landmarks of a square crop, landmarks kept."""
         points = np.asarray(landmarks, dtype=np.float64)
         right = points[36:42].mean(0)
         left = points[42:48].mean(0)
@@ -134,7 +133,7 @@ class Framing:
             left_eye=(float(left[0]), float(left[1])),
             mouth=tuple(float(v) for v in points[48:68].mean(0)),
             iod_fraction=float(np.linalg.norm(left - right)),
-            landmarks=tuple((float(x), float(y)) for x, y in points) if keep else None,
+            landmarks=tuple((float(x), float(y)) for x, y in points),
         )
 
 
