@@ -4,8 +4,13 @@ one line naming the subject or file."""
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+
 from mesynth.calibration.profile import CalibrationProfile
 from mesynth.cli.main import main
+from mesynth.face.canonical import STABLE_INDICES
 from tests.flow_fixtures import make_composite
 from tests.profile_fixtures import make_profile
 
@@ -37,6 +42,29 @@ def test_calibrate_flows_measures_searches_and_leaves_out_the_test_subject(tmp_p
         assert profile.source["real_subjects"] == sorted(made.subjects[1:])
     assert searched.source["real_input"] == "apex_flow_images"
     assert measured.framing.landmarks is not None
+    # generate renders with it: its effects, its apex size and its framing
+    store = tmp_path / "store"
+    generate = [
+        "generate",
+        f"paths.root_dir={tmp_path}",
+        "recipe/effects=profile",
+        f"recipe.effects.path={out_dir / 'profile.yaml'}",
+        "recipe.motion.apex_iod=profile",
+        "recipe.identities.framing=profile",
+        "recipe.identities.landmark_backend=dlib",
+        "recipe.size=48",
+        "recipe.frames.mode=onset_apex",
+        "recipe.device=cpu",
+        "mesynth.plan.n_per_class=1",
+        f"out_dir={store}",
+        "progress=false",
+    ]
+    assert main(generate) == 0
+    meta = json.loads((store / "meta.json").read_text())
+    target = searched.framing.target()[STABLE_INDICES] * 48
+    for name, points in meta["identity_landmarks"].items():
+        error = np.linalg.norm(np.asarray(points)[STABLE_INDICES] - target, axis=1)
+        assert error.max() < 0.1 * 48, name  # the portraits sit on the searched framing
     # a subject that is not in the manifest is a one-line user error naming it
     assert main([*args, "trials=0", "subjects=[fake/s42]"]) != 0
     err = capsys.readouterr().err
