@@ -391,7 +391,7 @@ class RunConfigError(ValueError):
 #: trainer settings that never change a run's results (speed, logging, resume mechanics)
 _RESULT_NEUTRAL = frozenset(
     {"progress", "num_workers", "resume", "checkpoint_every", "data_path", "memory_budget_mb",
-     "threads"}
+     "threads", "log_every", "tensorboard"}
 )  # fmt: skip
 
 
