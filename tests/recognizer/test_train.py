@@ -68,7 +68,7 @@ def test_resume_reproduces_uninterrupted_weights_exactly(tmp_path) -> None:
     assert len(curves.splitlines()) == 1 + 4
 
 
-class _Killed(Exception):
+class _KilledError(Exception):
     """Stands for a process killed between two checkpoints."""
 
 
@@ -87,11 +87,11 @@ def test_curves_of_a_fit_killed_between_checkpoints_resume_exactly(tmp_path, mon
 
     def killed_after_third_epoch(self, record, seconds):
         if record["epoch"] == 2:
-            raise _Killed
+            raise _KilledError
         log_epoch(self, record, seconds)
 
     monkeypatch.setattr(Trainer, "_log_epoch", killed_after_third_epoch)
-    with pytest.raises(_Killed):
+    with pytest.raises(_KilledError):
         fit(tmp_path / "killed")
     # the third epoch's row was written, but last.pt holds two epochs: it is trained again
     assert len(pd.read_csv(tmp_path / "killed" / "curves.csv")) == 3
