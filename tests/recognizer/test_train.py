@@ -6,7 +6,12 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
-from sklearn.metrics import accuracy_score, f1_score, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+)
 
 from recognizer.cli import DataConfigError, build_data
 from recognizer.cli import main as mer_main
@@ -265,6 +270,16 @@ def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
     )
     assert summary["pooled"]["acc"] > 0.6
     assert np.asarray(summary["confusion_matrix"]).sum() == len(samples)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        table["true"], table["predicted"], labels=range(3), zero_division=0
+    )
+    assert summary["per_class"]["f1"] == pytest.approx(f1)
+    assert summary["per_class"]["precision"] == pytest.approx(precision)
+    assert summary["per_class"]["recall"] == pytest.approx(recall)
+    assert summary["per_class"]["support"] == support.tolist()
+    for fold in range(5):  # validation split: every fold's curves have validation columns
+        curves = pd.read_csv(tmp_path / f"fold_{fold:02d}" / "curves.csv")
+        assert curves["epoch"].tolist() == [1, 2, 3] and curves["val_uf1"].notna().all()
     calls.clear()
     again = run_protocol(samples, labels, **run)  # every finished fold is reused
     assert not calls and again.summary["pooled"] == result.summary["pooled"]
@@ -291,6 +306,8 @@ def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
     assert "| run | model | protocol | remedy | seed | N | ACC |" in text
     assert f"{summary['pooled']['uf1']:.4f}" in text and "casme2 UF1" in text
     assert (out / "confusion_00.png").stat().st_size > 1000
+    assert "| class | support | precision | recall | F1 |" in text
+    assert "(curves_00.png)" not in text  # the evaluated folder holds no training curves
 
 
 def test_train_without_data_groups_says_what_is_missing() -> None:
