@@ -156,7 +156,7 @@ def per_class_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _per_class_display(table: pd.DataFrame) -> pd.DataFrame:
+def per_class_display(table: pd.DataFrame) -> pd.DataFrame:
     """One (model, protocol)'s per-class rows as a wide table: class, support, then precision,
     recall and F1 of each remedy."""
     remedies = list(dict.fromkeys(table["remedy"]))
@@ -244,7 +244,7 @@ def collect(
             png = plot_per_class_f1(
                 part, out / f"per_class_f1_{model}_{protocol}.png", title=f"{model} / {protocol}"
             )
-            lines += [f"### {model} / {protocol}", "", markdown_table(_per_class_display(part), 3)]
+            lines += [f"### {model} / {protocol}", "", markdown_table(per_class_display(part), 3)]
             lines += ["", f"![F1 per class, {model} / {protocol}]({png.name})", ""]
     lines += ["## Confusion matrices (summed over seeds)", ""]
     for key, group in runs.groupby(GROUP, sort=False):
