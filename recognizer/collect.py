@@ -236,8 +236,9 @@ def collect(
         lines += [
             "## Per class: precision (P), recall (R) and F1",
             "",
-            "Pooled over every fold's test predictions (mean over seeds); *support*: test clips "
-            "of the class.",
+            "Pooled over every fold's test predictions"
+            + (" (mean over seeds)" if (classes["seeds"] > 1).any() else "")
+            + "; *support*: test clips of the class.",
             "",
         ]
         for (model, protocol), part in classes.groupby(["model", "protocol"], sort=False):
@@ -264,7 +265,7 @@ def collect(
             png = plot_curves(
                 curves,
                 out / ("curves_" + "_".join(str(k) for k in key) + ".png"),
-                title=f"{label}, seed {first_seed['seed']} (solid: training, dashed: validation)",
+                title=f"{label}, seed {first_seed['seed']}",
             )
             curve_lines += [f"![training curves, {label}]({png.name})", ""]
     if curve_lines:

@@ -161,7 +161,8 @@ def read_curves(run_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: str = "") -> Path:
     """Training curves, one line per fold: the loss (training solid, validation dashed), then
-    accuracy and UF1 (training solid, validation dashed) per epoch.
+    accuracy and UF1 (training solid, validation dashed) per epoch; ``title`` gets a note on the
+    line styles.
 
     Args:
         curves: ``{fold label: curves.csv table}`` (:data:`recognizer.train.CURVE_COLUMNS`;
@@ -174,6 +175,7 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not curves:
         raise ValueError("no training curves to plot")
@@ -184,6 +186,7 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: 
               ("UF1", "train_uf1", "val_uf1"))  # fmt: skip
     fig, axes = plt.subplots(1, len(panels), figsize=(10.5, 3.0), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    validated = False
     for i, (label, table) in enumerate(curves.items()):
         colour = colours[i % len(colours)]
         for ax, (_, train, val) in zip(axes[0], panels):
@@ -191,15 +194,17 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: 
                 ax.plot(table["epoch"], table[train], color=colour, label=f"{label} train")
             if val in table and table[val].notna().any():
                 ax.plot(table["epoch"], table[val], "--", color=colour, label=f"{label} val")
+                validated = True
     for ax, (name, _, _) in zip(axes[0], panels):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         if name != "loss":
             ax.set_ylim(0, 1)
     axes[0][-1].legend(fontsize=6)
-    fig.suptitle(title or "training curves per fold (solid: training, dashed: validation)",
-                 fontsize=9)  # fmt: skip
+    note = "solid: training, dashed: validation" if validated else "training; no validation split"
+    fig.suptitle(f"{title or 'training curves per fold'} ({note})", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
