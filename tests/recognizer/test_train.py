@@ -160,7 +160,6 @@ def test_curves_without_validation_have_no_val_columns(tmp_path) -> None:
 
 
 def test_tensorboard_logs_the_values_of_curves_csv(tmp_path) -> None:
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     _frozen_fit(tmp_path, tensorboard=True)
