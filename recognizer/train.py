@@ -95,6 +95,10 @@ class TrainerConfig:
         memory_budget_mb: the most a dataset may take in memory (plain and mirrored items).
         threads: intra-op threads while training and predicting: ``"auto"`` (the usable
             cores less those busy with other work, see :mod:`recognizer.runtime`) or a count.
+        batched_folds: train a protocol's folds together as one model over stacked weights
+            (:mod:`recognizer.batched`; used by :func:`recognizer.experiment.run_protocol`):
+            ``False``, ``True`` (an error when a setting, model or fold cannot be batched) or
+            ``"auto"`` (batched when possible, else fold by fold with the reason logged).
     """
 
     epochs: int = 30
@@ -121,6 +125,7 @@ class TrainerConfig:
     data_path: str = "auto"
     memory_budget_mb: float = 1024.0
     threads: int | str = "auto"
+    batched_folds: bool | str = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -145,6 +150,10 @@ class TrainerConfig:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
         if self.threads != "auto":
             resolve_threads(self.threads)
+        if self.batched_folds not in (False, True, "auto"):
+            raise ValueError(
+                f"batched_folds must be false, true or 'auto', got {self.batched_folds!r}"
+            )
 
 
 @dataclass
@@ -374,6 +383,12 @@ class Trainer:
             "model_name": getattr(cfg, "name", type(self.model).__name__),
             "num_classes": getattr(cfg, "num_classes", -1),
         }
+
+    def save_last(self) -> None:
+        """Write ``last.pt`` (:meth:`checkpoint`) now, unless it holds this epoch already."""
+        if self._saved_epoch != self.state.epoch:
+            self._save(self.checkpoint(), "last.pt")
+            self._saved_epoch = self.state.epoch
 
     def _print_once(self, line: str) -> None:
         if self.rank == 0 and line not in _PRINTED:
