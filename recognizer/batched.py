@@ -370,9 +370,9 @@ def _clip(params: Sequence[torch.Tensor], max_norm: float) -> None:
     """Scale each fold's gradients to a global norm of at most ``max_norm``, as
     ``nn.utils.clip_grad_norm_`` does for one model."""
     grads = [p.grad for p in params if p.grad is not None]
-    squares = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads])  # (P, F)
-    norms = squares.sum(0).sqrt()
-    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])  # (P, F)
+    total = torch.linalg.vector_norm(norms, dim=0)
+    coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))
 
@@ -476,7 +476,7 @@ def train_folds_batched(jobs: Sequence[FoldJob]) -> list[TrainState]:
                 optimizer.step(active, lr)
             for f, job in enumerate(jobs):
                 record = {"epoch": float(epoch), "lr": float(lr[f])}
-                record["loss"] = totals[f] / max(int(counts[f]), 1)
+                record["loss"] = float(totals[f] / max(int(counts[f]), 1))
                 with warnings.catch_warnings():  # its optimizer is the stacked one
                     warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
                     job.trainer.scheduler.step()
