@@ -147,8 +147,6 @@ def unsupported_reason(jobs: Sequence[FoldJob]) -> str | None:
             reason = "pretraining (a synthetic pretraining remedy)"
         if reason is not None:
             return f"fold {job.fold}: {reason}"
-    if len({job.trainer.lr for job in jobs}) != 1:
-        return "the folds' learning rates differ"
     return None
 
 

@@ -318,6 +318,9 @@ def _train_batch(
     """Train the folds of ``batch`` together, then write and yield each one's results."""
     if not batch:
         return
+    if distributed_env()[0] == 0:
+        folds = [run.fold.index for run, _ in batch]
+        tqdm.write(f"batched folds: training {len(folds)} folds together ({folds[0]}..{folds[-1]})")
     start = time.perf_counter()
     train_folds_batched([job for _, job in batch])
     seconds = (time.perf_counter() - start) / len(batch)

@@ -30,7 +30,7 @@ from recognizer.batched import (
 )
 from recognizer.data.representations import ApexFlow
 from recognizer.data.torch_dataset import ClipDataset
-from recognizer.experiment import run_protocol
+from recognizer.experiment import evaluate_run, run_protocol
 from recognizer.models import create_model
 from recognizer.remedies.losses import FocalLoss
 from recognizer.train import Trainer, TrainerConfig, read_checkpoint
@@ -222,8 +222,21 @@ def test_batched_protocol_writes_what_fold_by_fold_writes(tmp_path, capsys, monk
         assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=0) for k in a)
         last = read_checkpoint(tmp_path / f"many/fold_{fold:02d}/last.pt")
         assert last["state"]["epoch"] == 3 and len(last["state"]["history"]) == 3
-    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("fold ")]
+    out = capsys.readouterr().out
+    lines = [x for x in out.splitlines() if x.startswith("fold ")]
     assert len(lines) == 8 and lines[-1].startswith("fold 4/4") and "(n=24)" in lines[-1]
+    assert "batched folds: training 4 folds together (0..3)" in out
+    dataset = _apex_set(24, 5)
+    evaluated = evaluate_run(
+        dataset.samples,
+        dataset.labels,
+        run_dir=tmp_path / "many",
+        dataset_factory=lambda s, y, train: ClipDataset(s, y, ApexFlow(), source=dataset.source),
+        model_factory=lambda k: create_model("ststnet", k),
+        trainer_config=_config(),
+        out_dir=tmp_path / "evaluated",
+    )
+    pd.testing.assert_frame_equal(evaluated.predictions, many.predictions)
 
 
 def test_interrupted_batched_protocol_resumes(tmp_path, monkeypatch) -> None:
