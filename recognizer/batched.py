@@ -32,6 +32,7 @@ pretraining or periodic checkpoints: :func:`unsupported_reason` says which one b
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -375,18 +376,25 @@ def _clip(params: Sequence[torch.Tensor], max_norm: float) -> None:
         g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))
 
 
-def _fold_batches(
-    held: InMemoryData, order: list[int], flips: torch.Tensor | None, size: int
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """One fold's ``(x, y)`` batches of an epoch, as the trainer's in-memory path cuts them."""
-    indices = torch.tensor(order, dtype=torch.int64, device=held.inputs.device)
-    batches = []
-    for start in range(0, len(indices), size):
-        chunk = indices[start : start + size]
-        if len(chunk) == 1 and len(indices) > 1:  # the trainer drops it for BatchNorm
-            break
-        batches.append(held.batch(chunk, flips))
-    return batches
+@dataclass
+class _EpochPlan:
+    """One fold's epoch: its sample order and flips, cut into batches as the trainer cuts them
+    (a last batch of one sample is dropped for BatchNorm, as the trainer drops it)."""
+
+    held: InMemoryData
+    indices: torch.Tensor
+    flips: torch.Tensor | None
+    size: int
+
+    @property
+    def steps(self) -> int:
+        n = len(self.indices)
+        return math.ceil(n / self.size) - (1 if n > 1 and n % self.size == 1 else 0)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of batch ``step``: ``(B, ...)`` inputs and ``(B,)`` labels."""
+        chunk = self.indices[step * self.size : (step + 1) * self.size]
+        return self.held.batch(chunk, self.flips)
 
 
 def hold(job: FoldJob, budget: int) -> str | None:
@@ -447,18 +455,20 @@ def train_folds_batched(jobs: Sequence[FoldJob]) -> list[TrainState]:
     with intra_op_threads(first.threads.threads):
         for epoch in range(cfg.epochs):
             lr = np.array([job.trainer.optimizer.param_groups[0]["lr"] for job in jobs])
-            epoch_batches = []
+            plans = []
             for held, order in zip(helds, orders):
                 order.set_epoch(epoch)
+                indices = torch.tensor(list(order), dtype=torch.int64, device=device)
                 flips = held.flips(epoch) if held.mirrored is not None else None
-                epoch_batches.append(_fold_batches(held, list(order), flips, cfg.batch_size))
+                plans.append(_EpochPlan(held, indices, flips, cfg.batch_size))
+            steps = np.array([plan.steps for plan in plans])
             totals, counts = np.zeros(len(jobs)), np.zeros(len(jobs), dtype=np.int64)
-            for step in range(max(len(b) for b in epoch_batches)):
-                active = np.array([step < len(b) for b in epoch_batches])
+            for step in range(int(steps.max())):
+                active = step < steps
                 for p in params:
                     p.grad = None
                 for f in np.flatnonzero(active):
-                    x, y = epoch_batches[f][step]
+                    x, y = plans[f].batch(step)
                     loss = jobs[f].trainer.criterion(model.forward_fold(int(f), x), y)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(
