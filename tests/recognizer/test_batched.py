@@ -34,6 +34,7 @@ from recognizer.experiment import evaluate_run, run_protocol
 from recognizer.models import create_model
 from recognizer.remedies.losses import FocalLoss
 from recognizer.train import Trainer, TrainerConfig, read_checkpoint
+from tests.recognizer.helpers import FakeSample, feature_factory
 from tests.recognizer.test_fast_path import _apex_set
 
 # batch 8: 17 items -> 2 steps (the last item is dropped), 9 -> 1 step, 25 -> 3 steps
@@ -296,3 +297,22 @@ def test_auto_falls_back_with_the_reason_and_true_refuses(tmp_path, capsys) -> N
     assert "batched folds: off (checkpoint_every=2" in capsys.readouterr().out
     assert json.loads((tmp_path / "val/run.json").read_text())["config"]["trainer"]["epochs"] == 3
     assert len(auto.predictions) == 24
+
+
+def test_auto_falls_back_when_the_data_cannot_be_held(tmp_path, capsys) -> None:
+    samples = [FakeSample("x", f"x/s{i % 4}", f"c{i}", feature=(i % 3, 0, 1)) for i in range(12)]
+    labels = [i % 3 for i in range(12)]
+    run = {
+        "protocol": "loso", "dataset_factory": feature_factory, "remedy": "none",
+        "model_factory": lambda k: create_model("ststnet", k),
+    }  # fmt: skip
+    result = run_protocol(samples, labels, **run, out_dir=tmp_path / "auto",
+                          trainer_config=_config(epochs=1, batched_folds="auto",
+                                                 data_path="auto"))  # fmt: skip
+    assert "batched folds: off from fold 0 on (fold 0: the training data cannot be held in " \
+        "memory: a TensorClips has no in-memory form)" in capsys.readouterr().out  # fmt: skip
+    assert len(result.predictions) == 12
+    with pytest.raises(ValueError, match="batched_folds=true but fold 0: the training data"):
+        run_protocol(samples, labels, **run, out_dir=tmp_path / "true",
+                     trainer_config=_config(epochs=1, batched_folds=True,
+                                            data_path="auto"))  # fmt: skip
