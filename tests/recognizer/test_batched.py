@@ -223,6 +223,11 @@ def test_batched_protocol_writes_what_fold_by_fold_writes(tmp_path, capsys, monk
         assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=0) for k in a)
         last = read_checkpoint(tmp_path / f"many/fold_{fold:02d}/last.pt")
         assert last["state"]["epoch"] == 3 and len(last["state"]["history"]) == 3
+        curves = [
+            pd.read_csv(tmp_path / f"{n}/fold_{fold:02d}/curves.csv") for n in ("one", "many")
+        ]
+        assert list(curves[1]["epoch"]) == [1, 2, 3]
+        assert curves[1]["loss"].sub(curves[0]["loss"]).abs().max() < 1e-5
     out = capsys.readouterr().out
     lines = [x for x in out.splitlines() if x.startswith("fold ")]
     assert len(lines) == 8 and lines[-1].startswith("fold 4/4") and "(n=24)" in lines[-1]
