@@ -89,7 +89,11 @@ def calibrate_adversarial_command(cfg: DictConfig) -> None:
     real = load_records(cfg.data.loader, "real clips", cfg.limit)
     recipe = instantiate(cfg.recipe, _convert_="all")
     search = "trials out_dir seed clips size pool n_splits c flow_method sampler startup_trials"
-    result = adversarial_calibration(real, recipe, **settings(cfg, f"{search} progress"))
+    search += " num_frames keyframe_sampling"
+    # `representation` is a config group of the `mer` commands: the key here is `input`
+    result = adversarial_calibration(
+        real, recipe, representation=cfg.input, **settings(cfg, f"{search} progress")
+    )
     print(
         f"{len(result.history)} trials ({result.resumed} resumed, {result.seconds:.1f} s now); "
         f"best trial {result.best_trial}: balanced accuracy {result.best_accuracy:.3f}"

@@ -109,3 +109,26 @@ def test_realism_command_compares_before_and_after_calibration(aligned_face, tmp
     text = (report_dir / "report.md").read_text()
     assert "10 real, 10 uncalibrated, 10 calibrated clips" in text
     assert (report_dir / "strain_histograms.png").is_file()
+
+
+def test_calibrate_adversarial_command_searches_clips(aligned_face, tmp_path, capsys):
+    real = _manifest(tmp_path / "real", aligned_face, 8, 1.0, 3.0, 0, "real")
+    out = tmp_path / "search"
+    args = [
+        "calibrate-adversarial",
+        f"paths.root_dir={tmp_path}",
+        "data=manifest",
+        f"data.loader.root={real}",
+        "recipe.size=48",
+        "recipe.scheme=dfme7",
+        "trials=2",
+        "clips=7",
+        "input=clip",
+        "num_frames=2",
+        "progress=false",
+        f"out_dir={out}",
+    ]
+    assert main(args) == 0
+    assert "2 trials" in capsys.readouterr().out
+    profile = CalibrationProfile.load(out / "profile.yaml")
+    assert profile.source["representation"] == "clip"
