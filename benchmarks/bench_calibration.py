@@ -156,14 +156,15 @@ def train_and_test(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=24, help="search trials")
+    parser.add_argument("--trials", type=int, default=32, help="search trials")
     parser.add_argument("--clips", type=int, default=56, help="rendered clips per trial")
     parser.add_argument("--size", type=int, default=48, help="render side (pixels)")
     parser.add_argument("--real", type=int, default=8, help="hidden-domain clips per class seen")
-    parser.add_argument("--train", type=int, default=24, help="training clips per class")
+    parser.add_argument("--train", type=int, default=32, help="training clips per class")
     parser.add_argument("--test", type=int, default=16, help="hidden-domain test clips per class")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seeds", type=int, default=3, help="training seeds")
+    parser.add_argument("--seeds", type=int, default=5, help="training seeds")
+    parser.add_argument("--seed", type=int, default=0, help="search seed (first training seed)")
     args = parser.parse_args()
 
     import torch
@@ -180,7 +181,12 @@ def main() -> None:
         real = render_domain(root / "real", args.size, args.real, identity_seed=0, plan_seed=101)
         start = time.perf_counter()
         result = adversarial_calibration(
-            real, recipe(args.size), trials=args.trials, out_dir=root / "search", clips=args.clips
+            real,
+            recipe(args.size),
+            trials=args.trials,
+            out_dir=root / "search",
+            clips=args.clips,
+            seed=args.seed,
         )
         whole = time.perf_counter() - start
         seconds = result.history["seconds"].to_numpy()
@@ -203,7 +209,7 @@ def main() -> None:
             train = apex_flows(store_records(root / name), classes)
             scores[name] = [
                 train_and_test(train, test, len(classes), args.epochs, seed)
-                for seed in range(args.seeds)
+                for seed in range(args.seed, args.seed + args.seeds)
             ]
         training = (time.perf_counter() - start) / (2 * args.seeds)
     finally:
