@@ -58,7 +58,8 @@ def realism_command(cfg: DictConfig) -> None:
             return str(getattr(record, "emotion", "") or "all")
         return record_label(record, scheme) or "excluded"
 
-    options = settings(cfg, "representation size pool n_splits n_permutations seed history")
+    options = settings(cfg, "size pool n_splits n_permutations seed history")
+    options["representation"] = cfg.input  # `representation=` would name the config group
     if cfg.get("calibrated") is not None:
         node = cfg.calibrated
         if isinstance(node, str):  # a root for the synthetic set's loader

@@ -132,3 +132,24 @@ def test_calibrate_adversarial_command_searches_clips(aligned_face, tmp_path, ca
     assert "2 trials" in capsys.readouterr().out
     profile = CalibrationProfile.load(out / "profile.yaml")
     assert profile.source["representation"] == "clip"
+
+
+def test_realism_command_compares_frame_differences(aligned_face, tmp_path):
+    real = _manifest(tmp_path / "real", aligned_face, 6, 1.0, 3.0, 0, "real")
+    clean = _manifest(tmp_path / "clean", aligned_face, 6, 0.0, 0.0, 1, "synthetic")
+    report_dir = tmp_path / "report"
+    args = [
+        "realism",
+        f"paths.root_dir={tmp_path}",
+        "data=manifest",
+        f"data.loader.root={real}",
+        "synthetic.name=manifest",
+        f"synthetic.root={clean}",
+        "input=clip",
+        f"out_dir={report_dir}",
+        "n_permutations=0",
+        "scheme=null",
+    ]
+    assert main(args) == 0
+    text = (report_dir / "report.md").read_text()
+    assert "Representation: `clip`" in text and "| d1 |" in text
