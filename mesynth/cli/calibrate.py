@@ -13,7 +13,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mesynth.calibration.calibrate import calibrate
-from mesynth.evaluation.calibration_comparison import calibration_comparison
+from mesynth.evaluation.calibration_comparison import (
+    calibration_comparison,
+    search_history_path,
+)
 from mesynth.evaluation.realism_report import realism_report
 from mesynth.labels.emotions import record_label
 
@@ -60,6 +63,8 @@ def realism_command(cfg: DictConfig) -> None:
 
     options = settings(cfg, "size pool n_splits n_permutations seed history")
     options["representation"] = cfg.input  # `representation=` would name the config group
+    if cfg.history is not None:  # a search's out_dir or its history.csv
+        options["history"] = search_history_path(cfg.history)
     if cfg.get("calibrated") is not None:
         node = cfg.calibrated
         if isinstance(node, str):  # a root for the synthetic set's loader

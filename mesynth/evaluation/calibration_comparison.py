@@ -101,6 +101,13 @@ def region_ratios(regions: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+def search_history_path(path: str | Path) -> Path:
+    """An adversarial search's ``history.csv``: ``path`` itself, or ``path/history.csv`` when
+    ``path`` is the search's ``out_dir``."""
+    path = Path(path)
+    return path / "history.csv" if path.is_dir() else path
+
+
 def strain_statistics(images: dict[str, np.ndarray], channel: int) -> pd.DataFrame:
     """Median, 5th and 95th percentile of channel ``channel`` of each set's ``(N, H, W, C)``
     images, over every pixel of every image."""
@@ -138,7 +145,8 @@ def calibration_comparison(
             :func:`~mesynth.evaluation.realism_report.realism_report`; both domain tests use
             the same settings and the same real features.
         title: first heading of the Markdown.
-        history: an adversarial calibration's ``history.csv``: adds its figure.
+        history: an adversarial calibration's ``history.csv`` or its ``out_dir``: adds its
+            per-trial accuracy figure.
 
     Raises:
         ReportError: a set has fewer than two readable clips, the sets give different image
@@ -223,9 +231,10 @@ def calibration_comparison(
     name = representation if isinstance(representation, str) else type(representation).__name__
     text = _markdown(title, name, kept, skipped, pool, domain, domain_table, ratios, strain)
     if history is not None:
+        history = search_history_path(history)
         trials = _read_history(history)
         figures.append(plot_search_history(trials, out_dir / "search_history.png"))
-        text += _history_markdown(trials, Path(history))
+        text += _history_markdown(trials, history)
     markdown = out_dir / "report.md"
     markdown.write_text(text)
     return ComparisonResult(

@@ -90,6 +90,10 @@ def test_realism_command_compares_before_and_after_calibration(aligned_face, tmp
     clean = _manifest(tmp_path / "clean", aligned_face, 10, 0.0, 0.0, 1, "synthetic")
     tuned = _manifest(tmp_path / "tuned", aligned_face, 10, 1.0, 3.0, 2, "synthetic")
     report_dir = tmp_path / "report"
+    search = tmp_path / "search"  # a search's out_dir: the report reads its history.csv
+    search.mkdir()
+    rows = ["trial,accuracy,objective,best_accuracy", "0,0.9,0.4,0.9", "1,0.55,0.05,0.55"]
+    (search / "history.csv").write_text("\n".join(rows) + "\n")
     args = [
         "realism",
         f"paths.root_dir={tmp_path}",
@@ -98,6 +102,7 @@ def test_realism_command_compares_before_and_after_calibration(aligned_face, tmp
         "synthetic.name=manifest",
         f"synthetic.root={clean}",
         f"calibrated={tuned}",
+        f"history={search}",
         f"out_dir={report_dir}",
         "n_permutations=0",
         "scheme=null",
@@ -109,6 +114,7 @@ def test_realism_command_compares_before_and_after_calibration(aligned_face, tmp
     text = (report_dir / "report.md").read_text()
     assert "10 real, 10 uncalibrated, 10 calibrated clips" in text
     assert (report_dir / "strain_histograms.png").is_file()
+    assert (report_dir / "search_history.png").is_file() and "best trial 1" in text
 
 
 def test_calibrate_adversarial_command_searches_clips(aligned_face, tmp_path, capsys):

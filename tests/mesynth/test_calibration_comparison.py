@@ -153,8 +153,8 @@ def test_history_adds_the_search_figure_and_a_small_set_is_an_error(comparison, 
     ).to_csv(history, index=False)
     real, clean, tuned = sets["real"][:6], sets["uncalibrated"][:6], sets["calibrated"][:6]
     result = calibration_comparison(
-        real, clean, tuned, tmp_path / "r", n_permutations=0, history=history
-    )
+        real, clean, tuned, tmp_path / "r", n_permutations=0, history=tmp_path
+    )  # the search's out_dir: its history.csv is read
     assert (tmp_path / "r" / "search_history.png") in result.figures
     assert "## Adversarial calibration" in result.markdown.read_text()
     with pytest.raises(ReportError, match="calibrated set has 1 readable clips"):
