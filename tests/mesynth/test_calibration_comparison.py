@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import move, quantise, similarity_about, write_clip
 
-from mesynth.evaluation.calibration_comparison import calibration_comparison
+from mesynth.evaluation.calibration_comparison import calibration_comparison, region_ratios
 from mesynth.evaluation.domain_test import domain_classifier_test
 from mesynth.evaluation.features import ApexFlowFeature
 from mesynth.evaluation.realism_report import REGIONS, ReportError, region_masks
@@ -159,3 +159,17 @@ def test_history_adds_the_search_figure_and_a_small_set_is_an_error(comparison, 
     assert "## Adversarial calibration" in result.markdown.read_text()
     with pytest.raises(ReportError, match="calibrated set has 1 readable clips"):
         calibration_comparison(real, clean, tuned[:1], tmp_path / "e", n_permutations=0)
+
+
+def test_region_ratios_are_nan_where_the_real_set_does_not_move():
+    rows = [
+        {"set": name, "class": "all", "region": region, "energy": energy, "n": 4}
+        for name, scale in (("real", 1.0), ("uncalibrated", 0.5), ("calibrated", 2.0))
+        for region, energy in zip(REGIONS, scale * np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+    ]
+    ratios = region_ratios(pd.DataFrame(rows)).set_index("region")
+    first = next(iter(REGIONS))
+    assert np.isnan(ratios.loc[first, "uncalibrated / real"])
+    rest = [r for r in REGIONS if r != first]
+    assert ratios.loc[rest, "uncalibrated / real"].tolist() == pytest.approx([0.5] * 4)
+    assert ratios.loc[rest, "calibrated / real"].tolist() == pytest.approx([2.0] * 4)
