@@ -58,7 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from mesynth.calibration.profile import CalibrationProfile
-from mesynth.calibration.profile_effects import ProfileEffects
+from mesynth.calibration.profile_effects import ProfileEffects, ProfileSwitches
 from mesynth.face.identities import IdentitySet
 from mesynth.generation.balance import BalancePlan, resolve_sampling_strategy
 from mesynth.generation.recipe import (
@@ -76,6 +76,14 @@ from mesynth.templates.types import Template
 from recognizer.data.representations import SyntheticFrames
 from recognizer.leakage import LeakageError, profile_leaks, provenance
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
+from recognizer.remedies.calibration import (
+    FoldCalibration,
+    FoldCalibrationError,
+    ScopeProfile,
+    as_calibration,
+    calibrate_scope,
+    fold_scope,
+)
 from recognizer.remedies.registry import register_remedy
 
 MODES = ("fill", "pretrain", "only")
@@ -146,6 +154,9 @@ class SyntheticData:
             another dataset's annotations); per fold, templates of held-out subjects are left out.
         frames: what the representation needs from a clip (:meth:`for_representation`);
             ``None``: the recipe's ``frames`` and ``size``.
+        calibration: per subject group or per fold calibration profiles whose effects replace
+            the recipe's (:class:`recognizer.remedies.calibration.FoldCalibration`, or a
+            mapping of its fields; default off).
     """
 
     mode: str = "fill"
@@ -160,9 +171,19 @@ class SyntheticData:
     store: str | None = None
     template_records: tuple = ()
     frames: SyntheticFrames | None = None
+    calibration: FoldCalibration = field(default_factory=FoldCalibration)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "synthesis", _recipe(self.synthesis))
+        try:
+            object.__setattr__(self, "calibration", as_calibration(self.calibration))
+        except FoldCalibrationError as err:
+            raise SynthesisError(str(err)) from err
+        if self.calibration.enabled and self.store is not None:
+            raise SynthesisError(
+                "remedy.calibration.method: a ready store (remedy.store) is not rendered by the "
+                "remedy, so per-fold calibration cannot apply; set method=none"
+            )
         object.__setattr__(self, "cache_dir", str(self.cache_dir))
         object.__setattr__(self, "identity_subjects", dict(self.identity_subjects))
         object.__setattr__(self, "template_records", tuple(self.template_records))
@@ -215,9 +236,54 @@ class SyntheticData:
             "store": self.store,
             "template_records": f"{len(self.template_records)} records of {len(subjects)} subjects",
             "frames": None if self.frames is None else asdict(self.frames),
+            "calibration": self.calibration.settings(),
         }
 
+    def calibrated(self, context: FoldContext) -> tuple[SyntheticData, ScopeProfile | None]:
+        """This source rendering with the fold's calibration profile as its effects (the
+        recipe's :class:`~mesynth.generation.recipe.ProfileSource` switches are kept, else all
+        on), and that profile; unchanged and ``None`` when calibration is off.
+
+        Raises:
+            SynthesisError: calibration on without an apex-flow representation, or bad data.
+        """
+        if not self.calibration.enabled:
+            return self, None
+        if self.frames is None or not self.frames.flow_size:
+            raise SynthesisError(
+                f"remedy.calibration.method={self.calibration.method!r} measures apex-flow "
+                "images: use representation=apex_flow (or remedy.calibration.method=none)"
+            )
+        scope = fold_scope(self.calibration, context)
+        samples = list(context.pool) if scope.group is not None else list(context.train)
+        root = self.calibration.dir or Path(context.fold_dir).parent / "calibration"
+        try:
+            found = calibrate_scope(
+                self.calibration, scope, samples, self.frames, root, self.synthesis
+            )
+        except FoldCalibrationError as err:
+            raise SynthesisError(str(err)) from err
+        effects = self.synthesis.effects
+        switches = effects.switches() if isinstance(effects, ProfileSwitches) else {}
+        synthesis = replace(self.synthesis, effects=ProfileSource(path=str(found.path), **switches))
+        return replace(self, synthesis=synthesis), found
+
     def fold_data(self, context: FoldContext) -> FoldData:
+        source, calibrated = self.calibrated(context)
+        data = source._fold_data(context)
+        if calibrated is not None:
+            data.report["calibration"] = calibrated.report()
+            verb = "calibrated" if calibrated.made else "reused"
+            if calibrated.changed:
+                verb += f" (settings changed: {', '.join(calibrated.changed)})"
+            data.notes.insert(
+                0,
+                f"calibration profile {calibrated.path} ({verb}, {calibrated.scope.name}): "
+                f"measured on {len(calibrated.scope.subjects)} subjects",
+            )
+        return data
+
+    def _fold_data(self, context: FoldContext) -> FoldData:
         held_out = held_out_subjects(context)
         check_profiles(self.recipe(), context)
         if self.store is not None:
@@ -558,6 +624,8 @@ def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet
             "pool": [str(getattr(s, "uid", s)) for s in pool],
             "labels": labels,
             "classes": list(context.class_names),
+            # a profile file rewritten in place (recalibrated) makes another pool
+            "profiles": [p.to_dict() for _, p in recipe_profiles(recipe)],
         }
     )
     if memo in _POOLS:
