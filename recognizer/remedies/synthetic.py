@@ -42,6 +42,12 @@ The pool is sized for the neediest fold: the whole pool's deficit plus the large
 class count, when clips carry subject data times ``(1 + pool_margin) / (1 - 2 / S)`` (``S``
 subjects own faces or templates; a fold leaves out about ``2 / S`` of the clips); a fold that
 still finds too few reports the shortfall.
+
+**Calibration inside the protocol.** With ``calibration`` on
+(:mod:`recognizer.remedies.calibration`), each fold renders with the profile of its test
+subjects' group (measured on every other group's subjects) or of its own training subjects;
+the profile replaces the recipe's effects, so each profile has its own pool, and the profile
+check runs on it like on any recipe profile.
 """
 
 from __future__ import annotations
