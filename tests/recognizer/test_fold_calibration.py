@@ -140,6 +140,28 @@ def test_profiles_are_reused_when_settings_match_and_recomputed_when_not(
     )
 
 
+def test_adversarial_scope_searches_on_the_scope_subjects_with_subject_free_trial_clips(
+    rows: list, tmp_path: Path
+) -> None:
+    frames = ApexFlow(size=28).synthetic_frames()
+    scope = CalibrationScope("fold_00", None, tuple(MANIFEST_SUBJECTS[1:]))
+    settings = FoldCalibration(
+        method="adversarial", trials=2, clips=7, n_splits=2, startup_trials=1, trial_size=32
+    )
+    recipe = synthetic.GenerationRecipe(
+        scheme="dfme7", device="cpu", identities={"source": "data", "face_crops": True}
+    )
+    found = calibrate_scope(settings, scope, rows, frames, tmp_path, recipe)
+    assert found.made and found.profile.source["real_subjects"] == list(scope.subjects)
+    history = (tmp_path / "fold_00" / "search" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2  # header + the trial budget
+    search = json.loads((tmp_path / "fold_00" / "search" / "search.json").read_text())
+    sources = {i["source"] for i in search["described"]["generator"]["identities"]}
+    assert sources and all(s.startswith("builtin:") for s in sources)  # no dataset face
+    again = calibrate_scope(settings, scope, rows, frames, tmp_path, recipe)
+    assert not again.made and again.profile.to_dict() == found.profile.to_dict()
+
+
 def test_a_wrong_group_profile_is_refused_by_the_leakage_check(
     rows: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
