@@ -62,6 +62,9 @@ from recognizer.data.representations import SyntheticFrames
 METHODS = ("none", "flows", "adversarial")
 FRAMINGS = ("faces", "canonical")
 RECORD = "calibration.json"
+#: the least value of each integer setting
+INTEGER_MINIMUM = {"seed": 0, "trials": 1, "clips": 1, "pool": 1, "n_splits": 2,
+                   "startup_trials": 1, "trial_size": 16}  # fmt: skip
 #: settings of the adversarial search only
 SEARCH_KEYS = (
     "trials",
@@ -78,6 +81,10 @@ PROFILE = "profile.yaml"
 
 class FoldCalibrationError(ValueError):
     """Bad calibration settings or data; the message names the ``remedy.calibration`` key."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check(ok: bool, key: str, expected: str, value: object) -> None:
@@ -145,12 +152,15 @@ class FoldCalibration:
         backends = ("dlib", "face_alignment")
         _check(self.backend in backends, "backend", f"one of {backends}", self.backend)
         if self.apex_peak_iod is not None:
-            _check(self.apex_peak_iod > 0, "apex_peak_iod", "> 0 or null", self.apex_peak_iod)
-        for key in ("trials", "clips", "pool", "startup_trials"):
-            _check(int(getattr(self, key)) >= 1, key, ">= 1", getattr(self, key))
-        _check(self.n_splits >= 2, "n_splits", ">= 2", self.n_splits)
+            ok = _is_number(self.apex_peak_iod) and self.apex_peak_iod > 0
+            _check(ok, "apex_peak_iod", "> 0 or null", self.apex_peak_iod)
+        for key, low in INTEGER_MINIMUM.items():
+            value = getattr(self, key)
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+            _check(ok, key, f"an integer >= {low}", value)
         _check(self.sampler in ("tpe", "random"), "sampler", "tpe or random", self.sampler)
-        _check(self.trial_size >= 16, "trial_size", ">= 16", self.trial_size)
+        ok = isinstance(self.search_framing, bool)
+        _check(ok, "search_framing", "true or false", self.search_framing)
         if self.dir is not None:
             object.__setattr__(self, "dir", str(self.dir))
 

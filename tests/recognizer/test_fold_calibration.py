@@ -90,6 +90,8 @@ def test_fold_scope_uses_the_test_subjects_group_else_the_folds_training_subject
         ({"method": "flows", "groups": -2}, "remedy.calibration.groups"),
         ({"method": "flows", "framing": "tight"}, "remedy.calibration.framing"),
         ({"method": "adversarial", "trials": 0}, "remedy.calibration.trials"),
+        ({"method": "adversarial", "clips": "many"}, "remedy.calibration.clips"),
+        ({"method": "flows", "backend": "mediapipe"}, "remedy.calibration.backend"),
         ({"method": "flows", "apex_peak_iod": 0}, "remedy.calibration.apex_peak_iod"),
         ({"method": "flows", "group": 3}, r"remedy.calibration: unknown keys \['group'\]"),
     ],
