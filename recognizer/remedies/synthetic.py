@@ -111,6 +111,25 @@ def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
         raise SynthesisError(f"synthesis: {err}") from err
 
 
+def _profile_effects(
+    value: GenerationRecipe | Mapping[str, object],
+) -> GenerationRecipe | dict[str, object]:
+    """``value`` with effects drawn from a profile: a given profile's switches are kept, other
+    effects become an all-on :class:`ProfileSource` whose path is set per fold."""
+    effects = value.effects if isinstance(value, GenerationRecipe) else value.get("effects")
+    if isinstance(effects, ProfileSource):
+        kept = effects  # its path is replaced per fold (and kept when this source is copied)
+    elif isinstance(effects, ProfileSwitches):
+        kept = ProfileSource(**effects.switches())
+    else:
+        kept = ProfileSource()
+    if isinstance(value, GenerationRecipe):
+        return replace(value, effects=kept)
+    if not isinstance(value, Mapping):
+        return value  # refused by _recipe with its message
+    return {**{str(k): v for k, v in value.items()}, "effects": kept}
+
+
 @dataclass(frozen=True)
 class SyntheticSet:
     """A synthetic store loaded with per-clip provenance.
@@ -180,11 +199,16 @@ class SyntheticData:
     calibration: FoldCalibration = field(default_factory=FoldCalibration)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "synthesis", _recipe(self.synthesis))
         try:
             object.__setattr__(self, "calibration", as_calibration(self.calibration))
         except FoldCalibrationError as err:
             raise SynthesisError(str(err)) from err
+        synthesis = self.synthesis
+        if self.calibration.enabled:
+            # the fold's profile replaces the effects (its path is set per fold), so
+            # `motion.apex_iod: profile` and `identities.framing: profile` are valid already
+            synthesis = _profile_effects(synthesis)
+        object.__setattr__(self, "synthesis", _recipe(synthesis))
         if self.calibration.enabled and self.store is not None:
             raise SynthesisError(
                 "remedy.calibration.method: a ready store (remedy.store) is not rendered by the "
@@ -246,9 +270,9 @@ class SyntheticData:
         }
 
     def calibrated(self, context: FoldContext) -> tuple[SyntheticData, ScopeProfile | None]:
-        """This source rendering with the fold's calibration profile as its effects (the
-        recipe's :class:`~mesynth.generation.recipe.ProfileSource` switches are kept, else all
-        on), and that profile; unchanged and ``None`` when calibration is off.
+        """This source rendering with the fold's calibration profile as its effects (switches
+        of a profile given in ``synthesis.effects`` are kept, else all on), and that profile;
+        unchanged and ``None`` when calibration is off.
 
         Raises:
             SynthesisError: calibration on without an apex-flow representation, or bad data.
@@ -269,9 +293,8 @@ class SyntheticData:
             )
         except FoldCalibrationError as err:
             raise SynthesisError(str(err)) from err
-        effects = self.synthesis.effects
-        switches = effects.switches() if isinstance(effects, ProfileSwitches) else {}
-        synthesis = replace(self.synthesis, effects=ProfileSource(path=str(found.path), **switches))
+        effects = replace(self.synthesis.effects, path=str(found.path))
+        synthesis = replace(self.synthesis, effects=effects)
         return replace(self, synthesis=synthesis), found
 
     def fold_data(self, context: FoldContext) -> FoldData:

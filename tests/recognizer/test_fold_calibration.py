@@ -7,9 +7,11 @@ profile a fold actually renders with."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from mesynth.calibration.profile import CalibrationProfile
@@ -203,6 +205,49 @@ def test_a_wrong_group_profile_is_refused_by_the_leakage_check(
     calibrated, found = source.calibrated(context)
     assert tested not in found.profile.source["real_subjects"]
     synthetic.check_profiles(calibrated.recipe(), context)
+
+
+def test_switches_of_a_given_profile_source_are_kept_and_the_path_survives_copies() -> None:
+    remedy = create_remedy(
+        "synth_fill",
+        synthesis={"effects": synthetic.ProfileSource(noise=False, blinks=False)},
+        calibration={"method": "flows"},
+    )
+    effects = remedy.data.recipe().effects
+    assert (effects.noise, effects.blinks, effects.head_motion) == (False, False, True)
+    placed = replace(
+        remedy.data, synthesis=replace(remedy.data.synthesis, effects=replace(effects, path="p"))
+    )
+    copied = replace(placed, strategy="minority")  # __post_init__ runs again
+    assert copied.recipe().effects == replace(effects, path="p")
+
+
+def test_the_folds_profile_drives_effects_motion_size_and_framing(
+    rows: list, tmp_path: Path
+) -> None:
+    tested = MANIFEST_SUBJECTS[3]
+    train = [r for r in rows if r.subject != tested]
+    fold = Fold(3, frozenset(MANIFEST_SUBJECTS) - {tested}, frozenset(), frozenset([tested]))
+    context = FoldContext(fold, train, [0] * len(train), CLASSES, tmp_path / "run" / "fold_03")
+    remedy = create_remedy(
+        "synth_fill",
+        synthesis={
+            "effects": {"head_motion": True},
+            "motion": {"apex_iod": "profile"},
+            "identities": {"framing": "profile"},
+            "device": "cpu",
+        },
+        calibration={"method": "flows", "groups": "fold", "apex_peak_iod": 0.05},
+    )
+    source = remedy.data.for_representation(ApexFlow(size=28))
+    assert source.recipe().effects.path is None  # set per fold
+    calibrated, found = source.calibrated(context)
+    assert found.path == tmp_path / "run" / "calibration" / "fold_03" / "profile.yaml"
+    assert found.profile.source["real_subjects"] == sorted(set(MANIFEST_SUBJECTS) - {tested})
+    recipe = calibrated.recipe()
+    assert recipe.effects.path == str(found.path)
+    assert np.allclose(recipe.framing_target(), found.profile.framing.target())
+    assert found.profile.apex_peak_iod.median == pytest.approx(0.05)
 
 
 # --------------------------------------------------------------------------- end to end
