@@ -269,7 +269,9 @@ def _train(composite: Path, tmp_path: Path, out: Path, *extra: str) -> None:
     assert mer_main(argv) == 0
 
 
-def test_loso_with_flow_calibration_per_group_end_to_end(composite: Path, tmp_path: Path) -> None:
+def test_loso_with_flow_calibration_per_group_end_to_end_reused_and_recomputed(
+    composite: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     _train(composite, tmp_path, out)
     groups = subject_groups(MANIFEST_SUBJECTS, 3, seed=0)
@@ -299,3 +301,12 @@ def test_loso_with_flow_calibration_per_group_end_to_end(composite: Path, tmp_pa
     assert {p: p.stat().st_mtime_ns for p in (out / "calibration").rglob("*")} == stamps
     rerun = json.loads((out / "results.json").read_text())["fold_data"]
     assert [e["calibration"]["made"] for e in rerun] == [False] * len(MANIFEST_SUBJECTS)
+
+    # a changed calibration setting (a new run configuration) recomputes every profile
+    _train(composite, tmp_path, out, "remedy.calibration.apex_peak_iod=0.05", "overwrite=true")
+    changed = json.loads((out / "results.json").read_text())["fold_data"]
+    made = {e["calibration"]["scope"] for e in changed if e["calibration"]["made"]}
+    assert made == {"group_0", "group_1", "group_2"}  # each once, then reused by its other folds
+    for path in (out / "calibration").glob("*/profile.yaml"):
+        assert path.stat().st_mtime_ns > stamps[path]
+        assert CalibrationProfile.load(path).source["apex_peak_anchor_iod"] == 0.05
