@@ -156,13 +156,24 @@ def templates_command(cfg: DictConfig) -> None:
 
 
 COMMANDS: dict[str, Command] = {
-    "env": Command("env", env_command, "show versions, devices and available backends"),
-    "generate": Command("generate", generate_command, "generate a balanced synthetic clip store"),
-    "preview": Command(
-        "preview", preview_command, "GIFs, contact sheet, sharpness and outside-face motion"
+    "env": Command(
+        "env", env_command, "show versions, devices and available backends", run_dir=False
     ),
-    "stats": Command("stats", stats_command, "class histogram, durations and intensities"),
-    "templates": Command("templates", templates_command, "print the AU template bank"),
+    "generate": Command(
+        "generate", generate_command, "generate a balanced synthetic clip store", resumable=True
+    ),
+    "preview": Command(
+        "preview",
+        preview_command,
+        "GIFs, contact sheet, sharpness and outside-face motion",
+        run_dir=False,
+    ),
+    "stats": Command(
+        "stats", stats_command, "class histogram, durations and intensities", run_dir=False
+    ),
+    "templates": Command(
+        "templates", templates_command, "print the AU template bank", run_dir=False
+    ),
     "calibrate": Command(
         "calibrate", calibrate_command, "measure a real dataset into a calibration profile"
     ),
@@ -170,6 +181,7 @@ COMMANDS: dict[str, Command] = {
         "calibrate_adversarial",
         calibrate_adversarial_command,
         "search realism settings until a domain classifier cannot tell synthetic from real",
+        resumable=True,
     ),
     "realism": Command(
         "realism", realism_command, "report the synthetic-to-real gap (domain classifier test)"
