@@ -114,13 +114,16 @@ def preview_command(cfg: DictConfig) -> None:
 
 
 def stats_command(cfg: DictConfig) -> None:
-    """Print per-class statistics of a store and plot its class histogram and timings."""
+    """Print per-class statistics and AU frequencies of a store and plot its class histogram and
+    timings."""
     from pathlib import Path
 
-    from mesynth.evaluation.stats import plot_stats, store_table, summarize
+    from mesynth.evaluation.stats import au_frequencies, plot_stats, store_table, summarize
 
     table = store_table(cfg.store)
     print(summarize(table).round(2).to_string())
+    print("\nAU frequencies (% of each class's clips)")
+    print(au_frequencies(table).round(0).astype(int).to_string())
     out = cfg.out_dir or Path(cfg.store) / "stats"
     print("\n".join(str(p) for p in plot_stats(table, out)))
 
@@ -169,7 +172,10 @@ COMMANDS: dict[str, Command] = {
         run_dir=False,
     ),
     "stats": Command(
-        "stats", stats_command, "class histogram, durations and intensities", run_dir=False
+        "stats",
+        stats_command,
+        "clips per class, AU frequencies, durations and intensities",
+        run_dir=False,
     ),
     "templates": Command(
         "templates", templates_command, "print the AU template bank", run_dir=False
