@@ -33,6 +33,12 @@ NOT_LINKED = frozenset(
     {".git", ".venv", "outputs", ".cache", "site", "demo_out", "study_out", ".pytest_cache"}
 )
 
+#: shell commands a block may only show, never run here: they install into the environment the
+#: tests run in (``make`` targets create or update ``.venv``) or run the suite itself.
+_UNSAFE = re.compile(
+    r"(^|[;&|(]\s*|\s)(make\s|pip\s+install|scripts/setup_venv\.sh|git\s+clone|pytest\b)",
+    re.MULTILINE,
+)
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*skip\s*:(?P<reason>.*?)-->\s*$")
 
@@ -115,6 +121,13 @@ def parse_blocks(text: str, page: str) -> list[DocBlock]:
         )
         if block.skip is not None and not block.runs:
             raise DocBlockError(f"{block.name}: skip marker before a block that is never run")
+        if block.skip is None and block.language in SHELL_LANGUAGES:
+            unsafe = _UNSAFE.search(block.code)
+            if unsafe:
+                raise DocBlockError(
+                    f"{block.name}: runs {unsafe.group(2).strip()!r}, which installs into the "
+                    "tests' environment or runs the suite; mark it <!-- skip: <reason> -->"
+                )
         blocks.append(block)
         marker = None
         i += 1

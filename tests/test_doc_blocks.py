@@ -60,11 +60,22 @@ def test_blocks_are_found_with_language_indent_and_skip_reason() -> None:
         ("<!-- skip: gpu -->\n```text\nx\n```\n", "docs/p.md:2: skip marker before a block"),
         ("<!-- skip: gpu -->\nsome prose\n```bash\nx\n```\n", "docs/p.md:1: skip marker not"),
         ("text\n<!-- skip: gpu -->\n", "docs/p.md:2: skip marker not followed by a block"),
+        ("```bash\nmake demo\n```\n", "docs/p.md:1: runs 'make', which installs"),
+        ("```bash\ncd x && pip install -e .\n```\n", "docs/p.md:1: runs 'pip install'"),
+        ("```sh\nbash scripts/setup_venv.sh .venv\n```\n", "runs 'scripts/setup_venv.sh'"),
+        ("```bash\necho\ngit clone u x\n```\n", "docs/p.md:1: runs 'git clone'"),
     ],
 )
 def test_malformed_pages_are_named(text: str, message: str) -> None:
     with pytest.raises(DocBlockError, match=message):
         parse_blocks(text, "docs/p.md")
+
+
+def test_commands_that_install_are_allowed_when_skipped_or_in_prose() -> None:
+    text = "<!-- skip: the suite itself -->\n```bash\nmake test\n```\n\n```bash\nmesynth env\n```\n"
+    blocks = parse_blocks(text, "docs/p.md")
+    assert [b.skip for b in blocks] == ["the suite itself", None]
+    parse_blocks("```text\nmake demo\n```\n", "docs/p.md")  # shown, never run
 
 
 def _repo(tmp_path: Path, pages: dict[str, str]) -> Path:
