@@ -7,9 +7,11 @@ itself) are reported as skipped with that reason. Run one page with
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.doc_blocks import DocBlock, DocRunner, collect
 
@@ -27,3 +29,15 @@ def test_doc_block_runs_as_written(block: DocBlock, runner: DocRunner) -> None:
     if block.skip is not None:
         pytest.skip(f"{block.name}: {block.skip}")
     runner.run(block)
+
+
+def test_admonitions_render_as_notes_with_the_sites_extensions() -> None:
+    markdown = pytest.importorskip("markdown")
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    listed = [e if isinstance(e, str) else next(iter(e)) for e in config["markdown_extensions"]]
+    pages = [p for p in (ROOT / "docs").rglob("*.md") if re.search(r"^!!! ", p.read_text(), re.M)]
+    assert pages  # docs/mesynth/generate.md's "Convention" note at least
+    for page in pages:
+        html = markdown.markdown(page.read_text(), extensions=["fenced_code", "tables", *listed])
+        assert "!!! " not in html, page
+        assert '<div class="admonition note">' in html, page
