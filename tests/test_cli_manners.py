@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mesynth.cli.app import Command
+from mesynth.cli.app import Command, with_overrides
 from mesynth.cli.main import main as mesynth_main
 from recognizer.cli import main as mer_main
 from tests.recognizer.test_experiment_cli import blob_store
@@ -189,3 +189,25 @@ def test_ctrl_c_of_a_command_that_cannot_resume_says_only_interrupted(
     monkeypatch.chdir(tmp_path)
     assert mesynth_main(["stats"]) == 130
     assert capsys.readouterr().err == "mesynth: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], ["X"]),
+        (["a=1", "b=2"], ["a=1", "b=2", "X"]),
+        (["--cfg", "job"], ["X", "--cfg", "job"]),
+        (["a=1", "--cfg", "job"], ["a=1", "X", "--cfg", "job"]),
+        (["--cfg", "job", "a=1"], ["--cfg", "job", "a=1", "X"]),
+        (["-cn", "other", "--multirun", "a=1,2"], ["-cn", "other", "--multirun", "a=1,2", "X"]),
+    ],
+)
+def test_added_overrides_join_the_users_own(args: list[str], expected: list[str]) -> None:
+    assert with_overrides(args, ["X"]) == expected
+
+
+def test_cfg_job_prints_the_config_and_writes_nothing(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert mesynth_main(["templates", "--cfg", "job", "scheme=megc3"]) == 0
+    assert "scheme: megc3" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []

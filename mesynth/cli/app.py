@@ -174,6 +174,33 @@ def resume_hint(cfg: DictConfig) -> str:
     return "rerun the same command to resume"
 
 
+#: Hydra's flags that take a value (the next argument is that value, not an override).
+_VALUE_FLAGS = frozenset(
+    {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
+    | {"--config-dir", "-cd", "--experimental-rerun"}
+)
+
+
+def with_overrides(args: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``args`` with the overrides ``extra`` placed next to the user's own overrides.
+
+    Hydra's parser takes the overrides as one run of positional arguments, so an override
+    appended after a flag (``--cfg job hydra.job.name=x``) would be "unrecognized": ``extra``
+    goes right after the last override of ``args`` (before the flags when there is none).
+    """
+    args = list(args)
+    last = -1
+    i = 0
+    while i < len(args):
+        if args[i] in _VALUE_FLAGS:
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            last = i
+        i += 1
+    return [*args[: last + 1], *extra, *args[last + 1 :]]
+
+
 def user_error_message(
     error: BaseException, user_errors: tuple[type[BaseException], ...]
 ) -> str | None:
@@ -248,7 +275,8 @@ def run_command(
         return 0
     if not command.run_dir:
         # nothing to keep: no run folder, no copy of the config, no log file
-        rest = [*rest, "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+        quiet = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+        rest = with_overrides(rest, quiet)
 
     caught: list[str] = []
     interrupted: list[str] = []
@@ -267,7 +295,7 @@ def run_command(
 
     task.__name__ = f"{prog}_{name}"
     saved, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    sys.argv = [f"{prog} {name}", *rest, f"hydra.job.name={prog}_{name}"]
+    sys.argv = [f"{prog} {name}", *with_overrides(rest, [f"hydra.job.name={prog}_{name}"])]
     # Hydra prints its own report and exits 1 unless HYDRA_FULL_ERROR is set; with it set the
     # error reaches this function, which decides how to show it.
     os.environ["HYDRA_FULL_ERROR"] = "1"
