@@ -102,6 +102,10 @@ def test_a_command_that_writes_still_keeps_its_run_folder(tmp_path) -> None:
     assert [p.name for p in work.iterdir()] == ["outputs"]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(cmd: list[str], cwd: Path, ready: str, timeout: float = 120.0):
     """Start ``cmd`` in its own process group, wait for a stdout line containing ``ready``,
     then press Ctrl-C (SIGINT to the whole group, workers included)."""
@@ -113,6 +117,9 @@ def _interrupt(cmd: list[str], cwd: Path, ready: str, timeout: float = 120.0):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # a shell's background job ignores SIGINT and its children inherit that; a terminal's
+        # foreground command does not
+        preexec_fn=_default_sigint,
     )
     seen: list[str] = []
     deadline = time.monotonic() + timeout
