@@ -15,7 +15,8 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m recognizer.demo
 
-# The imbalance study on a synthetic stand-in target (<= 30 min on 2 CPU cores): rewrites
+# The imbalance study on a synthetic stand-in target (budget: 30 min on 2 CPU cores; last
+# measured at 11 min, see docs/study.md): rewrites
 # docs/study.md and docs/img/study/.
 study: $(STAMP)
 	$(PY) -m recognizer.study --out study_out --docs docs/study.md

@@ -264,15 +264,26 @@ class CollectResults(Callback):
 
 
 COMMANDS: dict[str, Command] = {
-    "env": Command("env", env_command, "show versions, devices and available backends"),
-    "prepare": Command(
-        "prepare", prepare_command, "load a dataset, report it, preprocess it into the cache"
+    "env": Command(
+        "env", env_command, "show versions, devices and available backends", run_dir=False
     ),
-    "train": Command("train", train_command, "train and test a model under a protocol"),
+    "prepare": Command(
+        "prepare",
+        prepare_command,
+        "load a dataset, report it, preprocess it into the cache",
+        resumable=True,
+    ),
+    "train": Command(
+        "train", train_command, "train and test a model under a protocol", resumable=True
+    ),
     "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
     "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),
     "experiment": Command(
-        "experiment", experiment_command, "grid of model × remedy × protocol × seed (multirun)"
+        "experiment",
+        experiment_command,
+        "grid of model × remedy × protocol × seed (multirun)",
+        resumable=True,
+        groups=("experiment",),
     ),
     "experiment-report": Command(
         "experiment_report", experiment_report_command, "collect a grid into tables and plots"

@@ -114,3 +114,18 @@ def test_hydra_leaves_working_directory_alone() -> None:
 
 def test_config_dir_is_the_repository_folder() -> None:
     assert CONFIG_DIR == Path(__file__).resolve().parents[1] / "mesynth" / "configs"
+
+
+@pytest.mark.parametrize("plan", ["fill", "ratio", "sampling_strategy"])
+def test_real_counts_of_a_plan_are_given_on_the_command_line(plan: str) -> None:
+    """`mesynth.plan.real_counts='{...}'` replaces the option's empty default (a `{}` default
+    refused every key: "Could not override")."""
+    GlobalHydra.instance().clear()
+    counts = "mesynth.plan.real_counts={happiness: 30, surprise: 25, fear: 4}"
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("generate", overrides=[f"mesynth/plan={plan}", counts])
+    made = instantiate(cfg.mesynth.plan, _convert_="all")(seed=0)
+    assert sum(made.counts.values()) > 0
+    assert made.counts["fear"] >= made.counts["surprise"] >= made.counts["happiness"]
+    if plan == "fill":
+        assert made.counts == {"happiness": 0, "surprise": 5, "fear": 26}

@@ -2,7 +2,13 @@
 
 Hydra has no sub-commands, so the first argument picks a primary config in ``mesynth/configs/`` and
 the task function; the remaining arguments go to Hydra unchanged (overrides, ``--help``,
-``--multirun``, ``--cfg job``).
+``--multirun``, ``--cfg job``). ``COMMAND --help`` is answered here, from the command's own
+config: its groups (read from its defaults list) and its composed config, never the other
+tool's groups.
+
+Commands that write nothing under ``outputs/`` (``run_dir=False``: ``env``, ``templates``,
+``stats``, ``preview``) run without a Hydra run folder or log file. Ctrl-C prints one line,
+``<prog>: interrupted`` (with how to resume for resumable commands) and exits with 130.
 
 A user error (a bad override or config value, a missing file, a release or store that cannot be
 read: :data:`CONFIG_ERRORS` plus the types each command line passes) prints one line,
@@ -18,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from hydra.errors import HydraException, InstantiationException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -34,11 +41,26 @@ CONFIG_ERRORS: tuple[type[BaseException], ...] = (
 @dataclass(frozen=True)
 class Command:
     """One sub-command: its primary config (``mesynth/configs/<config_name>.yaml``) and task
-    function."""
+    function.
+
+    Attributes:
+        config_name: the primary config's file name without ``.yaml``.
+        run: the task function, called with the composed config.
+        summary: one line for the usage text.
+        run_dir: ``False`` for commands that write nothing under ``paths.output_root``: no
+            Hydra run folder, no ``.hydra/`` copy of the config, no log file.
+        resumable: rerunning the command continues an interrupted run (the Ctrl-C message
+            says how).
+        groups: optional groups the command takes with ``+group=option`` besides those of its
+            defaults list (``mer experiment +experiment=dfme_remedies``).
+    """
 
     config_name: str
     run: Callable[[DictConfig], object]
     summary: str
+    run_dir: bool = True
+    resumable: bool = False
+    groups: tuple[str, ...] = ()
 
 
 def config_dir() -> Path:
@@ -57,21 +79,126 @@ def config_dir() -> Path:
     return path
 
 
-def config_groups() -> list[str]:
-    """Names of the config groups (sub-folders of ``mesynth/configs/`` holding YAML files)."""
+def _defaults_list(path: Path) -> list[object]:
+    """The ``defaults`` list of one config file (empty when it has none)."""
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return list(data.get("defaults") or []) if isinstance(data, dict) else []
+
+
+def _groups_in(root: Path, config: Path, parent: str, found: set[str]) -> None:
+    """Add to ``found`` the groups named in ``config``'s defaults list, following each chosen
+    option's own defaults (relative to its group, as Hydra reads them)."""
+    for entry in _defaults_list(config):
+        if not isinstance(entry, dict):
+            continue
+        for key, option in entry.items():
+            name = str(key).split()[-1]  # "override recipe/effects", "optional x"
+            group = name[1:] if name.startswith("/") else "/".join(filter(None, [parent, name]))
+            if group == "hydra" or not (root / group).is_dir() or group in found:
+                continue
+            found.add(group)
+            if isinstance(option, str):
+                _groups_in(root, root / group / f"{option}.yaml", group, found)
+
+
+def command_groups(command: Command) -> list[str]:
+    """The config groups one command composes from: those of its primary config's defaults list
+    (recursively) plus :attr:`Command.groups`. Hydra's own ``hydra`` node is left out."""
     root = config_dir()
-    return sorted(
-        p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.yaml")) and p.name != "hydra"
-    )
+    found: set[str] = set(command.groups)
+    _groups_in(root, root / f"{command.config_name}.yaml", "", found)
+    return sorted(found)
+
+
+def config_groups(commands: dict[str, Command]) -> list[str]:
+    """The config groups of a set of commands (one tool): the union of :func:`command_groups`."""
+    return sorted({g for command in commands.values() for g in command_groups(command)})
 
 
 def usage(prog: str, commands: dict[str, Command]) -> str:
+    """The text of ``<prog> --help``: the commands and the tool's own config groups."""
     lines = [f"usage: {prog} COMMAND [hydra overrides...] [--help]", "", "commands:"]
     width = max(len(name) for name in commands)
     lines += [f"  {name.ljust(width)}  {cmd.summary}" for name, cmd in commands.items()]
-    lines += ["", "config groups (mesynth/configs/): " + ", ".join(config_groups())]
+    lines += ["", f"config groups of {prog}: " + ", ".join(config_groups(commands))]
     lines += [f"'{prog} COMMAND --help' shows that command's config and its groups."]
     return "\n".join(lines)
+
+
+def command_help(prog: str, name: str, command: Command, overrides: Sequence[str]) -> str:
+    """The text of ``<prog> <name> --help``: the command's groups with their options and its
+    config composed with ``overrides`` (interpolations left as written).
+
+    Raises:
+        HydraException: an override names an unknown group, option or key.
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    root = config_dir()
+    with initialize_config_dir(config_dir=str(root), version_base=None, job_name=name):
+        cfg = compose(config_name=command.config_name, overrides=list(overrides))
+    lines = [f"{prog} {name}: {command.summary}", "", "== Configuration groups =="]
+    lines += ["Compose your configuration from those groups (group=option)", ""]
+    for group in command_groups(command):
+        options = sorted(p.stem for p in (root / group).glob("*.yaml"))
+        prefix = "+" if group in command.groups else ""
+        lines.append(f"{prefix}{group}: {', '.join(options)}")
+    lines += ["", "== Config ==", "Override anything in the config (foo.bar=value)", ""]
+    lines += [OmegaConf.to_yaml(cfg).rstrip(), ""]
+    lines += ["Docs: docs/ (make docs). Hydra's own options: --hydra-help."]
+    return "\n".join(lines)
+
+
+def resume_hint(cfg: DictConfig) -> str:
+    """How to resume the running Hydra job whose config is ``cfg``: the same command, pinned to
+    the job's folder when that folder is a new, time-stamped one (``out_dir`` under the run
+    folder, or the sweep folder of a multirun)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    given = [str(o) for o in (*hydra_cfg.overrides.task, *hydra_cfg.overrides.hydra)]
+    output_dir = Path(hydra_cfg.runtime.output_dir).resolve()
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        if any(o.startswith("hydra.sweep.dir=") for o in given):
+            return "rerun the same command to resume"
+        depth = len(Path(str(hydra_cfg.sweep.subdir)).parts)
+        sweep = output_dir.parents[depth - 1] if depth else output_dir
+        return f"rerun the same command with hydra.sweep.dir={sweep} to resume"
+    out_dir = cfg.get("out_dir")
+    if out_dir is not None and not any(o.startswith("out_dir=") for o in given):
+        resolved = Path(str(out_dir)).resolve()
+        if resolved == output_dir or output_dir in resolved.parents:
+            return f"rerun the same command with out_dir={out_dir} to resume"
+    return "rerun the same command to resume"
+
+
+#: Hydra's flags that take a value (the next argument is that value, not an override).
+_VALUE_FLAGS = frozenset(
+    {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
+    | {"--config-dir", "-cd", "--experimental-rerun"}
+)
+
+
+def with_overrides(args: Sequence[str], extra: Sequence[str]) -> list[str]:
+    """``args`` with the overrides ``extra`` placed next to the user's own overrides.
+
+    Hydra's parser takes the overrides as one run of positional arguments, so an override
+    appended after a flag (``--cfg job hydra.job.name=x``) would be "unrecognized": ``extra``
+    goes right after the last override of ``args`` (before the flags when there is none).
+    """
+    args = list(args)
+    last = -1
+    i = 0
+    while i < len(args):
+        if args[i] in _VALUE_FLAGS:
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            last = i
+        i += 1
+    return [*args[: last + 1], *extra, *args[last + 1 :]]
 
 
 def user_error_message(
@@ -118,7 +245,9 @@ def run_command(
             :data:`CONFIG_ERRORS`); anything else keeps its traceback.
 
     Returns:
-        0 on success, 2 on a user error (printed as ``<prog>: error: <message>`` on stderr).
+        0 on success, 2 on a user error (printed as ``<prog>: error: <message>`` on stderr),
+        130 when interrupted (Ctrl-C; ``<prog>: interrupted`` and, for resumable commands, how
+        to resume, on stderr).
     """
     import hydra
 
@@ -134,11 +263,28 @@ def run_command(
         print(f"{prog}: unknown command {name!r}; known commands: {known}", file=sys.stderr)
         return 2
     command = commands[name]
+    if any(a in ("-h", "--help") for a in rest):
+        overrides = [a for a in rest if a not in ("-h", "--help")]
+        try:
+            print(command_help(prog, name, command, overrides))
+        except CONFIG_ERRORS as error:
+            if debug:
+                raise
+            print(f"{prog}: error: {user_error_message(error, ())}", file=sys.stderr)
+            return 2
+        return 0
+    if not command.run_dir:
+        # nothing to keep: no run folder, no copy of the config, no log file
+        quiet = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+        rest = with_overrides(rest, quiet)
 
     caught: list[str] = []
+    interrupted: list[str] = []
 
     def task(cfg: DictConfig) -> None:
         # a user error is caught here, before Hydra logs its own report of a failed job
+        if command.resumable:
+            interrupted.append(resume_hint(cfg))
         try:
             command.run(cfg)
         except Exception as error:
@@ -149,7 +295,7 @@ def run_command(
 
     task.__name__ = f"{prog}_{name}"
     saved, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-    sys.argv = [f"{prog} {name}", *rest, f"hydra.job.name={prog}_{name}"]
+    sys.argv = [f"{prog} {name}", *with_overrides(rest, [f"hydra.job.name={prog}_{name}"])]
     # Hydra prints its own report and exits 1 unless HYDRA_FULL_ERROR is set; with it set the
     # error reaches this function, which decides how to show it.
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -160,6 +306,12 @@ def run_command(
         if caught:
             print(f"{prog}: error: {caught[0]}", file=sys.stderr)
             return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        hint = f"; {interrupted[-1]}" if interrupted else ""
+        print(f"{prog}: interrupted{hint}", file=sys.stderr)
+        return 130
     except Exception as error:
         message = None if debug else user_error_message(error, user_errors)
         if message is None:

@@ -119,13 +119,16 @@ def preview_command(cfg: DictConfig) -> None:
 
 
 def stats_command(cfg: DictConfig) -> None:
-    """Print per-class statistics of a store and plot its class histogram and timings."""
+    """Print per-class statistics and AU frequencies of a store and plot its class histogram and
+    timings."""
     from pathlib import Path
 
-    from mesynth.evaluation.stats import plot_stats, store_table, summarize
+    from mesynth.evaluation.stats import au_frequencies, plot_stats, store_table, summarize
 
     table = store_table(cfg.store)
     print(summarize(table).round(2).to_string())
+    print("\nAU frequencies (% of each class's clips)")
+    print(au_frequencies(table).round(0).astype(int).to_string())
     out = cfg.out_dir or Path(cfg.store) / "stats"
     print("\n".join(str(p) for p in plot_stats(table, out)))
 
@@ -161,13 +164,27 @@ def templates_command(cfg: DictConfig) -> None:
 
 
 COMMANDS: dict[str, Command] = {
-    "env": Command("env", env_command, "show versions, devices and available backends"),
-    "generate": Command("generate", generate_command, "generate a balanced synthetic clip store"),
-    "preview": Command(
-        "preview", preview_command, "GIFs, contact sheet, sharpness and outside-face motion"
+    "env": Command(
+        "env", env_command, "show versions, devices and available backends", run_dir=False
     ),
-    "stats": Command("stats", stats_command, "class histogram, durations and intensities"),
-    "templates": Command("templates", templates_command, "print the AU template bank"),
+    "generate": Command(
+        "generate", generate_command, "generate a balanced synthetic clip store", resumable=True
+    ),
+    "preview": Command(
+        "preview",
+        preview_command,
+        "GIFs, contact sheet, sharpness and outside-face motion",
+        run_dir=False,
+    ),
+    "stats": Command(
+        "stats",
+        stats_command,
+        "clips per class, AU frequencies, durations and intensities",
+        run_dir=False,
+    ),
+    "templates": Command(
+        "templates", templates_command, "print the AU template bank", run_dir=False
+    ),
     "calibrate": Command(
         "calibrate", calibrate_command, "measure a real dataset into a calibration profile"
     ),
@@ -175,6 +192,7 @@ COMMANDS: dict[str, Command] = {
         "calibrate_adversarial",
         calibrate_adversarial_command,
         "search realism settings until a domain classifier cannot tell synthetic from real",
+        resumable=True,
     ),
     "calibrate-flows": Command(
         "calibrate_flows",

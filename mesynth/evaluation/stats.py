@@ -1,4 +1,5 @@
-"""Statistics of a clip store: class counts, durations, AU intensities (table and figures)."""
+"""Statistics of a clip store: class counts, durations, AU frequencies and intensities (tables
+and figures)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mesynth.generation.store import StoreError, iter_manifest
+from mesynth.labels.au import parse_aus
 
 
 def store_table(root: str | Path) -> pd.DataFrame:
@@ -50,6 +52,27 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         onset_to_apex_ms=("onset_to_apex_ms", "mean"),
         mean_intensity=("mean_intensity", "mean"),
     )
+
+
+def au_frequencies(table: pd.DataFrame) -> pd.DataFrame:
+    """Per class (rows) and AU (columns ``AU<code>``, by code): the percentage of the class's
+    clips whose ``aus`` contain that AU (either side); AUs no clip uses are left out.
+
+    Args:
+        table: :func:`store_table`'s rows (``label`` and ``aus`` are used).
+
+    Returns:
+        Percentages in 0..100, one row per class in sorted order.
+    """
+    codes = [set(parse_aus(aus).codes) for aus in table["aus"]]
+    present = sorted(set().union(*codes))
+    flags = pd.DataFrame(
+        [[code in row for code in present] for row in codes],
+        columns=[f"AU{code}" for code in present],
+        index=table.index,
+        dtype=float,
+    )
+    return 100.0 * flags.groupby(table["label"]).mean()
 
 
 def plot_stats(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:

@@ -300,6 +300,12 @@ def test_cli_generate_preview_and_stats(tmp_path, capsys) -> None:
     assert main(["stats", f"store={store}", *common]) == 0
     out = capsys.readouterr().out
     assert "happiness" in out and "duration_ms" in out
+    assert "AU frequencies (% of each class's clips)" in out
+    happiness = next(
+        line for line in out.split("AU frequencies")[1].splitlines() if "happiness" in line
+    )
+    aus = [set(r["aus"].split("+")) for r in rows if r["label"] == "happiness"]
+    assert "100" in happiness.split() and all(any("12" in a for a in au) for au in aus)
     histogram = cv2.imread(str(store / "stats" / "class_histogram.png"))
     assert histogram.shape == (352, 693, 3)  # 7 classes x 0.9 in wide, 3.2 in high, 110 dpi
     tab_blue = np.abs(histogram.astype(int) - [180, 119, 31]).sum(-1) < 10  # BGR bars
