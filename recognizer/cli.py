@@ -163,13 +163,16 @@ def train_command(cfg: DictConfig) -> None:
 
     from recognizer.experiment import run_protocol
     from recognizer.report import markdown_table, results_table
+    from recognizer.train import distributed_env
 
     samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    print(
-        f"results: {cfg.out_dir}\n"
-        f"(if this run is interrupted, the same command with out_dir={cfg.out_dir} resumes it)"
-    )
+    first = distributed_env()[0] == 0  # under torchrun, rank 0 speaks for the run
+    if first:
+        print(
+            f"results: {cfg.out_dir}\n"
+            f"(if this run is interrupted, the same command with out_dir={cfg.out_dir} resumes it)"
+        )
     run_protocol(
         samples,
         labels,
@@ -189,7 +192,8 @@ def train_command(cfg: DictConfig) -> None:
             "input": asdict(input_config),
         },
     )
-    print(markdown_table(results_table([cfg.out_dir])))
+    if first:
+        print(markdown_table(results_table([cfg.out_dir])))
 
 
 def evaluate_command(cfg: DictConfig) -> None:

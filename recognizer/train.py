@@ -524,6 +524,7 @@ class Trainer:
                     module, self._batches(train_set, held, order, epoch), epoch
                 )
                 self.scheduler.step()
+                self._sync_buffers()
                 self._after_epoch(record, val_set, held_val)
         if self._saved_epoch != self.state.epoch:
             self._save(self.checkpoint(), "last.pt")
@@ -602,7 +603,24 @@ class Trainer:
             total += float(loss.detach()) * len(y)
             count += len(y)
             bar.set_postfix(loss=f"{total / count:.4f}")
+        if self.world_size > 1:  # the epoch's loss over every rank's samples, as one process
+            sums = torch.tensor([total, float(count)], dtype=torch.float64)
+            dist.all_reduce(sums)
+            total, count = float(sums[0]), int(sums[1])
         return total / max(count, 1)
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm running statistics).
+
+        DDP broadcasts buffers at the start of each forward pass, so after an epoch's last step
+        every rank holds running statistics updated from its own last batch. Without this,
+        ranks would validate and predict with different models (and could disagree on early
+        stopping, leaving one rank waiting for the other).
+        """
+        if self.world_size == 1:
+            return
+        for buffer in self.model.buffers():
+            dist.broadcast(buffer.data, src=0)
 
     def _after_epoch(
         self, record: dict[str, float], val_set: Dataset | None, held_val: InMemoryData | None
