@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobStatus
@@ -105,3 +106,32 @@ def test_a_grid_runs_as_submitit_jobs_and_is_collected(tmp_path) -> None:
     assert (here / "predictions.csv").read_text() == (cell / "predictions.csv").read_text()
     pooled = [json.loads((p / "results.json").read_text())["pooled"] for p in (here, cell)]
     assert pooled[0] == pooled[1]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:fold .* training data lacks classes")
+def test_a_job_of_two_tasks_trains_as_one_ddp_run(tmp_path) -> None:
+    """``tasks_per_node=2``: the job's two tasks are the two ranks of one run (batch 4 each),
+    which equals one process with batch 8 (no batch statistics: ``norm_layer=Identity``)."""
+    store = blob_store(tmp_path / "store")
+    sweep = tmp_path / "sweep"
+    cell = [f"data.loader.root={store}", *CELL, "+model.norm_layer={_target_:torch.nn.Identity,"
+            "_partial_:true}", "remedy=class_uniform", "trainer.epochs=3"]  # fmt: skip
+    run([*MER, "experiment", *cell, "trainer.batch_size=4", "seed=0",
+         "hydra/launcher=slurm_local", "hydra.launcher.tasks_per_node=2",
+         f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep}"])  # fmt: skip
+    (job,) = (p for p in (sweep / ".submitit").iterdir() if p.name.isdigit())
+    logs = [(job / f"{job.name}_{task}_log.out").read_text() for task in (0, 1)]
+    assert "results: " in logs[0] and "results: " not in logs[1]  # rank 0 speaks, rank 1 not
+    assert "fold 2/2" in logs[0]
+
+    here = tmp_path / "here"
+    assert mer_main(["train", *cell, "trainer.batch_size=8", f"paths.root_dir={tmp_path}",
+                     f"out_dir={here}"]) == 0  # fmt: skip
+    ran = sweep / "r3d18/kfold/class_uniform/seed0"
+    assert (ran / "predictions.csv").read_text() == (here / "predictions.csv").read_text()
+    for fold in ("fold_00", "fold_01"):
+        a = torch.load(ran / fold / "last.pt", weights_only=True)["model"]
+        b = torch.load(here / fold / "last.pt", weights_only=True)["model"]
+        for key, value in b.items():
+            torch.testing.assert_close(a[key], value, rtol=0, atol=1e-5)
