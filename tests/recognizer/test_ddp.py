@@ -18,12 +18,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from mesynth.generation.store import read_manifest_rows
 from recognizer.cli import main as mer_main
 from tests.distributed import ROOT, child_env, run, torchrun, worker_pids
 from tests.recognizer.test_experiment_cli import blob_store
@@ -200,3 +202,62 @@ def test_ranks_agree_write_once_and_split_class_uniform_draws(tmp_path) -> None:
         merged = [i for pair in zip(*seen, strict=True) for i in pair]
         assert merged == draw  # every draw once, over both ranks
         assert len(set(draw)) < len(draw)  # with replacement: the check above is not trivial
+
+
+SYNTH_SCRIPT = """
+import dataclasses, json, sys
+from pathlib import Path
+import torch
+from mesynth.face.identities import load_identities
+from mesynth.generation.balance import BalancePlan
+from mesynth.generation.pipeline import generate
+from mesynth.motion.au_basis import MotionModel
+from mesynth.motion.timing import TimingSampler
+from mesynth.templates.bank import TemplateBank
+from recognizer.datasets import load
+from recognizer.protocols import Fold
+from recognizer.remedies import FoldContext, create_remedy
+from recognizer.train import init_distributed
+
+NAMES = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
+out, world = Path(sys.argv[1]), len(sys.argv) > 2
+rank = init_distributed(torch.device("cpu"))[0] if world else 0
+real = out / f"real_{rank}"  # each process its own unsharded copy of a small 'real' set
+faces = load_identities("builtin", size=16, cache_dir=out / f"lm_{rank}")
+generate(faces, TemplateBank.expert("dfme7"), MotionModel.expert(0.05), TimingSampler(),
+         BalancePlan({"happiness": 4, "surprise": 2}, seed=7), real, num_frames=4,
+         device="cpu", progress=False, rank=0, world_size=1)
+samples = [dataclasses.replace(s, dataset="t", subject=f"t/{s.identity}")
+           for s in load("mesynth", real).samples]
+labels = [NAMES.index(s.emotion) for s in samples]
+subjects = sorted({s.subject for s in samples})
+fold = Fold(0, frozenset(subjects[:-1]), frozenset(), frozenset(subjects[-1:]))
+keep = [i for i, s in enumerate(samples) if s.subject in fold.train_subjects]
+context = FoldContext(fold, [samples[i] for i in keep], [labels[i] for i in keep], NAMES,
+                      out / "fold", 0)
+synthesis = {"scheme": "dfme7", "templates": {"sources": ["expert"]}, "size": 16,
+             "identities": {"cache_dir": str(out / f"lm_{rank}")},
+             "frames": {"num_frames": 4}, "device": "cpu"}
+remedy = create_remedy("synth_only", synthesis=synthesis, cache_dir=str(out / "cache"),
+                       n_per_class=3)
+data = remedy.fold_data(context)
+(out / f"train_{rank}.json").write_text(json.dumps(
+    {"clips": [s.clip for s in data.train], "labels": list(data.train_labels)}))
+"""
+
+
+def test_a_synthetic_remedy_renders_one_store_over_the_ranks(tmp_path) -> None:
+    """Under DDP the pool is rendered in two shards; both ranks then train on the whole merged
+    store, the same clips as a single process renders."""
+    script = tmp_path / "synth_two_ranks.py"
+    script.write_text(SYNTH_SCRIPT)
+    run(torchrun([str(script), str(tmp_path / "ddp"), "ddp"]))
+    run([sys.executable, str(script), str(tmp_path / "one")])
+    ranks = [json.loads((tmp_path / "ddp" / f"train_{r}.json").read_text()) for r in (0, 1)]
+    single = json.loads((tmp_path / "one" / "train_0.json").read_text())
+    assert len(single["clips"]) == 7 * 3
+    assert ranks[0] == ranks[1] == single
+    (store,) = (tmp_path / "ddp" / "cache").glob("*/manifest.rank1.csv")
+    assert len(read_manifest_rows(store)) == 10  # rank 1 rendered clips 1, 3, ..., 19
+    (one,) = (tmp_path / "one" / "cache").glob("*/manifest.csv")
+    assert (store.parent / "manifest.csv").read_bytes() == one.read_bytes()
