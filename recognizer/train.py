@@ -499,6 +499,7 @@ class Trainer:
         last = self.out_dir / "last.pt" if self.out_dir is not None else None
         if cfg.resume and last is not None and last.is_file():
             self.load_checkpoint(last)
+            self._print_once(f"resumed from {last} at epoch {self.state.epoch}")
         else:
             torch.manual_seed(derive_seed(cfg.seed, 1))
         if self.device.type == "cpu" and keep_freed_memory():

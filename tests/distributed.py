@@ -7,6 +7,7 @@ two workers share CI's two cores without oversubscribing them.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,27 +31,44 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def torchrun(args: Sequence[str], *, nproc: int = 2, max_restarts: int = 0) -> list[str]:
+def torchrun(args: Sequence[str], *, nproc: int = 2) -> list[str]:
     """The command line of ``torchrun --nproc_per_node=nproc`` on localhost running ``args``
     (e.g. ``["-m", "recognizer.cli", "train", ...]``)."""
     return [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
         "--nnodes=1", "--master_addr=127.0.0.1", f"--master_port={free_port()}",
-        f"--max_restarts={max_restarts}", "--monitor_interval=0.1", *args,
+        "--max_restarts=0", "--monitor_interval=0.1", *args,
     ]  # fmt: skip
 
 
-def run(command: Sequence[str], timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run ``command`` in the repository root; raise with its output when it fails."""
-    done = subprocess.run(
-        list(command), cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=timeout
-    )
-    if done.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(command)} exited {done.returncode}\n{done.stdout[-3000:]}\n"
-            f"{done.stderr[-6000:]}"
-        )
-    return done
+def start(command: Sequence[str]) -> subprocess.Popen:
+    """Start ``command`` in the repository root in a session of its own (so that
+    :func:`finish` can stop it with every process it started); stdout and stderr merged."""
+    return subprocess.Popen(
+        list(command), cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+    """Wait for ``proc`` and return its output; past ``timeout``, kill its whole session (no
+    worker is left behind) and fail with the output so far."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output = proc.communicate()[0]
+        raise AssertionError(f"{proc.args} ran past {timeout} s\n{output[-6000:]}") from None
+
+
+def run(command: Sequence[str], timeout: float = 240) -> str:
+    """Run ``command`` (as :func:`start`); return its output, or fail with it when the command
+    fails or runs past ``timeout``."""
+    proc = start(command)
+    output = finish(proc, timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {proc.returncode}\n{output[-6000:]}")
+    return output
 
 
 def worker_pids(parent: int, rank: int) -> list[int]:

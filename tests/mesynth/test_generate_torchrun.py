@@ -9,13 +9,12 @@ its unfinished clip: the same command again resumes it and the store is again by
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from mesynth.cli.main import main as mesynth_main
-from tests.distributed import ROOT, child_env, run, torchrun
+from tests.distributed import finish, run, start, torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -86,12 +85,9 @@ def test_a_killed_rank_resumes_and_the_store_is_byte_identical(single, tmp_path)
     out = tmp_path / "killed"
     script = tmp_path / "generate_kill_rank1.py"
     script.write_text(KILL_RANK1)
-    killed = subprocess.run(
-        torchrun([str(script), *_generate(out)]),
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert killed.returncode != 0  # torchrun reports the lost rank
-    assert "SIGKILL" in killed.stderr, killed.stderr[-3000:]
+    killed = start(torchrun([str(script), *_generate(out)]))
+    output = finish(killed)
+    assert killed.returncode != 0 and "SIGKILL" in output, output[-3000:]  # rank 1 was lost
     assert not (out / "manifest.csv").exists()  # nothing merged yet
     rank1 = (out / "manifest.rank1.csv").read_text().splitlines()
     assert len(rank1) == 1 + 3  # header + the 3 clips stored before the kill
@@ -99,7 +95,7 @@ def test_a_killed_rank_resumes_and_the_store_is_byte_identical(single, tmp_path)
     resumed = run(torchrun(["-m", "mesynth.cli", *_generate(out)]))
     # rank 1 skips its 3 stored clips and renders its other 4; rank 0 (7 clips) may have
     # finished before torchrun stopped it, or be resumed too
-    assert "clips: 4 written, 3 already there, 7 planned" in resumed.stdout, resumed.stdout
+    assert "clips: 4 written, 3 already there, 7 planned" in resumed, resumed
     files = {k: v for k, v in _files(out).items() if not BOOKKEEPING.match(k)}
     assert sorted(files) == sorted(single)
     for name, data in single.items():
