@@ -2,14 +2,16 @@
 
 * A tiny ``mer train`` under torchrun with batch 4 per rank equals the single-process run with
   batch 8 (the same global batch): the same predictions and pooled metrics, every weight within
-  1e-4 relative (float32 sums in another order; the gap grows with the steps). The model has no batch statistics (``norm_layer=Identity``) and no dropout: with
-  BatchNorm each rank normalises by its own 4 samples instead of all 8, which changes the
-  training itself (``docs/scale.md``), so no equality is claimed for it.
+  1e-4 relative (float32 sums in another order; the gap grows with the steps). The model has
+  no batch statistics (``norm_layer=Identity``) and no dropout: with BatchNorm each rank
+  normalises by its own 4 samples instead of all 8, which changes the training itself
+  (``docs/scale.md``), so no equality is claimed for it.
 * With BatchNorm, the ranks still end every epoch with the same model (rank 0's running
   statistics), so they validate alike; only rank 0 writes checkpoints; the class-uniform
   sampler gives each rank its half of one shared draw, no draw taken twice or skipped.
 * SIGKILL of rank 1 mid-training: torchrun stops the run; the same command again resumes both
   ranks from rank 0's ``last.pt`` and ends with the results of the uninterrupted run.
+* A synthetic remedy renders its pool in two shards; both ranks train on the merged store.
 """
 
 from __future__ import annotations
