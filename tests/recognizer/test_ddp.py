@@ -263,3 +263,52 @@ def test_a_synthetic_remedy_renders_one_store_over_the_ranks(tmp_path) -> None:
     assert len(read_manifest_rows(store)) == 10  # rank 1 rendered clips 1, 3, ..., 19
     (one,) = (tmp_path / "one" / "cache").glob("*/manifest.csv")
     assert (store.parent / "manifest.csv").read_bytes() == one.read_bytes()
+
+
+REFUSAL_SCRIPT = """
+import json, sys
+from pathlib import Path
+from recognizer.experiment import RunConfigError, run_protocol
+from recognizer.models import create_model
+from recognizer.protocols import create_protocol
+from recognizer.train import TrainerConfig, distributed_env
+from tests.recognizer.helpers import FakeSample, feature_factory
+
+out = Path(sys.argv[1])
+rank = distributed_env()[0]
+samples = [FakeSample("d", f"d/s{i % 4}", f"c{i}", feature=(float(i % 2), 0.0, 1.0))
+           for i in range(16)]
+labels = [i % 2 for i in range(16)]
+
+def attempt(folder, seed):
+    config = TrainerConfig(epochs=1, batch_size=4, lr=0.05, device="cpu", progress=False,
+                           threads=1, seed=seed)
+    try:
+        run_protocol(samples, labels, protocol=create_protocol("kfold", n_splits=2),
+                     dataset_factory=feature_factory,
+                     model_factory=lambda k: create_model("ststnet", k), remedy="none",
+                     trainer_config=config, out_dir=folder)
+    except RunConfigError as err:
+        return str(err)
+    return None
+
+messages = [attempt(out / f"rank{rank}", 0), attempt(out / "shared", 0),
+            attempt(out / "shared", 1)]
+(out / f"messages_{rank}.json").write_text(json.dumps(messages))
+"""
+
+
+def test_ranks_refuse_together(tmp_path) -> None:
+    """Ranks given different folders stop, all of them, saying to pin ``out_dir``; a folder
+    holding another configuration is refused on every rank, not only on rank 0 (which alone
+    reads it), so no rank is left waiting for the others."""
+    script = tmp_path / "refuse.py"
+    script.write_text(REFUSAL_SCRIPT)
+    run(torchrun([str(script), str(tmp_path)]))
+    messages = [json.loads((tmp_path / f"messages_{r}.json").read_text()) for r in (0, 1)]
+    assert messages[0] == messages[1]
+    different, same, other = messages[0]
+    assert "write to different folders" in different and "out_dir=" in different
+    assert same is None  # one folder: the run trains and finishes
+    assert "another configuration" in other and "trainer.seed" in other
+    assert not (tmp_path / "rank0").exists() and not (tmp_path / "rank1").exists()
