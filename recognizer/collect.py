@@ -6,10 +6,15 @@ Every ``results.json`` under the given folders is one run. :func:`collect` write
 - ``folds.csv``: one row per run and fold;
 - ``summary.csv``: one row per (model, protocol, remedy): mean and std over seeds of the pooled
   and the per-fold-mean metrics (std with ddof 0; 0 for a single seed);
-- ``report.md``: the summary as a Markdown table, then the figures: ``metrics.png`` (UF1/UAR
-  bars per remedy, error bars over seeds), ``class_distribution.png`` (training clips per class
-  before and after each remedy, from the folds' ``class_counts.json``) and one confusion matrix
-  per (model, protocol, remedy), summed over seeds.
+- ``per_class.csv``: one row per (model, protocol, remedy, class): support and the mean over
+  seeds of the pooled precision, recall and F1 (:func:`recognizer.report.per_class_table`);
+- ``report.md``: the summary as a Markdown table (``mean ± std`` cells only where there are
+  several seeds), then the figures: ``metrics.png`` (UF1/UAR bars per remedy labelled with their
+  values, error bars over seeds), ``class_distribution.png`` (training clips per class before
+  and after each remedy, from the folds' ``class_counts.json``), the per-class table and
+  ``per_class_f1_<model>_<protocol>.png``, one confusion matrix per (model, protocol, remedy)
+  summed over seeds, and ``curves_<model>_<protocol>_<remedy>.png``: the training curves of each
+  fold (``fold_XX/curves.csv``) of the first seed.
 """
 
 from __future__ import annotations
@@ -25,9 +30,13 @@ import pandas as pd
 from recognizer.report import (
     find_results,
     markdown_table,
+    per_class_table,
     plot_class_distributions,
     plot_confusion,
+    plot_curves,
     plot_metric_bars,
+    plot_per_class_f1,
+    read_curves,
 )
 
 METRIC_NAMES = ("UF1", "UAR", "ACC")
@@ -101,17 +110,64 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def mean_std(mean: float, std: float, seeds: int, digits: int = 4) -> str:
+    """``"mean ± std"`` over several seeds; only the mean for one seed (its std says nothing)."""
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if seeds > 1 else f"{mean:.{digits}f}"
+
+
 def _display(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary with ``mean ± std`` cells."""
+    """The summary with ``mean ± std`` cells (the mean alone for a single seed)."""
     table = summary[[*GROUP, "seeds", "N"]].copy()
     for metric in METRIC_NAMES:
         table[f"{metric} pooled"] = [
-            f"{m:.4f} ± {s:.4f}" for m, s in zip(summary[metric], summary[f"{metric} std"])
+            mean_std(m, s, n)
+            for m, s, n in zip(summary[metric], summary[f"{metric} std"], summary["seeds"])
         ]
     for metric in METRIC_NAMES:
         mean, std = summary[f"{metric} fold mean"], summary[f"{metric} fold mean std"]
-        table[f"{metric} per-fold"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std)]
+        table[f"{metric} per-fold"] = [
+            mean_std(m, s, n) for m, s, n in zip(mean, std, summary["seeds"])
+        ]
     return table
+
+
+def per_class_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, protocol, remedy, class): support and the mean over seeds of the
+    pooled precision, recall and F1; runs without per-class scores are skipped."""
+    rows = []
+    for key, group in runs.groupby(GROUP, sort=False):
+        tables = [per_class_table(Path(run) / "results.json") for run in group["run"]]
+        tables = [t for t in tables if t is not None]
+        if not tables:
+            continue
+        scores = np.mean([t[["precision", "recall", "F1"]].to_numpy() for t in tables], axis=0)
+        for i, name in enumerate(tables[0]["class"]):
+            rows.append(
+                {
+                    **dict(zip(GROUP, key)),
+                    "seeds": len(tables),
+                    "class": name,
+                    "support": int(tables[0]["support"].iloc[i]),
+                    "precision": float(scores[i, 0]),
+                    "recall": float(scores[i, 1]),
+                    "F1": float(scores[i, 2]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def per_class_display(table: pd.DataFrame) -> pd.DataFrame:
+    """One (model, protocol)'s per-class rows as a wide table: class, support, then precision,
+    recall and F1 of each remedy."""
+    remedies = list(dict.fromkeys(table["remedy"]))
+    first = table[table["remedy"] == remedies[0]]
+    wide = pd.DataFrame({"class": first["class"].to_numpy(), "support": first["support"]})
+    wide = wide.reset_index(drop=True)
+    for remedy in remedies:
+        part = table[table["remedy"] == remedy].reset_index(drop=True)
+        for column, short in (("precision", "P"), ("recall", "R"), ("F1", "F1")):
+            wide[f"{remedy} {short}"] = part[column]
+    return wide
 
 
 def class_distributions(runs: pd.DataFrame) -> dict[str, dict[str, list[int]]]:
@@ -144,14 +200,21 @@ def collect(
     out.mkdir(parents=True, exist_ok=True)
     runs, folds = runs_table(paths)
     summary = summary_table(runs)
+    classes = per_class_summary(runs)
     runs.to_csv(out / "runs.csv", index=False)
     folds.to_csv(out / "folds.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
+    classes.to_csv(out / "per_class.csv", index=False)
+    spread = (
+        "metrics as mean ± std over seeds"
+        if (summary["seeds"] > 1).any()
+        else "one seed per remedy, so no spread over seeds"
+    )
     lines = [
         f"# {title}",
         "",
-        f"{len(runs)} runs; metrics as mean ± std over seeds. *pooled*: computed once over "
-        "every fold's test predictions; *per-fold*: the mean over folds.",
+        f"{len(runs)} runs; {spread}. *pooled*: computed once over every fold's test "
+        "predictions; *per-fold*: the mean over folds.",
         "",
         markdown_table(_display(summary)),
         "",
@@ -169,6 +232,21 @@ def collect(
         )
         lines += ["## Training clips per class, before and after each remedy", ""]
         lines += [f"![class distributions]({png.name})", ""]
+    if len(classes):
+        lines += [
+            "## Per class: precision (P), recall (R) and F1",
+            "",
+            "Pooled over every fold's test predictions"
+            + (" (mean over seeds)" if (classes["seeds"] > 1).any() else "")
+            + "; *support*: test clips of the class.",
+            "",
+        ]
+        for (model, protocol), part in classes.groupby(["model", "protocol"], sort=False):
+            png = plot_per_class_f1(
+                part, out / f"per_class_f1_{model}_{protocol}.png", title=f"{model} / {protocol}"
+            )
+            lines += [f"### {model} / {protocol}", "", markdown_table(per_class_display(part), 3)]
+            lines += ["", f"![F1 per class, {model} / {protocol}]({png.name})", ""]
     lines += ["## Confusion matrices (summed over seeds)", ""]
     for key, group in runs.groupby(GROUP, sort=False):
         matrix = sum(
@@ -178,6 +256,20 @@ def collect(
         stem = "confusion_" + "_".join(str(k) for k in key)
         png = plot_confusion(matrix, out / f"{stem}.png", class_names=names, title=" / ".join(key))
         lines += [f"![{' / '.join(key)}]({png.name})", ""]
+    curve_lines = []
+    for key, group in runs.groupby(GROUP, sort=False):
+        first_seed = group.sort_values("seed").iloc[0]
+        curves = read_curves(first_seed["run"])
+        if curves:
+            label = " / ".join(str(k) for k in key)
+            png = plot_curves(
+                curves,
+                out / ("curves_" + "_".join(str(k) for k in key) + ".png"),
+                title=f"{label}, seed {first_seed['seed']}",
+            )
+            curve_lines += [f"![training curves, {label}]({png.name})", ""]
+    if curve_lines:
+        lines += ["## Training curves per fold", "", *curve_lines]
     lines += ["## Per-fold results", "", markdown_table(folds.drop(columns=["run"])), ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))

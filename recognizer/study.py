@@ -28,6 +28,7 @@ import numpy as np
 
 from mesynth.render.effects import EffectsConfig
 from recognizer.collect import Collected, collect
+from recognizer.runtime import use_threads_for_process
 
 if TYPE_CHECKING:
     from mesynth.generation.recipe import GenerationRecipe
@@ -91,6 +92,9 @@ class StudyConfig:
         pretrain_store: a ready balanced store for ``synth_pretrain`` (``None``: synthesise).
         title: the report's title.
         report_dir: where the collected report goes (``None``: ``out_dir/report``).
+        log_every: the trainer prints a line every this many epochs (``0``: never; fold lines
+            print either way).
+        threads: the trainer's intra-op threads (``"auto"``: :mod:`recognizer.runtime`).
     """
 
     out_dir: Path = Path("study_out")
@@ -115,6 +119,8 @@ class StudyConfig:
     pretrain_store: Path | None = None
     title: str = "Imbalance study on a synthetic stand-in for DFME"
     report_dir: Path | None = None
+    log_every: int = 0
+    threads: int | str = "auto"
 
 
 def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
@@ -222,40 +228,46 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
               f"per class {dict(zip(names, counts.tolist()))}")  # fmt: skip
     representation = KeyFrameClip(num_frames=cfg.num_frames, size=cfg.input_size, flip=True)
     runs = []
-    for remedy_name in cfg.remedies:
-        for seed in cfg.seeds:
+    arms = [(remedy_name, seed) for remedy_name in cfg.remedies for seed in cfg.seeds]
+    for arm, (remedy_name, seed) in enumerate(arms, 1):
+        if log:
+            print(f"[arm {arm}/{len(arms)}] {remedy_name}, seed {seed}: {cfg.n_splits} folds × "
+                  f"{cfg.epochs} epochs · study {time.perf_counter() - start:.0f} s so far",
+                  flush=True)  # fmt: skip
 
-            def factory(subset, subset_labels, train, seed=seed):
-                return ClipDataset(subset, subset_labels, representation, train=train, seed=seed)
+        def factory(subset, subset_labels, train, seed=seed):
+            return ClipDataset(subset, subset_labels, representation, train=train, seed=seed)
 
-            out = cfg.out_dir / "runs" / remedy_name / f"seed{seed}"
-            t0 = time.perf_counter()
-            result = run_protocol(
-                samples,
-                labels,
-                protocol=create_protocol("kfold", n_splits=cfg.n_splits, val_fraction=0.0),
-                dataset_factory=factory,
-                model_factory=lambda k: create_model("r3d18", k, widths=cfg.widths, stem=cfg.stem),
-                remedy=_remedy(remedy_name, cfg),
-                trainer_config=TrainerConfig(
-                    epochs=cfg.epochs,
-                    batch_size=cfg.batch_size,
-                    lr=cfg.lr,
-                    step_size=max(cfg.epochs // 2, 1),
-                    device="cpu",
-                    progress=False,
-                    seed=seed,
-                ),
-                out_dir=out,
-                num_classes=len(names),
-                class_names=names,
-                metadata={"model": "r3d18-tiny", "data": "synthetic target (DFME imbalance)"},
-            )
-            runs.append(out)
-            if log:
-                pooled = result.summary["pooled"]
-                print(f"{remedy_name:15s} seed {seed}: UF1 {pooled['uf1']:.3f} "
-                      f"UAR {pooled['uar']:.3f} ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+        out = cfg.out_dir / "runs" / remedy_name / f"seed{seed}"
+        t0 = time.perf_counter()
+        result = run_protocol(
+            samples,
+            labels,
+            protocol=create_protocol("kfold", n_splits=cfg.n_splits, val_fraction=0.0),
+            dataset_factory=factory,
+            model_factory=lambda k: create_model("r3d18", k, widths=cfg.widths, stem=cfg.stem),
+            remedy=_remedy(remedy_name, cfg),
+            trainer_config=TrainerConfig(
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=cfg.lr,
+                step_size=max(cfg.epochs // 2, 1),
+                device="cpu",
+                progress=False,
+                seed=seed,
+                log_every=cfg.log_every if log else 0,
+                threads=cfg.threads,
+            ),
+            out_dir=out,
+            num_classes=len(names),
+            class_names=names,
+            metadata={"model": "r3d18-tiny", "data": "synthetic target (DFME imbalance)"},
+        )
+        runs.append(out)
+        if log:
+            pooled = result.summary["pooled"]
+            print(f"{remedy_name:15s} seed {seed}: UF1 {pooled['uf1']:.3f} "
+                  f"UAR {pooled['uar']:.3f} ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     collected = collect(runs, cfg.report_dir or cfg.out_dir / "report", title=cfg.title)
     if log:
         print(f"study done in {time.perf_counter() - start:.0f} s: {collected.report}")
@@ -270,25 +282,36 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
     the page under ``img/study/``) and the plain statement that the target is synthetic."""
     import shutil
 
+    from recognizer.collect import mean_std, per_class_display, per_class_summary
     from recognizer.report import markdown_table
 
     images = page.parent / "img" / "study"
     images.mkdir(parents=True, exist_ok=True)
-    figures = [*STUDY_FIGURES, *(f"confusion_r3d18-tiny_kfold_{r}.png" for r in cfg.remedies)]
+    figures = [
+        *STUDY_FIGURES,
+        "per_class_f1_r3d18-tiny_kfold.png",
+        *(f"{kind}_r3d18-tiny_kfold_{r}.png" for kind in ("confusion", "curves")
+          for r in cfg.remedies),
+    ]  # fmt: skip
     for name in figures:
         if (collected.report.parent / name).is_file():
             shutil.copy(collected.report.parent / name, images / name)
     order = {name: i for i, name in enumerate(cfg.remedies)}
     table = collected.summary.sort_values("remedy", key=lambda c: c.map(order)).reset_index()
     shown = table[["remedy", "seeds", "N"]].copy()
+    seeds = table["seeds"]
     for metric in ("UF1", "UAR", "ACC"):
         shown[f"{metric} pooled"] = [
-            f"{m:.3f} ± {s:.3f}" for m, s in zip(table[metric], table[f"{metric} std"])
+            mean_std(m, s, n, 3) for m, s, n in zip(table[metric], table[f"{metric} std"], seeds)
         ]
         shown[f"{metric} per-fold"] = [
-            f"{m:.3f} ± {s:.3f}"
-            for m, s in zip(table[f"{metric} fold mean"], table[f"{metric} fold mean std"])
+            mean_std(m, s, n, 3)
+            for m, s, n in zip(
+                table[f"{metric} fold mean"], table[f"{metric} fold mean std"], seeds
+            )
         ]
+    several = len(cfg.seeds) > 1
+    classes = per_class_summary(collected.runs)
     counts = proportional_counts(cfg.total_clips)
     best = table.loc[table["UF1"].idxmax()]
     lines = [
@@ -332,8 +355,8 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
         "",
         "## Results",
         "",
-        "Mean ± std over seeds; *pooled* over all test predictions, *per-fold* the mean over "
-        "folds.",
+        ("Mean ± std over seeds" if several else "One seed")
+        + "; *pooled* over all test predictions, *per-fold* the mean over folds.",
         "",
         markdown_table(shown),
         "",
@@ -343,18 +366,38 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
         "(img/study/class_distribution.png)",
         "",
     ]
+    if len(classes):
+        lines += [
+            "### Per class",
+            "",
+            "Precision (P), recall (R) and F1 of the pooled test predictions"
+            + (", mean over seeds" if several else "")
+            + "; *support*: target clips of the class.",
+            "",
+            markdown_table(per_class_display(classes), 3),
+            "",
+        ]
+        if (images / "per_class_f1_r3d18-tiny_kfold.png").is_file():
+            lines += ["![F1 per class](img/study/per_class_f1_r3d18-tiny_kfold.png)", ""]
     for remedy in cfg.remedies:
         name = f"confusion_r3d18-tiny_kfold_{remedy}.png"
         if (images / name).is_file():
             lines += [f"![confusion matrix, {remedy}](img/study/{name})", ""]
+    curves = [f"curves_r3d18-tiny_kfold_{r}.png" for r in cfg.remedies]
+    if any((images / name).is_file() for name in curves):
+        lines += ["### Training curves (first seed, one line per fold)", ""]
+        lines += [f"![training curves](img/study/{name})\n" for name in curves
+                  if (images / name).is_file()]  # fmt: skip
     base = table.loc[table["remedy"] == "none"]
+    over = " over seeds" if several else ", one seed"
     lines += [
         "## Reading it",
         "",
-        f"Highest pooled UF1: `{best['remedy']}` ({best['UF1']:.3f} ± {best['UF1 std']:.3f} "
-        "over seeds)"
+        f"Highest pooled UF1: `{best['remedy']}` "
+        f"({mean_std(best['UF1'], best['UF1 std'], best['seeds'], 3)}{over})"
         + (
-            f"; without a remedy: {base['UF1'].iloc[0]:.3f} ± {base['UF1 std'].iloc[0]:.3f}."
+            "; without a remedy: "
+            f"{mean_std(base['UF1'].iloc[0], base['UF1 std'].iloc[0], best['seeds'], 3)}."
             if len(base)
             else "."
         ),
@@ -379,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=StudyConfig.n_splits)
     parser.add_argument("--docs", type=Path, default=None, help="also write this docs page")
     args = parser.parse_args(argv)
+    threads = use_threads_for_process("auto")
+    print(f"threads: {threads.threads} ({threads.reason})")
     cfg = StudyConfig(
         out_dir=args.out,
         seeds=tuple(args.seeds),

@@ -11,11 +11,15 @@ Checkpoints: ``last.pt`` (model, optimizer, scheduler, AMP scaler, RNG states, e
 early-stopping state) when training ends, and every ``checkpoint_every`` epochs when that is
 set; with ``selection="best_val"``, ``best.pt`` (the weights with the best validation UF1).
 Both hold only tensors and primitive containers and load with ``torch.load(weights_only=True)``.
-A rerun with the same ``out_dir`` resumes from the last ``last.pt`` written (an interrupted run
-without one starts again from its seed) and reproduces the uninterrupted run exactly in
-deterministic mode: the sample order and the augmentation of epoch *e* depend only on
-``(seed, e)`` (the trainer calls the dataset's ``set_epoch(e)`` when it has one), and the RNG
-states are restored.
+Training curves: after every epoch the trainer rewrites ``curves.csv`` in ``out_dir`` from its
+history (one row per finished epoch, see :data:`CURVE_COLUMNS`), and with
+``tensorboard=True`` also logs the same values to ``out_dir/tensorboard`` (the optional
+``tensorboard`` package). The history is part of ``last.pt``, so a resumed fit writes the same
+``curves.csv`` as an uninterrupted one. A rerun with the same ``out_dir`` resumes from the last
+``last.pt`` written (an interrupted run without one starts again from its seed) and reproduces
+the uninterrupted run exactly in deterministic mode: the sample order and the augmentation of
+epoch *e* depend only on ``(seed, e)`` (the trainer calls the dataset's ``set_epoch(e)`` when it
+has one), and the RNG states are restored.
 
 Data paths (``data_path``): datasets whose items are fixed up to a flip (apex-flow images) are
 held as tensors on the device and batched by indexing, with the same flips as the loader
@@ -31,6 +35,7 @@ import math
 import os
 import pickle
 import random
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,7 +50,7 @@ from tqdm.auto import tqdm
 
 from mesynth.environment import resolve_device
 from recognizer.data.in_memory import InMemoryData, tensorize
-from recognizer.metrics import uf1
+from recognizer.metrics import uar, uf1
 from recognizer.models.registry import default_learning_rate
 from recognizer.remedies.samplers import EpochIndexSampler, create_sampler
 from recognizer.runtime import intra_op_threads, keep_freed_memory, resolve_threads
@@ -55,6 +60,14 @@ SCHEDULERS = ("none", "step", "cosine")
 SELECTIONS = ("last", "best_val")
 AMP_MODES = ("none", "bf16", "fp16")
 DATA_PATHS = ("auto", "memory", "loader")
+#: ``curves.csv`` columns, in order: the 1-based epoch, the learning rate of that epoch, the
+#: mean training loss, accuracy and UF1 over the epoch's training batches (as trained, with
+#: augmentation), and with a validation set the validation loss, accuracy, UF1 and UAR after
+#: the epoch (absent columns are left out)
+CURVE_COLUMNS = (
+    "epoch", "lr", "loss", "train_acc", "train_uf1", "val_loss", "val_acc", "val_uf1", "val_uar",
+)  # fmt: skip
+CURVES = "curves.csv"
 _PRINTED: set[str] = set()
 
 
@@ -95,6 +108,11 @@ class TrainerConfig:
         memory_budget_mb: the most a dataset may take in memory (plain and mirrored items).
         threads: intra-op threads while training and predicting: ``"auto"`` (the usable
             cores less those busy with other work, see :mod:`recognizer.runtime`) or a count.
+        log_every: print one line every this many epochs (``0``: never): loss, training and
+            validation metrics, seconds per epoch and the time left in this fit.
+        tensorboard: also log the curves to ``out_dir/tensorboard`` (needs the ``tensorboard``
+            package, ``pip install 'mesynth[tensorboard]'``; ``curves.csv`` is written either
+            way).
     """
 
     epochs: int = 30
@@ -121,6 +139,8 @@ class TrainerConfig:
     data_path: str = "auto"
     memory_budget_mb: float = 1024.0
     threads: int | str = "auto"
+    log_every: int = 0
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -141,8 +161,9 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if self.data_path not in DATA_PATHS:
             raise ValueError(f"data_path must be one of {DATA_PATHS}, got {self.data_path!r}")
-        if int(self.checkpoint_every) < 0:
-            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
+        for name in ("checkpoint_every", "log_every"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.threads != "auto":
             resolve_threads(self.threads)
 
@@ -219,6 +240,8 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     """Join torchrun's process group when ``WORLD_SIZE > 1``; returns ``(rank, world_size)``."""
     rank, world, _ = distributed_env()
     if world > 1 and not dist.is_initialized():
+        if device.type == "cuda":  # NCCL's object collectives use the current device
+            torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return rank, world
 
@@ -315,6 +338,8 @@ class Trainer:
         self.state = TrainState()
         self.threads = resolve_threads(config.threads)
         self._print_once(f"threads: {self.threads.threads} ({self.threads.reason})")
+        if config.tensorboard:
+            _summary_writer_class()  # fail before training, not after the first epoch
         self._saved_epoch = -1
         #: the path of the last fit: ``"memory"`` or ``"loader"``
         self.data_path = ""
@@ -515,18 +540,25 @@ class Trainer:
             num_replicas=self.world_size,
             rank=self.rank,
         )
+        writer = self._summary_writer()
+        first_epoch, start = self.state.epoch, time.perf_counter()
         with deterministic_mode(cfg.deterministic), intra_op_threads(self.threads.threads):
             module = self._train_module()
             while self.state.epoch < cfg.epochs and not self.state.stopped:
                 epoch = self.state.epoch
                 order.set_epoch(epoch)
                 record = {"epoch": float(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
-                record["loss"] = self._train_epoch(
-                    module, self._batches(train_set, held, order, epoch), epoch
+                record.update(
+                    self._train_epoch(module, self._batches(train_set, held, order, epoch), epoch)
                 )
                 self.scheduler.step()
                 self._sync_buffers()
                 self._after_epoch(record, val_set, held_val)
+                self._write_curves(writer)
+                self._log_epoch(record, (time.perf_counter() - start) / (epoch + 1 - first_epoch))
+        self._write_curves(None)
+        if writer is not None:
+            writer.close()
         if self._saved_epoch != self.state.epoch:
             self._save(self.checkpoint(), "last.pt")
             self._saved_epoch = self.state.epoch
@@ -579,9 +611,13 @@ class Trainer:
 
     def _train_epoch(
         self, module: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], epoch: int
-    ) -> float:
+    ) -> dict[str, float]:
+        """One epoch; returns the mean ``loss`` and the ``train_acc`` and ``train_uf1`` of the
+        arg-max predictions on the batches as trained."""
         module.train()
         total, count = 0.0, 0
+        seen: list[torch.Tensor] = []
+        guessed: list[torch.Tensor] = []
         bar = tqdm(
             batches,
             desc=f"epoch {epoch + 1}/{self.config.epochs}",
@@ -592,7 +628,8 @@ class Trainer:
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                loss = self.criterion(module(x), y)
+                logits = module(x)
+                loss = self.criterion(logits, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()}")
             self.scaler.scale(loss).backward()
@@ -603,12 +640,24 @@ class Trainer:
             self.scaler.update()
             total += float(loss.detach()) * len(y)
             count += len(y)
+            seen.append(y.detach().cpu())
+            guessed.append(logits.detach().argmax(dim=1).cpu())
             bar.set_postfix(loss=f"{total / count:.4f}")
-        if self.world_size > 1:  # the epoch's loss over every rank's samples, as one process
+        if self.world_size > 1:  # the epoch over every rank's samples, as one process logs it
             sums = torch.tensor([total, float(count)], dtype=torch.float64)
             dist.all_reduce(sums)
             total, count = float(sums[0]), int(sums[1])
-        return total / max(count, 1)
+            mine = [torch.cat(v).numpy() if v else np.zeros(0, np.int64) for v in (seen, guessed)]
+            parts: list[object] = [None] * self.world_size
+            dist.all_gather_object(parts, mine)
+            seen = [torch.from_numpy(part[0]) for part in parts]  # type: ignore[index]
+            guessed = [torch.from_numpy(part[1]) for part in parts]  # type: ignore[index]
+        record = {"loss": total / max(count, 1)}
+        if seen:
+            true, predicted = torch.cat(seen).numpy(), torch.cat(guessed).numpy()
+            record["train_acc"] = float((true == predicted).mean())
+            record["train_uf1"] = uf1(true, predicted)
+        return record
 
     def _sync_buffers(self) -> None:
         """Give every rank rank 0's buffers (BatchNorm running statistics).
@@ -630,8 +679,10 @@ class Trainer:
         if val_set is not None and len(val_set) > 0:  # type: ignore[arg-type]
             pred = self._predict_held(held_val) if held_val is not None else self.predict(val_set)
             score = uf1(pred.labels, pred.predicted)
-            record["val_uf1"] = score
+            record["val_loss"] = self._loss_of(pred)
             record["val_acc"] = float((pred.labels == pred.predicted).mean())
+            record["val_uf1"] = score
+            record["val_uar"] = uar(pred.labels, pred.predicted)
             if score > state.best_score:
                 state.best_score, state.best_epoch, state.bad_epochs = score, state.epoch, 0
                 if self.config.selection == "best_val":
@@ -646,6 +697,54 @@ class Trainer:
         if every > 0 and state.epoch % every == 0:
             self._save(self.checkpoint(), "last.pt")
             self._saved_epoch = state.epoch
+
+    @torch.no_grad()
+    def _loss_of(self, pred: Predictions) -> float:
+        """The criterion's mean loss on predicted ``(N, K)`` logits and their labels."""
+        logits = torch.from_numpy(pred.logits).to(self.device)
+        return float(self.criterion(logits, torch.from_numpy(pred.labels).to(self.device)))
+
+    def _summary_writer(self) -> object | None:
+        """A TensorBoard writer on ``out_dir/tensorboard`` (rank 0, ``tensorboard=True``) that
+        drops what an interrupted earlier fit logged after the epoch this fit resumes from."""
+        if not self.config.tensorboard or self.out_dir is None or self.rank != 0:
+            return None
+        writer_class = _summary_writer_class()
+        return writer_class(str(self.out_dir / "tensorboard"), purge_step=self.state.epoch + 1)
+
+    def _write_curves(self, writer: object | None) -> None:
+        """Rewrite ``out_dir/curves.csv`` from the history (atomically; rank 0 only) and log the
+        last epoch to ``writer``."""
+        if self.out_dir is None or self.rank != 0 or not self.state.history:
+            return
+        rows = [{**r, "epoch": int(r["epoch"]) + 1} for r in self.state.history]
+        present = {key for row in rows for key in row}
+        columns = [c for c in CURVE_COLUMNS if c in present]
+        columns += sorted(present - set(columns))
+        lines = [",".join(columns)]
+        lines += [",".join(_csv_value(row.get(c)) for c in columns) for row in rows]
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.out_dir / f".{CURVES}.tmp"
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.out_dir / CURVES)
+        if writer is not None:
+            last = rows[-1]
+            for key in columns[1:]:
+                if last.get(key) is not None:
+                    writer.add_scalar(key, last[key], last["epoch"])  # type: ignore[attr-defined]
+            writer.flush()  # type: ignore[attr-defined]
+
+    def _log_epoch(self, record: dict[str, float], seconds_per_epoch: float) -> None:
+        """Every ``log_every`` epochs: one line with the epoch's values and the time left."""
+        every, epoch = self.config.log_every, int(record["epoch"]) + 1
+        if every <= 0 or self.rank != 0 or (epoch % every and epoch != self.config.epochs):
+            return
+        values = " ".join(f"{key} {record[key]:.3f}" for key in CURVE_COLUMNS[2:] if key in record)
+        left = seconds_per_epoch * (self.config.epochs - epoch)
+        tqdm.write(
+            f"  epoch {epoch}/{self.config.epochs}: {values} · "
+            f"{seconds_per_epoch:.1f} s/epoch, about {left:.0f} s left in this fit"
+        )
 
     def _weights_only(self) -> dict[str, object]:
         cfg = getattr(self.model, "default_cfg", None)
@@ -700,6 +799,29 @@ class Trainer:
             empty = np.zeros(0, dtype=np.int64)
             return Predictions(empty, empty, empty, np.zeros((0, 0), np.float32))
         return _predictions(torch.cat(indices), torch.cat(labels), logits)
+
+
+def _csv_value(value: float | None) -> str:
+    """A ``curves.csv`` cell: empty for a missing value, else the shortest exact float text."""
+    return "" if value is None else repr(float(value))
+
+
+def _summary_writer_class() -> type:
+    """``torch.utils.tensorboard.SummaryWriter``, imported on first use.
+
+    Raises:
+        ImportError: the ``tensorboard`` package is not installed (the message says how to get
+            it and how to train without it).
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ImportError(
+            "trainer.tensorboard=true needs the tensorboard package: "
+            "pip install 'mesynth[tensorboard]' (or pip install tensorboard), or set "
+            f"trainer.tensorboard=false; curves.csv is written either way ({err})"
+        ) from err
+    return SummaryWriter
 
 
 def _predictions(

@@ -16,7 +16,7 @@ set -euo pipefail
 VENV="${1:-.venv}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 FACE_ALIGNMENT_SPEC="${FACE_ALIGNMENT_SPEC:-face-alignment==1.5.0}"
-EXTRAS="${EXTRAS:-dev,dlib,docs,bench}"
+EXTRAS="${EXTRAS:-dev,dlib,docs,bench,tensorboard}"
 PYTHON="${PYTHON:-python3}"
 
 if [ ! -x "$VENV/bin/python" ]; then

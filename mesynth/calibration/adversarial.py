@@ -47,6 +47,13 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from mesynth.calibration.framing_search import (
+    FRAMING_PARAMETERS,
+    framing_changes,
+    framing_distribution,
+    reframe_identities,
+    with_framing,
+)
 from mesynth.calibration.measure import face_framing
 from mesynth.calibration.profile import (
     OPTIONAL_SPREADS,
@@ -146,13 +153,17 @@ def profile_from_parameters(
     """``base`` with the median of each named spread set to ``parameters[name]``.
 
     The quartiles keep ``base``'s ratios to its median (:data:`DEFAULT_QUARTILES` where
-    ``base``'s median is zero).
+    ``base``'s median is zero). Framing parameters (``framing_offset_x``, ``framing_offset_y``,
+    ``framing_scale``: :mod:`mesynth.calibration.framing_search`) move ``base``'s framing.
 
     Raises:
         AdversarialSearchError: a name that is not a spread of the profile, or a value <= 0.
     """
+    framing = framing_changes(parameters)
     changes = {}
     for name, value in parameters.items():
+        if name in framing:
+            continue
         if name not in _SPREAD_FIELDS:
             raise AdversarialSearchError(
                 f"search parameter {name!r} is not a profile spread (known: {_SPREAD_FIELDS})"
@@ -164,7 +175,8 @@ def profile_from_parameters(
             (old.q25 / old.median, old.q75 / old.median) if old.median > 0 else DEFAULT_QUARTILES
         )
         changes[name] = Spread(float(value), float(value) * low, float(value) * high, 0)
-    return dataclasses.replace(base, **changes)
+    profile = dataclasses.replace(base, **changes)
+    return with_framing(profile, framing) if framing else profile
 
 
 def record_features(
@@ -217,6 +229,7 @@ class _TrialRenderer:
         device: str,
         inverse_iterations: int,
         batch_size: int,
+        reframe: bool = False,
     ) -> None:
         faces = parts.identities
         self.faces = list(faces.identities if isinstance(faces, IdentitySet) else faces)
@@ -225,6 +238,8 @@ class _TrialRenderer:
         self.parts, self.plan = parts, plan
         self.size, self.pool, self.flow_method = size, pool, flow_method
         self.batch_size = batch_size
+        # with framing parameters, each trial's faces are re-cropped to its profile's framing
+        self.reframe = reframe
         self.warper = FaceWarper(device, inverse_iterations=inverse_iterations)
         for face in self.faces:
             self.warper.add_identity(face.name, face.image, face.landmarks)
@@ -234,6 +249,11 @@ class _TrialRenderer:
 
     def features(self, profile: CalibrationProfile) -> tuple[np.ndarray, np.ndarray]:
         """``(N, pool * pool * 3 + 12)`` features, ``(N,)`` identity groups of the plan's clips."""
+        if self.reframe:
+            for face in reframe_identities(self.faces, profile.framing.target()):
+                self.by_name[face.name] = face
+                self.iods[face.name] = float(inter_ocular_distance(face.landmarks))
+                self.warper.add_identity(face.name, face.image, face.landmarks)
         motion = self.unit_motion.calibrated(profile.apex_peak_iod.median / self.ratio)
         sampler = ClipSampler(
             self.parts.bank,
@@ -286,6 +306,12 @@ def _check_settings(out_dir: Path, settings: dict[str, object]) -> None:
 def _distributions(space: Mapping[str, tuple[float, float]]) -> dict:
     out = {}
     for name, (low, high) in space.items():
+        if name in FRAMING_PARAMETERS:
+            try:
+                out[name] = framing_distribution(name, low, high)
+            except ValueError as err:
+                raise AdversarialSearchError(str(err)) from err
+            continue
         if not 0 < low < high:
             raise AdversarialSearchError(f"space[{name!r}] must be 0 < low < high, got {low, high}")
         out[name] = optuna.distributions.FloatDistribution(float(low), float(high), log=True)
@@ -300,7 +326,7 @@ def _sampler(name: str, seed: int, number: int, startup: int) -> optuna.samplers
 
 
 def adversarial_calibration(
-    real_records: Sequence[object],
+    real_records: Sequence[object] | None,
     recipe: GenerationRecipe,
     *,
     trials: int,
@@ -318,12 +344,14 @@ def adversarial_calibration(
     sampler: str = "tpe",
     startup_trials: int = 8,
     progress: bool = False,
+    real_flows: np.ndarray | None = None,
+    real_subjects: Sequence[str] | None = None,
 ) -> AdversarialResult:
     """Search realism settings that make synthetic apex flow indistinguishable from real.
 
     Args:
         real_records: the real clips the search may see (the training subjects only: their
-            subjects are recorded in the profile's ``source``).
+            subjects are recorded in the profile's ``source``); ``None`` with ``real_flows``.
         recipe: identities, templates, timing, device and crop size of the rendered trial
             clips (its effects, motion size and frames are replaced by each trial's).
         trials: trial budget (a rerun with a larger budget continues the search).
@@ -344,6 +372,16 @@ def adversarial_calibration(
         sampler: ``tpe`` (seeded TPE) or ``random``.
         startup_trials: random trials before TPE models the history.
         progress: print one line per trial.
+        real_flows: instead of ``real_records``, real apex-flow images ``(N, size, size, 3)``
+            (uint8 0-255 or float in ``[0, 1]``, channels ``(u, v, strain)``, each min-max
+            scaled per image as :func:`mesynth.flow.apex_flow` stores them): the MEGC2019
+            composite case, which has no clips (:mod:`mesynth.calibration.flow_images`).
+        real_subjects: ``(N,)`` subject of each real flow image (the domain test's groups and
+            the profile's ``source.real_subjects``).
+
+    With framing parameters in ``space`` (:data:`mesynth.calibration.framing_search.FRAMING_SPACE`)
+    each trial's faces are re-cropped to ``base``'s framing moved by the trial's offsets and
+    scale.
 
     Raises:
         AdversarialSearchError: a bad argument, or ``out_dir`` holds a search with other
@@ -353,8 +391,10 @@ def adversarial_calibration(
         raise AdversarialSearchError(f"trials must be >= 1, got {trials}")
     if sampler not in SAMPLERS:
         raise AdversarialSearchError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if len(real_records) < 2:
-        raise AdversarialSearchError(f"need >= 2 real clips, got {len(real_records)}")
+    real_flows = _real_flow_images(real_records, real_flows, real_subjects, size)
+    n_real = len(real_flows) if real_flows is not None else len(real_records)
+    if n_real < 2:
+        raise AdversarialSearchError(f"need >= 2 real clips, got {n_real}")
     out_dir = Path(out_dir)
     space = dict(DEFAULT_SPACE if space is None else space)
     distributions = _distributions(space)
@@ -362,8 +402,15 @@ def adversarial_calibration(
     parts = recipe.build() if parts is None else parts
     emotions = list(parts.bank.emotions)
     plan = equal(max(1, clips // len(emotions)), emotions, seed=seed)
-    real_names = [record_name(r) for r in real_records]
-    subjects = sorted({str(getattr(r, "subject", "")) for r in real_records})
+    if real_flows is None:
+        real_names: object = [record_name(r) for r in real_records]
+        subjects = sorted({str(getattr(r, "subject", "")) for r in real_records})
+    else:
+        real_names = {
+            "flows_sha256": hashlib.sha256(real_flows.tobytes()).hexdigest(),
+            "subjects": [str(s) for s in real_subjects],
+        }
+        subjects = sorted({str(s) for s in real_subjects})
     faces = parts.identities
     face_list = list(faces.identities if isinstance(faces, IdentitySet) else faces)
     settings: dict[str, object] = {
@@ -411,7 +458,11 @@ def adversarial_calibration(
 
     start = time.perf_counter()
     if len(done) < trials:
-        real, real_groups = record_features(real_records, size, pool, flow_method)
+        if real_flows is None:
+            real, real_groups = record_features(real_records, size, pool, flow_method)
+        else:
+            real = search_features(real_flows, pool)
+            real_groups = np.array([str(s) for s in real_subjects])
         renderer = _TrialRenderer(
             parts,
             plan,
@@ -421,6 +472,7 @@ def adversarial_calibration(
             device=recipe.device if recipe.device != "auto" else "cpu",
             inverse_iterations=recipe.inverse_iterations,
             batch_size=recipe.batch_size,
+            reframe=any(name in FRAMING_PARAMETERS for name in space),
         )
         for number in range(len(done), trials):
             study.sampler = _sampler(sampler, seed, number, startup_trials)
@@ -460,7 +512,8 @@ def adversarial_calibration(
         source={
             "method": "adversarial",
             "real_subjects": subjects,
-            "n_real": len(real_records),
+            "n_real": n_real,
+            "real_input": "clips" if real_flows is None else "apex_flow_images",
             "trials": len(done),
             "best_trial": best,
             "best_accuracy": float(done[best]["accuracy"]),
@@ -487,6 +540,34 @@ def adversarial_calibration(
         resumed=resumed,
         seconds=seconds,
     )
+
+
+def _real_flow_images(
+    records: Sequence[object] | None,
+    flows: np.ndarray | None,
+    subjects: Sequence[str] | None,
+    size: int,
+) -> np.ndarray | None:
+    """Check the real input: clip records, or flow images with one subject each; returns the
+    flow images as float32 in ``[0, 1]`` (``None`` for records)."""
+    if (records is None) == (flows is None):
+        raise AdversarialSearchError("give either real_records or real_flows (with real_subjects)")
+    if flows is None:
+        return None
+    from mesynth.calibration.flow_images import FlowCalibrationError, flow_images
+
+    if subjects is None:
+        raise AdversarialSearchError("real_flows need real_subjects (one per image)")
+    try:
+        checked = flow_images(flows, list(subjects)).images
+    except FlowCalibrationError as err:
+        raise AdversarialSearchError(f"real_flows: {err}") from err
+    if checked.shape[1] != size:
+        raise AdversarialSearchError(
+            f"real_flows are {checked.shape[1]} x {checked.shape[1]} images; set size="
+            f"{checked.shape[1]} so the trial flows are computed at the same size"
+        )
+    return checked
 
 
 def _history(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:

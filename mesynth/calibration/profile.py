@@ -88,20 +88,53 @@ OPTIONAL_SPREADS = ("clip_head_translation_iod", "clip_head_rotation_deg")
 
 @dataclass(frozen=True)
 class Framing:
-    """Where the face sits in the aligned crop: eye and mouth centres as fractions of (W, H)."""
+    """Where the face sits in the crop: eye and mouth centres as fractions of (W, H).
+
+    Attributes:
+        right_eye, left_eye, mouth: ``(x, y)`` centres, fractions of the crop width and height.
+        iod_fraction: inter-ocular distance / crop width.
+        landmarks: optional mean ``(68, 2)`` landmarks in the same fractions (measured on the
+            target's own crops, :func:`mesynth.face.framing.measure_crop_framing`); what
+            ``identities.framing=profile`` aligns faces to. Saved only when present.
+    """
 
     right_eye: tuple[float, float]
     left_eye: tuple[float, float]
     mouth: tuple[float, float]
     iod_fraction: float
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "right_eye": list(self.right_eye),
             "left_eye": list(self.left_eye),
             "mouth": list(self.mouth),
             "iod_fraction": self.iod_fraction,
         }
+        if self.landmarks is not None:
+            out["landmarks"] = [[round(float(x), 6), round(float(y), 6)] for x, y in self.landmarks]
+        return out
+
+    def target(self) -> np.ndarray:
+        """What faces are aligned to: the ``(68, 2)`` landmarks when measured, else the
+        ``(3, 2)`` right-eye, left-eye and mouth centres (normalised)."""
+        if self.landmarks is not None:
+            return np.asarray(self.landmarks, dtype=np.float64)
+        return np.array([self.right_eye, self.left_eye, self.mouth], dtype=np.float64)
+
+    @classmethod
+    def of_landmarks(cls, landmarks: np.ndarray) -> Framing:
+        """The framing of normalised ``(68, 2)`` landmarks of a square crop, landmarks kept."""
+        points = np.asarray(landmarks, dtype=np.float64)
+        right = points[36:42].mean(0)
+        left = points[42:48].mean(0)
+        return cls(
+            right_eye=(float(right[0]), float(right[1])),
+            left_eye=(float(left[0]), float(left[1])),
+            mouth=tuple(float(v) for v in points[48:68].mean(0)),
+            iod_fraction=float(np.linalg.norm(left - right)),
+            landmarks=tuple((float(x), float(y)) for x, y in points),
+        )
 
 
 @dataclass(frozen=True)
@@ -326,4 +359,16 @@ class _Reader:
         iod = value.get("iod_fraction")
         if not _is_number(iod) or not 0 < iod < 1:
             raise ProfileError(f"{self.where}: key '{key}.iod_fraction' must be in (0, 1)")
-        return Framing(**points, iod_fraction=float(iod))
+        landmarks = value.get("landmarks")
+        if landmarks is not None:
+            ok = isinstance(landmarks, list) and len(landmarks) == N_LANDMARKS
+            ok = ok and all(
+                isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p)
+                for p in landmarks
+            )
+            if not ok:
+                raise ProfileError(
+                    f"{self.where}: key '{key}.landmarks' must be 68 [x, y] fractions or absent"
+                )
+            landmarks = tuple((float(x), float(y)) for x, y in landmarks)
+        return Framing(**points, iod_fraction=float(iod), landmarks=landmarks)

@@ -94,3 +94,57 @@ def calibrate_adversarial_command(cfg: DictConfig) -> None:
     )
     print(f"profile: {result.profile_path.resolve()}")
     print(f"history: {result.history_path.resolve()}")
+
+
+def calibrate_flows_command(cfg: DictConfig) -> None:
+    """Measure apex-flow images + face crops into a profile; optionally search the rest."""
+    from hydra.utils import instantiate
+
+    from mesynth.calibration.adversarial import DEFAULT_SPACE, adversarial_calibration
+    from mesynth.calibration.flow_images import calibrate_from_flows, read_flow_records
+    from mesynth.calibration.framing_search import FRAMING_SPACE
+
+    rows = load_records(cfg.data.loader, "real apex-flow images", cfg.limit)
+    flows = read_flow_records(rows)
+    subjects = None if cfg.subjects is None else [str(s) for s in cfg.subjects]
+    profile = calibrate_from_flows(
+        flows,
+        subjects=subjects,
+        exclude=[str(s) for s in cfg.exclude],
+        backend=cfg.backend,
+        apex_peak_iod=cfg.apex_peak_iod,
+    )
+    out_dir = Path(cfg.out_dir)
+    measured = profile.save(out_dir / "measured.yaml")
+    stats = profile.source["flow_statistics"]
+    shares = ", ".join(f"{k} {v:.2f}" for k, v in stats["region_share"].items())
+    strain = stats["strain"]
+    print(
+        f"measured {profile.source['n_real']} flow images of "
+        f"{len(profile.source['real_subjects'])} subjects, {profile.source['n_faces']} face "
+        f"crops; region energy share: {shares}; strain p5/p50/p95 {strain['p5']:.3f}/"
+        f"{strain['p50']:.3f}/{strain['p95']:.3f}"
+    )
+    print(f"measured profile: {measured.resolve()}")
+    if cfg.trials <= 0:
+        return
+    chosen = set(profile.source["real_subjects"])
+    keep = [i for i, s in enumerate(flows.subjects) if s in chosen]
+    space = dict(DEFAULT_SPACE) | (dict(FRAMING_SPACE) if cfg.search_framing else {})
+    search = "trials seed clips pool n_splits c flow_method sampler startup_trials progress"
+    result = adversarial_calibration(
+        None,
+        instantiate(cfg.recipe, _convert_="all"),
+        out_dir=out_dir,
+        base=profile,
+        space=space,
+        size=flows.images.shape[1],
+        real_flows=flows.images[keep],
+        real_subjects=[flows.subjects[i] for i in keep],
+        **settings(cfg, search),
+    )
+    print(
+        f"{len(result.history)} trials ({result.resumed} resumed, {result.seconds:.1f} s now); "
+        f"best trial {result.best_trial}: balanced accuracy {result.best_accuracy:.3f}"
+    )
+    print(f"profile: {result.profile_path.resolve()}")

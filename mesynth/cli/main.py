@@ -8,16 +8,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from mesynth.calibration.adversarial import AdversarialSearchError
 from mesynth.calibration.calibrate import CalibrationError
+from mesynth.calibration.flow_images import FlowCalibrationError
 from mesynth.calibration.profile import ProfileError
 from mesynth.cli.app import Command, run_command
 from mesynth.cli.calibrate import (
     calibrate_adversarial_command,
     calibrate_command,
+    calibrate_flows_command,
     realism_command,
 )
 from mesynth.environment import environment_report, format_report
 from mesynth.evaluation.realism_report import ReportError
 from mesynth.face.frame_files import FrameNumberError
+from mesynth.face.framing import FramingError
 from mesynth.face.image_io import ImageReadError
 from mesynth.face.landmarks import LandmarkError
 from mesynth.generation.balance import PlanError
@@ -35,7 +38,9 @@ from mesynth.templates.types import TemplateError
 USER_ERRORS: tuple[type[BaseException], ...] = (
     AdversarialSearchError,
     CalibrationError,
+    FlowCalibrationError,
     FrameNumberError,
+    FramingError,
     ImageReadError,
     LandmarkError,
     MotionModelError,
@@ -170,6 +175,11 @@ COMMANDS: dict[str, Command] = {
         "calibrate_adversarial",
         calibrate_adversarial_command,
         "search realism settings until a domain classifier cannot tell synthetic from real",
+    ),
+    "calibrate-flows": Command(
+        "calibrate_flows",
+        calibrate_flows_command,
+        "calibrate from apex-flow images and face crops (the MEGC2019 composite)",
     ),
     "realism": Command(
         "realism", realism_command, "report the synthetic-to-real gap (domain classifier test)"

@@ -2,7 +2,8 @@
 
 Micro-expressions are tiny (1-3 px), so the contact sheet ends every row with the magnified
 absolute difference between the apex-most stored frame and the onset, and the GIFs can
-exaggerate motion (``magnify``) and play slowed down.
+exaggerate motion (``magnify``) and play slowed down. The key-frame sheet is the compact form:
+onset, apex and their magnified difference, one row per clip (e.g. one clip per class).
 
 Two figures check for renderer artefacts that move with the expression (and so could give the
 label away to a recognizer): ``sharpness.png``, the Laplacian variance of every stored frame
@@ -14,7 +15,7 @@ the dilated face hull outlined (without head motion nothing outside it should ch
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -62,6 +63,19 @@ def write_gif(frames: np.ndarray, path: str | Path, fps: float = 8.0) -> Path:
     return path
 
 
+def apex_position(row: Mapping[str, str]) -> int:
+    """Index (into the stored frames) of the stored frame nearest the clip's apex frame."""
+    numbers = [int(n) for n in row["frame_numbers"].split(";")]
+    return numbers.index(min(numbers, key=lambda n: abs(n - int(row["apex"]))))
+
+
+def onset_difference(frames: np.ndarray, position: int, gain: float) -> np.ndarray:
+    """``(H, W)`` float: ``|frames[position] - frames[0]|`` averaged over channels, times
+    ``gain``, clipped to ``[0, 255]`` (grey levels); ``frames`` is ``(T, H, W, C)`` uint8."""
+    diff = np.abs(frames[position].astype(np.float32) - frames[0].astype(np.float32)).mean(-1)
+    return np.clip(diff * gain, 0, 255)
+
+
 def _row_title(row: dict[str, str]) -> str:
     aus = row["aus"] or "-"
     return f"{row['label']}\nAU {aus}\n{row['identity']}\nclip {row['clip_id']}"
@@ -99,9 +113,8 @@ def contact_sheet(
                 ax.imshow(frames[i])
                 ax.set_title(f"f{numbers[i]}", fontsize=7)
             elif c == columns - 1:
-                apex = numbers.index(min(numbers, key=lambda n: abs(n - int(row["apex"]))))
-                diff = np.abs(frames[apex].astype(np.float32) - frames[0]).mean(-1)
-                ax.imshow(np.clip(diff * difference_gain, 0, 255), cmap="magma", vmin=0, vmax=255)
+                diff = onset_difference(frames, apex_position(row), difference_gain)
+                ax.imshow(diff, cmap="magma", vmin=0, vmax=255)
                 ax.set_title(f"|apex-onset| x{difference_gain:g}", fontsize=7)
             else:
                 ax.axis("off")
@@ -112,6 +125,47 @@ def contact_sheet(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def key_frame_sheet(
+    root: str | Path,
+    rows: Sequence[dict[str, str]],
+    path: str | Path,
+    difference_gain: float = 8.0,
+) -> Path:
+    """One row per clip: its onset (first stored) frame, the stored frame nearest its apex
+    (:func:`apex_position`) and :func:`onset_difference` of the two, each row labelled with
+    emotion, AUs and identity (``rows``: manifest rows, e.g. :func:`choose_clips`' one per class).
+
+    Raises:
+        StoreError: no rows, or a clip's files are missing.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise StoreError(f"{root}: no clips to show")
+    fig, axes = plt.subplots(len(rows), 3, figsize=(5.6, 1.5 * len(rows) + 0.3), squeeze=False)
+    for r, row in enumerate(rows):
+        frames = load_clip(root, row)
+        apex = apex_position(row)
+        numbers = row["frame_numbers"].split(";")
+        panels = (
+            (frames[0], None, f"onset f{numbers[0]}"),
+            (frames[apex], None, f"apex f{numbers[apex]}"),
+            (onset_difference(frames, apex, difference_gain), "magma",
+             f"|apex-onset| x{difference_gain:g}"),
+        )  # fmt: skip
+        for ax, (image, cmap, title) in zip(axes[r], panels):
+            ax.imshow(image, cmap=cmap, vmin=0 if cmap else None, vmax=255 if cmap else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=6)
+        axes[r][0].set_ylabel(_row_title(row), fontsize=6, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(left=0.24, right=0.99, top=0.96, bottom=0.01, wspace=0.05, hspace=0.35)
+    return _save(fig, path)
 
 
 def laplacian_variance(frames: np.ndarray) -> np.ndarray:

@@ -7,8 +7,11 @@ the same stem (``.pts``, ``.npy``, ``.json``) when there is one, else from a det
 :mod:`mesynth.face.landmarks` (``auto``, ``dlib``, ``face_alignment``; ``files`` accepts only
 landmark
 files). Every face is similarity-aligned to :func:`mesynth.face.canonical.canonical_landmarks` and
-cropped. Images that cannot be used (unreadable, no face, several faces, implausible or
-malformed landmarks) are skipped and listed with the reason; loading goes on.
+cropped (``framing="canonical"``, the default); ``framing="own"`` keeps each image's own crop,
+resized, and ``framing="profile"`` aligns each face to a target framing measured on the data it
+should look like (:mod:`mesynth.face.framing`). Images that cannot be used (unreadable, no
+face, several faces, implausible or malformed landmarks) are skipped and listed with the reason;
+loading goes on.
 
 Convention:
     Images are ``(H, W, 3)`` uint8 RGB; landmarks ``(68, 2)`` continuous pixels ``(x, y)``
@@ -31,6 +34,7 @@ from mesynth.face.canonical import (
     mirror_landmarks,
     warp_with_matrix,
 )
+from mesynth.face.framing import FRAMINGS, FramingError, framing_matrix
 from mesynth.face.image_io import IMAGE_SUFFIXES, ImageReadError, read_rgb
 from mesynth.face.landmarks import (
     LandmarkCache,
@@ -229,6 +233,8 @@ def load_identities(
     seed: int = 0,
     detector: LandmarkDetector | None = None,
     whole_image_fallback: bool = False,
+    framing: str = "canonical",
+    target: np.ndarray | None = None,
 ) -> IdentitySet:
     """Load, landmark, align and crop identities; unusable images are skipped and listed.
 
@@ -242,13 +248,23 @@ def load_identities(
         detector: a ready detector (overrides ``backend`` for detection).
         whole_image_fallback: when detection finds no face, fit landmarks to the whole image
             (for tight face crops). Off by default, so that images without a face are skipped.
+        framing: ``canonical`` (similarity-aligned to the canonical face), ``own`` (the image
+            resized to ``size x size``, for tight crops of the target release) or ``profile``
+            (aligned to ``target``); see :mod:`mesynth.face.framing`.
+        target: normalised target landmarks ``(68, 2)`` or eye/mouth centres ``(3, 2)`` for
+            ``framing="profile"``.
 
     Returns:
         An :class:`IdentitySet`; ``.summary()`` lists what was skipped and why.
 
     Raises:
         ValueError: no identity could be loaded (the message lists each skipped image).
+        FramingError: an unknown ``framing``, or ``profile`` without a ``target``.
     """
+    if framing not in FRAMINGS:
+        raise FramingError(f"unknown framing {framing!r}; use one of {', '.join(FRAMINGS)}")
+    if framing == "profile" and target is None:
+        raise FramingError("framing 'profile' needs target landmarks (a profile's framing)")
     landmarks_of = _LandmarkSource(backend, cache_dir, detector, whole_image_fallback)
     result = IdentitySet()
     used: set[str] = set()
@@ -268,7 +284,9 @@ def load_identities(
             result.skipped.append(SkippedImage(label, _reason(err, label)))
             continue
         name = _unique(name, used)
-        result.identities.append(align_identity(name, image, points, size, label))
+        result.identities.append(
+            align_identity(name, image, points, size, label, framing=framing, target=target)
+        )
     if not result.identities:
         raise ValueError(f"no usable identity in {source!r}:\n{result.summary()}")
     if augmentation is not None and augmentation.copies:
@@ -276,9 +294,14 @@ def load_identities(
         for i, identity in enumerate(originals):
             for j in range(augmentation.copies):
                 rng = np.random.default_rng([seed, i, j])
-                result.identities.append(
-                    augment_identity(identity, augmentation, rng, f"{identity.name}~aug{j}")
+                copy = augment_identity(
+                    identity,
+                    augmentation,
+                    rng,
+                    f"{identity.name}~aug{j}",
+                    keep_framing=framing != "canonical",
                 )
+                result.identities.append(copy)
     return result
 
 
@@ -296,10 +319,19 @@ def _unique(name: str, used: set[str]) -> str:
 
 
 def align_identity(
-    name: str, image: np.ndarray, landmarks: np.ndarray, size: int, source: str
+    name: str,
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    size: int,
+    source: str,
+    *,
+    framing: str = "canonical",
+    target: np.ndarray | None = None,
 ) -> Identity:
-    """Similarity-align ``image`` (``(H, W, 3)`` uint8) with its ``(68, 2)`` landmarks."""
-    matrix = estimate_similarity(landmarks, canonical_landmarks(size), STABLE_INDICES)
+    """Crop ``image`` (``(H, W, 3)`` uint8) with its ``(68, 2)`` landmarks to ``size x size``:
+    similarity-aligned to the canonical face by default (``framing`` and ``target``: see
+    :func:`mesynth.face.framing.framing_matrix`)."""
+    matrix = framing_matrix(landmarks, image.shape, size, framing, target=target)
     crop = warp_with_matrix(image, matrix, size)
     return Identity(name, crop, apply_affine(landmarks, matrix), source)
 
@@ -309,11 +341,14 @@ def augment_identity(
     augmentation: IdentityAugmentation,
     generator: np.random.Generator,
     name: str,
+    *,
+    keep_framing: bool = False,
 ) -> Identity:
     """One augmented copy: mirror, shape jitter (then re-aligned), colour and gamma jitter.
 
     All draws happen in a fixed order whatever is switched off, so one option never changes
-    another's randomness.
+    another's randomness. The jittered face is re-aligned on the stable points to the canonical
+    face, or with ``keep_framing`` to where the (mirrored) face sat before the jitter.
     """
     size = identity.image.shape[0]
     flip = generator.random() < 0.5
@@ -328,7 +363,8 @@ def augment_identity(
     linear = np.eye(2) + jitter
     distort = np.hstack([linear, (centre - linear @ centre)[:, None]])
     moved = apply_affine(points, distort)
-    realign = estimate_similarity(moved, canonical_landmarks(size), STABLE_INDICES)
+    anchor = points if keep_framing else canonical_landmarks(size)
+    realign = estimate_similarity(moved, anchor, STABLE_INDICES)
     total = realign @ np.vstack([distort, [0.0, 0.0, 1.0]])
     image = warp_with_matrix(image, total, size)
     points = apply_affine(points, total)

@@ -21,6 +21,9 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
+
+from mesynth.calibration.profile import CalibrationProfile
 from mesynth.calibration.profile_effects import (
     Effects,
     ProfileEffects,
@@ -28,6 +31,7 @@ from mesynth.calibration.profile_effects import (
     calibrated_motion,
     resolve_effects,
 )
+from mesynth.face.framing import FRAMINGS
 from mesynth.face.identities import Identity, IdentityAugmentation, IdentitySet, load_identities
 from mesynth.generation.balance import BalancePlan
 from mesynth.generation.pipeline import (
@@ -77,6 +81,12 @@ class IdentitiesRecipe:
         landmark_backend: ``auto``, ``dlib`` or ``face_alignment`` (images without a landmark
             file beside them).
         cache_dir: landmark cache folder (``None``: no cache).
+        framing: where faces sit in the crop (:mod:`mesynth.face.framing`): ``canonical``
+            (aligned to the canonical face, the default), ``own`` (each image's own crop,
+            resized: tight crops of the target release) or ``profile`` (aligned to the mean
+            landmarks a calibration profile measured on the target's crops).
+        framing_profile: the profile whose framing ``profile`` uses (``None``: the profile of
+            ``recipe.effects``).
     """
 
     source: str | tuple[str, ...] = "builtin"
@@ -88,6 +98,8 @@ class IdentitiesRecipe:
     face_crops: bool = False
     landmark_backend: str = "auto"
     cache_dir: str | None = None
+    framing: str = "canonical"
+    framing_profile: str | None = None
 
     def __post_init__(self) -> None:
         source = self.source
@@ -98,6 +110,9 @@ class IdentitiesRecipe:
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", str(self.cache_dir))
         _check(self.copies >= 0, "identities.copies", ">= 0", self.copies)
+        _check(self.framing in FRAMINGS, "identities.framing", f"one of {FRAMINGS}", self.framing)
+        if self.framing_profile is not None:
+            object.__setattr__(self, "framing_profile", str(self.framing_profile))
         for name in ("shape_jitter", "colour_jitter", "gamma_jitter"):
             _check(getattr(self, name) >= 0, f"identities.{name}", ">= 0", getattr(self, name))
 
@@ -342,7 +357,30 @@ class GenerationRecipe:
             augmentation=part.augmentation(),
             seed=self.seed,
             whole_image_fallback=part.face_crops,
+            framing=part.framing,
+            target=self.framing_target(),
         )
+
+    def framing_target(self) -> np.ndarray | None:
+        """The normalised target of ``identities.framing=profile`` (``None`` otherwise): the
+        framing of ``identities.framing_profile``, else of the effects' profile.
+
+        Raises:
+            RecipeError: ``profile`` framing with neither a framing profile nor profile effects.
+            mesynth.calibration.profile.ProfileError: the profile file is missing or malformed.
+        """
+        part = self.identities
+        if part.framing != "profile":
+            return None
+        if part.framing_profile is not None:
+            return CalibrationProfile.load(part.framing_profile).framing.target()
+        effects = self.build_effects()
+        if not isinstance(effects, ProfileEffects):
+            raise RecipeError(
+                "recipe.identities.framing 'profile' needs a calibration profile: set "
+                "recipe.identities.framing_profile=<profile.yaml> or recipe/effects=profile"
+            )
+        return effects.profile.framing.target()
 
     def build_bank(
         self,

@@ -59,12 +59,15 @@ from pathlib import Path
 import numpy as np
 import torch.distributed as dist
 
+from mesynth.calibration.profile import CalibrationProfile
+from mesynth.calibration.profile_effects import ProfileEffects
 from mesynth.face.identities import IdentitySet
 from mesynth.generation.balance import BalancePlan, resolve_sampling_strategy
 from mesynth.generation.recipe import (
     DATA_SOURCES,
     FramesRecipe,
     GenerationRecipe,
+    ProfileSource,
     RecipeError,
     run_recipe,
 )
@@ -73,7 +76,7 @@ from mesynth.keyframes import sample_key_frames
 from mesynth.templates.bank import TemplateBank
 from mesynth.templates.types import Template
 from recognizer.data.representations import SyntheticFrames
-from recognizer.leakage import provenance
+from recognizer.leakage import LeakageError, profile_leaks, provenance
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.registry import register_remedy
 
@@ -218,6 +221,7 @@ class SyntheticData:
 
     def fold_data(self, context: FoldContext) -> FoldData:
         held_out = held_out_subjects(context)
+        check_profiles(self.recipe(), context)
         if self.store is not None:
             pool = load_synthetic(self.store, context.class_names, self.frames)
             verb = "given"
@@ -314,6 +318,39 @@ def held_out_subjects(context: FoldContext) -> set[str]:
     held |= {str(s) for s in getattr(fold, "val_subjects", ())}
     held |= {str(s.subject) for s in context.pool}
     return held - train
+
+
+def recipe_profiles(recipe: GenerationRecipe) -> list[tuple[str, CalibrationProfile]]:
+    """The calibration profiles ``recipe`` renders with, named by their config key: its
+    effects' profile and its framing profile."""
+    out = []
+    effects = recipe.effects
+    if isinstance(effects, ProfileSource) and effects.path:
+        out.append((f"recipe.effects.path {effects.path}", CalibrationProfile.load(effects.path)))
+    elif isinstance(effects, ProfileEffects):
+        out.append((f"recipe.effects {effects.path or '(in memory)'}", effects.profile))
+    framing = recipe.identities.framing_profile
+    if recipe.identities.framing == "profile" and framing:
+        label = f"recipe.identities.framing_profile {framing}"
+        out.append((label, CalibrationProfile.load(framing)))
+    return out
+
+
+def check_profiles(recipe: GenerationRecipe, context: FoldContext) -> None:
+    """Refuse a fold whose test subjects a calibration profile of ``recipe`` was measured on
+    (:func:`recognizer.leakage.profile_leaks`).
+
+    Raises:
+        LeakageError: the violations, naming the profile and the subjects.
+    """
+    tested = [str(s) for s in getattr(context.fold, "test_subjects", ())]
+    if not tested:
+        return
+    found = []
+    for label, profile in recipe_profiles(recipe):
+        found += profile_leaks(profile, tested, name=label)
+    if found:
+        raise LeakageError(getattr(context.fold, "index", context.fold), found)
 
 
 def clip_subjects(sample: object) -> set[str]:

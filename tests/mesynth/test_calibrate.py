@@ -42,6 +42,7 @@ def test_calibration_recovers_head_motion_and_noise(aligned_face, tmp_path):
     profile = calibrate(records, landmarker=detector_landmarker("dlib"))
     iod = float(inter_ocular_distance(aligned_face[1]))
     assert profile.source["n_measured"] == 8
+    assert profile.source["real_subjects"] == [f"fake/s{i}" for i in range(4)]
     assert profile.head_translation_iod.median == pytest.approx(np.median(sizes) / iod, rel=0.15)
     assert profile.head_rotation_deg.median < 0.3
     assert profile.noise_sigma.median == pytest.approx(3.0, rel=0.3)

@@ -91,13 +91,20 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(runs) -> None:
         # compounded over 8 epochs (about 1e-5 here; a wrong batch split moves weights ~1e-2)
         for key, value in b["model"].items():
             torch.testing.assert_close(a["model"][key], value, rtol=1e-4, atol=1e-5)
-        # the logged epoch loss is the mean over both ranks' samples
+        # the logged epoch loss and training metrics cover both ranks' samples
         losses = [[h["loss"] for h in c["state"]["history"]] for c in (a, b)]
         assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+        for key in ("train_acc", "train_uf1"):
+            assert [h[key] for h in a["state"]["history"]] == [
+                h[key] for h in b["state"]["history"]
+            ]
         # one process wrote the fold: no temporary or per-rank leftovers
         assert sorted(p.name for p in (ddp / fold).iterdir()) == [
-            "class_counts.json", "last.pt", "predictions.csv",
+            "class_counts.json", "curves.csv", "last.pt", "predictions.csv",
         ]  # fmt: skip
+        assert (ddp / fold / "curves.csv").read_text().splitlines()[0] == (
+            single / fold / "curves.csv"
+        ).read_text().splitlines()[0]
 
 
 def test_sigkill_of_one_rank_resumes_to_the_uninterrupted_result(runs, tmp_path) -> None:
@@ -142,7 +149,8 @@ rank = distributed_env()[0]
 saves = []
 real_save = torch.save
 def counting_save(obj, f, *args, **kwargs):
-    saves.append(Path(f).name)
+    if isinstance(f, (str, Path)):  # files, not the buffers pickling uses
+        saves.append(Path(f).name)
     return real_save(obj, f, *args, **kwargs)
 torch.save = counting_save
 
@@ -182,7 +190,7 @@ def test_ranks_agree_write_once_and_split_class_uniform_draws(tmp_path) -> None:
     # checkpoints: rank 0 wrote last.pt after each of the 2 epochs, rank 1 nothing
     assert ranks[0]["saves"] == [".last.pt.tmp", ".last.pt.tmp"]
     assert ranks[1]["saves"] == []
-    assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == ["last.pt"]
+    assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == ["curves.csv", "last.pt"]
     # the same model on both ranks (BatchNorm running statistics included), so the same
     # validation scores and the same globally averaged loss
     models = [torch.load(tmp_path / f"model_{r}.pt", weights_only=True) for r in (0, 1)]

@@ -13,7 +13,14 @@ from recognizer.data.torch_dataset import ClipDataset, MixedDataset
 from recognizer.experiment import run_protocol
 from recognizer.models import create_model
 from recognizer.remedies.losses import FocalLoss
-from recognizer.runtime import cgroup_cpu_quota, intra_op_threads, resolve_threads, usable_cores
+from recognizer.runtime import (
+    ThreadChoice,
+    cgroup_cpu_quota,
+    intra_op_threads,
+    resolve_threads,
+    usable_cores,
+    use_threads_for_process,
+)
 from recognizer.train import Trainer, TrainerConfig
 from tests.recognizer.helpers import TensorClips
 
@@ -189,6 +196,13 @@ def test_thread_setting() -> None:
     with intra_op_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+    try:
+        assert use_threads_for_process(1) == ThreadChoice(1, "set")
+        assert torch.get_num_threads() == 1
+        auto = use_threads_for_process("auto")
+        assert auto == resolve_threads("auto") and torch.get_num_threads() == auto.threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_protocol_prints_one_line_per_fold_without_a_bar(tmp_path, capsys) -> None:
@@ -217,8 +231,10 @@ def test_protocol_prints_one_line_per_fold_without_a_bar(tmp_path, capsys) -> No
     assert lines[0].startswith("fold 1/4 (test x/s0, 6 samples): acc ")
     assert "pooled so far uf1" in lines[-1] and "(n=24)" in lines[-1]
     assert f"uf1 {result.summary['pooled']['uf1']:.3f}" in lines[-1]
+    assert all("s left in this run" in line for line in lines[:3])
+    assert "left in this run" not in lines[-1]  # the last fold has nothing left to estimate
     assert sorted(p.name for p in (tmp_path / "fold_00").iterdir()) == [
-        "class_counts.json", "last.pt", "predictions.csv",
+        "class_counts.json", "curves.csv", "last.pt", "predictions.csv",
     ]  # fmt: skip
     run_protocol(samples, labels, **run)
     assert "4 of 4 folds done earlier" in capsys.readouterr().out

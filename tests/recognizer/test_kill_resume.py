@@ -79,3 +79,8 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path) -> Non
     assert rerun.wait(timeout=600) == 0, rerun.stderr.read().decode()
     assert _results(tmp_path / "killed") == _results(tmp_path / "whole")
     assert not list((tmp_path / "killed").rglob("*.tmp"))
+    curves = sorted((tmp_path / "whole").glob("fold_*/curves.csv"))
+    assert len(curves) == 6  # LOSO over 6 subjects
+    for path in curves:  # the killed fold's curves were rewritten from its last checkpoint
+        killed_curves = tmp_path / "killed" / path.relative_to(tmp_path / "whole")
+        assert killed_curves.read_bytes() == path.read_bytes(), path.parent.name

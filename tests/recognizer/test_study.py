@@ -36,7 +36,18 @@ def test_tiny_study_runs_remedies_on_the_same_folds_and_writes_its_page(tmp_path
     folds = [(tmp_path / "study" / "runs" / r / "seed0" / "folds.json").read_text()
              for r in cfg.remedies]  # fmt: skip
     assert folds[0] == folds[1]
+    for remedy in cfg.remedies:  # every fold kept its training curves
+        run = tmp_path / "study" / "runs" / remedy / "seed0"
+        assert len(list(run.glob("fold_*/curves.csv"))) == cfg.n_splits
+    report = collected.report.read_text()
+    assert "| class | support | none P | none R | none F1 | synth_fill P |" in report
+    assert "(curves_r3d18-tiny_kfold_synth_fill.png)" in report
     page = write_study_page(collected, cfg, tmp_path / "docs" / "study.md", 60.0)
     text = page.read_text()
     assert "synthetic stand-in" in text and "| synth_fill |" in text
-    assert (tmp_path / "docs" / "img" / "study" / "metrics.png").stat().st_size > 1000
+    assert "±" not in text  # one seed: no spread to show
+    assert "### Per class" in text and "img/study/curves_r3d18-tiny_kfold_none.png" in text
+    images = tmp_path / "docs" / "img" / "study"
+    for name in ("metrics.png", "per_class_f1_r3d18-tiny_kfold.png",
+                 "curves_r3d18-tiny_kfold_none.png"):  # fmt: skip
+        assert (images / name).stat().st_size > 1000

@@ -1,11 +1,17 @@
 import json
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
-from sklearn.metrics import f1_score
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+)
 
 from recognizer.cli import DataConfigError, build_data
 from recognizer.cli import main as mer_main
@@ -62,6 +68,117 @@ def test_resume_reproduces_uninterrupted_weights_exactly(tmp_path) -> None:
         assert all(torch.equal(a[k], b[k]) for k in a), name
     ckpt = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
     assert ckpt["state"]["epoch"] == 4 and ckpt["scheduler"]["last_epoch"] == 4
+    curves = (tmp_path / "full" / "curves.csv").read_text()
+    assert (tmp_path / "split" / "curves.csv").read_text() == curves
+    assert len(curves.splitlines()) == 1 + 4
+
+
+class _KilledError(Exception):
+    """Stands for a process killed between two checkpoints."""
+
+
+def test_curves_of_a_fit_killed_between_checkpoints_resume_exactly(tmp_path, monkeypatch) -> None:
+    x, y = moving_blobs(20, seed=2, frames=4, size=16)
+    val = TensorClips(*moving_blobs(6, seed=3, frames=4, size=16))
+
+    def fit(out_dir) -> None:
+        torch.manual_seed(0)
+        model = create_model("r3d18", 2, dropout=0.5, **TINY_R3D)
+        cfg = _config(epochs=4, deterministic=True, step_size=2, batch_size=6, checkpoint_every=2)
+        Trainer(model, FocalLoss(gamma=1.0), cfg, out_dir=out_dir).fit(TensorClips(x, y), val)
+
+    fit(tmp_path / "full")
+    log_epoch = Trainer._log_epoch
+
+    def killed_after_third_epoch(self, record, seconds):
+        if record["epoch"] == 2:
+            raise _KilledError
+        log_epoch(self, record, seconds)
+
+    monkeypatch.setattr(Trainer, "_log_epoch", killed_after_third_epoch)
+    with pytest.raises(_KilledError):
+        fit(tmp_path / "killed")
+    # the third epoch's row was written, but last.pt holds two epochs: it is trained again
+    assert len(pd.read_csv(tmp_path / "killed" / "curves.csv")) == 3
+    assert torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["state"]["epoch"] == 2
+    monkeypatch.setattr(Trainer, "_log_epoch", log_epoch)
+    torch.manual_seed(99)
+    fit(tmp_path / "killed")
+    full = (tmp_path / "full" / "curves.csv").read_bytes()
+    assert (tmp_path / "killed" / "curves.csv").read_bytes() == full
+
+
+def _frozen_fit(out_dir, **config) -> tuple[Trainer, TensorClips, TensorClips]:
+    """Two epochs at lr 0 without normalisation layers: the model never changes, so every
+    epoch's training and validation metrics are those of its predictions."""
+    train = TensorClips(*moving_blobs(12, seed=4, frames=4, size=16))
+    val = TensorClips(*moving_blobs(8, seed=5, frames=4, size=16))
+    torch.manual_seed(0)
+    frozen = create_model("r3d18", 2, norm_layer=torch.nn.Identity, **TINY_R3D)
+    cfg = _config(epochs=2, lr=0.0, batch_size=5, **config)
+    trainer = Trainer(frozen, torch.nn.CrossEntropyLoss(), cfg, out_dir=out_dir)
+    trainer.fit(train, val)
+    return trainer, train, val
+
+
+def test_curves_hold_each_epochs_loss_and_train_and_val_metrics(tmp_path, capsys) -> None:
+    trainer, train, val = _frozen_fit(tmp_path, log_every=1)
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert list(curves.columns) == [
+        "epoch", "lr", "loss", "train_acc", "train_uf1", "val_loss", "val_acc", "val_uf1",
+        "val_uar",
+    ]  # fmt: skip
+    assert curves["epoch"].tolist() == [1, 2] and (curves["lr"] == 0.0).all()
+    cross_entropy = torch.nn.functional.cross_entropy
+    for name, data, prefix in (("train", train, "train_"), ("val", val, "val_")):
+        pred = trainer.predict(data)
+        true = np.asarray(data.labels)
+        loss = float(cross_entropy(torch.from_numpy(pred.logits), torch.from_numpy(true)))
+        loss_column = "loss" if name == "train" else "val_loss"
+        assert curves[loss_column].to_numpy() == pytest.approx([loss, loss], rel=1e-5), name
+        acc = accuracy_score(true, pred.predicted)
+        assert curves[f"{prefix}acc"].tolist() == [acc, acc], name
+        assert curves[f"{prefix}uf1"].to_numpy() == pytest.approx(
+            [f1_score(true, pred.predicted, average="macro")] * 2
+        ), name
+    assert curves["val_uar"].to_numpy() == pytest.approx(
+        [recall_score(val.labels, trainer.predict(val).predicted, average="macro")] * 2
+    )
+    lines = [line for line in capsys.readouterr().out.splitlines() if "s/epoch" in line]
+    assert [line.split(":")[0].strip() for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "val_uf1" in lines[0] and "left in this fit" in lines[0]
+
+
+def test_curves_without_validation_have_no_val_columns(tmp_path) -> None:
+    x, y = moving_blobs(8, seed=0, frames=4, size=16)
+    trainer = Trainer(create_model("r3d18", 2, **TINY_R3D), FocalLoss(), _config(epochs=2),
+                      out_dir=tmp_path)  # fmt: skip
+    trainer.fit(TensorClips(x, y))
+    assert list(pd.read_csv(tmp_path / "curves.csv").columns) == [
+        "epoch", "lr", "loss", "train_acc", "train_uf1",
+    ]  # fmt: skip
+
+
+def test_tensorboard_logs_the_values_of_curves_csv(tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _frozen_fit(tmp_path, tensorboard=True)
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == set(curves.columns) - {"epoch"}
+    for key in ("loss", "train_acc", "val_loss", "val_uf1"):
+        scalars = events.Scalars(key)
+        assert [e.step for e in scalars] == [1, 2]
+        assert [e.value for e in scalars] == pytest.approx(curves[key].tolist(), rel=1e-6)
+
+
+def test_tensorboard_without_the_package_says_how_to_get_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    model = create_model("ststnet", 2)
+    with pytest.raises(ImportError, match=r"pip install 'mesynth\[tensorboard\]'"):
+        Trainer(model, FocalLoss(), _config(tensorboard=True))
+    Trainer(model, FocalLoss(), _config(tensorboard=False))  # off by default: no import
 
 
 def test_checkpoint_of_another_model_or_class_count_says_what_differs(tmp_path) -> None:
@@ -152,6 +269,16 @@ def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
     )
     assert summary["pooled"]["acc"] > 0.6
     assert np.asarray(summary["confusion_matrix"]).sum() == len(samples)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        table["true"], table["predicted"], labels=range(3), zero_division=0
+    )
+    assert summary["per_class"]["f1"] == pytest.approx(f1)
+    assert summary["per_class"]["precision"] == pytest.approx(precision)
+    assert summary["per_class"]["recall"] == pytest.approx(recall)
+    assert summary["per_class"]["support"] == support.tolist()
+    for fold in range(5):  # validation split: every fold's curves have validation columns
+        curves = pd.read_csv(tmp_path / f"fold_{fold:02d}" / "curves.csv")
+        assert curves["epoch"].tolist() == [1, 2, 3] and curves["val_uf1"].notna().all()
     calls.clear()
     again = run_protocol(samples, labels, **run)  # every finished fold is reused
     assert not calls and again.summary["pooled"] == result.summary["pooled"]
@@ -178,6 +305,8 @@ def test_run_protocol_writes_pooled_results_without_leakage(tmp_path) -> None:
     assert "| run | model | protocol | remedy | seed | N | ACC |" in text
     assert f"{summary['pooled']['uf1']:.4f}" in text and "casme2 UF1" in text
     assert (out / "confusion_00.png").stat().st_size > 1000
+    assert "| class | support | precision | recall | F1 |" in text
+    assert "(curves_00.png)" not in text  # the evaluated folder holds no training curves
 
 
 def test_train_without_data_groups_says_what_is_missing() -> None:
