@@ -111,6 +111,10 @@ def run_protocol(
     interrupted ones (from ``last.pt``); another configuration is refused, naming what differs,
     unless ``overwrite`` clears the folder's earlier results first.
 
+    Under ``torchrun`` every rank calls this with the same arguments: the ranks share each
+    fold's training (DDP), rank 0 alone writes files and reports progress, and every rank
+    returns the same result once ``results.json`` is written (``docs/scale.md``).
+
     Args:
         samples: ``(N,)`` records with ``subject`` (dataset-qualified), and optionally
             ``dataset``, ``source`` and ``clip`` attributes (e.g. :class:`Sample`).
@@ -131,7 +135,7 @@ def run_protocol(
 
     Raises:
         RunConfigError: ``out_dir`` holds a run of another configuration (without
-            ``overwrite``).
+            ``overwrite``), or the ranks of a DDP run were given different folders.
         recognizer.leakage.LeakageError: a fold's training or validation data carries anything
             of its test subjects (the message lists every leak).
 
