@@ -10,7 +10,9 @@ with ``torch.randperm`` at one intra-op thread (``OMP_NUM_THREADS=1``, the best 
 on a small shared CPU). Imports and the first optimizer's one-off set-up happen before the
 timers start on both sides. The optional side ``plain-malloc`` is the plain loop with glibc told to
 keep freed memory (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``, the settings the
-library applies with ``mallopt``), to show how much of a difference is the allocator.
+library applies with ``mallopt``), to show how much of a difference is the allocator. The
+side ``batched`` is the library side with ``batched_folds=true``: the folds train together as
+one model over stacked weights (:mod:`recognizer.batched`), same data, seeds and settings.
 
 Each (epochs, folds) setting runs each side in a fresh process, rotating which goes first from
 one setting to the next so the load of a shared machine falls on every side. With fewer
@@ -21,6 +23,7 @@ gives wall times, their ratio and the pooled UF1/UAR with a bootstrap standard d
     PYTHONPATH=. python benchmarks/bench_protocol.py                    # 10:68,100:12
     PYTHONPATH=. python benchmarks/bench_protocol.py --settings 2:3     # a quick check
     PYTHONPATH=. python benchmarks/bench_protocol.py --sides library,plain,plain-malloc
+    PYTHONPATH=. python benchmarks/bench_protocol.py --sides library,batched,plain
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ LR = 5e-4
 #: environment of each side's process (the allocator settings match recognizer.runtime)
 SIDE_ENV = {
     "library": {},
+    "batched": {},
     "plain": {"OMP_NUM_THREADS": "1"},
     "plain-malloc": {
         "OMP_NUM_THREADS": "1",
@@ -110,7 +114,7 @@ def warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def run_library(epochs: int, folds: int) -> dict:
+def run_library(epochs: int, folds: int, batched: bool = False) -> dict:
     from recognizer.data.representations import ApexFlow
     from recognizer.data.torch_dataset import ClipDataset
     from recognizer.experiment import run_protocol
@@ -122,7 +126,7 @@ def run_library(epochs: int, folds: int) -> dict:
     source, representation = ImageSource(images), ApexFlow()
     config = TrainerConfig(
         epochs=epochs, batch_size=BATCH, optimizer="adam", lr=LR, weight_decay=0.0,
-        scheduler="none", device="cpu", progress=False,
+        scheduler="none", device="cpu", progress=False, batched_folds=batched,
     )  # fmt: skip
 
     def factory(subset, subset_labels, train):
@@ -199,7 +203,10 @@ def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict
 
 
 def child(side: str, epochs: int, folds: int, out: Path) -> None:
-    result = (run_library if side == "library" else run_plain)(epochs, folds)
+    if side == "plain" or side == "plain-malloc":
+        result = run_plain(epochs, folds)
+    else:
+        result = run_library(epochs, folds, batched=side == "batched")
     out.write_text(json.dumps(result))
 
 

@@ -29,7 +29,7 @@ import json
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from mesynth.environment import resolve_device
+from recognizer.batched import FoldJob, config_reason, hold, train_folds_batched, unsupported_reason
 from recognizer.data.input_config import resolve_input_config
 from recognizer.leakage import check_fold
 from recognizer.metrics import accuracy, confusion_matrix, per_class, summarize, uar, uf1
@@ -174,7 +175,6 @@ def run_protocol(
         refused = verdict[0]
     if refused is not None:
         raise RunConfigError(refused)
-    tables = []
     reusable = {}
     for f in folds:
         path = out / f"fold_{f.index:02d}/predictions.csv"
@@ -194,37 +194,34 @@ def run_protocol(
         disable=not trainer_config.progress or not talk,
     )
     ran: list[float] = []
-    for position, fold in enumerate(folds, 1):
-        fold_dir = out / f"fold_{fold.index:02d}"
-        if fold.index in finished:
-            tables.append(reusable[fold.index])
-            continue
-        start = time.perf_counter()
-        tables.append(
-            _run_fold(
-                fold,
-                samples,
-                labels_arr,
-                subjects,
-                num_classes=num_classes,
-                class_names=list(class_names or []),
-                dataset_factory=dataset_factory,
-                model_factory=model_factory,
-                remedy=remedy,
-                trainer_config=trainer_config,
-                fold_dir=fold_dir,
-                pretrain_root=out / "pretrain",
-            )
-        )
+    done = dict(reusable)
+    order = {fold.index: position for position, fold in enumerate(folds, 1)}
+    pending = [fold for fold in folds if fold.index not in finished]
+    for fold, table, seconds in _train_folds(
+        pending,
+        samples,
+        labels_arr,
+        subjects,
+        num_classes=num_classes,
+        class_names=list(class_names or []),
+        dataset_factory=dataset_factory,
+        model_factory=model_factory,
+        remedy=remedy,
+        trainer_config=trainer_config,
+        out=out,
+    ):
+        done[fold.index] = table
         bar.update()
-        ran.append(time.perf_counter() - start)
+        ran.append(seconds)
         if talk:
-            left = sum(1 for f in folds[position:] if f.index not in finished)
+            left = len(folds) - len(done)
+            so_far = pd.concat([done[f.index] for f in folds if f.index in done])
             tqdm.write(
-                fold_line(position, len(folds), fold, tables[-1], pd.concat(tables))
-                + f" · {ran[-1]:.1f} s"
+                fold_line(order[fold.index], len(folds), fold, table, so_far)
+                + f" · {seconds:.1f} s"
                 + (f" · about {np.mean(ran) * left:.0f} s left in this run" if left else "")
             )
+    tables = [done[fold.index] for fold in folds]
     bar.close()
     predictions, summary = _pooled(tables, num_classes)
     summary["fold_data"] = [_fold_report(out / f"fold_{fold.index:02d}", fold) for fold in folds]
@@ -279,7 +276,104 @@ def fold_line(
     )
 
 
-def _run_fold(
+@dataclass
+class _FoldRun:
+    """A fold ready to train: its trainer (model, loss, settings) and its datasets."""
+
+    fold: Fold
+    trainer: Trainer
+    train_set: Dataset
+    val_set: Dataset | None
+    test_set: Dataset
+    test_idx: np.ndarray
+    sampler: str
+    train_labels: list[int]
+    pretrains: bool
+    fold_dir: Path
+
+
+def _train_folds(
+    pending: Sequence[Fold],
+    samples: Sequence[object],
+    labels: np.ndarray,
+    subjects: np.ndarray,
+    *,
+    trainer_config: TrainerConfig,
+    out: Path,
+    **setup: object,
+) -> Iterator[tuple[Fold, pd.DataFrame, float]]:
+    """Train and predict the ``pending`` folds; yields ``(fold, predictions, seconds)`` as each
+    finishes: fold by fold, or in batches (``trainer_config.batched_folds``, see
+    :mod:`recognizer.batched`). A fold with a ``last.pt`` from an interrupted run resumes
+    fold by fold."""
+    mode = trainer_config.batched_folds
+    reason = config_reason(trainer_config, distributed_env()[1]) if mode else None
+    if mode is True and reason is not None:
+        raise ValueError(f"batched_folds=true but {reason}; use batched_folds=auto or false")
+    batchable = set() if not mode or reason else {
+        fold.index for fold in pending if not (out / f"fold_{fold.index:02d}/last.pt").is_file()
+    }  # fmt: skip
+    if mode == "auto" and reason is not None and distributed_env()[0] == 0:
+        tqdm.write(f"batched folds: off ({reason})")
+
+    def prepare(fold: Fold) -> _FoldRun:
+        return _prepare_fold(
+            fold, samples, labels, subjects, trainer_config=trainer_config,
+            fold_dir=out / f"fold_{fold.index:02d}", pretrain_root=out / "pretrain", **setup,
+        )  # fmt: skip
+
+    def finish(run: _FoldRun) -> pd.DataFrame:
+        return _finish_fold(run, samples, labels, subjects)
+
+    budget = int(trainer_config.memory_budget_mb * 2**20)
+    batch: list[tuple[_FoldRun, FoldJob]] = []
+    for position, fold in enumerate(pending):
+        start = time.perf_counter()
+        run = prepare(fold)
+        job = FoldJob(fold.index, run.trainer, run.train_set, run.sampler, run.train_labels,
+                      has_val=run.val_set is not None, pretrains=run.pretrains)  # fmt: skip
+        if fold.index in batchable:
+            reason = unsupported_reason([job]) or hold(job, budget)
+            if reason is not None:
+                if mode is True:
+                    raise ValueError(f"batched_folds=true but {reason}; use batched_folds=auto")
+                tqdm.write(f"batched folds: off from fold {fold.index} on ({reason})")
+                batchable = set()
+        if fold.index not in batchable:
+            yield from _train_batch(batch, finish)
+            batch = []
+            run.trainer.fit(
+                run.train_set, run.val_set, sampler=run.sampler, labels=run.train_labels
+            )
+            yield fold, finish(run), time.perf_counter() - start
+            continue
+        batch.append((run, job))
+        more = any(f.index in batchable for f in pending[position + 1 :])
+        held = sum(j.held_bytes for _, j in batch)
+        if not more or held + job.held_bytes > budget:  # no room for one more fold
+            yield from _train_batch(batch, finish)
+            batch = []
+
+
+def _train_batch(
+    batch: Sequence[tuple[_FoldRun, FoldJob]], finish: Callable[[_FoldRun], pd.DataFrame]
+) -> Iterator[tuple[Fold, pd.DataFrame, float]]:
+    """Train the folds of ``batch`` together, then write and yield each one's results."""
+    if not batch:
+        return
+    if distributed_env()[0] == 0:
+        folds = [run.fold.index for run, _ in batch]
+        tqdm.write(f"batched folds: training {len(folds)} folds together ({folds[0]}..{folds[-1]})")
+    start = time.perf_counter()
+    train_folds_batched([job for _, job in batch])
+    seconds = (time.perf_counter() - start) / len(batch)
+    for run, _ in batch:
+        run.trainer.save_last()
+        run.trainer.write_curves()
+        yield run.fold, finish(run), seconds
+
+
+def _prepare_fold(
     fold: Fold,
     samples: Sequence[object],
     labels: np.ndarray,
@@ -293,7 +387,9 @@ def _run_fold(
     trainer_config: TrainerConfig,
     fold_dir: Path,
     pretrain_root: Path,
-) -> pd.DataFrame:
+) -> _FoldRun:
+    """The fold's data (remedy, leakage check, ``class_counts.json``), its model (seeded from
+    ``(seed, 3, fold)``, pretrained when the remedy asks) and its trainer."""
     train_mask, val_mask, test_mask = fold.masks(list(subjects))
     train_idx, val_idx, test_idx = (np.flatnonzero(m) for m in (train_mask, val_mask, test_mask))
     real_counts = class_counts(labels[train_idx], num_classes)
@@ -302,7 +398,7 @@ def _run_fold(
             f"fold {fold.index}: training data lacks classes "
             f"{np.flatnonzero(real_counts == 0).tolist()}; training class counts "
             f"{dict(enumerate(real_counts.tolist()))}",
-            stacklevel=3,
+            stacklevel=4,
         )
     context = FoldContext(
         fold=fold,
@@ -364,11 +460,19 @@ def _run_fold(
     val_set = (
         dataset_factory(val_samples, labels[val_idx].tolist(), False) if len(val_idx) else None
     )
-    trainer.fit(train_set, val_set, sampler=remedy.sampler, labels=data.train_labels)
-    pred = trainer.predict(dataset_factory(test_samples, labels[test_idx].tolist(), False))
-    table = _prediction_table(fold, pred, test_idx, samples, labels, subjects)
-    if trainer.rank == 0:
-        _write_csv(fold_dir / "predictions.csv", table)
+    test_set = dataset_factory(test_samples, labels[test_idx].tolist(), False)
+    return _FoldRun(fold, trainer, train_set, val_set, test_set, test_idx, remedy.sampler,
+                    list(data.train_labels), bool(data.pretrain), fold_dir)  # fmt: skip
+
+
+def _finish_fold(
+    run: _FoldRun, samples: Sequence[object], labels: np.ndarray, subjects: np.ndarray
+) -> pd.DataFrame:
+    """Predict the fold's test subjects with its trained model; write ``predictions.csv``."""
+    pred = run.trainer.predict(run.test_set)
+    table = _prediction_table(run.fold, pred, run.test_idx, samples, labels, subjects)
+    if run.trainer.rank == 0:
+        _write_csv(run.fold_dir / "predictions.csv", table)
     return table
 
 
@@ -436,7 +540,7 @@ class RunConfigError(ValueError):
 #: trainer settings that never change a run's results (speed, logging, resume mechanics)
 _RESULT_NEUTRAL = frozenset(
     {"progress", "num_workers", "resume", "checkpoint_every", "data_path", "memory_budget_mb",
-     "threads", "log_every", "tensorboard"}
+     "threads", "log_every", "tensorboard", "batched_folds"}
 )  # fmt: skip
 
 

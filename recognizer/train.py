@@ -113,6 +113,10 @@ class TrainerConfig:
         tensorboard: also log the curves to ``out_dir/tensorboard`` (needs the ``tensorboard``
             package, ``pip install 'mesynth[tensorboard]'``; ``curves.csv`` is written either
             way).
+        batched_folds: train a protocol's folds together as one model over stacked weights
+            (:mod:`recognizer.batched`; used by :func:`recognizer.experiment.run_protocol`):
+            ``False``, ``True`` (an error when a setting, model or fold cannot be batched) or
+            ``"auto"`` (batched when possible, else fold by fold with the reason logged).
     """
 
     epochs: int = 30
@@ -141,6 +145,7 @@ class TrainerConfig:
     threads: int | str = "auto"
     log_every: int = 0
     tensorboard: bool = False
+    batched_folds: bool | str = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -166,6 +171,10 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.threads != "auto":
             resolve_threads(self.threads)
+        if self.batched_folds not in (False, True, "auto"):
+            raise ValueError(
+                f"batched_folds must be false, true or 'auto', got {self.batched_folds!r}"
+            )
 
 
 @dataclass
@@ -400,6 +409,12 @@ class Trainer:
             "num_classes": getattr(cfg, "num_classes", -1),
         }
 
+    def save_last(self) -> None:
+        """Write ``last.pt`` (:meth:`checkpoint`) now, unless it holds this epoch already."""
+        if self._saved_epoch != self.state.epoch:
+            self._save(self.checkpoint(), "last.pt")
+            self._saved_epoch = self.state.epoch
+
     def _print_once(self, line: str) -> None:
         if self.rank == 0 and line not in _PRINTED:
             _PRINTED.add(line)
@@ -554,9 +569,9 @@ class Trainer:
                 self.scheduler.step()
                 self._sync_buffers()
                 self._after_epoch(record, val_set, held_val)
-                self._write_curves(writer)
+                self.write_curves(writer)
                 self._log_epoch(record, (time.perf_counter() - start) / (epoch + 1 - first_epoch))
-        self._write_curves(None)
+        self.write_curves(None)
         if writer is not None:
             writer.close()
         if self._saved_epoch != self.state.epoch:
@@ -712,7 +727,7 @@ class Trainer:
         writer_class = _summary_writer_class()
         return writer_class(str(self.out_dir / "tensorboard"), purge_step=self.state.epoch + 1)
 
-    def _write_curves(self, writer: object | None) -> None:
+    def write_curves(self, writer: object | None = None) -> None:
         """Rewrite ``out_dir/curves.csv`` from the history (atomically; rank 0 only) and log the
         last epoch to ``writer``."""
         if self.out_dir is None or self.rank != 0 or not self.state.history:

@@ -100,3 +100,38 @@ def make_composite(
         writer.writerows(lines)
     landmarks = np.stack([f.landmarks / CROP for f in faces.identities])
     return FakeComposite(manifest, rows, landmarks, [subject_of[n] for n in faces.names])
+
+
+#: dataset-qualified subjects of :func:`write_flow_manifest`
+MANIFEST_SUBJECTS = ["casme2/sub01", "casme2/sub02", "samm/006", "samm/007", "smic/s1", "smic/s2"]
+#: (label, AUs) of each subject's clips: "negative" is the majority class
+MANIFEST_CLIPS = [("negative", "4+7"), ("negative", "4"), ("positive", "12"), ("surprise", "1+2")]
+
+
+def write_flow_manifest(root: Path) -> Path:
+    """A MEGC2019-like manifest under ``root``: ``manifest.csv`` (subject, clip, label, path,
+    dataset, aus, face) with random 28 x 28 apex-flow PNGs (2-4 clips per subject) and one face
+    crop per subject (a built-in portrait or one of its augmentations, 96 px); returns ``root``.
+    """
+    import pandas as pd
+
+    faces = load_identities(
+        "builtin", size=96, augmentation=IdentityAugmentation(copies=2), cache_dir=root / "lm"
+    ).identities
+    rng = np.random.default_rng(0)
+    rows = []
+    for s, subject in enumerate(MANIFEST_SUBJECTS):
+        dataset, name = subject.split("/")
+        face = Path("faces") / f"{dataset}_{name}.png"
+        (root / face).parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(root / face), faces[s % len(faces)].image[:, :, ::-1])
+        for c, (label, aus) in enumerate(MANIFEST_CLIPS[: 2 + s % 3]):
+            path = Path("flow") / dataset / f"{name}_{c}.png"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / path), rng.integers(0, 256, (FLOW, FLOW, 3), dtype=np.uint8))
+            rows.append({
+                "subject": subject, "clip": f"{name}_{c}", "label": label, "path": str(path),
+                "dataset": dataset, "aus": "" if dataset == "smic" else aus, "face": str(face),
+            })  # fmt: skip
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root

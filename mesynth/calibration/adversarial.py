@@ -28,7 +28,9 @@ uninterrupted one.
 Convention:
     Sizes in IOD units (see :mod:`mesynth.calibration.profile`); features are apex-flow images
     ``(size, size, 3)`` in ``[0, 1]`` pooled to ``(pool, pool, 3)`` and flattened, plus 12
-    texture statistics.
+    texture statistics; with ``representation="clip"`` the images are the ``T - 1`` key-frame
+    differences ``(size, size, T - 1)`` in ``[-1, 1]`` of
+    :mod:`mesynth.calibration.clip_features`, pooled alike, plus ``4 (T - 1)`` statistics.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from mesynth.calibration.clip_features import (
+    REPRESENTATIONS,
+    frame_differences,
+    key_frame_clip_image,
+    key_frame_positions,
+)
 from mesynth.calibration.framing_search import (
     FRAMING_PARAMETERS,
     framing_changes,
@@ -180,16 +188,34 @@ def profile_from_parameters(
 
 
 def record_features(
-    records: Sequence[object], size: int = 28, pool: int = 4, flow_method: str = "farneback"
+    records: Sequence[object],
+    size: int = 28,
+    pool: int = 4,
+    flow_method: str = "farneback",
+    *,
+    representation: str = "apex_flow",
+    num_frames: int = 4,
+    keyframe_sampling: str = "uniform",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Search features (:func:`search_features`) of clip records and their domain-test groups.
 
+    Args:
+        representation: ``"apex_flow"`` (the ``(size, size, 3)`` apex-flow image) or ``"clip"``
+            (the ``(size, size, num_frames - 1)`` key-frame differences of
+            :mod:`mesynth.calibration.clip_features`, frames picked by ``keyframe_sampling``).
+
     Returns:
-        ``(N, pool * pool * 3 + 12)`` float32 features and ``(N,)`` groups (``identity``, else
-        ``subject``), as the search computes them for the real clips.
+        ``(N, pool * pool * C + 4 * C)`` float32 features (``C`` = 3 for apex flow,
+        ``num_frames - 1`` for clips) and ``(N,)`` groups (``identity``, else ``subject``), as
+        the search computes them for the real clips.
     """
-    feature = ApexFlowFeature(size=size, method=flow_method)
-    images = np.stack([feature(r) for r in records])
+    if representation == "clip":
+        images = np.stack(
+            [key_frame_clip_image(r, num_frames, size, keyframe_sampling) for r in records]
+        )
+    else:
+        feature = ApexFlowFeature(size=size, method=flow_method)
+        images = np.stack([feature(r) for r in records])
     groups = np.array([str(getattr(r, "identity", None) or r.subject) for r in records])
     return search_features(images, pool), groups
 
@@ -229,6 +255,9 @@ class _TrialRenderer:
         device: str,
         inverse_iterations: int,
         batch_size: int,
+        representation: str = "apex_flow",
+        num_frames: int = 2,
+        keyframe_sampling: str = "uniform",
         reframe: bool = False,
     ) -> None:
         faces = parts.identities
@@ -238,6 +267,8 @@ class _TrialRenderer:
         self.parts, self.plan = parts, plan
         self.size, self.pool, self.flow_method = size, pool, flow_method
         self.batch_size = batch_size
+        self.representation, self.num_frames = representation, num_frames
+        self.keyframe_sampling = keyframe_sampling
         # with framing parameters, each trial's faces are re-cropped to its profile's framing
         self.reframe = reframe
         self.warper = FaceWarper(device, inverse_iterations=inverse_iterations)
@@ -248,21 +279,23 @@ class _TrialRenderer:
         self.ratio = apex_size_ratio(parts.bank, self.unit_motion)
 
     def features(self, profile: CalibrationProfile) -> tuple[np.ndarray, np.ndarray]:
-        """``(N, pool * pool * 3 + 12)`` features, ``(N,)`` identity groups of the plan's clips."""
+        """``(N, pool * pool * C + 4 * C)`` features, ``(N,)`` identity groups of the plan's
+        clips (``C`` as in :func:`record_features`)."""
         if self.reframe:
             for face in reframe_identities(self.faces, profile.framing.target()):
                 self.by_name[face.name] = face
                 self.iods[face.name] = float(inter_ocular_distance(face.landmarks))
                 self.warper.add_identity(face.name, face.image, face.landmarks)
         motion = self.unit_motion.calibrated(profile.apex_peak_iod.median / self.ratio)
+        clip = self.representation == "clip"
         sampler = ClipSampler(
             self.parts.bank,
             [f.name for f in self.faces],
             self.parts.timing,
             ProfileEffects(profile),
-            "onset_apex",
-            2,
-            "uniform",
+            "keyframes" if clip else "onset_apex",
+            self.num_frames if clip else 2,
+            self.keyframe_sampling if clip else "uniform",
             self.iods,
         )
         clips = list(self.plan.clips())
@@ -270,10 +303,27 @@ class _TrialRenderer:
         for start in range(0, len(clips), self.batch_size):
             params = [sampler.sample(c) for c in clips[start : start + self.batch_size]]
             for p, frames in zip(params, render_clips(params, self.by_name, motion, self.warper)):
-                flow = apex_flow(frames[0], frames[-1], self.size, self.flow_method)
-                images.append(flow.astype(np.float32) / 255.0)
+                if clip:
+                    images.append(self._clip_image(p, frames))
+                else:
+                    flow = apex_flow(frames[0], frames[-1], self.size, self.flow_method)
+                    images.append(flow.astype(np.float32) / 255.0)
                 groups.append(p.identity)
         return search_features(np.stack(images), self.pool), np.array(groups)
+
+    def _clip_image(self, params: object, frames: np.ndarray) -> np.ndarray:
+        """Key-frame differences of a rendered clip: the stored frames are the rule's distinct
+        picks; the rule applied to them again gives exactly ``num_frames`` (as for a real one)."""
+        numbers = [int(n) for n in params.frame_numbers]
+        positions = key_frame_positions(
+            numbers,
+            0,
+            int(params.timing.apex),
+            int(params.timing.n_frames) - 1,
+            self.num_frames,
+            self.keyframe_sampling,
+        )
+        return frame_differences(frames[positions], self.size)
 
 
 def _hash(value: object) -> str:
@@ -346,6 +396,9 @@ def adversarial_calibration(
     progress: bool = False,
     real_flows: np.ndarray | None = None,
     real_subjects: Sequence[str] | None = None,
+    representation: str = "apex_flow",
+    num_frames: int = 4,
+    keyframe_sampling: str = "uniform",
 ) -> AdversarialResult:
     """Search realism settings that make synthetic apex flow indistinguishable from real.
 
@@ -378,6 +431,12 @@ def adversarial_calibration(
             composite case, which has no clips (:mod:`mesynth.calibration.flow_images`).
         real_subjects: ``(N,)`` subject of each real flow image (the domain test's groups and
             the profile's ``source.real_subjects``).
+        representation: what the classifier compares: ``"apex_flow"`` (onset and apex
+            rendered, apex-flow image) or ``"clip"`` (``num_frames`` key frames rendered and
+            picked with the recognizer's rule ``keyframe_sampling``, their differences to the
+            first; :mod:`mesynth.calibration.clip_features`), for 3D-CNN users.
+        num_frames, keyframe_sampling: the key frames of ``representation="clip"`` (ignored
+            for apex flow).
 
     With framing parameters in ``space`` (:data:`mesynth.calibration.framing_search.FRAMING_SPACE`)
     each trial's faces are re-cropped to ``base``'s framing moved by the trial's offsets and
@@ -395,6 +454,15 @@ def adversarial_calibration(
     n_real = len(real_flows) if real_flows is not None else len(real_records)
     if n_real < 2:
         raise AdversarialSearchError(f"need >= 2 real clips, got {n_real}")
+    if representation not in REPRESENTATIONS:
+        raise AdversarialSearchError(
+            f"representation must be one of {REPRESENTATIONS}, got {representation!r}"
+        )
+    clip = representation == "clip"
+    if clip and num_frames < 2:
+        raise AdversarialSearchError(f"a clip search needs num_frames >= 2, got {num_frames}")
+    if clip and real_flows is not None:
+        raise AdversarialSearchError("real_flows are apex-flow images: a clip search needs clips")
     out_dir = Path(out_dir)
     space = dict(DEFAULT_SPACE if space is None else space)
     distributions = _distributions(space)
@@ -421,9 +489,9 @@ def adversarial_calibration(
             MotionModel.expert(),
             parts.timing,
             plan,
-            mode="onset_apex",
-            num_frames=2,
-            sampling="uniform",
+            mode="keyframes" if clip else "onset_apex",
+            num_frames=num_frames if clip else 2,
+            sampling=keyframe_sampling if clip else "uniform",
             realism=ProfileEffects(base),
             inverse_iterations=recipe.inverse_iterations,
         ),
@@ -439,6 +507,10 @@ def adversarial_calibration(
             "flow_method": flow_method,
         },
     }
+    if clip:  # apex-flow searches keep the settings (and hash) they had before clips existed
+        settings["search"]["representation"] = representation
+        settings["search"]["num_frames"] = num_frames
+        settings["search"]["keyframe_sampling"] = keyframe_sampling
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, settings)
     trial_dir = out_dir / "trials"
@@ -459,7 +531,15 @@ def adversarial_calibration(
     start = time.perf_counter()
     if len(done) < trials:
         if real_flows is None:
-            real, real_groups = record_features(real_records, size, pool, flow_method)
+            real, real_groups = record_features(
+                real_records,
+                size,
+                pool,
+                flow_method,
+                representation=representation,
+                num_frames=num_frames,
+                keyframe_sampling=keyframe_sampling,
+            )
         else:
             real = search_features(real_flows, pool)
             real_groups = np.array([str(s) for s in real_subjects])
@@ -473,6 +553,9 @@ def adversarial_calibration(
             inverse_iterations=recipe.inverse_iterations,
             batch_size=recipe.batch_size,
             reframe=any(name in FRAMING_PARAMETERS for name in space),
+            representation=representation,
+            num_frames=num_frames,
+            keyframe_sampling=keyframe_sampling,
         )
         for number in range(len(done), trials):
             study.sampler = _sampler(sampler, seed, number, startup_trials)
@@ -520,6 +603,7 @@ def adversarial_calibration(
             "seed": seed,
             "sampler": sampler,
             "clips_per_trial": plan.total,
+            "representation": representation,
             "search": str(out_dir / "search.json"),
         },
     )

@@ -10,9 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mesynth.calibration.calibrate import calibrate
+from mesynth.evaluation.calibration_comparison import (
+    calibration_comparison,
+    search_history_path,
+)
 from mesynth.evaluation.realism_report import realism_report
 from mesynth.labels.emotions import record_label
 
@@ -57,19 +61,23 @@ def realism_command(cfg: DictConfig) -> None:
             return str(getattr(record, "emotion", "") or "all")
         return record_label(record, scheme) or "excluded"
 
-    result = realism_report(
-        real,
-        synthetic,
-        cfg.out_dir,
-        representation=cfg.representation,
-        size=cfg.size,
-        pool=cfg.pool,
-        n_splits=cfg.n_splits,
-        n_permutations=cfg.n_permutations,
-        seed=cfg.seed,
-        label_of=label_of,
-        history=cfg.history,
-    )
+    options = settings(cfg, "size pool n_splits n_permutations seed history")
+    options["representation"] = cfg.input  # `representation=` would name the config group
+    if cfg.history is not None:  # a search's out_dir or its history.csv
+        options["history"] = search_history_path(cfg.history)
+    if cfg.get("calibrated") is not None:
+        node = cfg.calibrated
+        if isinstance(node, str):  # a root for the synthetic set's loader
+            node = OmegaConf.merge(cfg.synthetic, {"root": node})
+        calibrated = load_records(node, "calibrated synthetic clips", cfg.limit)
+        comparison = calibration_comparison(
+            real, synthetic, calibrated, cfg.out_dir, label_of=label_of, **options
+        )
+        for name, test in comparison.domain.items():
+            print(f"domain classifier, real vs {name}: balanced accuracy {test.accuracy:.3f}")
+        print(f"report: {comparison.markdown.resolve()}")
+        return
+    result = realism_report(real, synthetic, cfg.out_dir, label_of=label_of, **options)
     domain = result.domain
     print(
         f"domain classifier: balanced accuracy {domain.accuracy:.3f} (0.5 = indistinguishable), "
@@ -87,7 +95,11 @@ def calibrate_adversarial_command(cfg: DictConfig) -> None:
     real = load_records(cfg.data.loader, "real clips", cfg.limit)
     recipe = instantiate(cfg.recipe, _convert_="all")
     search = "trials out_dir seed clips size pool n_splits c flow_method sampler startup_trials"
-    result = adversarial_calibration(real, recipe, **settings(cfg, f"{search} progress"))
+    search += " num_frames keyframe_sampling"
+    # `representation` is a config group of the `mer` commands: the key here is `input`
+    result = adversarial_calibration(
+        real, recipe, representation=cfg.input, **settings(cfg, f"{search} progress")
+    )
     print(
         f"{len(result.history)} trials ({result.resumed} resumed, {result.seconds:.1f} s now); "
         f"best trial {result.best_trial}: balanced accuracy {result.best_accuracy:.3f}"

@@ -42,6 +42,12 @@ The pool is sized for the neediest fold: the whole pool's deficit plus the large
 class count, when clips carry subject data times ``(1 + pool_margin) / (1 - 2 / S)`` (``S``
 subjects own faces or templates; a fold leaves out about ``2 / S`` of the clips); a fold that
 still finds too few reports the shortfall.
+
+**Calibration inside the protocol.** With ``calibration`` on
+(:mod:`recognizer.remedies.calibration`), each fold renders with the profile of its test
+subjects' group (measured on every other group's subjects) or of its own training subjects;
+the profile replaces the recipe's effects, so each profile has its own pool, and the profile
+check runs on it like on any recipe profile.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ import numpy as np
 import torch.distributed as dist
 
 from mesynth.calibration.profile import CalibrationProfile
-from mesynth.calibration.profile_effects import ProfileEffects
+from mesynth.calibration.profile_effects import ProfileEffects, ProfileSwitches
 from mesynth.face.identities import IdentitySet
 from mesynth.generation.balance import BalancePlan, resolve_sampling_strategy
 from mesynth.generation.recipe import (
@@ -78,6 +84,14 @@ from mesynth.templates.types import Template
 from recognizer.data.representations import SyntheticFrames
 from recognizer.leakage import LeakageError, profile_leaks, provenance
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
+from recognizer.remedies.calibration import (
+    FoldCalibration,
+    FoldCalibrationError,
+    ScopeProfile,
+    as_calibration,
+    calibrate_scope,
+    fold_scope,
+)
 from recognizer.remedies.registry import register_remedy
 
 MODES = ("fill", "pretrain", "only")
@@ -97,6 +111,25 @@ def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
         return GenerationRecipe(**{str(k): v for k, v in value.items()})
     except TypeError as err:
         raise SynthesisError(f"synthesis: {err}") from err
+
+
+def _profile_effects(
+    value: GenerationRecipe | Mapping[str, object],
+) -> GenerationRecipe | dict[str, object]:
+    """``value`` with effects drawn from a profile: a given profile's switches are kept, other
+    effects become an all-on :class:`ProfileSource` whose path is set per fold."""
+    effects = value.effects if isinstance(value, GenerationRecipe) else value.get("effects")
+    if isinstance(effects, ProfileSource):
+        kept = effects  # its path is replaced per fold (and kept when this source is copied)
+    elif isinstance(effects, ProfileSwitches):
+        kept = ProfileSource(**effects.switches())
+    else:
+        kept = ProfileSource()
+    if isinstance(value, GenerationRecipe):
+        return replace(value, effects=kept)
+    if not isinstance(value, Mapping):
+        return value  # refused by _recipe with its message
+    return {**{str(k): v for k, v in value.items()}, "effects": kept}
 
 
 @dataclass(frozen=True)
@@ -148,6 +181,9 @@ class SyntheticData:
             another dataset's annotations); per fold, templates of held-out subjects are left out.
         frames: what the representation needs from a clip (:meth:`for_representation`);
             ``None``: the recipe's ``frames`` and ``size``.
+        calibration: per subject group or per fold calibration profiles whose effects replace
+            the recipe's (:class:`recognizer.remedies.calibration.FoldCalibration`, or a
+            mapping of its fields; default off).
     """
 
     mode: str = "fill"
@@ -162,9 +198,24 @@ class SyntheticData:
     store: str | None = None
     template_records: tuple = ()
     frames: SyntheticFrames | None = None
+    calibration: FoldCalibration = field(default_factory=FoldCalibration)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "synthesis", _recipe(self.synthesis))
+        try:
+            object.__setattr__(self, "calibration", as_calibration(self.calibration))
+        except FoldCalibrationError as err:
+            raise SynthesisError(str(err)) from err
+        synthesis = self.synthesis
+        if self.calibration.enabled:
+            # the fold's profile replaces the effects (its path is set per fold), so
+            # `motion.apex_iod: profile` and `identities.framing: profile` are valid already
+            synthesis = _profile_effects(synthesis)
+        object.__setattr__(self, "synthesis", _recipe(synthesis))
+        if self.calibration.enabled and self.store is not None:
+            raise SynthesisError(
+                "remedy.calibration.method: a ready store (remedy.store) is not rendered by the "
+                "remedy, so per-fold calibration cannot apply; set method=none"
+            )
         object.__setattr__(self, "cache_dir", str(self.cache_dir))
         object.__setattr__(self, "identity_subjects", dict(self.identity_subjects))
         object.__setattr__(self, "template_records", tuple(self.template_records))
@@ -217,9 +268,53 @@ class SyntheticData:
             "store": self.store,
             "template_records": f"{len(self.template_records)} records of {len(subjects)} subjects",
             "frames": None if self.frames is None else asdict(self.frames),
+            "calibration": self.calibration.settings(),
         }
 
+    def calibrated(self, context: FoldContext) -> tuple[SyntheticData, ScopeProfile | None]:
+        """This source rendering with the fold's calibration profile as its effects (switches
+        of a profile given in ``synthesis.effects`` are kept, else all on), and that profile;
+        unchanged and ``None`` when calibration is off.
+
+        Raises:
+            SynthesisError: calibration on without an apex-flow representation, or bad data.
+        """
+        if not self.calibration.enabled:
+            return self, None
+        if self.frames is None or not self.frames.flow_size:
+            raise SynthesisError(
+                f"remedy.calibration.method={self.calibration.method!r} measures apex-flow "
+                "images: use representation=apex_flow (or remedy.calibration.method=none)"
+            )
+        scope = fold_scope(self.calibration, context)
+        samples = list(context.pool) if scope.group is not None else list(context.train)
+        root = self.calibration.dir or Path(context.fold_dir).parent / "calibration"
+        try:
+            found = calibrate_scope(
+                self.calibration, scope, samples, self.frames, root, self.synthesis
+            )
+        except FoldCalibrationError as err:
+            raise SynthesisError(str(err)) from err
+        effects = replace(self.synthesis.effects, path=str(found.path))
+        synthesis = replace(self.synthesis, effects=effects)
+        return replace(self, synthesis=synthesis), found
+
     def fold_data(self, context: FoldContext) -> FoldData:
+        source, calibrated = self.calibrated(context)
+        data = source._fold_data(context)
+        if calibrated is not None:
+            data.report["calibration"] = calibrated.report()
+            verb = "calibrated" if calibrated.made else "reused"
+            if calibrated.changed:
+                verb += f" (settings changed: {', '.join(calibrated.changed)})"
+            data.notes.insert(
+                0,
+                f"calibration profile {calibrated.path} ({verb}, {calibrated.scope.name}): "
+                f"measured on {len(calibrated.scope.subjects)} subjects",
+            )
+        return data
+
+    def _fold_data(self, context: FoldContext) -> FoldData:
         held_out = held_out_subjects(context)
         check_profiles(self.recipe(), context)
         if self.store is not None:
@@ -560,6 +655,8 @@ def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet
             "pool": [str(getattr(s, "uid", s)) for s in pool],
             "labels": labels,
             "classes": list(context.class_names),
+            # a profile file rewritten in place (recalibrated) makes another pool
+            "profiles": [p.to_dict() for _, p in recipe_profiles(recipe)],
         }
     )
     if memo in _POOLS:

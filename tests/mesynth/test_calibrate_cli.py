@@ -83,3 +83,79 @@ def test_generate_with_a_profile_from_the_command_line(aligned_face, tmp_path, c
         err = capsys.readouterr().err.replace(f"{tmp_path}/", "")
         assert err.startswith("mesynth: error: ") and message in err and "Traceback" not in err
         assert not (tmp_path / "other").exists()
+
+
+def test_realism_command_compares_before_and_after_calibration(aligned_face, tmp_path, capsys):
+    real = _manifest(tmp_path / "real", aligned_face, 10, 1.0, 3.0, 0, "real")
+    clean = _manifest(tmp_path / "clean", aligned_face, 10, 0.0, 0.0, 1, "synthetic")
+    tuned = _manifest(tmp_path / "tuned", aligned_face, 10, 1.0, 3.0, 2, "synthetic")
+    report_dir = tmp_path / "report"
+    search = tmp_path / "search"  # a search's out_dir: the report reads its history.csv
+    search.mkdir()
+    rows = ["trial,accuracy,objective,best_accuracy", "0,0.9,0.4,0.9", "1,0.55,0.05,0.55"]
+    (search / "history.csv").write_text("\n".join(rows) + "\n")
+    args = [
+        "realism",
+        f"paths.root_dir={tmp_path}",
+        "data=manifest",
+        f"data.loader.root={real}",
+        "synthetic.name=manifest",
+        f"synthetic.root={clean}",
+        f"calibrated={tuned}",
+        f"history={search}",
+        f"out_dir={report_dir}",
+        "n_permutations=0",
+        "scheme=null",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "real vs uncalibrated: balanced accuracy" in out
+    assert "real vs calibrated: balanced accuracy" in out
+    text = (report_dir / "report.md").read_text()
+    assert "10 real, 10 uncalibrated, 10 calibrated clips" in text
+    assert (report_dir / "strain_histograms.png").is_file()
+    assert (report_dir / "search_history.png").is_file() and "best trial 1" in text
+
+
+def test_calibrate_adversarial_command_searches_clips(aligned_face, tmp_path, capsys):
+    real = _manifest(tmp_path / "real", aligned_face, 8, 1.0, 3.0, 0, "real")
+    out = tmp_path / "search"
+    args = [
+        "calibrate-adversarial",
+        f"paths.root_dir={tmp_path}",
+        "data=manifest",
+        f"data.loader.root={real}",
+        "recipe.size=48",
+        "recipe.scheme=dfme7",
+        "trials=2",
+        "clips=7",
+        "input=clip",
+        "num_frames=2",
+        "progress=false",
+        f"out_dir={out}",
+    ]
+    assert main(args) == 0
+    assert "2 trials" in capsys.readouterr().out
+    profile = CalibrationProfile.load(out / "profile.yaml")
+    assert profile.source["representation"] == "clip"
+
+
+def test_realism_command_compares_frame_differences(aligned_face, tmp_path):
+    real = _manifest(tmp_path / "real", aligned_face, 6, 1.0, 3.0, 0, "real")
+    clean = _manifest(tmp_path / "clean", aligned_face, 6, 0.0, 0.0, 1, "synthetic")
+    report_dir = tmp_path / "report"
+    args = [
+        "realism",
+        f"paths.root_dir={tmp_path}",
+        "data=manifest",
+        f"data.loader.root={real}",
+        "synthetic.name=manifest",
+        f"synthetic.root={clean}",
+        "input=clip",
+        f"out_dir={report_dir}",
+        "n_permutations=0",
+        "scheme=null",
+    ]
+    assert main(args) == 0
+    text = (report_dir / "report.md").read_text()
+    assert "Representation: `clip`" in text and "| d1 |" in text

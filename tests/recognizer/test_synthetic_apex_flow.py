@@ -12,42 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mesynth.face.identities import IdentityAugmentation, load_identities
 from mesynth.flow import apex_flow
 from mesynth.generation.store import load_clip
 from recognizer.cli import main as mer_main
 from recognizer.remedies import synthetic
+from tests.flow_fixtures import MANIFEST_SUBJECTS, write_flow_manifest
 
-SUBJECTS = ["casme2/sub01", "casme2/sub02", "samm/006", "samm/007", "smic/s1", "smic/s2"]
-#: (label, AUs) of each subject's clips: "negative" is the majority class
-CLIPS = [("negative", "4+7"), ("negative", "4"), ("positive", "12"), ("surprise", "1+2")]
+SUBJECTS = MANIFEST_SUBJECTS
 
 
 @pytest.fixture(scope="module")
 def composite(tmp_path_factory) -> Path:
-    """manifest.csv with apex-flow PNGs and one face crop (a built-in portrait or one of its
-    augmentations) per subject."""
-    root = tmp_path_factory.mktemp("composite")
-    faces = load_identities(
-        "builtin", size=96, augmentation=IdentityAugmentation(copies=2), cache_dir=root / "lm"
-    ).identities
-    rng = np.random.default_rng(0)
-    rows = []
-    for s, subject in enumerate(SUBJECTS):
-        dataset, name = subject.split("/")
-        face = Path("faces") / f"{dataset}_{name}.png"
-        (root / face).parent.mkdir(exist_ok=True)
-        cv2.imwrite(str(root / face), faces[s % len(faces)].image[:, :, ::-1])
-        for c, (label, aus) in enumerate(CLIPS[: 2 + s % 3]):
-            path = Path("flow") / dataset / f"{name}_{c}.png"
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root / path), rng.integers(0, 256, (28, 28, 3), dtype=np.uint8))
-            rows.append({
-                "subject": subject, "clip": f"{name}_{c}", "label": label, "path": str(path),
-                "dataset": dataset, "aus": "" if dataset == "smic" else aus, "face": str(face),
-            })  # fmt: skip
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
-    return root
+    """manifest.csv with apex-flow PNGs and one face crop per subject."""
+    return write_flow_manifest(tmp_path_factory.mktemp("composite"))
 
 
 def test_mer_train_synth_fill_on_apex_flow_renders_one_pool_and_excludes_each_test_subject(
