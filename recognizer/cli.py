@@ -151,6 +151,28 @@ def _model_factory(cfg: DictConfig) -> Callable:
     return factory
 
 
+def join_submitit_tasks() -> int:
+    """Make the tasks of one submitit job (``hydra.launcher.tasks_per_node`` > 1, e.g. one per
+    GPU of a SLURM node) the ranks of one DDP run; returns the number of tasks.
+
+    Each task runs the whole command. Outside torchrun nothing tells the trainer it has
+    partners, so every task would train alone and all would write the same folder; this sets
+    torch's ``env://`` variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``,
+    ``MASTER_PORT``) from the job's environment, as torchrun would. Nothing changes outside a
+    submitit job, under torchrun, or with one task.
+    """
+    import os
+
+    if "SUBMITIT_EXECUTOR" not in os.environ or "RANK" in os.environ:
+        return 1
+    import submitit
+
+    tasks = submitit.JobEnvironment().num_tasks
+    if tasks > 1:
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    return tasks
+
+
 def train_command(cfg: DictConfig) -> None:
     """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``; the input
     (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``.
@@ -163,13 +185,17 @@ def train_command(cfg: DictConfig) -> None:
 
     from recognizer.experiment import run_protocol
     from recognizer.report import markdown_table, results_table
+    from recognizer.train import distributed_env
 
+    join_submitit_tasks()
     samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
     data = OmegaConf.to_container(cfg.data, resolve=True)
-    print(
-        f"results: {cfg.out_dir}\n"
-        f"(if this run is interrupted, the same command with out_dir={cfg.out_dir} resumes it)"
-    )
+    first = distributed_env()[0] == 0  # under torchrun, rank 0 speaks for the run
+    if first:
+        print(
+            f"results: {cfg.out_dir}\n"
+            f"(if this run is interrupted, the same command with out_dir={cfg.out_dir} resumes it)"
+        )
     run_protocol(
         samples,
         labels,
@@ -189,7 +215,8 @@ def train_command(cfg: DictConfig) -> None:
             "input": asdict(input_config),
         },
     )
-    print(markdown_table(results_table([cfg.out_dir])))
+    if first:
+        print(markdown_table(results_table([cfg.out_dir])))
 
 
 def evaluate_command(cfg: DictConfig) -> None:

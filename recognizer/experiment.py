@@ -36,10 +36,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from mesynth.environment import resolve_device
 from recognizer.batched import FoldJob, config_reason, hold, train_folds_batched, unsupported_reason
 from recognizer.data.input_config import resolve_input_config
 from recognizer.leakage import check_fold
@@ -52,6 +54,7 @@ from recognizer.train import (
     TrainerConfig,
     derive_seed,
     distributed_env,
+    init_distributed,
     read_checkpoint,
 )
 
@@ -109,6 +112,10 @@ def run_protocol(
     interrupted ones (from ``last.pt``); another configuration is refused, naming what differs,
     unless ``overwrite`` clears the folder's earlier results first.
 
+    Under ``torchrun`` every rank calls this with the same arguments: the ranks share each
+    fold's training (DDP), rank 0 alone writes files and reports progress, and every rank
+    returns the same result once ``results.json`` is written (``docs/scale.md``).
+
     Args:
         samples: ``(N,)`` records with ``subject`` (dataset-qualified), and optionally
             ``dataset``, ``source`` and ``clip`` attributes (e.g. :class:`Sample`).
@@ -129,7 +136,7 @@ def run_protocol(
 
     Raises:
         RunConfigError: ``out_dir`` holds a run of another configuration (without
-            ``overwrite``).
+            ``overwrite``), or the ranks of a DDP run were given different folders.
         recognizer.leakage.LeakageError: a fold's training or validation data carries anything
             of its test subjects (the message lists every leak).
 
@@ -149,12 +156,25 @@ def run_protocol(
     subjects = np.asarray([str(s.subject) for s in samples], dtype=object)
     datasets = [str(getattr(s, "dataset", "")) for s in samples]
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    rank, world = init_distributed(resolve_device(trainer_config.device))
+    _same_on_every_rank(world, str(out.resolve()))
     folds = protocol.split(list(subjects), labels_arr, datasets)
-    _write_json(out / "folds.json", [f.to_dict() for f in folds])
-
-    _claim_run_folder(out, _run_config(protocol, remedy, trainer_config, samples, labels_arr,
-                                       num_classes, class_names, metadata), overwrite)  # fmt: skip
+    config = _run_config(protocol, remedy, trainer_config, samples, labels_arr, num_classes,
+                         class_names, metadata)  # fmt: skip
+    refused = None
+    if rank == 0:  # one process writes the shared files; the others wait for its verdict
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "folds.json", [f.to_dict() for f in folds])
+        try:
+            _claim_run_folder(out, config, overwrite)
+        except RunConfigError as err:
+            refused = str(err)
+    if world > 1:
+        verdict = [refused]
+        dist.broadcast_object_list(verdict, src=0)
+        refused = verdict[0]
+    if refused is not None:
+        raise RunConfigError(refused)
     reusable = {}
     for f in folds:
         path = out / f"fold_{f.index:02d}/predictions.csv"
@@ -163,7 +183,7 @@ def run_protocol(
             if table is not None:
                 reusable[f.index] = table
     finished = set(reusable)
-    talk = distributed_env()[0] == 0
+    talk = rank == 0
     if finished and talk:
         tqdm.write(f"{len(finished)} of {len(folds)} folds done earlier: reusing their predictions")
     bar = tqdm(
@@ -218,9 +238,26 @@ def run_protocol(
         "num_folds": len(folds),
         **dict(metadata or {}),
     }
-    _write_csv(out / "predictions.csv", predictions)
-    _write_json(out / "results.json", summary)
+    if rank == 0:
+        _write_csv(out / "predictions.csv", predictions)
+        _write_json(out / "results.json", summary)
+    if world > 1:  # every rank returns once the results are on disk
+        dist.barrier()
     return ProtocolResult(predictions, summary, folds)
+
+
+def _same_on_every_rank(world: int, out_dir: str) -> None:
+    """Raise ``RunConfigError`` when the ranks of a DDP run write to different folders (e.g.
+    an unpinned Hydra output folder named by each process's own clock)."""
+    if world == 1:
+        return
+    folders: list[object] = [None] * world
+    dist.all_gather_object(folders, out_dir)
+    if len(set(folders)) > 1:
+        raise RunConfigError(
+            f"the {world} processes of this run write to different folders {sorted(set(folders))};"
+            " pin the folder on the command line (out_dir=...) so every rank uses the same one"
+        )
 
 
 def fold_line(
@@ -385,18 +422,20 @@ def _prepare_fold(
     )
     counts = class_counts(data.train_labels, num_classes)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(
-        fold_dir / "class_counts.json",
-        {
-            "real": real_counts.tolist(),
-            "train": counts.tolist(),
-            "pretrain": class_counts(data.pretrain_labels, num_classes).tolist(),
-            "notes": data.notes,
-            "remedy": data.report,
-        },
-    )
-    for note in data.notes:
-        print(f"fold {fold.index}: {note}")
+    rank = distributed_env()[0]
+    if rank == 0:
+        _write_json(
+            fold_dir / "class_counts.json",
+            {
+                "real": real_counts.tolist(),
+                "train": counts.tolist(),
+                "pretrain": class_counts(data.pretrain_labels, num_classes).tolist(),
+                "notes": data.notes,
+                "remedy": data.report,
+            },
+        )
+        for note in data.notes:
+            print(f"fold {fold.index}: {note}")
 
     torch.manual_seed(derive_seed(trainer_config.seed, 3, fold.index))
     model = model_factory(num_classes)

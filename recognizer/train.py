@@ -249,6 +249,8 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     """Join torchrun's process group when ``WORLD_SIZE > 1``; returns ``(rank, world_size)``."""
     rank, world, _ = distributed_env()
     if world > 1 and not dist.is_initialized():
+        if device.type == "cuda":  # NCCL's object collectives use the current device
+            torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return rank, world
 
@@ -537,6 +539,7 @@ class Trainer:
         last = self.out_dir / "last.pt" if self.out_dir is not None else None
         if cfg.resume and last is not None and last.is_file():
             self.load_checkpoint(last)
+            self._print_once(f"resumed from {last} at epoch {self.state.epoch}")
         else:
             torch.manual_seed(derive_seed(cfg.seed, 1))
         if self.device.type == "cpu" and keep_freed_memory():
@@ -564,6 +567,7 @@ class Trainer:
                     self._train_epoch(module, self._batches(train_set, held, order, epoch), epoch)
                 )
                 self.scheduler.step()
+                self._sync_buffers()
                 self._after_epoch(record, val_set, held_val)
                 self.write_curves(writer)
                 self._log_epoch(record, (time.perf_counter() - start) / (epoch + 1 - first_epoch))
@@ -654,12 +658,34 @@ class Trainer:
             seen.append(y.detach().cpu())
             guessed.append(logits.detach().argmax(dim=1).cpu())
             bar.set_postfix(loss=f"{total / count:.4f}")
+        if self.world_size > 1:  # the epoch over every rank's samples, as one process logs it
+            sums = torch.tensor([total, float(count)], dtype=torch.float64)
+            dist.all_reduce(sums)
+            total, count = float(sums[0]), int(sums[1])
+            mine = [torch.cat(v).numpy() if v else np.zeros(0, np.int64) for v in (seen, guessed)]
+            parts: list[object] = [None] * self.world_size
+            dist.all_gather_object(parts, mine)
+            seen = [torch.from_numpy(part[0]) for part in parts]  # type: ignore[index]
+            guessed = [torch.from_numpy(part[1]) for part in parts]  # type: ignore[index]
         record = {"loss": total / max(count, 1)}
         if seen:
             true, predicted = torch.cat(seen).numpy(), torch.cat(guessed).numpy()
             record["train_acc"] = float((true == predicted).mean())
             record["train_uf1"] = uf1(true, predicted)
         return record
+
+    def _sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm running statistics).
+
+        DDP broadcasts buffers at the start of each forward pass, so after an epoch's last step
+        every rank holds running statistics updated from its own last batch. Without this,
+        ranks would validate and predict with different models (and could disagree on early
+        stopping, leaving one rank waiting for the other).
+        """
+        if self.world_size == 1:
+            return
+        for buffer in self.model.buffers():
+            dist.broadcast(buffer.data, src=0)
 
     def _after_epoch(
         self, record: dict[str, float], val_set: Dataset | None, held_val: InMemoryData | None

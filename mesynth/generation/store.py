@@ -295,6 +295,10 @@ class ClipStore:
     # -- opening ---------------------------------------------------------------------------
     def _open_meta(self, config: dict[str, object], info: dict[str, object]) -> None:
         path = self.root / META
+        # look for manifests before meta.json: every shard writes meta.json before its manifest,
+        # so a manifest seen first means meta.json exists now, unless the folder has none at all
+        # (shards opening the store at once must not take each other's manifests for strays)
+        has_manifests = any(self.root.glob("manifest*.csv"))
         if path.is_file():
             try:
                 old = json.loads(path.read_text())
@@ -316,7 +320,7 @@ class ClipStore:
                     f"{self.root} to regenerate it with this configuration."
                 )
             return
-        if any(self.root.glob("manifest*.csv")):
+        if has_manifests:
             raise StoreConfigError(
                 f"{self.root} holds manifests but no {META}; it is not a store written by this "
                 "version. Choose a new output folder."
@@ -333,7 +337,8 @@ class ClipStore:
         _atomic_write(path, (json.dumps(meta, indent=2, default=str) + "\n").encode())
 
     def _recover_manifest(self) -> set[str]:
-        """Drop a torn last row, remove temporaries, and return the finished clip ids."""
+        """Drop a torn last row, remove this shard's temporaries, and return the finished clip
+        ids."""
         path = self.manifest_path
         if path.is_file():
             text = path.read_text()
@@ -341,12 +346,23 @@ class ClipStore:
                 _atomic_write(path, text[: text.rfind("\n") + 1].encode())
         else:
             _atomic_write(path, _header().encode())
-        for leftover in self.clips_dir.glob(f"{TMP_PREFIX}*"):
-            if leftover.is_dir():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
+        for folder in (self.clips_dir, self.params_dir):
+            for leftover in folder.glob(f"{TMP_PREFIX}*"):
+                if not self._owns_temporary(leftover.name):
+                    continue  # another shard may be writing it right now
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
         return {row["clip_id"] for row in read_manifest_rows(path)}
+
+    def _owns_temporary(self, name: str) -> bool:
+        """Whether a temporary (``.tmp-<clip_id>[.<ext>.<pid>]``) is this shard's to remove:
+        every one when unsharded, else those of the clips this shard owns."""
+        if self.world_size == 1:
+            return True
+        clip = name[len(TMP_PREFIX) :].split(".", 1)[0]
+        return clip.isdigit() and self.owns(int(clip))
 
     # -- writing ---------------------------------------------------------------------------
     def is_finished(self, clip_id: str) -> bool:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 from collections import Counter, defaultdict
@@ -62,6 +63,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch.distributed as dist
 
 from mesynth.calibration.profile import CalibrationProfile
 from mesynth.calibration.profile_effects import ProfileEffects, ProfileSwitches
@@ -672,9 +674,16 @@ def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet
     root = Path(source.cache_dir) / key
     made = not (root / PROVENANCE).is_file()
     if plan.total:
+        # under DDP each rank renders its shard of the clips (RANK/WORLD_SIZE) and the last
+        # one to finish merges the manifest: wait for it before anyone reads the store
         run_recipe(recipe, plan, root, parts=parts, progress=False)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
+    _every_rank_here()
+    if _rank() == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{PROVENANCE}.tmp"
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(root / PROVENANCE)
+    _every_rank_here()
     if plan.total:
         loaded = load_synthetic(root, context.class_names, source.frames)
         made_set = SyntheticSet(root, key, loaded.samples, loaded.labels, made, bank.templates)
@@ -682,6 +691,17 @@ def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet
         made_set = SyntheticSet(root, key, [], [], made, bank.templates)
     _POOLS[memo] = made_set
     return made_set
+
+
+def _rank() -> int:
+    """This process's rank in a DDP run (0 without one)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _every_rank_here() -> None:
+    """Wait until every rank of a DDP run gets here (nothing without one)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 # --------------------------------------------------------------------------- loading
@@ -740,7 +760,7 @@ def _as_flow(sample: object, frames: SyntheticFrames, folder: Path) -> object:
     if not path.is_file():
         onset, apex = source.read(sample, pair)
         image = apex_flow(onset, apex, int(frames.flow_size or 0), frames.flow_method)
-        tmp = folder / f".tmp-{path.name}"
+        tmp = folder / f".tmp-{os.getpid()}-{path.name}"  # ranks may cache the same clip
         save_apex_flow(tmp, image)
         tmp.replace(path)
     extra = {**sample.extra, "frame_numbers": "0", "flow_frames": ";".join(map(str, pair))}

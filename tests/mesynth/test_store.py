@@ -193,6 +193,24 @@ def test_shards_write_their_own_manifests_and_merge(tmp_path) -> None:
     assert not list(tmp_path.glob("manifest.rank*.csv"))
 
 
+def test_a_shard_opening_the_store_leaves_the_other_shards_temporaries(tmp_path) -> None:
+    ClipStore(tmp_path, CONFIG, formats=("frames", "npy"), rank=0, world_size=2)
+    # clip 0 (shard 0) in flight while shard 1 starts; clip 1 (shard 1) left by a killed run
+    in_flight = [tmp_path / "clips/.tmp-000000", tmp_path / "clips/.tmp-000000.npy.41"]
+    stale = [tmp_path / "clips/.tmp-000001", tmp_path / "params/.tmp-000001.json.42"]
+    for path in (in_flight[0], stale[0]):
+        path.mkdir()
+        (path / "img0.jpg").write_bytes(b"partial")
+    for path in (in_flight[1], stale[1]):
+        path.write_bytes(b"partial")
+    ClipStore(tmp_path, CONFIG, formats=("frames", "npy"), rank=1, world_size=2)
+    assert [p.exists() for p in in_flight] == [True, True]
+    assert [p.exists() for p in stale] == [False, False]
+    # unsharded, every temporary is a leftover
+    ClipStore(tmp_path, CONFIG, formats=("frames", "npy"))
+    assert [p.exists() for p in in_flight] == [False, False]
+
+
 def test_shard_environment(monkeypatch) -> None:
     monkeypatch.setenv("RANK", "2")
     monkeypatch.setenv("WORLD_SIZE", "4")
