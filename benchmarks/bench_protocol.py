@@ -36,9 +36,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 SUBJECTS = 68
 CLASS_COUNTS = (250, 109, 83)
@@ -48,7 +53,9 @@ LR = 5e-4
 SIDE_ENV = {
     "library": {},
     "batched": {},
+    "oversample": {},
     "plain": {"OMP_NUM_THREADS": "1"},
+    "plain-oversample": {"OMP_NUM_THREADS": "1"},
     "plain-malloc": {
         "OMP_NUM_THREADS": "1",
         "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
@@ -114,7 +121,21 @@ def warm_up() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
-def run_library(epochs: int, folds: int, batched: bool = False) -> dict:
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe both sides follow: Adam with L2 ``weight_decay``, constant ``lr``,
+    ``batch`` samples per step, ``seed`` for initial weights, batch order and flips."""
+
+    batch: int = BATCH
+    lr: float = LR
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+def run_library(epochs: int, folds: int, recipe: Recipe, side: str = "library") -> dict:
+    """``run_protocol`` with the library's defaults; ``side`` ``batched`` trains the folds
+    together, ``oversample`` uses ``remedy=oversample`` with ``batched_folds=auto`` (the
+    STSTNet trainer config's setting)."""
     from recognizer.data.representations import ApexFlow
     from recognizer.data.torch_dataset import ClipDataset
     from recognizer.experiment import run_protocol
@@ -124,33 +145,54 @@ def run_library(epochs: int, folds: int, batched: bool = False) -> dict:
 
     samples, labels, images = composite()
     source, representation = ImageSource(images), ApexFlow()
+    batched = {"library": False, "batched": True, "oversample": "auto"}[side]
     config = TrainerConfig(
-        epochs=epochs, batch_size=BATCH, optimizer="adam", lr=LR, weight_decay=0.0,
-        scheduler="none", device="cpu", progress=False, batched_folds=batched,
+        epochs=epochs, batch_size=recipe.batch, optimizer="adam", lr=recipe.lr,
+        weight_decay=recipe.weight_decay, scheduler="none", device="cpu", progress=False,
+        batched_folds=batched, seed=recipe.seed,
     )  # fmt: skip
 
     def factory(subset, subset_labels, train):
-        return ClipDataset(subset, subset_labels, representation, train=train, source=source)
+        return ClipDataset(
+            subset, subset_labels, representation, train=train, source=source, seed=recipe.seed
+        )
 
     warm_up()
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = run_protocol(
             samples, labels, protocol=protocol(folds), dataset_factory=factory,
-            model_factory=lambda k: create_model("ststnet", k), remedy="none",
+            model_factory=lambda k: create_model("ststnet", k),
+            remedy="oversample" if side == "oversample" else "none",
             trainer_config=config, out_dir=out,
         )  # fmt: skip
         wall = time.perf_counter() - start
     table = result.predictions
     return {
         "wall": wall,
+        "subject": table["subject"].tolist(),
         "true": table["true"].tolist(),
         "predicted": table["predicted"].tolist(),
         "threads": resolve_threads("auto").threads,
     }
 
 
-def run_plain(epochs: int, folds: int) -> dict:
+def oversampled(train: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One epoch's indices, written without the library: every index of ``train`` once plus,
+    for each smaller class, duplicates drawn with replacement up to the majority count, then
+    shuffled (imbalanced-learn's ``RandomOverSampler``, redrawn each epoch)."""
+    import torch
+
+    classes = [train[y[train] == c] for c in torch.unique(y[train])]
+    majority = max(len(members) for members in classes)
+    extra = [
+        members[torch.randint(len(members), (majority - len(members),))] for members in classes
+    ]
+    epoch = torch.cat([train, *extra])
+    return epoch[torch.randperm(len(epoch))]
+
+
+def run_plain(epochs: int, folds: int, recipe: Recipe, oversample: bool = False) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -168,18 +210,22 @@ def run_plain(epochs: int, folds: int) -> dict:
     mirrored[:, 0] = 1 - mirrored[:, 0]
     y = torch.tensor(labels)
     subjects = [s.subject for s in samples]
-    true, predicted = [], []
+    tested, true, predicted = [], [], []
     for fold in split(subjects, labels):
         test = torch.tensor([i for i, s in enumerate(subjects) if s in fold.test_subjects])
         train = torch.tensor([i for i, s in enumerate(subjects) if s in fold.train_subjects])
-        torch.manual_seed(fold.index)
+        torch.manual_seed(recipe.seed * 100_003 + fold.index)
         model = create_model("ststnet", 3)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+        )
         model.train()
         for _ in range(epochs):
-            order = train[torch.randperm(len(train))]
-            for first in range(0, len(order), BATCH):
-                idx = order[first : first + BATCH]
+            order = oversampled(train, y) if oversample else train[torch.randperm(len(train))]
+            for first in range(0, len(order), recipe.batch):
+                idx = order[first : first + recipe.batch]
+                if len(idx) == 1:  # BatchNorm needs two samples
+                    continue
                 flip = (torch.rand(len(idx)) < 0.5).view(-1, 1, 1, 1)
                 batch = torch.where(flip, mirrored[idx], x[idx])
                 optimizer.zero_grad(set_to_none=True)
@@ -189,7 +235,14 @@ def run_plain(epochs: int, folds: int) -> dict:
         with torch.no_grad():
             predicted += model(x[test]).argmax(1).tolist()
         true += y[test].tolist()
-    return {"wall": time.perf_counter() - start, "true": true, "predicted": predicted, "threads": 1}
+        tested += [subjects[i] for i in test.tolist()]
+    return {
+        "wall": time.perf_counter() - start,
+        "subject": tested,
+        "true": true,
+        "predicted": predicted,
+        "threads": 1,
+    }
 
 
 def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict[str, float]:
@@ -202,19 +255,20 @@ def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict
     return {"uf1": uf1(t, p), "uf1_sd": float(np.std(draws)), "uar": uar(t, p)}
 
 
-def child(side: str, epochs: int, folds: int, out: Path) -> None:
-    if side == "plain" or side == "plain-malloc":
-        result = run_plain(epochs, folds)
+def child(side: str, epochs: int, folds: int, recipe: Recipe, out: Path) -> None:
+    if side.startswith("plain"):
+        result = run_plain(epochs, folds, recipe, oversample=side == "plain-oversample")
     else:
-        result = run_library(epochs, folds, batched=side == "batched")
+        result = run_library(epochs, folds, recipe, side)
     out.write_text(json.dumps(result))
 
 
-def spawn(side: str, epochs: int, folds: int) -> dict:
+def spawn(side: str, epochs: int, folds: int, recipe: Recipe) -> dict:
     env = {**os.environ, **SIDE_ENV[side]}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        command = [sys.executable, __file__, "--child", side, str(epochs), str(folds), str(out)]
+        command = [sys.executable, __file__, "--child", side, str(epochs), str(folds),
+                   json.dumps(asdict(recipe)), str(out)]  # fmt: skip
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
         return json.loads(out.read_text())
 
@@ -223,37 +277,56 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="10:68,100:12", help="epochs:folds,...")
     parser.add_argument("--sides", default="library,plain", help=f"of {sorted(SIDE_ENV)}")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--seeds", type=int, default=1, help="runs per side (seeds 0..n-1)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="samples per step")
+    parser.add_argument("--lr", type=float, default=LR, help="Adam learning rate")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="Adam L2 decay")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        side, epochs, folds, out = args.child
-        child(side, int(epochs), int(folds), Path(out))
+        side, epochs, folds, recipe, out = args.child
+        child(side, int(epochs), int(folds), Recipe(**json.loads(recipe)), Path(out))
         return
-    if "plain" not in args.sides.split(",") or set(args.sides.split(",")) - set(SIDE_ENV):
-        parser.error(f"--sides takes names of {sorted(SIDE_ENV)} and must include plain")
+    sides = args.sides.split(",")
+    plain = next((side for side in sides if side.startswith("plain")), None)
+    if plain is None or set(sides) - set(SIDE_ENV):
+        parser.error(f"--sides takes names of {sorted(SIDE_ENV)} and must include a plain one")
     print(f"load average before: {os.getloadavg()}", flush=True)
-    rows = []
+    rows, runs = [], {}
     for n, setting in enumerate(args.settings.split(",")):
         epochs, folds = (int(v) for v in setting.split(":"))
-        sides = args.sides.split(",")
-        rotated = sides[n % len(sides) :] + sides[: n % len(sides)]
-        results = {side: spawn(side, epochs, folds) for side in rotated}
-        for side in sides:
-            r = results[side]
-            rows.append(
-                (epochs, folds, side, r["threads"], r["wall"], r["wall"] / folds,
-                 r["wall"] / results["plain"]["wall"], pooled(r["true"], r["predicted"]))
-            )  # fmt: skip
-            print(f"done: {epochs} epochs, {folds} folds, {side}: {r['wall']:.1f} s", flush=True)
+        for seed in range(args.seeds):
+            recipe = Recipe(args.batch, args.lr, args.weight_decay, seed)
+            turn = n * args.seeds + seed
+            rotated = sides[turn % len(sides) :] + sides[: turn % len(sides)]
+            results = {side: spawn(side, epochs, folds, recipe) for side in rotated}
+            for side in sides:
+                r = results[side]
+                runs.setdefault((epochs, folds, side), []).append(r)
+                rows.append(
+                    (epochs, folds, side, seed, r["threads"], r["wall"], r["wall"] / folds,
+                     r["wall"] / results[plain]["wall"], pooled(r["true"], r["predicted"]))
+                )  # fmt: skip
+                print(f"done: {epochs} epochs, {folds} folds, {side}, seed {seed}: "
+                      f"{r['wall']:.1f} s", flush=True)  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
     print()
-    print("| epochs | folds | side | threads | wall s | s/fold | × plain | pooled UF1 ± sd | UAR |")
-    print("|---:|---:|---|---:|---:|---:|---:|---|---:|")
-    for epochs, folds, side, threads, wall, per_fold, ratio, m in rows:
+    print("| epochs | folds | side | seed | threads | wall s | s/fold | × plain | pooled UF1 ± sd |"
+          " UAR |")  # fmt: skip
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|")
+    for epochs, folds, side, seed, threads, wall, per_fold, ratio, m in rows:
         print(
-            f"| {epochs} | {folds} | {side} | {threads} | {wall:.1f} | {per_fold:.2f} | "
+            f"| {epochs} | {folds} | {side} | {seed} | {threads} | {wall:.1f} | {per_fold:.2f} | "
             f"{ratio:.2f} | {m['uf1']:.3f} ± {m['uf1_sd']:.3f} | {m['uar']:.3f} |"
         )
+    print()
+    print("| epochs | folds | side | seeds | UF1 mean ± sd | UAR mean ± sd |")
+    print("|---:|---:|---|---:|---|---|")
+    for (epochs, folds, side), group in runs.items():
+        m = [pooled(r["true"], r["predicted"], resamples=1) for r in group]
+        f1s, uars = [v["uf1"] for v in m], [v["uar"] for v in m]
+        print(f"| {epochs} | {folds} | {side} | {len(group)} | {np.mean(f1s):.3f} ± "
+              f"{np.std(f1s):.3f} | {np.mean(uars):.3f} ± {np.std(uars):.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
