@@ -56,6 +56,7 @@ from mesynth.calibration.flow_images import (
     flow_images,
 )
 from mesynth.calibration.profile import CalibrationProfile
+from mesynth.calibration.profile_effects import ProfileEffects
 from mesynth.generation.recipe import GenerationRecipe
 from recognizer.data.representations import SyntheticFrames
 
@@ -336,11 +337,25 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _trial_recipe(recipe: GenerationRecipe, size: int) -> GenerationRecipe:
-    """Adversarial trial clips on subject-free inputs: built-in portraits, expert templates."""
+def _trial_recipe(
+    recipe: GenerationRecipe, size: int, measured: CalibrationProfile
+) -> GenerationRecipe:
+    """Adversarial trial clips on subject-free inputs: built-in portraits, expert templates.
+
+    The effects are the ``measured`` profile the search starts from: a synthetic remedy's
+    recipe under calibration holds a :class:`ProfileSource` without a path (the fold's profile
+    is what this search makes), which cannot be built; the search renders each trial with
+    the trial's own profile either way.
+    """
     identities = replace(recipe.identities, source="builtin", face_crops=False, cache_dir=None)
     templates = replace(recipe.templates, sources=("expert",), weights=None)
-    return replace(recipe, identities=identities, templates=templates, size=size)
+    return replace(
+        recipe,
+        identities=identities,
+        templates=templates,
+        size=size,
+        effects=ProfileEffects(measured),
+    )
 
 
 def calibrate_scope(
@@ -438,7 +453,7 @@ def _calibrate(
     space = dict(DEFAULT_SPACE) | (dict(FRAMING_SPACE) if calibration.search_framing else {})
     result = adversarial_calibration(
         None,
-        _trial_recipe(recipe or GenerationRecipe(), calibration.trial_size),
+        _trial_recipe(recipe or GenerationRecipe(), calibration.trial_size, measured),
         trials=calibration.trials,
         out_dir=folder / "search",
         seed=calibration.seed,

@@ -310,3 +310,31 @@ def test_loso_with_flow_calibration_per_group_end_to_end_reused_and_recomputed(
     for path in (out / "calibration").glob("*/profile.yaml"):
         assert path.stat().st_mtime_ns > stamps[path]
         assert CalibrationProfile.load(path).source["apex_peak_anchor_iod"] == 0.05
+
+
+def test_loso_with_adversarial_calibration_end_to_end(composite: Path, tmp_path: Path) -> None:
+    """``mer train ... remedy.calibration.method=adversarial`` as a user runs it. The remedy's
+    recipe holds a path-less profile source under calibration; the scope-level test above
+    passes a plain recipe and so never built that one (issue 24: the run crashed in
+    ``recipe.build()``)."""
+    out = tmp_path / "run"
+    _train(
+        composite, tmp_path, out,
+        "remedy.calibration.method=adversarial", "remedy.calibration.groups=2",
+        "remedy.calibration.trials=1", "remedy.calibration.startup_trials=1",
+        "remedy.calibration.clips=6", "remedy.calibration.n_splits=2",
+        "remedy.calibration.trial_size=32",
+    )  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    scopes = {e["calibration"]["scope"] for e in results["fold_data"]}
+    assert scopes == {"group_0", "group_1"}
+    for scope in scopes:
+        history = (out / "calibration" / scope / "search" / "history.csv").read_text()
+        assert len(history.splitlines()) == 1 + 1  # header + the one trial
+        profile = CalibrationProfile.load(out / "calibration" / scope / "profile.yaml")
+        assert profile.source["real_subjects"]
+    folds = {f["index"]: f for f in json.loads((out / "folds.json").read_text())}
+    for entry in results["fold_data"]:
+        (tested,) = folds[entry["fold"]]["test_subjects"]
+        assert tested not in entry["calibration"]["real_subjects"]
+        assert entry["synthetic_train"] > 0
