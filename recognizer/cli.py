@@ -173,6 +173,38 @@ def join_submitit_tasks() -> int:
     return tasks
 
 
+def trainer_config_of(cfg: DictConfig):
+    """``cfg.trainer`` built; a value the trainer refuses (``trainer.epochs=0``) is one
+    :class:`~recognizer.validation.RunInputError` naming the key, not Hydra's wrapper."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from recognizer.validation import RunInputError
+
+    try:
+        return instantiate(cfg.trainer)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, TypeError)):
+            raise RunInputError(f"trainer: {cause}") from err
+        raise
+
+
+def check_run_config(cfg: DictConfig, samples, labels, protocol, trainer_config) -> None:
+    """The whole run checked before its folder is made (:func:`recognizer.validation.check_run`)."""
+    from recognizer.validation import check_run
+
+    check_run(
+        samples=samples,
+        labels=labels,
+        source=str(cfg.data.loader.get("root", cfg.data.loader.get("name", "the data"))),
+        protocol=protocol,
+        trainer_config=trainer_config,
+        model_name=str(cfg.model.name),
+        out_dir=cfg.out_dir,
+    )
+
+
 def train_command(cfg: DictConfig) -> None:
     """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``; the input
     (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``.
@@ -189,6 +221,8 @@ def train_command(cfg: DictConfig) -> None:
 
     join_submitit_tasks()
     samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
+    protocol, trainer_config = instantiate(cfg.protocol), trainer_config_of(cfg)
+    check_run_config(cfg, samples, labels, protocol, trainer_config)
     data = OmegaConf.to_container(cfg.data, resolve=True)
     first = distributed_env()[0] == 0  # under torchrun, rank 0 speaks for the run
     if first:
@@ -199,11 +233,11 @@ def train_command(cfg: DictConfig) -> None:
     run_protocol(
         samples,
         labels,
-        protocol=instantiate(cfg.protocol),
+        protocol=protocol,
         dataset_factory=dataset_factory,
         model_factory=_model_factory(cfg),
         remedy=instantiate(cfg.remedy).for_representation(representation),
-        trainer_config=instantiate(cfg.trainer),
+        trainer_config=trainer_config,
         out_dir=cfg.out_dir,
         overwrite=bool(cfg.get("overwrite", False)),
         num_classes=len(names),
@@ -331,6 +365,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from recognizer.remedies.registry import UnknownRemedyError
     from recognizer.remedies.synthetic import SynthesisError
     from recognizer.train import CheckpointMismatchError, CheckpointReadError
+    from recognizer.validation import RunInputError
 
     return (
         *USER_ERRORS,
@@ -338,6 +373,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         CheckpointMismatchError,
         CheckpointReadError,
         RunConfigError,
+        RunInputError,
         DataConfigError,
         DatasetError,
         LeakageError,
