@@ -21,6 +21,7 @@ from mesynth.environment import environment_report, format_report
 from mesynth.evaluation.realism_report import ReportError
 from mesynth.face.frame_files import FrameNumberError
 from mesynth.face.framing import FramingError
+from mesynth.face.identities import IdentityError
 from mesynth.face.image_io import ImageReadError
 from mesynth.face.landmarks import LandmarkError
 from mesynth.generation.balance import PlanError
@@ -41,6 +42,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FlowCalibrationError,
     FrameNumberError,
     FramingError,
+    IdentityError,
     ImageReadError,
     LandmarkError,
     MotionModelError,
@@ -84,9 +86,14 @@ def generate_command(cfg: DictConfig) -> None:
     from mesynth.generation.recipe import run_recipe
 
     recipe = instantiate(cfg.recipe, _convert_="all")
+    plan = _plan(cfg, recipe.scheme, recipe.seed)
+    if plan.total == 0:
+        raise PlanError(
+            "mesynth.plan asks for 0 clips of every class: nothing to generate; "
+            "set mesynth.plan.n_per_class (or the fill target) above 0"
+        )
     parts = recipe.build()
     print(parts.identities.summary())
-    plan = _plan(cfg, recipe.scheme, recipe.seed)
     print(f"plan: {plan.total} clips " + ", ".join(f"{k}={v}" for k, v in plan.counts.items()))
     summary = run_recipe(
         recipe,
