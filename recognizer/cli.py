@@ -97,12 +97,14 @@ def build_data(cfg: DictConfig) -> DataSide:
         )
     from mesynth.labels.emotions import scheme_labels
     from recognizer.data.torch_dataset import ClipDataset
+    from recognizer.validation import check_loaded
 
     loaded = instantiate(cfg.data.loader)()
     print(loaded.report)
     scheme = str(cfg.data.scheme)
     names = list(scheme_labels(scheme))
     kept = loaded.select_scheme(scheme)
+    check_loaded(loaded, kept, scheme)  # nothing left to train on is said here, with why
     samples, labels = kept.samples, kept.label_indices(scheme)
     representation, input_config = build_representation(cfg, len(names))
     seed = int(cfg.trainer.seed)

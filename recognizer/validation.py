@@ -81,23 +81,45 @@ def _positive_number(key: str, value: object) -> float:
     return number
 
 
-def check_samples(samples: Sequence[object], labels: Sequence[int], source: str) -> None:
-    """Refuse a run with nothing to train on.
+def check_loaded(loaded: object, kept: object, scheme: str) -> None:
+    """Refuse a load that leaves nothing to train on, saying why.
 
     Args:
-        samples: the samples the run uses (after the label scheme's selection).
-        labels: their class indices.
-        source: what they were loaded from (the file or folder), for the message.
+        loaded: the :class:`recognizer.datasets.report.LoadResult` of the data loader.
+        kept: the same after :meth:`LoadResult.select_scheme` (the samples the run uses).
+        scheme: the label scheme (``cfg.data.scheme``).
+
+    Raises:
+        RunInputError: no sample remains: the annotation file has no data row, every row was
+            skipped (the reasons are in the load report, printed before), or no sample has a
+            class of ``scheme``.
+    """
+    if kept.samples:  # type: ignore[attr-defined]
+        return
+    report = loaded.report  # type: ignore[attr-defined]
+    source = report.source or report.dataset
+    if report.rows_read == 0:
+        why = "it has no data row (only a header, or nothing)"
+    elif report.skipped and not loaded.samples:  # type: ignore[attr-defined]
+        reasons = sorted({row.reason for row in report.skipped})
+        shown = "; ".join(reasons[:2]) + (
+            f"; {len(reasons) - 2} other reasons" if len(reasons) > 2 else ""
+        )
+        why = f"all {report.rows_read} rows were skipped ({shown}; each row is in the report above)"
+    else:
+        found = sorted({str(s.emotion) for s in loaded.samples})  # type: ignore[attr-defined]
+        why = f"no sample has a class of scheme {scheme!r} (classes found: {found})"
+    raise RunInputError(f"no usable rows remain in {source}: {why}")
+
+
+def check_samples(samples: Sequence[object], labels: Sequence[int], source: str) -> None:
+    """Refuse a run with nothing to train on (the check of callers without a load report).
 
     Raises:
         RunInputError: no sample, or a sample without a class of the scheme.
     """
     if len(samples) == 0:
-        raise RunInputError(
-            f"no usable rows remain in {source}: the file has no data row, or every row was "
-            "skipped (the load report above gives each row's reason) or has a class outside "
-            "the label scheme"
-        )
+        raise RunInputError(f"no usable rows remain in {source}")
     labels_arr = np.asarray(labels, dtype=np.int64)
     if labels_arr.size != len(samples) or labels_arr.min() < 0:
         raise RunInputError(f"{source}: some samples have no class of the label scheme")

@@ -273,8 +273,28 @@ def user_error_message(
         )
         if isinstance(item, known) and not wraps_known:
             text = item.args[0] if isinstance(item, KeyError) and item.args else str(item)
-            return str(text).strip() or type(item).__name__
+            return one_line(str(text)) or type(item).__name__
     return None
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: Hydra's "Available options in 'model':" list joined with commas,
+    other lines with "; ", and its "Config search path:" section left out."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    if "Config search path:" in lines:
+        lines = lines[: lines.index("Config search path:")]
+    pieces: list[str] = []
+    listing = False
+    for line in lines:
+        if not line:
+            listing = False
+            continue
+        if pieces and listing:
+            pieces[-1] += (" " if pieces[-1].endswith(":") else ", ") + line
+        else:
+            pieces.append(line)
+        listing = listing or line.endswith(":")
+    return "; ".join(pieces)
 
 
 def run_command(

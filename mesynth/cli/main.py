@@ -78,6 +78,27 @@ def _plan(cfg: DictConfig, scheme: str, seed: int):
     return instantiate(node, _convert_="all")(**extra)
 
 
+def _check_before_faces(cfg: DictConfig, recipe, plan) -> None:
+    """The store arguments and the plan's classes, checked before the identities are loaded
+    (which may detect landmarks and fill the landmark cache).
+
+    Raises:
+        StoreArgumentError: a bad ``format``, ``image_format`` or ``jpeg_quality``.
+        PlanError: a class the recipe's scheme does not have (it has no templates).
+    """
+    from mesynth.generation.store import check_store_arguments
+    from mesynth.labels.emotions import scheme_labels
+
+    check_store_arguments(list(cfg.format), recipe.frames.mode, cfg.image_format, cfg.jpeg_quality)
+    known = list(scheme_labels(recipe.scheme))
+    unknown = sorted(c for c, n in plan.counts.items() if n and c not in known)
+    if unknown:
+        raise PlanError(
+            f"mesynth.plan classes {unknown} are no classes of scheme {recipe.scheme!r}, so no "
+            f"template makes them (its classes: {known})"
+        )
+
+
 def generate_command(cfg: DictConfig) -> None:
     """Generate a class-balanced synthetic clip store with ``cfg.recipe`` (resumable; sharded
     under torchrun)."""
@@ -92,6 +113,7 @@ def generate_command(cfg: DictConfig) -> None:
             "mesynth.plan asks for 0 clips of every class: nothing to generate; "
             "set mesynth.plan.n_per_class (or the fill target) above 0"
         )
+    _check_before_faces(cfg, recipe, plan)
     parts = recipe.build()
     print(parts.identities.summary())
     print(f"plan: {plan.total} clips " + ", ".join(f"{k}={v}" for k, v in plan.counts.items()))
