@@ -51,8 +51,9 @@ class Command:
         config_name: the primary config's file name without ``.yaml``.
         run: the task function, called with the composed config.
         summary: one line for the usage text.
-        run_dir: ``False`` for commands that write nothing under ``paths.output_root``: no
-            Hydra run folder, no ``.hydra/`` copy of the config, no log file.
+        run_dir: ``False`` for commands that write nothing under ``paths.output_root`` (they
+            get no time-stamped ``paths.output_dir``, even as a multirun). No command gets
+            Hydra's run folder, ``.hydra/`` copy or log file (:func:`hydra_writes_nothing`).
         resumable: rerunning the command continues an interrupted run (the Ctrl-C message
             says how).
         groups: optional groups the command takes with ``+group=option`` besides those of its
