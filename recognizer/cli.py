@@ -128,12 +128,20 @@ def build_representation(cfg: DictConfig, num_classes: int) -> tuple[object, Inp
     from hydra.utils import instantiate
 
     from recognizer.data.input_config import resolve_input_config
+    from recognizer.validation import RunInputError
 
-    model = instantiate(cfg.model)(num_classes=num_classes)
+    try:
+        model = instantiate(cfg.model)(num_classes=num_classes)
+    except (ValueError, TypeError) as err:  # a keyword the builder refuses (`+model.dropout=2`)
+        raise RunInputError(f"model={cfg.model.name}: {err}") from err
     keys = ("mean", "std", "input_scale", "size", "num_frames")
     overrides = {k: cfg.representation.get(k) for k in keys}
-    config = resolve_input_config(model, overrides)
-    return instantiate(cfg.representation).with_input_config(config), config
+    try:
+        config = resolve_input_config(model, overrides)
+        return instantiate(cfg.representation).with_input_config(config), config
+    except (ValueError, TypeError) as err:  # representation.size=abc, num_frames=0
+        given = {k: v for k, v in overrides.items() if v is not None}
+        raise RunInputError(f"representation {given}: {err}") from err
 
 
 def _model_factory(cfg: DictConfig) -> Callable:
@@ -192,7 +200,9 @@ def trainer_config_of(cfg: DictConfig):
         raise
 
 
-def check_run_config(cfg: DictConfig, samples, labels, protocol, trainer_config) -> None:
+def check_run_config(
+    cfg: DictConfig, samples, labels, protocol, trainer_config, remedy, num_classes: int
+) -> None:
     """The whole run checked before its folder is made (:func:`recognizer.validation.check_run`)."""
     from recognizer.validation import check_run
 
@@ -204,6 +214,8 @@ def check_run_config(cfg: DictConfig, samples, labels, protocol, trainer_config)
         trainer_config=trainer_config,
         model_name=str(cfg.model.name),
         out_dir=cfg.out_dir,
+        remedy=remedy,
+        num_classes=num_classes,
     )
 
 
@@ -224,7 +236,8 @@ def train_command(cfg: DictConfig) -> None:
     join_submitit_tasks()
     samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
     protocol, trainer_config = instantiate(cfg.protocol), trainer_config_of(cfg)
-    check_run_config(cfg, samples, labels, protocol, trainer_config)
+    remedy = instantiate(cfg.remedy).for_representation(representation)
+    check_run_config(cfg, samples, labels, protocol, trainer_config, remedy, len(names))
     data = OmegaConf.to_container(cfg.data, resolve=True)
     first = distributed_env()[0] == 0  # under torchrun, rank 0 speaks for the run
     if first:
@@ -238,7 +251,7 @@ def train_command(cfg: DictConfig) -> None:
         protocol=protocol,
         dataset_factory=dataset_factory,
         model_factory=_model_factory(cfg),
-        remedy=instantiate(cfg.remedy).for_representation(representation),
+        remedy=remedy,
         trainer_config=trainer_config,
         out_dir=cfg.out_dir,
         overwrite=bool(cfg.get("overwrite", False)),

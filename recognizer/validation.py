@@ -144,6 +144,25 @@ def check_protocol(protocol: object, samples: Sequence[object], labels: Sequence
         ) from err
 
 
+def check_remedy(remedy: object, num_classes: int) -> None:
+    """Build the remedy's loss once, as every fold will, so that a bad setting (``cb`` with
+    ``beta=2``, ``focal`` with ``gamma=abc``) is refused before any write.
+
+    Raises:
+        RunInputError: the remedy's own message, with the remedy named.
+    """
+    name = getattr(remedy, "name", type(remedy).__name__)
+    try:
+        remedy.criterion([1] * max(int(num_classes), 1))  # type: ignore[attr-defined]
+    except ValueError as err:
+        raise RunInputError(f"remedy={name}: {err}") from err
+    except TypeError as err:  # a setting of the wrong type: show them all
+        settings = getattr(remedy, "settings", dict)()
+        raise RunInputError(
+            f"remedy={name}: a setting has the wrong type ({err}): {settings}"
+        ) from err
+
+
 def check_out_dir(out_dir: str | Path) -> None:
     """Refuse an output folder that cannot be made or written.
 
@@ -192,15 +211,19 @@ def check_run(
     trainer_config: object,
     model_name: str,
     out_dir: str | Path,
+    remedy: object | None = None,
+    num_classes: int = 0,
 ) -> None:
-    """Every check above, in the order a user fixes them: data, protocol, trainer, folder,
-    media (only with ``trainer_config.data_path == "memory"``).
+    """Every check above, in the order a user fixes them: data, protocol, remedy, trainer,
+    folder, media (only with ``trainer_config.data_path == "memory"``).
 
     Raises:
         RunInputError: the first problem found.
     """
     check_samples(samples, labels, source)
     check_protocol(protocol, samples, labels)
+    if remedy is not None:
+        check_remedy(remedy, num_classes or int(np.max(labels)) + 1)
     check_trainer(trainer_config, model_name)
     check_out_dir(out_dir)
     if getattr(trainer_config, "data_path", "auto") == "memory":
