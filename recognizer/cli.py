@@ -97,12 +97,14 @@ def build_data(cfg: DictConfig) -> DataSide:
         )
     from mesynth.labels.emotions import scheme_labels
     from recognizer.data.torch_dataset import ClipDataset
+    from recognizer.validation import check_loaded
 
     loaded = instantiate(cfg.data.loader)()
     print(loaded.report)
     scheme = str(cfg.data.scheme)
     names = list(scheme_labels(scheme))
     kept = loaded.select_scheme(scheme)
+    check_loaded(loaded, kept, scheme)  # nothing left to train on is said here, with why
     samples, labels = kept.samples, kept.label_indices(scheme)
     representation, input_config = build_representation(cfg, len(names))
     seed = int(cfg.trainer.seed)
@@ -126,12 +128,20 @@ def build_representation(cfg: DictConfig, num_classes: int) -> tuple[object, Inp
     from hydra.utils import instantiate
 
     from recognizer.data.input_config import resolve_input_config
+    from recognizer.validation import RunInputError
 
-    model = instantiate(cfg.model)(num_classes=num_classes)
+    try:
+        model = instantiate(cfg.model)(num_classes=num_classes)
+    except (ValueError, TypeError) as err:  # a keyword the builder refuses (`+model.dropout=2`)
+        raise RunInputError(f"model={cfg.model.name}: {err}") from err
     keys = ("mean", "std", "input_scale", "size", "num_frames")
     overrides = {k: cfg.representation.get(k) for k in keys}
-    config = resolve_input_config(model, overrides)
-    return instantiate(cfg.representation).with_input_config(config), config
+    try:
+        config = resolve_input_config(model, overrides)
+        return instantiate(cfg.representation).with_input_config(config), config
+    except (ValueError, TypeError) as err:  # representation.size=abc, num_frames=0
+        given = {k: v for k, v in overrides.items() if v is not None}
+        raise RunInputError(f"representation {given}: {err}") from err
 
 
 def _model_factory(cfg: DictConfig) -> Callable:
@@ -173,6 +183,42 @@ def join_submitit_tasks() -> int:
     return tasks
 
 
+def trainer_config_of(cfg: DictConfig):
+    """``cfg.trainer`` built; a value the trainer refuses (``trainer.epochs=0``) is one
+    :class:`~recognizer.validation.RunInputError` naming the key, not Hydra's wrapper."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from recognizer.validation import RunInputError
+
+    try:
+        return instantiate(cfg.trainer)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, TypeError)):
+            raise RunInputError(f"trainer: {cause}") from err
+        raise
+
+
+def check_run_config(
+    cfg: DictConfig, samples, labels, protocol, trainer_config, remedy, num_classes: int
+) -> None:
+    """The whole run checked before its folder is made (:func:`recognizer.validation.check_run`)."""
+    from recognizer.validation import check_run
+
+    check_run(
+        samples=samples,
+        labels=labels,
+        source=str(cfg.data.loader.get("root", cfg.data.loader.get("name", "the data"))),
+        protocol=protocol,
+        trainer_config=trainer_config,
+        model_name=str(cfg.model.name),
+        out_dir=cfg.out_dir,
+        remedy=remedy,
+        num_classes=num_classes,
+    )
+
+
 def train_command(cfg: DictConfig) -> None:
     """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``; the input
     (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``.
@@ -189,6 +235,9 @@ def train_command(cfg: DictConfig) -> None:
 
     join_submitit_tasks()
     samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
+    protocol, trainer_config = instantiate(cfg.protocol), trainer_config_of(cfg)
+    remedy = instantiate(cfg.remedy).for_representation(representation)
+    check_run_config(cfg, samples, labels, protocol, trainer_config, remedy, len(names))
     data = OmegaConf.to_container(cfg.data, resolve=True)
     first = distributed_env()[0] == 0  # under torchrun, rank 0 speaks for the run
     if first:
@@ -199,11 +248,11 @@ def train_command(cfg: DictConfig) -> None:
     run_protocol(
         samples,
         labels,
-        protocol=instantiate(cfg.protocol),
+        protocol=protocol,
         dataset_factory=dataset_factory,
         model_factory=_model_factory(cfg),
-        remedy=instantiate(cfg.remedy).for_representation(representation),
-        trainer_config=instantiate(cfg.trainer),
+        remedy=remedy,
+        trainer_config=trainer_config,
         out_dir=cfg.out_dir,
         overwrite=bool(cfg.get("overwrite", False)),
         num_classes=len(names),
@@ -331,6 +380,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from recognizer.remedies.registry import UnknownRemedyError
     from recognizer.remedies.synthetic import SynthesisError
     from recognizer.train import CheckpointMismatchError, CheckpointReadError
+    from recognizer.validation import RunInputError
 
     return (
         *USER_ERRORS,
@@ -338,6 +388,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         CheckpointMismatchError,
         CheckpointReadError,
         RunConfigError,
+        RunInputError,
         DataConfigError,
         DatasetError,
         LeakageError,

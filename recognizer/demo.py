@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     from recognizer.study import StudyConfig, run_study
 
     threads = use_threads_for_process("auto")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     parser.add_argument("--per-class", type=int, default=PER_CLASS, help="balanced clips per class")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs per fold")

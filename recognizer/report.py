@@ -214,8 +214,8 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     recall and F1, and training curves) with one ``confusion_<i>.png`` and, where the folds kept
     ``curves.csv``, one ``curves_<i>.png`` per run."""
     out = Path(out_dir)
+    table = results_table(paths)  # runs that are no results are refused before out_dir exists
     out.mkdir(parents=True, exist_ok=True)
-    table = results_table(paths)
     lines = ["# Results", "", markdown_table(table), ""]
     for i, path in enumerate(find_results(paths)):
         result = json.loads(path.read_text())

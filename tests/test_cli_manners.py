@@ -87,7 +87,7 @@ def test_commands_that_produce_nothing_leave_no_folder(args: tuple[str, ...], tm
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_a_command_that_writes_still_keeps_its_run_folder(tmp_path) -> None:
+def test_a_command_that_fails_leaves_no_run_folder(tmp_path) -> None:
     store = blob_store(tmp_path / "store", identities=2, per_identity=2)
     work = tmp_path / "work"
     work.mkdir()
@@ -98,8 +98,9 @@ def test_a_command_that_writes_still_keeps_its_run_folder(tmp_path) -> None:
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 2  # a store is no run; the run folder is made before that
-    assert [p.name for p in work.iterdir()] == ["outputs"]
+    assert done.returncode == 2  # a store is no run: refused before any folder is made
+    assert "mer: error: " in done.stderr and "Traceback" not in done.stderr
+    assert list(work.iterdir()) == []
 
 
 def _default_sigint() -> None:

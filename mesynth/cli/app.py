@@ -6,8 +6,12 @@ the task function; the remaining arguments go to Hydra unchanged (overrides, ``-
 config: its groups (read from its defaults list) and its composed config, never the other
 tool's groups.
 
-Commands that write nothing under ``outputs/`` (``run_dir=False``: ``env``, ``templates``,
-``stats``, ``preview``) run without a Hydra run folder or log file. Ctrl-C prints one line,
+Hydra itself writes nothing (:func:`hydra_writes_nothing`): no run folder, no ``.hydra/`` copy
+of the config, no log file, so a bad argument leaves the working directory as it was and a
+command given an output folder writes only there. A command that writes and is given no
+``out_dir`` writes into ``paths.output_dir``, the time-stamped folder under
+``paths.output_root`` (``outputs/<job>/<time>/``), made when the first file goes there. A
+multirun keeps Hydra's sweep folders (one per job). Ctrl-C prints one line,
 ``<prog>: interrupted`` (with how to resume for resumable commands) and exits with 130.
 
 A user error (a bad override or config value, a missing file, a release or store that cannot be
@@ -47,8 +51,9 @@ class Command:
         config_name: the primary config's file name without ``.yaml``.
         run: the task function, called with the composed config.
         summary: one line for the usage text.
-        run_dir: ``False`` for commands that write nothing under ``paths.output_root``: no
-            Hydra run folder, no ``.hydra/`` copy of the config, no log file.
+        run_dir: ``False`` for commands that write nothing under ``paths.output_root`` (they
+            get no time-stamped ``paths.output_dir``, even as a multirun). No command gets
+            Hydra's run folder, ``.hydra/`` copy or log file (:func:`hydra_writes_nothing`).
         resumable: rerunning the command continues an interrupted run (the Ctrl-C message
             says how).
         groups: optional groups the command takes with ``+group=option`` besides those of its
@@ -168,10 +173,55 @@ def resume_hint(cfg: DictConfig) -> str:
         return f"rerun the same command with hydra.sweep.dir={sweep} to resume"
     out_dir = cfg.get("out_dir")
     if out_dir is not None and not any(o.startswith("out_dir=") for o in given):
+        paths = cfg.get("paths")
+        if paths is not None and paths.get("output_dir") is not None:
+            output_dir = Path(str(paths.output_dir)).resolve()  # the run's time-stamped folder
         resolved = Path(str(out_dir)).resolve()
         if resolved == output_dir or output_dir in resolved.parents:
             return f"rerun the same command with out_dir={out_dir} to resume"
     return "rerun the same command to resume"
+
+
+#: Hydra writes nothing of its own: no run folder, no ``.hydra/`` copy of the config, no log file.
+QUIET = ("hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout")
+
+#: the time-stamped folder of a run whose ``out_dir`` is not given (``paths.output_dir``), made by
+#: the command when it writes there, not by Hydra before the command has checked its arguments.
+RUN_FOLDER = "paths.output_dir=${paths.output_root}/${hydra:job.name}/${now:%Y-%m-%d_%H-%M-%S}"
+
+
+def _is_multirun(command: Command, args: Sequence[str]) -> bool:
+    """Whether the command runs as a Hydra multirun (``--multirun``/``-m`` or its config's
+    ``hydra.mode``): each job then has its own sweep folder, which Hydra makes."""
+    if any(a in ("-m", "--multirun") for a in args):
+        return True
+    path = config_dir() / f"{command.config_name}.yaml"
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    hydra_node = data.get("hydra") if isinstance(data, dict) else None
+    mode = hydra_node.get("mode") if isinstance(hydra_node, dict) else None
+    return str(mode).upper() == "MULTIRUN"
+
+
+def hydra_writes_nothing(command: Command, args: Sequence[str]) -> list[str]:
+    """The overrides that keep Hydra from writing before the command runs (:data:`QUIET`).
+
+    A single run writes only into its output folder (``out_dir``, a store, a report folder):
+    Hydra's own run folder, ``.hydra/`` copy and log file would appear under
+    ``paths.output_root`` in the working directory before a bad argument is refused, and
+    even when ``out_dir`` is given. Commands that write have ``paths.output_dir`` point at the
+    time-stamped folder Hydra would have made (:data:`RUN_FOLDER`), created only by what
+    writes there. A multirun keeps Hydra's sweep folders, and a user who sets
+    ``hydra.run.dir`` or ``hydra.output_subdir`` (e.g. one folder for every torchrun rank)
+    keeps Hydra's run folder.
+    """
+    if not command.run_dir:
+        return list(QUIET)
+    if _is_multirun(command, args):
+        return []
+    if any(a.startswith(("hydra.run.dir=", "hydra.output_subdir=")) for a in args):
+        return []
+    given_folder = any(a.startswith("paths.output_dir=") for a in args)
+    return [*QUIET] if given_folder else [*QUIET, RUN_FOLDER]
 
 
 #: Hydra's flags that take a value (the next argument is that value, not an override).
@@ -224,8 +274,28 @@ def user_error_message(
         )
         if isinstance(item, known) and not wraps_known:
             text = item.args[0] if isinstance(item, KeyError) and item.args else str(item)
-            return str(text).strip() or type(item).__name__
+            return one_line(str(text)) or type(item).__name__
     return None
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: Hydra's "Available options in 'model':" list joined with commas,
+    other lines with "; ", and its "Config search path:" section left out."""
+    lines = [line.strip() for line in message.strip().splitlines()]
+    if "Config search path:" in lines:
+        lines = lines[: lines.index("Config search path:")]
+    pieces: list[str] = []
+    listing = False
+    for line in lines:
+        if not line:
+            listing = False
+            continue
+        if pieces and listing:
+            pieces[-1] += (" " if pieces[-1].endswith(":") else ", ") + line
+        else:
+            pieces.append(line)
+        listing = listing or line.endswith(":")
+    return "; ".join(pieces)
 
 
 def run_command(
@@ -273,10 +343,7 @@ def run_command(
             print(f"{prog}: error: {user_error_message(error, ())}", file=sys.stderr)
             return 2
         return 0
-    if not command.run_dir:
-        # nothing to keep: no run folder, no copy of the config, no log file
-        quiet = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
-        rest = with_overrides(rest, quiet)
+    rest = with_overrides(rest, hydra_writes_nothing(command, rest))
 
     caught: list[str] = []
     interrupted: list[str] = []

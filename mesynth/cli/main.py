@@ -21,6 +21,7 @@ from mesynth.environment import environment_report, format_report
 from mesynth.evaluation.realism_report import ReportError
 from mesynth.face.frame_files import FrameNumberError
 from mesynth.face.framing import FramingError
+from mesynth.face.identities import IdentityError
 from mesynth.face.image_io import ImageReadError
 from mesynth.face.landmarks import LandmarkError
 from mesynth.generation.balance import PlanError
@@ -41,6 +42,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     FlowCalibrationError,
     FrameNumberError,
     FramingError,
+    IdentityError,
     ImageReadError,
     LandmarkError,
     MotionModelError,
@@ -76,6 +78,27 @@ def _plan(cfg: DictConfig, scheme: str, seed: int):
     return instantiate(node, _convert_="all")(**extra)
 
 
+def _check_before_faces(cfg: DictConfig, recipe, plan) -> None:
+    """The store arguments and the plan's classes, checked before the identities are loaded
+    (which may detect landmarks and fill the landmark cache).
+
+    Raises:
+        StoreArgumentError: a bad ``format``, ``image_format`` or ``jpeg_quality``.
+        PlanError: a class the recipe's scheme does not have (it has no templates).
+    """
+    from mesynth.generation.store import check_store_arguments
+    from mesynth.labels.emotions import scheme_labels
+
+    check_store_arguments(list(cfg.format), recipe.frames.mode, cfg.image_format, cfg.jpeg_quality)
+    known = list(scheme_labels(recipe.scheme))
+    unknown = sorted(c for c, n in plan.counts.items() if n and c not in known)
+    if unknown:
+        raise PlanError(
+            f"mesynth.plan classes {unknown} are no classes of scheme {recipe.scheme!r}, so no "
+            f"template makes them (its classes: {known})"
+        )
+
+
 def generate_command(cfg: DictConfig) -> None:
     """Generate a class-balanced synthetic clip store with ``cfg.recipe`` (resumable; sharded
     under torchrun)."""
@@ -84,9 +107,15 @@ def generate_command(cfg: DictConfig) -> None:
     from mesynth.generation.recipe import run_recipe
 
     recipe = instantiate(cfg.recipe, _convert_="all")
+    plan = _plan(cfg, recipe.scheme, recipe.seed)
+    if plan.total == 0:
+        raise PlanError(
+            "mesynth.plan asks for 0 clips of every class: nothing to generate; "
+            "set mesynth.plan.n_per_class (or the fill target) above 0"
+        )
+    _check_before_faces(cfg, recipe, plan)
     parts = recipe.build()
     print(parts.identities.summary())
-    plan = _plan(cfg, recipe.scheme, recipe.seed)
     print(f"plan: {plan.total} clips " + ", ".join(f"{k}={v}" for k, v in plan.counts.items()))
     summary = run_recipe(
         recipe,

@@ -55,8 +55,10 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def au_frequencies(table: pd.DataFrame) -> pd.DataFrame:
-    """Per class (rows) and AU (columns ``AU<code>``, by code): the percentage of the class's
-    clips whose ``aus`` contain that AU (either side); AUs no clip uses are left out.
+    """Per class (rows) and AU (columns): the percentage of the class's clips whose ``aus``
+    contain that AU, laterality kept: ``AU12`` (both sides, or ``L12+R12``), ``L12`` and
+    ``R12`` (the subject's left or right side only) are separate columns, sorted by code then
+    side; AUs no clip uses are left out.
 
     Args:
         table: :func:`store_table`'s rows (``label`` and ``aus`` are used).
@@ -64,15 +66,30 @@ def au_frequencies(table: pd.DataFrame) -> pd.DataFrame:
     Returns:
         Percentages in 0..100, one row per class in sorted order.
     """
-    codes = [set(parse_aus(aus).codes) for aus in table["aus"]]
-    present = sorted(set().union(*codes))
+    keys = [_sided_codes(aus) for aus in table["aus"]]
+    present = sorted(set().union(*keys))
     flags = pd.DataFrame(
-        [[code in row for code in present] for row in codes],
-        columns=[f"AU{code}" for code in present],
+        [[key in row for key in present] for row in keys],
+        columns=[f"{side}{code}" if side else f"AU{code}" for code, side in present],
         index=table.index,
         dtype=float,
     )
     return 100.0 * flags.groupby(table["label"]).mean()
+
+
+def _sided_codes(aus: str) -> set[tuple[int, str]]:
+    """``(code, side)`` of every AU in one cell: side ``""`` when bilateral (an AU coded on both
+    sides, ``L12+R12``, is bilateral), ``"L"``/``"R"`` when one side only."""
+    sides: dict[int, set[str]] = {}
+    parsed = parse_aus(aus)
+    for reading in parsed.readings():
+        for au in reading.aus:
+            sides.setdefault(au.code, set()).add(au.side or "")
+    keys = set()
+    for code, found in sides.items():
+        bilateral = "" in found or {"L", "R"} <= found
+        keys.update({(code, "")} if bilateral else {(code, side) for side in found})
+    return keys
 
 
 def plot_stats(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:

@@ -77,6 +77,20 @@ class SkippedImage:
     reason: str
 
 
+class IdentityError(ValueError):
+    """No face could be loaded from an identity source (the message names it and why)."""
+
+
+def _why_none(result: IdentitySet) -> str:
+    """One line: why ``result`` holds no identity (the first skipped images and their reasons)."""
+    if not result.skipped:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        return f"no image file in it ({suffixes})"
+    shown = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped[:3])
+    more = len(result.skipped) - 3
+    return f"{len(result.skipped)} image(s) skipped ({shown}{f'; {more} more' if more > 0 else ''})"
+
+
 @dataclass
 class IdentitySet:
     """The identities that loaded, and the images that were skipped."""
@@ -288,7 +302,7 @@ def load_identities(
             align_identity(name, image, points, size, label, framing=framing, target=target)
         )
     if not result.identities:
-        raise ValueError(f"no usable identity in {source!r}:\n{result.summary()}")
+        raise IdentityError(f"no usable identity in {source!r}: {_why_none(result)}")
     if augmentation is not None and augmentation.copies:
         originals = list(result.identities)
         for i, identity in enumerate(originals):

@@ -33,7 +33,7 @@ from mesynth.calibration.profile_effects import Effects, ProfileEffects, resolve
 from mesynth.environment import resolve_device
 from mesynth.face.canonical import inter_ocular_distance
 from mesynth.face.identities import Identity, IdentitySet
-from mesynth.generation.balance import BalancePlan, PlannedClip, clip_generator
+from mesynth.generation.balance import BalancePlan, PlanError, PlannedClip, clip_generator
 from mesynth.generation.store import (
     ClipStore,
     check_frame_arguments,
@@ -497,7 +497,7 @@ def generate(
         raise ValueError("identities have different crop sizes; load them with one size")
     unknown = sorted(c for c, n in plan.counts.items() if n and c not in bank.emotions)
     if unknown:
-        raise ValueError(
+        raise PlanError(
             f"plan classes {unknown} have no templates in the {bank.scheme} bank "
             f"(its emotions: {list(bank.emotions)})"
         )

@@ -297,15 +297,21 @@ class TemplateBank:
         )
 
     def summary(self) -> pd.DataFrame:
-        """One row per scheme label: number of templates, sources, AU codes, most likely template.
+        """One row per scheme label: number of templates, sources, AU codes, and the most likely
+        AU combination (``top_template``) with its share of the label's sampling weight
+        (``top_share``).
 
-        Labels without templates are listed with ``templates == 0`` so a gap is visible.
+        The top template is taken among templates with a fixed AU set (a combination table's
+        rows): an occurrence-rate template (optional AUs, each drawn on its own, like DFME
+        Table 4) is no one combination, so it is the top only when the label has nothing
+        else. Labels without templates are listed with ``templates == 0`` so a gap is visible.
         """
         rows = []
         for emotion in scheme_labels(self.scheme):
             group = self._by_emotion.get(emotion, [])
             total = sum(t.weight for t in group)
-            top = max(group, key=lambda t: t.weight) if group else None
+            fixed = [t for t in group if not t.optional]
+            top = max(fixed or group, key=lambda t: t.weight) if group else None
             codes = sorted(
                 {au.code for t in group for au in t.aus}
                 | {c.code for t in group for o in t.optional for c in o.choices}

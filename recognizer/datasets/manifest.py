@@ -49,7 +49,8 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
 
     Raises:
         AnnotationError: a required column is missing, or a subject is qualified with another
-            dataset than its row's (``samm/006`` on a ``casme2`` row); the file and row are named.
+            dataset than its row's (``samm/006`` on a ``casme2`` row), or a subject or dataset
+            cell is blank or no plain name (``../x``); the file and row are named.
     """
     root = Path(root)
     csv = root / "manifest.csv" if root.is_dir() else root
@@ -79,6 +80,9 @@ def _qualified_subject(
     """``(dataset/subject, dataset)`` of a row: a qualified subject keeps its qualifier, which
     must equal the row's ``dataset`` cell when there is one; else the cell (or ``default``)
     qualifies it."""
+    _check_name(csv, row, "subject", subject)
+    if cell:
+        _check_name(csv, row, "dataset", cell)
     qualifier, slash, _ = subject.strip().partition("/")
     if not slash:
         dataset = cell or default
@@ -90,6 +94,27 @@ def _qualified_subject(
             f"but the row's dataset is {dataset!r}; fix the dataset cell or the subject"
         )
     return subject.strip(), dataset
+
+
+def _check_name(csv: Path, row: int, column: str, value: str) -> None:
+    """Refuse a subject or dataset cell that is blank or is no plain name: ``..``, ``.``, an
+    empty part (``a//b``, ``/x``), a backslash, or more than ``dataset/subject``. Such a cell
+    would become a wrong subject (``manifest/``) or dataset (``..``) and move cache files."""
+    text = value.strip()
+    parts = text.split("/")
+    bad = (
+        not text
+        or "\\" in text
+        or len(parts) > (2 if column == "subject" else 1)
+        or any(part.strip() in ("", ".", "..") for part in parts)
+    )
+    if bad:
+        what = "blank" if not text else f"{value!r} is no plain name"
+        form = "a name or dataset/name" if column == "subject" else "a name"
+        raise AnnotationError(
+            f"{csv}, row {row}: {column} cell {what}; give {form} (no '..', '.', empty part "
+            "or backslash)"
+        )
 
 
 def _row_sample(

@@ -59,6 +59,7 @@ def test_recipe_from_the_nested_config_equals_the_hand_built_one() -> None:
     cfg = _compose(
         [
             "paths.root_dir=/data",
+            "paths.user_cache_dir=/data/.cache",  # landmarks: a per-user cache by default
             "recipe.size=112",
             "recipe.identities.copies=2",
             "recipe.templates.sources=[expert,macro_onset]",

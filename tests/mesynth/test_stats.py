@@ -22,3 +22,10 @@ def test_au_frequencies_are_per_class_percentages_of_clips() -> None:
 def test_au_frequencies_of_clips_without_aus_have_no_columns() -> None:
     freq = au_frequencies(pd.DataFrame({"label": ["fear", "fear"], "aus": ["", ""]}))
     assert freq.shape == (1, 0)
+
+
+def test_au_frequencies_keep_laterality() -> None:
+    table = pd.DataFrame({"label": ["disgust"] * 4, "aus": ["L10", "R10", "10", "L10+R10+4"]})
+    freq = au_frequencies(table)
+    assert list(freq.columns) == ["AU4", "AU10", "L10", "R10"]
+    assert freq.loc["disgust"].tolist() == pytest.approx([25, 50, 25, 25])

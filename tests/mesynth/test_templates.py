@@ -243,6 +243,15 @@ def test_summary_is_a_per_emotion_table() -> None:
     assert gap.loc["others", "templates"] == 0
 
 
+def test_summary_top_template_is_one_combination_with_its_share() -> None:
+    summary = TemplateBank.expert("dfme7").summary()
+    assert not summary["top_template"].str.contains("·").any()  # no occurrence-rate list
+    # surprise: Table 6's "5" (0.488 of Table 6, which holds half the weight next to Table 4)
+    assert summary.loc["surprise", "top_template"] == "5"
+    assert summary.loc["surprise", "top_share"] == pytest.approx(0.244, abs=1e-3)
+    assert summary["top_share"].nunique() > 1
+
+
 def test_restrict_codes_drops_unknown_aus() -> None:
     bank = TemplateBank(
         "casme2_5", [Template("disgust", (TemplateAU(4), TemplateAU(99)), "x", 1.0)]
