@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from recognizer.data.in_memory import InMemoryData, tensorize
+from recognizer.data.in_memory import InMemoryData, reseeded, tensorize
 from recognizer.models.ststnet import STSTNet
 from recognizer.remedies.samplers import create_sampler
 from recognizer.runtime import intra_op_threads, keep_freed_memory
@@ -142,6 +142,12 @@ def unsupported_reason(jobs: Sequence[FoldJob]) -> str | None:
     reason = config_reason(trainer.config, trainer.world_size)
     if reason is not None:
         return reason
+    for job in jobs[1:]:  # the streams share one epoch loop and one optimiser step
+        if replace(job.trainer.config, seed=trainer.config.seed) != trainer.config:
+            return (
+                f"fold {job.fold}: trainer settings other than the seed differ from those "
+                f"of fold {jobs[0].fold}"
+            )
     for job in jobs:
         reason = model_reason(job.trainer.model)
         if reason is None and job.has_val:
@@ -414,6 +420,27 @@ def hold(job: FoldJob, budget: int) -> str | None:
     return None
 
 
+def share(job: FoldJob, others: Sequence[FoldJob]) -> bool:
+    """Hold ``job``'s training data by sharing the tensors of a held job in ``others`` with
+    the same items (:func:`recognizer.data.in_memory.reseeded`: e.g. another seed of the same
+    fold); returns whether it did."""
+    if job.held is not None:
+        return False
+    for other in others:
+        if other.held is not None and other.fold == job.fold:
+            held = reseeded(other.held, other.train_set, job.train_set)
+            if held is not None:
+                job.held = held
+                return True
+    return False
+
+
+def held_bytes(jobs: Sequence[FoldJob]) -> int:
+    """Bytes the jobs' held data take, counting tensors shared between jobs once."""
+    distinct = {job.held.inputs.data_ptr(): job.held_bytes for job in jobs if job.held is not None}
+    return sum(distinct.values())
+
+
 def train_folds_batched(jobs: Sequence[FoldJob]) -> list[TrainState]:
     """Train every job's model in lockstep, as :meth:`Trainer.fit` would one by one.
 
@@ -444,8 +471,8 @@ def train_folds_batched(jobs: Sequence[FoldJob]) -> list[TrainState]:
         if reason is not None:
             raise ValueError(f"batched folds cannot train these folds: {reason}")
     helds = [job.held for job in jobs]
-    orders = [
-        create_sampler(job.sampler, len(held), job.labels, seed=cfg.seed)
+    orders = [  # each stream's own seed: the order its fold-by-fold run would draw
+        create_sampler(job.sampler, len(held), job.labels, seed=job.trainer.config.seed)
         for job, held in zip(jobs, helds)
     ]
     model = StackedSTSTNet([job.trainer.model for job in jobs]).to(device)
