@@ -12,10 +12,14 @@ Convention (what stays per fold, as fold-by-fold training has it):
 - initial weights: each fold's model is built by the caller exactly as
   :func:`recognizer.experiment.run_protocol` builds it (torch seeded from
   ``(seed, 3, fold)``), then stacked;
-- data: each fold draws its batches from its own sampler (same seed, epoch and size as the
-  trainer's) and its own in-memory flips (:class:`recognizer.data.in_memory.InMemoryData`), so
-  fold ``f`` sees the batches of fold-by-fold training in the same order; a last batch of one
-  sample is dropped, as the trainer drops it;
+- data: each fold draws its batches from its own sampler (its own trainer's seed, the epoch
+  and the batch size) and its own in-memory flips (:class:`recognizer.data.in_memory.InMemoryData`),
+  so fold ``f`` sees the batches of fold-by-fold training in the same order; a last batch of
+  one sample is dropped, as the trainer drops it;
+- seeds: the folds of several seeds' runs (:func:`recognizer.experiment.run_protocol_seeds`)
+  are simply more streams, one per (fold, seed), each with its own trainer (seed), initial
+  weights, sampler and flips; streams of one fold may share one held copy of its data
+  (:func:`share`), each drawing its flips from its own seed;
 - loss: each fold's own criterion (e.g. its class-balanced weights), a mean over that fold's
   batch; the training loss summed over folds is only what the backward pass starts from;
 - batch norm: each fold normalises over its own batch and updates its own running statistics;

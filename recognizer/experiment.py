@@ -438,7 +438,10 @@ def run_protocol_seeds(
         )
         for seed in chosen
     ]
-    together = [runs] if trainer_config.batched_folds else [[run] for run in runs]
+    mode = trainer_config.batched_folds
+    world = distributed_env()[1]
+    batched = mode is True or (mode == "auto" and config_reason(trainer_config, world) is None)
+    together = [runs] if batched else [[run] for run in runs]  # else one seed after another
     for group in together:
         for run, fold, table, seconds in _train_folds(group, samples, model_factory=model_factory):
             run.record(fold, table, seconds)

@@ -217,3 +217,16 @@ def test_mer_train_with_seeds_writes_the_seed_folders(tmp_path, capsys) -> None:
         results = json.loads((out / f"seed_{seed}/results.json").read_text())
         assert results["settings"]["trainer"]["seed"] == seed
     assert "| mean ± sd (2 seeds) |" in capsys.readouterr().out
+
+
+def test_seeds_that_cannot_batch_run_one_after_another(tmp_path, monkeypatch) -> None:
+    fits: list[str] = []
+    real_fit = Trainer.fit
+
+    def counting(self, *args, **kwargs):
+        fits.append(self.out_dir.parent.name)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", counting)
+    _seeds(tmp_path / "auto", [0, 1], epochs=1, batched_folds="auto", checkpoint_every=1)
+    assert fits == ["seed_0"] * 4 + ["seed_1"] * 4
