@@ -161,6 +161,7 @@ def run_protocol(
         dataset_factory=dataset_factory, out_dir=out_dir, num_classes=num_classes,
         class_names=class_names, metadata=metadata, overwrite=overwrite,
     )  # fmt: skip
+    run.progress()
     for target, fold, table, seconds in _train_folds([run], samples, model_factory=model_factory):
         target.record(fold, table, seconds)
     return _close_run(run)
@@ -189,9 +190,8 @@ class _Run:
     ran: list[float] = field(default_factory=list)
     _bar: tqdm | None = None
 
-    @property
-    def bar(self) -> tqdm:
-        """The bar over this run's folds, shown from its first finished fold on."""
+    def progress(self) -> tqdm:
+        """The bar over this run's folds (shown from the first call on)."""
         if self._bar is None:
             self._bar = tqdm(
                 total=len(self.folds),
@@ -208,8 +208,9 @@ class _Run:
 
     def record(self, fold: Fold, table: pd.DataFrame, seconds: float) -> None:
         """Keep a finished fold's predictions; log its line (rank 0)."""
+        bar = self.progress()
         self.done[fold.index] = table
-        self.bar.update()
+        bar.update()
         self.ran.append(seconds)
         if self.rank == 0:
             position = [f.index for f in self.folds].index(fold.index) + 1
@@ -443,6 +444,8 @@ def run_protocol_seeds(
     batched = mode is True or (mode == "auto" and config_reason(trainer_config, world) is None)
     together = [runs] if batched else [[run] for run in runs]  # else one seed after another
     for group in together:
+        for run in group:
+            run.progress()
         for run, fold, table, seconds in _train_folds(group, samples, model_factory=model_factory):
             run.record(fold, table, seconds)
     results = {seed: _close_run(run) for seed, run in zip(chosen, runs)}
