@@ -232,9 +232,12 @@ def run_library_seeds(epochs: int, folds: int, seeds: int) -> dict:
             trainer_config=config, out_dir=out,
         )  # fmt: skip
         wall = time.perf_counter() - start
+    first = result.results[result.seeds[0]].predictions  # so it also fits the --sides table
     return {
         "wall": wall,
         "uf1": result.pooled()["uf1"].tolist(),
+        "true": first["true"].tolist(),
+        "predicted": first["predicted"].tolist(),
         "threads": resolve_threads("auto").threads,
     }
 
