@@ -24,6 +24,11 @@ gives wall times, their ratio and the pooled UF1/UAR with a bootstrap standard d
     PYTHONPATH=. python benchmarks/bench_protocol.py --settings 2:3     # a quick check
     PYTHONPATH=. python benchmarks/bench_protocol.py --sides library,plain,plain-malloc
     PYTHONPATH=. python benchmarks/bench_protocol.py --sides library,batched,plain
+    PYTHONPATH=. python benchmarks/bench_protocol.py --seeds 5 --settings 10:68  # seeds batched
+
+``--seeds N`` times the ``batched`` side with 1 seed against ``N`` seeds trained together
+(``run_protocol_seeds``, side ``batched-seeds``: one stream per (fold, seed), each seed with
+its own initial weights, sampler order and flips), fresh processes, alternating order.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ SIDE_ENV = {
     "library": {},
     "batched": {},
     "oversample": {},
+    "batched-seeds": {},
     "plain": {"OMP_NUM_THREADS": "1"},
     "plain-oversample": {"OMP_NUM_THREADS": "1"},
     "plain-malloc": {
@@ -245,6 +251,89 @@ def run_plain(epochs: int, folds: int, recipe: Recipe, oversample: bool = False)
     }
 
 
+def run_library_seeds(epochs: int, folds: int, seeds: int) -> dict:
+    """The ``batched`` side with ``seeds`` seeds (0, 1, ...) trained together
+    (``run_protocol_seeds``): the wall time and each seed's pooled predictions."""
+    from recognizer.data.representations import ApexFlow
+    from recognizer.data.torch_dataset import ClipDataset
+    from recognizer.experiment import run_protocol_seeds
+    from recognizer.models import create_model
+    from recognizer.runtime import resolve_threads
+    from recognizer.train import TrainerConfig
+
+    samples, labels, images = composite()
+    source, representation = ImageSource(images), ApexFlow()
+    config = TrainerConfig(
+        epochs=epochs, batch_size=BATCH, optimizer="adam", lr=LR, weight_decay=0.0,
+        scheduler="none", device="cpu", progress=False, batched_folds=True,
+        seeds=list(range(seeds)),
+    )  # fmt: skip
+
+    def factory_for(seed):  # the flips of seed s's run, as `mer train` seeds them
+        def factory(subset, subset_labels, train):
+            return ClipDataset(subset, subset_labels, representation, train=train, seed=seed,
+                               source=source)  # fmt: skip
+
+        return factory
+
+    warm_up()
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        result = run_protocol_seeds(
+            samples, labels, protocol=protocol(folds), dataset_factory_for_seed=factory_for,
+            model_factory=lambda k: create_model("ststnet", k), remedy="none",
+            trainer_config=config, out_dir=out,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+    first = result.results[result.seeds[0]].predictions  # so it also fits the --sides table
+    return {
+        "wall": wall,
+        "uf1": result.pooled()["uf1"].tolist(),
+        "true": first["true"].tolist(),
+        "predicted": first["predicted"].tolist(),
+        "threads": resolve_threads("auto").threads,
+    }
+
+
+def seeds_main(settings: str, seeds: int, repeats: int) -> None:
+    """``--seeds N``: one batched run of 1 seed against one of ``N`` seeds per setting, each in
+    a fresh process, alternating which goes first, ``repeats`` times; prints the wall times
+    (median over repeats) and their ratio."""
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    rows = []
+    for n, setting in enumerate(settings.split(",")):
+        epochs, folds = (int(v) for v in setting.split(":"))
+        walls: dict[int, list[float]] = {1: [], seeds: []}
+        uf1s: dict[int, list[float]] = {}
+        for repeat in range(repeats):
+            order = [1, seeds] if (n + repeat) % 2 == 0 else [seeds, 1]
+            for count in order:
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = Path(tmp) / "result.json"
+                    command = [sys.executable, __file__, "--child", "batched-seeds", str(epochs),
+                               str(folds), json.dumps(asdict(Recipe())), str(out)]  # fmt: skip
+                    env = {**os.environ, "BENCH_SEEDS": str(count)}
+                    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+                    result = json.loads(out.read_text())
+                walls[count].append(result["wall"])
+                uf1s[count] = result["uf1"]
+                load = os.getloadavg()[0]
+                print(f"done: {epochs} epochs, {folds} folds, {count} seeds: "
+                      f"{result['wall']:.1f} s (load {load:.2f})", flush=True)  # fmt: skip
+        one, many = (float(np.median(walls[c])) for c in (1, seeds))
+        rows.append((epochs, folds, one, many, walls, uf1s[seeds]))
+    print(f"load average after: {os.getloadavg()}")
+    print()
+    print(f"| epochs | folds | 1 seed: wall s | {seeds} seeds: wall s | × 1 seed | "
+          f"{seeds}-seed pooled UF1 mean ± sd | runs (s) |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---|---|")
+    for epochs, folds, one, many, walls, uf1 in rows:
+        runs = "; ".join(f"{c}: " + ", ".join(f"{w:.1f}" for w in walls[c]) for c in walls)
+        sd = np.std(uf1, ddof=1) if len(uf1) > 1 else 0.0
+        print(f"| {epochs} | {folds} | {one:.1f} | {many:.1f} | {many / one:.2f} | "
+              f"{np.mean(uf1):.3f} ± {sd:.3f} | {runs} |")  # fmt: skip
+
+
 def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict[str, float]:
     """Pooled UF1 and UAR, and the bootstrap standard deviation of the UF1."""
     from recognizer.metrics import uar, uf1
@@ -258,6 +347,8 @@ def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict
 def child(side: str, epochs: int, folds: int, recipe: Recipe, out: Path) -> None:
     if side.startswith("plain"):
         result = run_plain(epochs, folds, recipe, oversample=side == "plain-oversample")
+    elif side == "batched-seeds":
+        result = run_library_seeds(epochs, folds, int(os.environ.get("BENCH_SEEDS", "5")))
     else:
         result = run_library(epochs, folds, recipe, side)
     out.write_text(json.dumps(result))
@@ -277,15 +368,24 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="10:68,100:12", help="epochs:folds,...")
     parser.add_argument("--sides", default="library,plain", help=f"of {sorted(SIDE_ENV)}")
-    parser.add_argument("--seeds", type=int, default=1, help="runs per side (seeds 0..n-1)")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="runs per side, with seeds 0..n-1 (paired intervals)"
+    )
     parser.add_argument("--batch", type=int, default=BATCH, help="samples per step")
     parser.add_argument("--lr", type=float, default=LR, help="Adam learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="Adam L2 decay")
+    parser.add_argument(
+        "--seeds", type=int, help="time a batched run of 1 seed against N seeds instead"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="runs per side with --seeds")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         side, epochs, folds, recipe, out = args.child
         child(side, int(epochs), int(folds), Recipe(**json.loads(recipe)), Path(out))
+        return
+    if args.seeds:
+        seeds_main(args.settings, args.seeds, args.repeats)
         return
     sides = args.sides.split(",")
     plain = next((side for side in sides if side.startswith("plain")), None)
@@ -295,9 +395,9 @@ def main(argv: list[str] | None = None) -> None:
     rows, runs = [], {}
     for n, setting in enumerate(args.settings.split(",")):
         epochs, folds = (int(v) for v in setting.split(":"))
-        for seed in range(args.seeds):
+        for seed in range(args.runs):
             recipe = Recipe(args.batch, args.lr, args.weight_decay, seed)
-            turn = n * args.seeds + seed
+            turn = n * args.runs + seed
             rotated = sides[turn % len(sides) :] + sides[: turn % len(sides)]
             results = {side: spawn(side, epochs, folds, recipe) for side in rotated}
             for side in sides:

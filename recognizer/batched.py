@@ -12,10 +12,14 @@ Convention (what stays per fold, as fold-by-fold training has it):
 - initial weights: each fold's model is built by the caller exactly as
   :func:`recognizer.experiment.run_protocol` builds it (torch seeded from
   ``(seed, 3, fold)``), then stacked;
-- data: each fold draws its batches from its own sampler (same seed, epoch and size as the
-  trainer's) and its own in-memory flips (:class:`recognizer.data.in_memory.InMemoryData`), so
-  fold ``f`` sees the batches of fold-by-fold training in the same order; a last batch of one
-  sample is dropped, as the trainer drops it;
+- data: each fold draws its batches from its own sampler (its own trainer's seed, the epoch
+  and the batch size) and its own in-memory flips (:class:`recognizer.data.in_memory.InMemoryData`),
+  so fold ``f`` sees the batches of fold-by-fold training in the same order; a last batch of
+  one sample is dropped, as the trainer drops it;
+- seeds: the folds of several seeds' runs (:func:`recognizer.experiment.run_protocol_seeds`)
+  are simply more streams, one per (fold, seed), each with its own trainer (seed), initial
+  weights, sampler and flips; streams of one fold may share one held copy of its data
+  (:func:`share`), each drawing its flips from its own seed;
 - loss: each fold's own criterion (e.g. its class-balanced weights), a mean over that fold's
   batch; the training loss summed over folds is only what the backward pass starts from;
 - batch norm: each fold normalises over its own batch and updates its own running statistics;
@@ -35,7 +39,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -43,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from recognizer.data.in_memory import InMemoryData, tensorize
+from recognizer.data.in_memory import InMemoryData, reseeded, tensorize
 from recognizer.models.ststnet import STSTNet
 from recognizer.remedies.samplers import create_sampler
 from recognizer.runtime import intra_op_threads, keep_freed_memory
@@ -142,6 +146,12 @@ def unsupported_reason(jobs: Sequence[FoldJob]) -> str | None:
     reason = config_reason(trainer.config, trainer.world_size)
     if reason is not None:
         return reason
+    for job in jobs[1:]:  # the streams share one epoch loop and one optimiser step
+        if replace(job.trainer.config, seed=trainer.config.seed) != trainer.config:
+            return (
+                f"fold {job.fold}: trainer settings other than the seed differ from those "
+                f"of fold {jobs[0].fold}"
+            )
     for job in jobs:
         reason = model_reason(job.trainer.model)
         if reason is None and job.has_val:
@@ -414,6 +424,27 @@ def hold(job: FoldJob, budget: int) -> str | None:
     return None
 
 
+def share(job: FoldJob, others: Sequence[FoldJob]) -> bool:
+    """Hold ``job``'s training data by sharing the tensors of a held job in ``others`` with
+    the same items (:func:`recognizer.data.in_memory.reseeded`: e.g. another seed of the same
+    fold); returns whether it did."""
+    if job.held is not None:
+        return False
+    for other in others:
+        if other.held is not None and other.fold == job.fold:
+            held = reseeded(other.held, other.train_set, job.train_set)
+            if held is not None:
+                job.held = held
+                return True
+    return False
+
+
+def held_bytes(jobs: Sequence[FoldJob]) -> int:
+    """Bytes the jobs' held data take, counting tensors shared between jobs once."""
+    distinct = {job.held.inputs.data_ptr(): job.held_bytes for job in jobs if job.held is not None}
+    return sum(distinct.values())
+
+
 def train_folds_batched(jobs: Sequence[FoldJob]) -> list[TrainState]:
     """Train every job's model in lockstep, as :meth:`Trainer.fit` would one by one.
 
@@ -444,8 +475,8 @@ def train_folds_batched(jobs: Sequence[FoldJob]) -> list[TrainState]:
         if reason is not None:
             raise ValueError(f"batched folds cannot train these folds: {reason}")
     helds = [job.held for job in jobs]
-    orders = [
-        create_sampler(job.sampler, len(held), job.labels, seed=cfg.seed)
+    orders = [  # each stream's own seed: the order its fold-by-fold run would draw
+        create_sampler(job.sampler, len(held), job.labels, seed=job.trainer.config.seed)
         for job, held in zip(jobs, helds)
     ]
     model = StackedSTSTNet([job.trainer.model for job in jobs]).to(device)

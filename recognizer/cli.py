@@ -96,7 +96,6 @@ def build_data(cfg: DictConfig) -> DataSide:
             "list (e.g. `+data=casme2 +representation=clip`)"
         )
     from mesynth.labels.emotions import scheme_labels
-    from recognizer.data.torch_dataset import ClipDataset
     from recognizer.validation import check_loaded
 
     loaded = instantiate(cfg.data.loader)()
@@ -107,12 +106,19 @@ def build_data(cfg: DictConfig) -> DataSide:
     check_loaded(loaded, kept, scheme)  # nothing left to train on is said here, with why
     samples, labels = kept.samples, kept.label_indices(scheme)
     representation, input_config = build_representation(cfg, len(names))
-    seed = int(cfg.trainer.seed)
+    dataset_factory = clip_dataset_factory(representation, int(cfg.trainer.seed))
+    return DataSide(samples, labels, dataset_factory, names, input_config, representation)
+
+
+def clip_dataset_factory(representation: object, seed: int) -> Callable:
+    """``(subset, labels, train) -> ClipDataset`` of ``representation`` whose augmentation
+    draws from ``seed`` (the dataset factory of a ``mer train`` run with that seed)."""
+    from recognizer.data.torch_dataset import ClipDataset
 
     def dataset_factory(subset, subset_labels, train: bool):
         return ClipDataset(subset, subset_labels, representation, train=train, seed=seed)
 
-    return DataSide(samples, labels, dataset_factory, names, input_config, representation)
+    return dataset_factory
 
 
 def build_representation(cfg: DictConfig, num_classes: int) -> tuple[object, InputConfig]:
@@ -223,13 +229,15 @@ def train_command(cfg: DictConfig) -> None:
     """Train and test ``cfg.model`` under ``cfg.protocol`` with ``cfg.remedy``; the input
     (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``.
     The remedy is bound to the representation (:meth:`Remedy.for_representation`: synthetic
-    remedies render what it needs)."""
+    remedies render what it needs). With ``trainer.seeds=[...]``, one run per seed under
+    ``out_dir/seed_<s>/`` (:func:`recognizer.experiment.run_protocol_seeds`) and a table of
+    the pooled metrics per seed."""
     from dataclasses import asdict
 
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from recognizer.experiment import run_protocol
+    from recognizer.experiment import run_protocol, run_protocol_seeds
     from recognizer.report import markdown_table, results_table
     from recognizer.train import distributed_env
 
@@ -245,27 +253,36 @@ def train_command(cfg: DictConfig) -> None:
             f"results: {cfg.out_dir}\n"
             f"(if this run is interrupted, the same command with out_dir={cfg.out_dir} resumes it)"
         )
-    run_protocol(
-        samples,
-        labels,
-        protocol=protocol,
-        dataset_factory=dataset_factory,
-        model_factory=_model_factory(cfg),
-        remedy=remedy,
-        trainer_config=trainer_config,
-        out_dir=cfg.out_dir,
-        overwrite=bool(cfg.get("overwrite", False)),
-        num_classes=len(names),
-        class_names=names,
-        metadata={
+    common = {
+        "protocol": protocol,
+        "model_factory": _model_factory(cfg),
+        "remedy": remedy,
+        "trainer_config": trainer_config,
+        "out_dir": cfg.out_dir,
+        "overwrite": bool(cfg.get("overwrite", False)),
+        "num_classes": len(names),
+        "class_names": names,
+        "metadata": {
             "model": cfg.model.name,
             "data": data,
             "pretrained": cfg.get("pretrained"),
             "input": asdict(input_config),
         },
+    }
+    if trainer_config.seeds is None:
+        run_protocol(samples, labels, dataset_factory=dataset_factory, **common)
+        if first:
+            print(markdown_table(results_table([cfg.out_dir])))
+        return
+    result = run_protocol_seeds(
+        samples,
+        labels,
+        dataset_factory_for_seed=lambda seed: clip_dataset_factory(representation, seed),
+        **common,
     )
     if first:
-        print(markdown_table(results_table([cfg.out_dir])))
+        print(markdown_table(results_table([result.out_dir / run for run in result.runs])))
+        print(f"pooled over each seed's folds:\n{result.markdown()}")
 
 
 def evaluate_command(cfg: DictConfig) -> None:

@@ -30,7 +30,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +42,18 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from mesynth.environment import resolve_device
-from recognizer.batched import FoldJob, config_reason, hold, train_folds_batched, unsupported_reason
+from recognizer.batched import (
+    FoldJob,
+    config_reason,
+    held_bytes,
+    hold,
+    share,
+    train_folds_batched,
+    unsupported_reason,
+)
 from recognizer.data.input_config import resolve_input_config
 from recognizer.leakage import check_fold
-from recognizer.metrics import accuracy, confusion_matrix, per_class, summarize, uar, uf1
+from recognizer.metrics import METRICS, accuracy, confusion_matrix, per_class, summarize, uar, uf1
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
 from recognizer.train import (
@@ -143,6 +151,95 @@ def run_protocol(
     Warns:
         UserWarning: a fold's training data lacks a class (the counts are in the message).
     """
+    if trainer_config.seeds is not None:
+        raise ValueError(
+            f"trainer_config.seeds={trainer_config.seeds} asks for one run per seed: call "
+            "run_protocol_seeds (or set seeds=None to train the one seed)"
+        )
+    run = _open_run(
+        samples, labels, protocol=protocol, remedy=remedy, trainer_config=trainer_config,
+        dataset_factory=dataset_factory, out_dir=out_dir, num_classes=num_classes,
+        class_names=class_names, metadata=metadata, overwrite=overwrite,
+    )  # fmt: skip
+    run.progress()
+    for target, fold, table, seconds in _train_folds([run], samples, model_factory=model_factory):
+        target.record(fold, table, seconds)
+    return _close_run(run)
+
+
+@dataclass
+class _Run:
+    """One run folder being filled (what :func:`run_protocol` does for one seed): its settings,
+    folds, the folds' predictions so far and its progress bar."""
+
+    out: Path
+    trainer_config: TrainerConfig
+    dataset_factory: DatasetFactory
+    protocol: Protocol
+    remedy: Remedy
+    labels: np.ndarray
+    subjects: np.ndarray
+    num_classes: int
+    class_names: list[str]
+    metadata: dict[str, object]
+    folds: list[Fold]
+    done: dict[int, pd.DataFrame]
+    rank: int
+    world: int
+    prefix: str = ""
+    ran: list[float] = field(default_factory=list)
+    _bar: tqdm | None = None
+
+    def progress(self) -> tqdm:
+        """The bar over this run's folds (shown from the first call on)."""
+        if self._bar is None:
+            self._bar = tqdm(
+                total=len(self.folds),
+                initial=len(self.folds) - len(self.pending),
+                desc=f"{self.prefix}folds",
+                unit="fold",
+                disable=not self.trainer_config.progress or self.rank != 0,
+            )
+        return self._bar
+
+    @property
+    def pending(self) -> list[Fold]:
+        return [fold for fold in self.folds if fold.index not in self.done]
+
+    def record(self, fold: Fold, table: pd.DataFrame, seconds: float) -> None:
+        """Keep a finished fold's predictions; log its line (rank 0)."""
+        bar = self.progress()
+        self.done[fold.index] = table
+        bar.update()
+        self.ran.append(seconds)
+        if self.rank == 0:
+            position = [f.index for f in self.folds].index(fold.index) + 1
+            left = len(self.folds) - len(self.done)
+            so_far = pd.concat([self.done[f.index] for f in self.folds if f.index in self.done])
+            tqdm.write(
+                self.prefix
+                + fold_line(position, len(self.folds), fold, table, so_far)
+                + f" · {seconds:.1f} s"
+                + (f" · about {np.mean(self.ran) * left:.0f} s left in this run" if left else "")
+            )
+
+
+def _open_run(
+    samples: Sequence[object],
+    labels: Sequence[int],
+    *,
+    protocol: str | Protocol,
+    remedy: str | Remedy,
+    trainer_config: TrainerConfig,
+    dataset_factory: DatasetFactory,
+    out_dir: str | Path,
+    num_classes: int | None,
+    class_names: Sequence[str] | None,
+    metadata: Mapping[str, object] | None,
+    overwrite: bool,
+    prefix: str = "",
+) -> _Run:
+    """Check the inputs, split the folds, claim ``out_dir`` and find the finished folds."""
     labels_arr = np.asarray(labels, dtype=np.int64)
     if len(samples) != len(labels_arr):
         raise ValueError(f"{len(samples)} samples but {len(labels_arr)} labels")
@@ -182,68 +279,179 @@ def run_protocol(
             table = _reusable_predictions(path, f, subjects)
             if table is not None:
                 reusable[f.index] = table
-    finished = set(reusable)
-    talk = rank == 0
-    if finished and talk:
-        tqdm.write(f"{len(finished)} of {len(folds)} folds done earlier: reusing their predictions")
-    bar = tqdm(
-        total=len(folds),
-        initial=len(finished),
-        desc="folds",
-        unit="fold",
-        disable=not trainer_config.progress or not talk,
-    )
-    ran: list[float] = []
-    done = dict(reusable)
-    order = {fold.index: position for position, fold in enumerate(folds, 1)}
-    pending = [fold for fold in folds if fold.index not in finished]
-    for fold, table, seconds in _train_folds(
-        pending,
-        samples,
-        labels_arr,
-        subjects,
-        num_classes=num_classes,
-        class_names=list(class_names or []),
-        dataset_factory=dataset_factory,
-        model_factory=model_factory,
-        remedy=remedy,
-        trainer_config=trainer_config,
-        out=out,
-    ):
-        done[fold.index] = table
-        bar.update()
-        ran.append(seconds)
-        if talk:
-            left = len(folds) - len(done)
-            so_far = pd.concat([done[f.index] for f in folds if f.index in done])
-            tqdm.write(
-                fold_line(order[fold.index], len(folds), fold, table, so_far)
-                + f" · {seconds:.1f} s"
-                + (f" · about {np.mean(ran) * left:.0f} s left in this run" if left else "")
-            )
-    tables = [done[fold.index] for fold in folds]
-    bar.close()
-    predictions, summary = _pooled(tables, num_classes)
-    summary["fold_data"] = [_fold_report(out / f"fold_{fold.index:02d}", fold) for fold in folds]
+    if reusable and rank == 0:
+        tqdm.write(
+            f"{prefix}{len(reusable)} of {len(folds)} folds done earlier: reusing their predictions"
+        )
+    return _Run(out, trainer_config, dataset_factory, protocol, remedy, labels_arr, subjects,
+                num_classes, list(class_names or []), dict(metadata or {}), folds, reusable,
+                rank, world, prefix)  # fmt: skip
+
+
+def _close_run(run: _Run) -> ProtocolResult:
+    """Pool the folds' predictions; write ``predictions.csv`` and ``results.json``."""
+    tables = [run.done[fold.index] for fold in run.folds]
+    if run._bar is not None:
+        run._bar.close()
+    predictions, summary = _pooled(tables, run.num_classes)
+    out = run.out
+    summary["fold_data"] = [_fold_report(out / f"fold_{f.index:02d}", f) for f in run.folds]
     summary["settings"] = {
-        "protocol": repr(protocol),
-        "protocol_name": protocol.name,
-        "pooled_primary": protocol.pooled_primary,
-        "remedy": remedy.settings(),
-        "selection": trainer_config.selection,
-        "trainer": asdict(trainer_config),
-        "num_classes": num_classes,
-        "class_names": list(class_names or []),
-        "num_samples": int(len(labels_arr)),
-        "num_folds": len(folds),
-        **dict(metadata or {}),
+        "protocol": repr(run.protocol),
+        "protocol_name": run.protocol.name,
+        "pooled_primary": run.protocol.pooled_primary,
+        "remedy": run.remedy.settings(),
+        "selection": run.trainer_config.selection,
+        "trainer": asdict(run.trainer_config),
+        "num_classes": run.num_classes,
+        "class_names": run.class_names,
+        "num_samples": int(len(run.labels)),
+        "num_folds": len(run.folds),
+        **run.metadata,
     }
-    if rank == 0:
+    if run.rank == 0:
         _write_csv(out / "predictions.csv", predictions)
         _write_json(out / "results.json", summary)
-    if world > 1:  # every rank returns once the results are on disk
+    if run.world > 1:  # every rank returns once the results are on disk
         dist.barrier()
-    return ProtocolResult(predictions, summary, folds)
+    return ProtocolResult(predictions, summary, run.folds)
+
+
+#: the file naming the per-seed runs of a :func:`run_protocol_seeds` folder
+SEEDS_FILE = "seeds.json"
+
+
+def seed_folder(seed: int) -> str:
+    """The sub-folder of seed ``seed``'s run in a :func:`run_protocol_seeds` folder."""
+    return f"seed_{int(seed)}"
+
+
+@dataclass
+class SeedsResult:
+    """What :func:`run_protocol_seeds` returns (and writes).
+
+    Attributes:
+        seeds: the seeds, in the order given.
+        results: ``{seed: that seed's ProtocolResult}``.
+        out_dir: the folder holding ``seeds.json`` and ``seed_<s>/``.
+    """
+
+    seeds: list[int]
+    results: dict[int, ProtocolResult]
+    out_dir: Path
+
+    @property
+    def runs(self) -> list[str]:
+        """The seed folders (``seed_<s>``) under ``out_dir``, in the order of ``seeds``."""
+        return [seed_folder(seed) for seed in self.seeds]
+
+    def pooled(self) -> pd.DataFrame:
+        """One row per seed: ``seed``, ``n`` and the pooled ``acc``, ``uf1``, ``uar``."""
+        rows = []
+        for seed in self.seeds:
+            scores = self.results[seed].summary["pooled"]
+            rows.append({"seed": seed, **{k: scores[k] for k in ("n", "acc", "uf1", "uar")}})
+        return pd.DataFrame(rows, columns=["seed", "n", "acc", "uf1", "uar"])
+
+    def spread(self) -> dict[str, tuple[float, float]]:
+        """``{metric: (mean, sd)}`` of the pooled metrics over seeds (sample sd; 0 for one)."""
+        table = self.pooled()
+        ddof = 1 if len(table) > 1 else 0
+        return {m: (float(table[m].mean()), float(table[m].std(ddof=ddof))) for m in METRICS}
+
+    def markdown(self) -> str:
+        """The pooled metrics per seed and their mean ± sd, as a Markdown table."""
+        lines = ["| seed | N | ACC | UF1 | UAR |", "|---:|---:|---:|---:|---:|"]
+        for row in self.pooled().itertuples():
+            lines.append(
+                f"| {row.seed} | {row.n} | {row.acc:.4f} | {row.uf1:.4f} | {row.uar:.4f} |"
+            )
+        cells = " | ".join(f"{m:.4f} ± {sd:.4f}" for m, sd in self.spread().values())
+        lines.append(f"| mean ± sd ({len(self.seeds)} seeds) | | {cells} |")
+        return "\n".join(lines)
+
+
+def run_protocol_seeds(
+    samples: Sequence[object],
+    labels: Sequence[int],
+    *,
+    protocol: str | Protocol,
+    dataset_factory_for_seed: Callable[[int], DatasetFactory],
+    model_factory: ModelFactory,
+    remedy: str | Remedy,
+    trainer_config: TrainerConfig,
+    out_dir: str | Path,
+    seeds: Sequence[int] | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    metadata: Mapping[str, object] | None = None,
+    overwrite: bool = False,
+) -> SeedsResult:
+    """:func:`run_protocol` once per seed, into ``out_dir/seed_<s>/``.
+
+    Each seed's folder is the complete run folder a single-seed :func:`run_protocol` with
+    ``trainer_config.seed = s`` (and ``seeds=None``) writes, with the same results; each is
+    claimed and resumed on its own, so rerunning an interrupted call reuses the finished seeds
+    and folds. ``out_dir/seeds.json`` (``{"seeds": [...], "runs": ["seed_0", ...]}``) is
+    written when every seed has finished. Fold by fold, the seeds run one after another; under
+    batched folds (``trainer_config.batched_folds``) every pending ``(fold, seed)`` pair is one
+    stream of the same batched training (its own initial weights, sampler order and flips;
+    the seeds of a fold share one held copy of its training data when the data are the same).
+
+    Args:
+        samples, labels, protocol, model_factory, remedy, num_classes, class_names, metadata,
+            overwrite: as for :func:`run_protocol` (``overwrite`` applies per seed folder).
+        dataset_factory_for_seed: ``seed -> dataset_factory`` of that seed's run (e.g. a
+            :class:`~recognizer.data.torch_dataset.ClipDataset` whose flips use the seed).
+        trainer_config: training settings; ``seed`` is replaced by each seed.
+        out_dir: the folder of the seed folders (created).
+        seeds: the seeds (default ``trainer_config.seeds``): non-empty, distinct integers.
+
+    Raises:
+        ValueError: no seeds, or invalid ones.
+        RunConfigError: ``out_dir`` holds a single-seed run, or a seed folder holds a run of
+            another configuration (without ``overwrite``).
+    """
+    chosen = trainer_config.seeds if seeds is None else seeds
+    if chosen is None:
+        raise ValueError("run_protocol_seeds needs seeds (or trainer_config.seeds)")
+    chosen = replace(trainer_config, seeds=list(chosen)).seeds or []  # validated
+    out = Path(out_dir)
+    if (out / "run.json").is_file():
+        raise RunConfigError(
+            f"{out} holds a single-seed run (run.json); a run of several seeds writes one "
+            "folder per seed and needs another out_dir"
+        )
+    runs = [
+        _open_run(
+            samples,
+            labels,
+            protocol=protocol,
+            remedy=remedy,
+            trainer_config=replace(trainer_config, seed=seed, seeds=None),
+            dataset_factory=dataset_factory_for_seed(seed),
+            out_dir=out / seed_folder(seed),
+            num_classes=num_classes,
+            class_names=class_names,
+            metadata=metadata,
+            overwrite=overwrite,
+            prefix=f"seed {seed}: ",
+        )
+        for seed in chosen
+    ]
+    mode = trainer_config.batched_folds
+    world = distributed_env()[1]
+    batched = mode is True or (mode == "auto" and config_reason(trainer_config, world) is None)
+    together = [runs] if batched else [[run] for run in runs]  # else one seed after another
+    for group in together:
+        for run in group:
+            run.progress()
+        for run, fold, table, seconds in _train_folds(group, samples, model_factory=model_factory):
+            run.record(fold, table, seconds)
+    results = {seed: _close_run(run) for seed, run in zip(chosen, runs)}
+    if runs[0].rank == 0:
+        _write_json(out / SEEDS_FILE, {"seeds": chosen, "runs": [seed_folder(s) for s in chosen]})
+    return SeedsResult(list(chosen), results, out)
 
 
 def _same_on_every_rank(world: int, out_dir: str) -> None:
@@ -293,84 +501,102 @@ class _FoldRun:
 
 
 def _train_folds(
-    pending: Sequence[Fold],
-    samples: Sequence[object],
-    labels: np.ndarray,
-    subjects: np.ndarray,
-    *,
-    trainer_config: TrainerConfig,
-    out: Path,
-    **setup: object,
-) -> Iterator[tuple[Fold, pd.DataFrame, float]]:
-    """Train and predict the ``pending`` folds; yields ``(fold, predictions, seconds)`` as each
-    finishes: fold by fold, or in batches (``trainer_config.batched_folds``, see
-    :mod:`recognizer.batched`). A fold with a ``last.pt`` from an interrupted run resumes
-    fold by fold."""
+    runs: Sequence[_Run], samples: Sequence[object], *, model_factory: ModelFactory
+) -> Iterator[tuple[_Run, Fold, pd.DataFrame, float]]:
+    """Train and predict the pending folds of ``runs`` (one run, or one per seed); yields
+    ``(run, fold, predictions, seconds)`` as each finishes: fold by fold, or in batches
+    (``trainer_config.batched_folds``, see :mod:`recognizer.batched`), where the streams of
+    a batch are the pending ``(fold, run)`` pairs in fold order, and the runs of one fold share
+    one held copy of its training data when it is the same. A fold with a ``last.pt`` from an
+    interrupted run resumes fold by fold."""
+    first = runs[0]
+    trainer_config = first.trainer_config
+    labels, subjects = first.labels, first.subjects
     mode = trainer_config.batched_folds
     reason = config_reason(trainer_config, distributed_env()[1]) if mode else None
     if mode is True and reason is not None:
         raise ValueError(f"batched_folds=true but {reason}; use batched_folds=auto or false")
+    order = {fold.index: position for position, fold in enumerate(first.folds)}
+    pending = sorted(
+        ((run, fold) for run in runs for fold in run.pending),
+        key=lambda item: order.get(item[1].index, len(order)),
+    )  # fold by fold, the runs of a fold next to each other (stable: in the runs' order)
+
+    def last_pt(run: _Run, fold: Fold) -> Path:
+        return run.out / f"fold_{fold.index:02d}/last.pt"
+
     batchable = set() if not mode or reason else {
-        fold.index for fold in pending if not (out / f"fold_{fold.index:02d}/last.pt").is_file()
+        (id(run), fold.index) for run, fold in pending if not last_pt(run, fold).is_file()
     }  # fmt: skip
     if mode == "auto" and reason is not None and distributed_env()[0] == 0:
         tqdm.write(f"batched folds: off ({reason})")
 
-    def prepare(fold: Fold) -> _FoldRun:
+    def prepare(run: _Run, fold: Fold) -> _FoldRun:
         return _prepare_fold(
-            fold, samples, labels, subjects, trainer_config=trainer_config,
-            fold_dir=out / f"fold_{fold.index:02d}", pretrain_root=out / "pretrain", **setup,
+            fold, samples, labels, subjects, trainer_config=run.trainer_config,
+            fold_dir=run.out / f"fold_{fold.index:02d}", pretrain_root=run.out / "pretrain",
+            num_classes=run.num_classes, class_names=run.class_names,
+            dataset_factory=run.dataset_factory, model_factory=model_factory, remedy=run.remedy,
         )  # fmt: skip
 
-    def finish(run: _FoldRun) -> pd.DataFrame:
-        return _finish_fold(run, samples, labels, subjects)
+    def finish(fold_run: _FoldRun) -> pd.DataFrame:
+        return _finish_fold(fold_run, samples, labels, subjects)
 
     budget = int(trainer_config.memory_budget_mb * 2**20)
-    batch: list[tuple[_FoldRun, FoldJob]] = []
-    for position, fold in enumerate(pending):
+    batch: list[tuple[_Run, _FoldRun, FoldJob]] = []
+    for position, (run, fold) in enumerate(pending):
         start = time.perf_counter()
-        run = prepare(fold)
-        job = FoldJob(fold.index, run.trainer, run.train_set, run.sampler, run.train_labels,
-                      has_val=run.val_set is not None, pretrains=run.pretrains)  # fmt: skip
-        if fold.index in batchable:
-            reason = unsupported_reason([job]) or hold(job, budget)
+        fold_run = prepare(run, fold)
+        job = FoldJob(fold.index, fold_run.trainer, fold_run.train_set, fold_run.sampler,
+                      fold_run.train_labels, has_val=fold_run.val_set is not None,
+                      pretrains=fold_run.pretrains)  # fmt: skip
+        if (id(run), fold.index) in batchable:
+            reason = unsupported_reason([job])
+            if reason is None and not share(job, [j for _, _, j in batch]):
+                reason = hold(job, budget)
             if reason is not None:
                 if mode is True:
                     raise ValueError(f"batched_folds=true but {reason}; use batched_folds=auto")
                 tqdm.write(f"batched folds: off from fold {fold.index} on ({reason})")
                 batchable = set()
-        if fold.index not in batchable:
+        if (id(run), fold.index) not in batchable:
             yield from _train_batch(batch, finish)
             batch = []
-            run.trainer.fit(
-                run.train_set, run.val_set, sampler=run.sampler, labels=run.train_labels
-            )
-            yield fold, finish(run), time.perf_counter() - start
+            fold_run.trainer.fit(
+                fold_run.train_set, fold_run.val_set, sampler=fold_run.sampler,
+                labels=fold_run.train_labels,
+            )  # fmt: skip
+            yield run, fold, finish(fold_run), time.perf_counter() - start
             continue
-        batch.append((run, job))
-        more = any(f.index in batchable for f in pending[position + 1 :])
-        held = sum(j.held_bytes for _, j in batch)
-        if not more or held + job.held_bytes > budget:  # no room for one more fold
+        batch.append((run, fold_run, job))
+        rest = [(id(r), f.index) in batchable for r, f in pending[position + 1 :]]
+        # the next stream costs nothing more when it is another run of this fold (shared data)
+        following = pending[position + 1][1].index if rest else None
+        extra = 0 if following == fold.index else job.held_bytes
+        if not any(rest) or held_bytes([j for _, _, j in batch]) + extra > budget:
             yield from _train_batch(batch, finish)
             batch = []
 
 
 def _train_batch(
-    batch: Sequence[tuple[_FoldRun, FoldJob]], finish: Callable[[_FoldRun], pd.DataFrame]
-) -> Iterator[tuple[Fold, pd.DataFrame, float]]:
-    """Train the folds of ``batch`` together, then write and yield each one's results."""
+    batch: Sequence[tuple[_Run, _FoldRun, FoldJob]], finish: Callable[[_FoldRun], pd.DataFrame]
+) -> Iterator[tuple[_Run, Fold, pd.DataFrame, float]]:
+    """Train the streams of ``batch`` together, then write and yield each one's results."""
     if not batch:
         return
     if distributed_env()[0] == 0:
-        folds = [run.fold.index for run, _ in batch]
-        tqdm.write(f"batched folds: training {len(folds)} folds together ({folds[0]}..{folds[-1]})")
+        folds = sorted({fold_run.fold.index for _, fold_run, _ in batch})
+        runs = len({id(run) for run, _, _ in batch})
+        what = f"{len(folds)} folds" if runs == 1 else f"{len(batch)} streams ({len(folds)} folds"
+        what += "" if runs == 1 else f" × {runs} seeds)"
+        tqdm.write(f"batched folds: training {what} together ({folds[0]}..{folds[-1]})")
     start = time.perf_counter()
-    train_folds_batched([job for _, job in batch])
+    train_folds_batched([job for _, _, job in batch])
     seconds = (time.perf_counter() - start) / len(batch)
-    for run, _ in batch:
-        run.trainer.save_last()
-        run.trainer.write_curves()
-        yield run.fold, finish(run), seconds
+    for run, fold_run, _ in batch:
+        fold_run.trainer.save_last()
+        fold_run.trainer.write_curves()
+        yield run, fold_run.fold, finish(fold_run), seconds
 
 
 def _prepare_fold(
@@ -540,7 +766,7 @@ class RunConfigError(ValueError):
 #: trainer settings that never change a run's results (speed, logging, resume mechanics)
 _RESULT_NEUTRAL = frozenset(
     {"progress", "num_workers", "resume", "checkpoint_every", "data_path", "memory_budget_mb",
-     "threads", "log_every", "tensorboard", "batched_folds"}
+     "threads", "log_every", "tensorboard", "batched_folds", "seeds"}
 )  # fmt: skip
 
 

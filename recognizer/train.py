@@ -97,6 +97,11 @@ class TrainerConfig:
             stop early); needs ``selection="best_val"``.
         deterministic: deterministic algorithms (slower), for exact reproduction.
         seed: seed of the sample order, dropout and initialisation in :func:`run_protocol`.
+        seeds: several seeds, one run each (``None``: the one ``seed``); when given it
+            overrides ``seed``: :func:`recognizer.experiment.run_protocol_seeds` writes one
+            complete run per seed under ``out_dir/seed_<s>/`` (each with ``seed=s``) and
+            ``out_dir/seeds.json``; under batched folds the seeds train together with the
+            folds. Non-empty, distinct integers.
         num_workers: data-loading processes (loader path only).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         progress: show a tqdm progress bar.
@@ -135,6 +140,7 @@ class TrainerConfig:
     patience: int | None = None
     deterministic: bool = False
     seed: int = 0
+    seeds: list[int] | None = None
     num_workers: int = 0
     device: str = "auto"
     progress: bool = True
@@ -171,10 +177,29 @@ class TrainerConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.threads != "auto":
             resolve_threads(self.threads)
+        if self.seeds is not None:
+            self.seeds = _seed_list(self.seeds)
         if self.batched_folds not in (False, True, "auto"):
             raise ValueError(
                 f"batched_folds must be false, true or 'auto', got {self.batched_folds!r}"
             )
+
+
+def _seed_list(seeds: object) -> list[int]:
+    """``seeds`` as a list of distinct ints (``TrainerConfig.seeds``), or a ValueError."""
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a list of distinct integers, got {seeds!r}")
+    values = list(seeds)  # type: ignore[call-overload]
+    if not values:
+        raise ValueError("seeds must be a non-empty list of distinct integers, got []")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+    if bad:
+        raise ValueError(f"seeds must be a list of distinct integers, got {values!r} ({bad[0]!r})")
+    ints = [int(v) for v in values]
+    repeated = sorted({v for v in ints if ints.count(v) > 1})
+    if repeated:
+        raise ValueError(f"seeds must be distinct, got {ints!r} (repeated: {repeated})")
+    return ints
 
 
 @dataclass

@@ -157,3 +157,34 @@ def tensorize(dataset: Dataset, max_bytes: int) -> InMemoryData | str:
     return InMemoryData(
         torch.stack(inputs), torch.stack(flipped) if copies == 2 else None, labels, layout
     )
+
+
+def _same(a: object, b: object) -> bool:
+    return a is b or a == b
+
+
+def reseeded(held: InMemoryData, dataset: Dataset, other: Dataset) -> InMemoryData | None:
+    """``other``'s held form, sharing ``held``'s tensors (the held form of ``dataset``), or
+    ``None`` when the two datasets' items may differ.
+
+    Shared when every part holds the same samples in the same order with the same labels,
+    representation, frame source and training mode (so :func:`tensorize` would compute the
+    same tensors); the parts' seeds may differ (e.g. the runs of several seeds of one fold),
+    and the result draws its flips from ``other``'s seeds. Synthetic parts rendered per seed
+    hold other samples and are not shared.
+    """
+    parts = dataset.datasets if isinstance(dataset, MixedDataset) else [dataset]
+    others = other.datasets if isinstance(other, MixedDataset) else [other]
+    if len(parts) != len(others) or len(parts) != len(held.parts):
+        return None
+    for a, b in zip(parts, others):
+        if not (isinstance(a, ClipDataset) and isinstance(b, ClipDataset)):
+            return None
+        if len(a.samples) != len(b.samples) or a.train != b.train or a.labels != b.labels:
+            return None
+        if not (_same(a.representation, b.representation) and _same(a.source, b.source)):
+            return None
+        if not all(_same(x, y) for x, y in zip(a.samples, b.samples)):
+            return None
+    layout = [Part(p.start, p.length, b.seed, p.flips) for p, b in zip(held.parts, others)]
+    return InMemoryData(held.inputs, held.mirrored, held.labels, layout)
