@@ -319,6 +319,30 @@ def report_command(cfg: DictConfig) -> None:
     print(f"written: {report}")
 
 
+def compare_command(cfg: DictConfig) -> None:
+    """Write ``compare.md``, ``compare.csv`` and ``compare.png`` for ``cfg.arms`` (``{name:
+    folder}``) or ``cfg.runs`` (grouped into arms by settings) into ``cfg.out_dir``."""
+    from recognizer.compare import arms_from_mapping, arms_from_runs, compare_arms, write_comparison
+
+    runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
+    mapping = dict(cfg.arms or {})
+    if bool(mapping) == bool(runs):
+        raise CommandArgumentError(
+            "mer compare needs either 'arms={<name>: <folder>, ...}' or 'runs=[<folder>, ...]'"
+        )
+    arms = arms_from_mapping(mapping) if mapping else arms_from_runs(runs)
+    comparison = compare_arms(
+        arms,
+        cfg.baseline,
+        confidence=float(cfg.confidence),
+        n_resamples=int(cfg.n_resamples),
+        seed=int(cfg.seed),
+    )
+    written = write_comparison(comparison, cfg.out_dir)
+    print(written["markdown"].read_text())
+    print(f"written: {', '.join(str(p) for p in written.values())}")
+
+
 def experiment_command(cfg: DictConfig) -> None:
     """One job of ``mer experiment``: a ``mer train`` run in the grid's sub-folder."""
     train_command(cfg)
@@ -371,6 +395,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
     "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),
+    "compare": Command(
+        "compare", compare_command, "paired intervals of arms over seeds and subjects"
+    ),
     "experiment": Command(
         "experiment",
         experiment_command,
@@ -387,6 +414,7 @@ COMMANDS: dict[str, Command] = {
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The mesynth user errors plus the recognizer's: one line, no traceback."""
     from mesynth.cli.main import USER_ERRORS
+    from recognizer.compare import CompareError
     from recognizer.data.safe_paths import UnsafePathError
     from recognizer.datasets.errors import DatasetError
     from recognizer.experiment import RunConfigError
@@ -402,6 +430,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (
         *USER_ERRORS,
         CommandArgumentError,
+        CompareError,
         CheckpointMismatchError,
         CheckpointReadError,
         RunConfigError,

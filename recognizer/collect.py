@@ -9,7 +9,9 @@ Every ``results.json`` under the given folders is one run. :func:`collect` write
 - ``per_class.csv``: one row per (model, protocol, remedy, class): support and the mean over
   seeds of the pooled precision, recall and F1 (:func:`recognizer.report.per_class_table`);
 - ``report.md``: the summary as a Markdown table (``mean ± std`` cells only where there are
-  several seeds), then the figures: ``metrics.png`` (UF1/UAR bars per remedy labelled with their
+  several seeds), per (model, protocol) with several remedies the paired comparison of
+  :mod:`recognizer.compare` (intervals over subjects and seeds, chance levels), then the
+  figures: ``metrics.png`` (UF1/UAR bars per remedy labelled with their
   values, error bars over seeds), ``class_distribution.png`` (training clips per class before
   and after each remedy, from the folds' ``class_counts.json``), the per-class table and
   ``per_class_f1_<model>_<protocol>.png``, one confusion matrix per (model, protocol, remedy)
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recognizer.compare import runs_comparison_section
 from recognizer.report import (
     find_results,
     markdown_table,
@@ -223,6 +226,10 @@ def collect(
         f"![UF1 and UAR per remedy]({plot_metric_bars(runs, out / 'metrics.png').name})",
         "",
     ]
+    for (model, protocol), group in runs.groupby(["model", "protocol"], sort=False):
+        section = runs_comparison_section(list(group["run"]))
+        if section:
+            lines += [section.replace("## Comparison", f"## {model} / {protocol}: comparison"), ""]
     first = json.loads(find_results([runs["run"].iloc[0]])[0].read_text())
     names = first.get("settings", {}).get("class_names") or None
     distributions = class_distributions(runs)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recognizer.compare import runs_comparison_section
 from recognizer.metrics import per_class
 
 #: columns of :func:`per_class_table`
@@ -210,13 +211,18 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: 
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
-    """Write ``report.md`` (the table, then per run its confusion matrix, per-class precision,
+    """Write ``report.md`` (the table; with runs of two or more settings, their paired
+    comparison (:func:`recognizer.compare.comparison_section`); then per run its confusion
+    matrix, per-class precision,
     recall and F1, and training curves) with one ``confusion_<i>.png`` and, where the folds kept
     ``curves.csv``, one ``curves_<i>.png`` per run."""
     out = Path(out_dir)
     table = results_table(paths)  # runs that are no results are refused before out_dir exists
     out.mkdir(parents=True, exist_ok=True)
     lines = ["# Results", "", markdown_table(table), ""]
+    section = runs_comparison_section(paths)
+    if section:
+        lines += [section, ""]
     for i, path in enumerate(find_results(paths)):
         result = json.loads(path.read_text())
         names = result.get("settings", {}).get("class_names") or None
