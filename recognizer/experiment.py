@@ -48,6 +48,7 @@ from recognizer.leakage import check_fold
 from recognizer.metrics import accuracy, confusion_matrix, per_class, summarize, uar, uf1
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
+from recognizer.remedies.utility import InnerScorer
 from recognizer.train import (
     Predictions,
     Trainer,
@@ -409,6 +410,9 @@ def _prepare_fold(
         seed=trainer_config.seed,
         pool=samples,
         pool_labels=labels.tolist(),
+        inner_score=InnerScorer(
+            model_factory, dataset_factory, trainer_config, remedy, num_classes
+        ),
     )
     data = remedy.fold_data(context)
     val_samples = [samples[i] for i in val_idx]
@@ -419,6 +423,7 @@ def _prepare_fold(
         test_samples,
         val_samples,
         test_subjects=fold.test_subjects,
+        searched=data.searched_subjects,
     )
     counts = class_counts(data.train_labels, num_classes)
     fold_dir.mkdir(parents=True, exist_ok=True)

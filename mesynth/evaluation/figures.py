@@ -100,6 +100,24 @@ def plot_domain_test(domain: DomainTestResult, path: Path) -> Path:
     return _save(figure, path)
 
 
+def plot_utility_history(history: pd.DataFrame, baseline: float, path: Path) -> Path:
+    """Objective (mean of inner UF1 and UAR) of every utility-calibration trial, the best so
+    far, and the no-synthetic baseline as a line (``history``: ``trial`` and ``objective``
+    columns, as :func:`recognizer.remedies.utility.calibrate_utility` writes them)."""
+    figure, axes = _figure(1, 1, (6, 3))
+    axis = axes[0, 0]
+    if len(history):
+        axis.scatter(history["trial"], history["objective"], s=14, color="grey", label="trial")
+        axis.step(history["trial"], history["objective"].cummax(), where="post",
+                  color="tab:red", label="best so far")  # fmt: skip
+    axis.axhline(baseline, color="black", linestyle=":", label="no synthetic")
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("trial")
+    axis.set_ylabel("(UF1 + UAR) / 2, inner folds")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
 def plot_search_history(history: pd.DataFrame, path: Path) -> Path:
     """Balanced accuracy of every adversarial-calibration trial, the best trial so far (the one
     closest to chance) and chance itself (``history``: ``trial``, ``accuracy``,

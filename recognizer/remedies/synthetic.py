@@ -107,8 +107,13 @@ def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
         return value
     if not isinstance(value, Mapping):
         raise SynthesisError(f"synthesis must be a GenerationRecipe or a mapping, got {value!r}")
+    given = {str(k): v for k, v in value.items()}
+    identities = given.get("identities")
+    if identities is None or (isinstance(identities, Mapping) and "framing" not in identities):
+        # a remedy's faces: the data's own tight crops keep their framing (see IdentitiesRecipe)
+        given["identities"] = {**(identities or {}), "framing": "auto"}
     try:
-        return GenerationRecipe(**{str(k): v for k, v in value.items()})
+        return GenerationRecipe(**given)
     except TypeError as err:
         raise SynthesisError(f"synthesis: {err}") from err
 
@@ -211,6 +216,11 @@ class SyntheticData:
             # `motion.apex_iod: profile` and `identities.framing: profile` are valid already
             synthesis = _profile_effects(synthesis)
         object.__setattr__(self, "synthesis", _recipe(synthesis))
+        if self.calibration.method == "utility" and self.mode == "pretrain":
+            raise SynthesisError(
+                "remedy.calibration.method: utility scores inner training on real + synthetic "
+                "clips (synth_fill) or synthetic clips (synth_only), not synthetic pretraining"
+            )
         if self.calibration.enabled and self.store is not None:
             raise SynthesisError(
                 "remedy.calibration.method: a ready store (remedy.store) is not rendered by the "
@@ -289,6 +299,14 @@ class SyntheticData:
         scope = fold_scope(self.calibration, context)
         samples = list(context.pool) if scope.group is not None else list(context.train)
         root = self.calibration.dir or Path(context.fold_dir).parent / "calibration"
+        if self.calibration.method == "utility":
+            from recognizer.remedies.utility import calibrate_utility
+
+            labels = context.pool_labels if scope.group is not None else context.train_labels
+            try:
+                return calibrate_utility(self, context, scope, samples, list(labels), root)
+            except FoldCalibrationError as err:
+                raise SynthesisError(str(err)) from err
         try:
             found = calibrate_scope(
                 self.calibration, scope, samples, self.frames, root, self.synthesis
@@ -301,8 +319,17 @@ class SyntheticData:
 
     def fold_data(self, context: FoldContext) -> FoldData:
         source, calibrated = self.calibrated(context)
-        data = source._fold_data(context)
+        if getattr(calibrated, "use_synthetic", True):
+            data = source._fold_data(context)
+        else:  # utility calibration: no trial beat the inner no-synthetic baseline
+            data = FoldData(list(context.train), list(context.train_labels))
+            data.notes.append(
+                "no synthetic clips: no utility trial beat the inner no-synthetic baseline "
+                f"({calibrated.record['baseline']['objective']:.3f})"
+            )
+            data.report["synthetic_train"] = 0
         if calibrated is not None:
+            data.searched_subjects = dict(getattr(calibrated, "searched_subjects", {}))
             data.report["calibration"] = calibrated.report()
             verb = "calibrated" if calibrated.made else "reused"
             if calibrated.changed:
@@ -310,7 +337,7 @@ class SyntheticData:
             data.notes.insert(
                 0,
                 f"calibration profile {calibrated.path} ({verb}, {calibrated.scope.name}): "
-                f"measured on {len(calibrated.scope.subjects)} subjects",
+                f"{self.calibration.method} on {len(calibrated.scope.subjects)} subjects",
             )
         return data
 
