@@ -19,7 +19,9 @@ Methods: ``flows`` measures the real apex-flow images and face crops
 ``adversarial`` then searches the remaining settings against the same images
 (:func:`mesynth.calibration.adversarial.adversarial_calibration`, ``trials`` trials of trial
 clips rendered on the built-in portraits with expert templates, so the trial clips touch no
-dataset subject).
+dataset subject); ``utility`` searches the synthetic pool's settings by the inner-fold
+recognition of held-out real subjects they buy (:mod:`recognizer.remedies.utility`; the
+``flows`` measurement is its base profile).
 
 Profiles are cached under ``<dir>/<scope>/`` (default ``dir``: ``<run out_dir>/calibration``):
 ``profile.yaml`` and ``calibration.json`` (the settings, the subjects seen and a hash of the
