@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mesynth.evaluation.domain_test import DomainTestResult
 
@@ -111,6 +112,7 @@ def plot_utility_history(history: pd.DataFrame, baseline: float, path: Path) -> 
         axis.step(history["trial"], history["objective"].cummax(), where="post",
                   color="tab:red", label="best so far")  # fmt: skip
     axis.axhline(baseline, color="black", linestyle=":", label="no synthetic")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylim(0, 1)
     axis.set_xlabel("trial")
     axis.set_ylabel("(UF1 + UAR) / 2, inner folds")

@@ -131,7 +131,8 @@ class FoldCalibration:
         inner_epochs: utility: epochs of each inner training (``None``: a quarter of the
             run's, at least 1).
         time_budget_s: utility: no new trial starts after this many seconds of a scope's
-            search (``None``: only ``trials`` bounds it; a rerun continues).
+            search, baseline included (the first trial always runs; ``None``: only ``trials``
+            bounds it; a rerun continues).
         render_sizes: utility: the render sizes (pixels) a trial chooses from.
 
     With ``method: utility``, ``trials``, ``n_splits`` (inner grouped folds), ``sampler`` and

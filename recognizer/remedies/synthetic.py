@@ -334,9 +334,10 @@ class SyntheticData:
             verb = "calibrated" if calibrated.made else "reused"
             if calibrated.changed:
                 verb += f" (settings changed: {', '.join(calibrated.changed)})"
+            chosen = f"profile {calibrated.path}" if calibrated.path else "no profile chosen"
             data.notes.insert(
                 0,
-                f"calibration profile {calibrated.path} ({verb}, {calibrated.scope.name}): "
+                f"calibration {chosen} ({verb}, {calibrated.scope.name}): "
                 f"{self.calibration.method} on {len(calibrated.scope.subjects)} subjects",
             )
         return data

@@ -506,6 +506,7 @@ def calibrate_utility(
         return _pooled(scores, truths), counts, used
 
     made = False
+    start = time.perf_counter()
     baseline_path = search / "baseline.json"
     if baseline_path.is_file():
         baseline = json.loads(baseline_path.read_text())
@@ -522,12 +523,11 @@ def calibrate_utility(
     for row in done:
         study.add_trial(optuna.trial.create_trial(
             params=row["params"], distributions=space, value=row["objective"]))  # fmt: skip
-    start = time.perf_counter()
     sources = recipe.templates.sources
     for number in range(len(done), calibration.trials):
         budget = calibration.time_budget_s
-        if budget is not None and time.perf_counter() - start > budget:
-            break
+        if budget is not None and done and time.perf_counter() - start > budget:
+            break  # spent (the baseline counts; the first trial always runs)
         study.sampler = _sampler(calibration.sampler, calibration.seed, number,
                                  calibration.startup_trials)  # fmt: skip
         trial = study.ask(space)

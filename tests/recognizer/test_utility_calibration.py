@@ -113,6 +113,25 @@ def _source(tmp_path: Path, **calibration: object):
 # --------------------------------------------------------------------------- pieces
 
 
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ({"inner_epochs": 0}, "remedy.calibration.inner_epochs"),
+        ({"time_budget_s": -1}, "remedy.calibration.time_budget_s"),
+        ({"render_sizes": []}, "remedy.calibration.render_sizes"),
+        ({"render_sizes": [8]}, "remedy.calibration.render_sizes"),
+    ],
+)
+def test_bad_utility_settings_name_the_key(settings: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        create_remedy("synth_fill", calibration={"method": "utility", **settings})
+
+
+def test_synthetic_pretraining_refuses_utility_calibration() -> None:
+    with pytest.raises(ValueError, match="utility"):
+        create_remedy("synth_pretrain", calibration={"method": "utility"})
+
+
 def test_inner_folds_hold_every_subject_out_once_and_never_on_both_sides(rows: list) -> None:
     subjects = [r.subject for r in rows]
     labels = [CLASSES.index(r.emotion) for r in rows]
@@ -263,7 +282,9 @@ def test_no_trial_beating_the_baseline_trains_without_synthetic_clips(
     rows: list, tmp_path: Path
 ) -> None:
     context = _context(rows, tmp_path, SUBJECTS[1], FakeScorer(prefer_synthetic=False))
-    data = _source(tmp_path).fold_data(context)
+    # the time budget is spent after the first trial: no second one starts
+    data = _source(tmp_path, trials=3, time_budget_s=1e-6).fold_data(context)
+    assert len(data.report["calibration"]["trials"]) == 1
     assert data.train == list(context.train)  # real samples only
     record = data.report["calibration"]
     assert not record["use_synthetic"] and record["profile"] is None and record["chosen"] is None
