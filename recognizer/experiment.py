@@ -291,6 +291,7 @@ class _FoldRun:
     train_labels: list[int]
     pretrains: bool
     fold_dir: Path
+    train_weights: list[float] | None = None
 
 
 def _train_folds(
@@ -334,7 +335,8 @@ def _train_folds(
         job = FoldJob(fold.index, run.trainer, run.train_set, run.sampler, run.train_labels,
                       has_val=run.val_set is not None, pretrains=run.pretrains)  # fmt: skip
         if fold.index in batchable:
-            reason = unsupported_reason([job]) or hold(job, budget)
+            weighted = "per-sample loss weights" if run.train_weights is not None else None
+            reason = weighted or unsupported_reason([job]) or hold(job, budget)
             if reason is not None:
                 if mode is True:
                     raise ValueError(f"batched_folds=true but {reason}; use batched_folds=auto")
@@ -344,8 +346,9 @@ def _train_folds(
             yield from _train_batch(batch, finish)
             batch = []
             run.trainer.fit(
-                run.train_set, run.val_set, sampler=run.sampler, labels=run.train_labels
-            )
+                run.train_set, run.val_set, sampler=run.sampler, labels=run.train_labels,
+                sample_weights=run.train_weights,
+            )  # fmt: skip
             yield fold, finish(run), time.perf_counter() - start
             continue
         batch.append((run, job))
@@ -467,7 +470,8 @@ def _prepare_fold(
     )
     test_set = dataset_factory(test_samples, labels[test_idx].tolist(), False)
     return _FoldRun(fold, trainer, train_set, val_set, test_set, test_idx, remedy.sampler,
-                    list(data.train_labels), bool(data.pretrain), fold_dir)  # fmt: skip
+                    list(data.train_labels), bool(data.pretrain), fold_dir,
+                    data.train_weights)  # fmt: skip
 
 
 def _finish_fold(

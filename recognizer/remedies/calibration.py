@@ -88,6 +88,7 @@ UTILITY_KEYS = (
     "inner_epochs",
     "time_budget_s",
     "render_sizes",
+    "search_weight",
 )
 PROFILE = "profile.yaml"
 
@@ -134,6 +135,8 @@ class FoldCalibration:
             search, baseline included (the first trial always runs; ``None``: only ``trials``
             bounds it; a rerun continues).
         render_sizes: utility: the render sizes (pixels) a trial chooses from.
+        search_weight: utility: also search ``synthetic_weight`` (the weight of the
+            synthetic samples' loss; ``synth_fill``).
 
     With ``method: utility``, ``trials``, ``n_splits`` (inner grouped folds), ``sampler`` and
     ``startup_trials`` drive the utility search instead.
@@ -157,6 +160,7 @@ class FoldCalibration:
     inner_epochs: int | None = None
     time_budget_s: float | None = None
     render_sizes: tuple[int, ...] = (64, 128)
+    search_weight: bool = False
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, "method", f"one of {METHODS}", self.method)
@@ -199,6 +203,8 @@ class FoldCalibration:
         ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 for v in sizes)
         _check(ok, "render_sizes", "a non-empty list of integers >= 16", sizes)
         object.__setattr__(self, "render_sizes", tuple(sorted(set(sizes))))
+        ok = isinstance(self.search_weight, bool)
+        _check(ok, "search_weight", "true or false", self.search_weight)
 
     @property
     def enabled(self) -> bool:

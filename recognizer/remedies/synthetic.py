@@ -189,6 +189,8 @@ class SyntheticData:
         calibration: per subject group or per fold calibration profiles whose effects replace
             the recipe's (:class:`recognizer.remedies.calibration.FoldCalibration`, or a
             mapping of its fields; default off).
+        synthetic_weight: ``synth_fill``: weight of the synthetic samples' loss (real: 1);
+            1 leaves the loss as it was (and batched folds possible).
     """
 
     mode: str = "fill"
@@ -204,6 +206,7 @@ class SyntheticData:
     template_records: tuple = ()
     frames: SyntheticFrames | None = None
     calibration: FoldCalibration = field(default_factory=FoldCalibration)
+    synthetic_weight: float = 1.0
 
     def __post_init__(self) -> None:
         try:
@@ -237,6 +240,10 @@ class SyntheticData:
             raise SynthesisError(f"n_per_class must be >= 1, got {self.n_per_class}")
         if self.pool_margin < 0:
             raise SynthesisError(f"pool_margin must be >= 0, got {self.pool_margin}")
+        weight = self.synthetic_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise SynthesisError(f"synthetic_weight must be a number > 0, got {weight!r}")
+        object.__setattr__(self, "synthetic_weight", float(weight))
 
     def for_representation(self, representation: object) -> SyntheticData:
         """This source rendering what ``representation`` needs (its ``synthetic_frames()``).
@@ -279,6 +286,7 @@ class SyntheticData:
             "template_records": f"{len(self.template_records)} records of {len(subjects)} subjects",
             "frames": None if self.frames is None else asdict(self.frames),
             "calibration": self.calibration.settings(),
+            **({} if self.synthetic_weight == 1.0 else {"synthetic_weight": self.synthetic_weight}),
         }
 
     def calibrated(self, context: FoldContext) -> tuple[SyntheticData, ScopeProfile | None]:
@@ -386,7 +394,14 @@ class SyntheticData:
             )
         report["synthetic_train"] = len(samples)
         if self.mode == "fill":
-            return FoldData(real + samples, real_labels + labels, notes=notes, report=report)
+            weights = None
+            if self.synthetic_weight != 1.0:
+                weights = [1.0] * len(real) + [self.synthetic_weight] * len(samples)
+                report["synthetic_weight"] = self.synthetic_weight
+            return FoldData(
+                real + samples, real_labels + labels, notes=notes, report=report,
+                train_weights=weights,
+            )  # fmt: skip
         return FoldData(samples, labels, notes=notes, report=report)
 
     def _wanted(self, context: FoldContext, present: set[str]) -> dict[str, int]:

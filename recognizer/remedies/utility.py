@@ -79,6 +79,8 @@ UTILITY_SPACE: dict[str, tuple[float, float, bool]] = {
     "mined_share": (0.05, 0.95, False),
     "fill_ratio": (0.25, 1.0, False),
 }
+#: the range of ``synthetic_weight`` (log-uniform) with ``search_weight``
+WEIGHT_RANGE = (0.1, 2.0)
 #: head rotation (degrees) and scale change per IOD of head translation (the ratios of the
 #: upper ends of :data:`mesynth.calibration.adversarial.DEFAULT_SPACE`)
 HEAD_RATIOS = {"head_rotation_deg": 40.0, "head_scale": 0.3}
@@ -138,8 +140,10 @@ class InnerScorer:
         *,
         epochs: int,
         seed: int = 0,
+        sample_weights: Sequence[float] | None = None,
     ) -> dict[str, object]:
-        """Train a fresh model (seeded with ``seed``) for ``epochs`` epochs, predict ``test``.
+        """Train a fresh model (seeded with ``seed``) for ``epochs`` epochs (each training
+        sample's loss weighted by ``sample_weights``, ``None``: 1), predict ``test``.
 
         Returns:
             ``{"uf1", "uar", "predicted"}``: the scores on ``test`` and ``(N,)`` predictions.
@@ -162,6 +166,7 @@ class InnerScorer:
             self.dataset_factory(list(train), list(train_labels), True),
             sampler=self.remedy.sampler,
             labels=list(train_labels),
+            sample_weights=sample_weights,
         )
         pred = trainer.predict(self.dataset_factory(list(test), list(test_labels), False))
         predicted = np.zeros(len(test), dtype=np.int64)
@@ -238,12 +243,14 @@ class TrialSettings:
         strategy: the fill ratio (synthetic share per class, a ``strategy`` float).
         render_size: side the synthetic faces are rendered at.
         template_weights: ``templates.weights`` (mined vs expert), ``None``: the recipe's.
+        synthetic_weight: the synthetic samples' loss weight (``None``: the remedy's).
     """
 
     profile: CalibrationProfile
     strategy: float
     render_size: int
     template_weights: tuple[float, ...] | None
+    synthetic_weight: float | None = None
 
     def report(self) -> dict[str, object]:
         p = self.profile
@@ -260,14 +267,19 @@ class TrialSettings:
             "template_weights": None
             if self.template_weights is None
             else list(self.template_weights),
+            "synthetic_weight": self.synthetic_weight,
         }
 
 
 def search_space(
-    render_sizes: Sequence[int], sources: Sequence[str], switches: Mapping[str, bool]
+    render_sizes: Sequence[int],
+    sources: Sequence[str],
+    switches: Mapping[str, bool],
+    weight: bool = False,
 ) -> dict[str, optuna.distributions.BaseDistribution]:
     """The trial distributions: :data:`UTILITY_SPACE` without switched-off effects (and without
-    ``mined_share`` unless ``sources`` has both ``mined`` and ``expert``), plus ``render_size``."""
+    ``mined_share`` unless ``sources`` has both ``mined`` and ``expert``), plus ``render_size``
+    and, with ``weight``, ``synthetic_weight`` (:data:`WEIGHT_RANGE`)."""
     out: dict[str, optuna.distributions.BaseDistribution] = {}
     for name, (low, high, log) in UTILITY_SPACE.items():
         if name in SWITCH and not switches.get(SWITCH[name], True):
@@ -278,6 +290,8 @@ def search_space(
     out["render_size"] = optuna.distributions.CategoricalDistribution(
         [int(s) for s in render_sizes]
     )
+    if weight:
+        out["synthetic_weight"] = optuna.distributions.FloatDistribution(*WEIGHT_RANGE, log=True)
     return out
 
 
@@ -315,6 +329,9 @@ def trial_settings(
         strategy=float(parameters.get("fill_ratio", 1.0)),
         render_size=int(parameters.get("render_size", default_size)),
         template_weights=weights,
+        synthetic_weight=(
+            float(parameters["synthetic_weight"]) if "synthetic_weight" in parameters else None
+        ),
     )
 
 
@@ -335,7 +352,13 @@ def trial_source(source: object, settings: TrialSettings, profile_path: Path) ->
     frames = source.frames
     if frames is not None:
         frames = replace(frames, size=settings.render_size)
-    return replace(source, synthesis=synthesis, frames=frames, strategy=settings.strategy)
+    weight = (
+        source.synthetic_weight if settings.synthetic_weight is None else settings.synthetic_weight
+    )
+    return replace(
+        source, synthesis=synthesis, frames=frames, strategy=settings.strategy,
+        synthetic_weight=weight,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the search
@@ -440,7 +463,12 @@ def calibrate_utility(
     if epochs is None:  # a quarter of the run's epochs
         epochs = max(1, int(getattr(getattr(scorer, "trainer_config", None), "epochs", 4)) // 4)
     recipe = source.recipe()
-    space = search_space(calibration.render_sizes, recipe.templates.sources, asdict(recipe.effects))
+    space = search_space(
+        calibration.render_sizes,
+        recipe.templates.sources,
+        asdict(recipe.effects),
+        weight=calibration.search_weight and source.mode == "fill",
+    )
     budgets = ("trials", "time_budget_s")  # a larger budget continues the search
     described = {k: v for k, v in source.settings().items() if k != "calibration"}
     settings = {
@@ -500,7 +528,8 @@ def calibrate_utility(
             counts.append(len(data.train) - len(train))
             scores.append(
                 scorer(data.train, data.train_labels, test, test_y, epochs=epochs,
-                       seed=int(np.random.SeedSequence([calibration.seed, k]).generate_state(1)[0]))
+                       seed=int(np.random.SeedSequence([calibration.seed, k]).generate_state(1)[0]),
+                       sample_weights=data.train_weights)
             )  # fmt: skip
             truths.append(test_y)
         return _pooled(scores, truths), counts, used

@@ -23,7 +23,7 @@ from recognizer.experiment import run_protocol
 from recognizer.leakage import LeakageError, check_fold, find_leaks
 from recognizer.models import create_model
 from recognizer.protocols import Fold, create_protocol
-from recognizer.remedies import FoldData, Remedy, create_remedy, synthetic
+from recognizer.remedies import FoldData, Remedy, create_remedy, synthetic, utility
 from recognizer.remedies.base import FoldContext
 from recognizer.remedies.calibration import CalibrationScope
 from recognizer.remedies.utility import (
@@ -61,7 +61,7 @@ class FakeScorer:
         self.prefer = prefer_synthetic
         self.calls: list[int] = []
 
-    def __call__(self, train, train_labels, test, test_labels, *, epochs, seed) -> dict:
+    def __call__(self, train, train_labels, test, test_labels, *, epochs, seed, **_) -> dict:
         synthetic_count = sum(getattr(s, "source", "real") != "real" for s in train)
         self.calls.append(synthetic_count)
         good = (synthetic_count > 0) == self.prefer
@@ -360,3 +360,100 @@ def test_loso_with_utility_calibration_end_to_end(composite: Path, tmp_path: Pat
             (out / "calibration" / scope / "search" / "trials" / "trial_0000.json").read_text()
         )
         assert np.isfinite(trial["objective"]) and trial["subjects"]
+
+
+# --------------------------------------------------------------------------- synthetic weight
+
+
+def test_sample_weights_scale_each_samples_loss() -> None:
+    import torch
+
+    from recognizer.remedies.losses import FocalLoss, weighted_focal_loss
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    target = torch.tensor([0, 0, 1])
+    each = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    w = torch.tensor([1.0, 0.5, 0.0])
+    assert weighted_focal_loss(logits, target, sample_weight=w) == pytest.approx(
+        float((each * w).mean())
+    )
+    assert FocalLoss()(logits, target, torch.ones(3)) == pytest.approx(float(each.mean()))
+
+
+@dataclass(frozen=True)
+class WeighsHalfTheSamples(Remedy):
+    """Real data with the loss weight of every other training sample halved."""
+
+    def fold_data(self, context: FoldContext) -> FoldData:
+        n = len(context.train)
+        return FoldData(list(context.train), list(context.train_labels),
+                        train_weights=[1.0 if i % 2 else 0.5 for i in range(n)])  # fmt: skip
+
+
+def _weighted_run(tmp_path: Path, batched: object):
+    from tests.recognizer.test_fold_leakage import LABELS, SAMPLES
+
+    return run_protocol(
+        SAMPLES, LABELS, protocol=create_protocol("kfold", n_splits=2, val_fraction=0.0),
+        dataset_factory=feature_factory, model_factory=lambda k: create_model("ststnet", k),
+        remedy=WeighsHalfTheSamples("weighted"),
+        trainer_config=TrainerConfig(epochs=2, batch_size=8, lr=0.05, device="cpu",
+                                     progress=False, batched_folds=batched),
+        out_dir=tmp_path,
+    )  # fmt: skip
+
+
+def test_weighted_folds_train_fold_by_fold(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ValueError, match="batched_folds=true but per-sample loss weights"):
+        _weighted_run(tmp_path / "refused", True)
+    result = _weighted_run(tmp_path / "auto", "auto")
+    assert "batched folds: off from fold 0 on (per-sample loss weights)" in capsys.readouterr().out
+    assert len(result.predictions) == 24
+
+
+def test_zero_weights_leave_the_model_unchanged() -> None:
+    import torch
+
+    from recognizer.remedies.losses import FocalLoss
+    from recognizer.train import Trainer
+    from tests.recognizer.test_fold_leakage import LABELS, SAMPLES
+
+    torch.manual_seed(0)
+    model = create_model("ststnet", 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainerConfig(epochs=1, batch_size=8, lr=0.05, device="cpu", progress=False,
+                           weight_decay=0.0)  # fmt: skip
+    trainer = Trainer(model, FocalLoss(), config)
+    trainer.fit(feature_factory(SAMPLES, LABELS, True), sample_weights=[0.0] * len(SAMPLES))
+    after = model.state_dict()
+    params = dict(model.named_parameters())
+    assert all(torch.equal(before[k], after[k]) for k in params)
+    with pytest.raises(ValueError, match="sample_weights has 3 values for 24"):
+        trainer.fit(feature_factory(SAMPLES, LABELS, True), sample_weights=[1.0] * 3)
+
+
+def test_synth_fill_weighs_its_synthetic_clips_and_the_search_can_choose_the_weight(
+    rows: list, tmp_path: Path
+) -> None:
+    remedy = create_remedy(
+        "synth_fill", synthetic_weight=0.25, cache_dir=str(tmp_path / "cache"),
+        synthesis={"scheme": "megc3", "size": 32, "device": "cpu"},
+    )  # fmt: skip
+    source = remedy.data.for_representation(ApexFlow(size=28, render_size=32))
+    context = _context(rows, tmp_path, SUBJECTS[0], None)
+    data = source.fold_data(context)
+    n_real = len(context.train)
+    assert len(data.train) > n_real and data.train_weights is not None
+    assert data.train_weights == [1.0] * n_real + [0.25] * (len(data.train) - n_real)
+    assert data.report["synthetic_weight"] == 0.25
+    with pytest.raises(ValueError, match="synthetic_weight must be a number > 0"):
+        create_remedy("synth_fill", synthetic_weight=0)
+    # the default weight changes nothing: no weights, the same settings as before
+    plain = create_remedy("synth_fill").data
+    assert "synthetic_weight" not in plain.settings()
+    # the search dimension
+    space = search_space([32], ("expert",), {}, weight=True)
+    assert space["synthetic_weight"].log
+    chosen = trial_settings(quiet_profile(), {"synthetic_weight": 0.3}, ("expert",), 32)
+    placed = utility.trial_source(_source(tmp_path), chosen, tmp_path / "p.yaml")
+    assert placed.synthetic_weight == pytest.approx(0.3)
