@@ -56,6 +56,7 @@ from recognizer.leakage import check_fold
 from recognizer.metrics import METRICS, accuracy, confusion_matrix, per_class, summarize, uar, uf1
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
+from recognizer.remedies.utility import InnerScorer
 from recognizer.train import (
     Predictions,
     Trainer,
@@ -498,6 +499,7 @@ class _FoldRun:
     train_labels: list[int]
     pretrains: bool
     fold_dir: Path
+    train_weights: list[float] | None = None
 
 
 def _train_folds(
@@ -551,7 +553,8 @@ def _train_folds(
                       fold_run.train_labels, has_val=fold_run.val_set is not None,
                       pretrains=fold_run.pretrains)  # fmt: skip
         if (id(run), fold.index) in batchable:
-            reason = unsupported_reason([job])
+            weighted = "per-sample loss weights" if fold_run.train_weights is not None else None
+            reason = weighted or unsupported_reason([job])
             if reason is None and not share(job, [j for _, _, j in batch]):
                 reason = hold(job, budget)
             if reason is not None:
@@ -564,7 +567,7 @@ def _train_folds(
             batch = []
             fold_run.trainer.fit(
                 fold_run.train_set, fold_run.val_set, sampler=fold_run.sampler,
-                labels=fold_run.train_labels,
+                labels=fold_run.train_labels, sample_weights=fold_run.train_weights,
             )  # fmt: skip
             yield run, fold, finish(fold_run), time.perf_counter() - start
             continue
@@ -635,6 +638,9 @@ def _prepare_fold(
         seed=trainer_config.seed,
         pool=samples,
         pool_labels=labels.tolist(),
+        inner_score=InnerScorer(
+            model_factory, dataset_factory, trainer_config, remedy, num_classes
+        ),
     )
     data = remedy.fold_data(context)
     val_samples = [samples[i] for i in val_idx]
@@ -645,6 +651,7 @@ def _prepare_fold(
         test_samples,
         val_samples,
         test_subjects=fold.test_subjects,
+        searched=data.searched_subjects,
     )
     counts = class_counts(data.train_labels, num_classes)
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -688,7 +695,8 @@ def _prepare_fold(
     )
     test_set = dataset_factory(test_samples, labels[test_idx].tolist(), False)
     return _FoldRun(fold, trainer, train_set, val_set, test_set, test_idx, remedy.sampler,
-                    list(data.train_labels), bool(data.pretrain), fold_dir)  # fmt: skip
+                    list(data.train_labels), bool(data.pretrain), fold_dir,
+                    data.train_weights)  # fmt: skip
 
 
 def _finish_fold(

@@ -18,6 +18,9 @@ and fails loudly (:class:`LeakageError`) listing every violation it finds:
    test subject (its ``source.real_subjects``, written by ``mesynth calibrate``,
    ``calibrate-adversarial`` and ``calibrate-flows``; :func:`check_profile`). A profile
    that records no subjects (written by hand) is not refused: it holds no data.
+8. ``search``: a search inside the fold (a utility-calibration trial: its inner training and
+   held-out real subjects, the faces and templates of its synthetic clips, its profile's
+   subjects) used a test subject (``searched`` of :func:`find_leaks`).
 
 Subjects are compared in one canonical spelling (:func:`canonical_subject`): case and zero
 padding are ignored (``casme2/sub2`` is ``casme2/sub02``), and a provenance subject written
@@ -44,7 +47,9 @@ from pathlib import Path
 from mesynth.calibration.profile import CalibrationProfile
 from recognizer.data.samples import Sample
 
-LEAK_KINDS = ("subject", "duplicate", "template", "identity", "split", "provenance", "profile")
+LEAK_KINDS = (
+    "subject", "duplicate", "template", "identity", "split", "provenance", "profile", "search",
+)  # fmt: skip
 #: the ``source`` key of a calibration profile that lists the real subjects it was measured on
 PROFILE_SUBJECTS_KEY = "real_subjects"
 #: the ``extra`` keys a provenance record consists of
@@ -160,6 +165,7 @@ def find_leaks(
     val: Sequence[Sample] = (),
     *,
     test_subjects: Collection[str] | None = None,
+    searched: Mapping[str, Collection[str]] | None = None,
 ) -> list[Violation]:
     """Every violation of the rules in the module docstring (empty list: no leak).
 
@@ -170,6 +176,8 @@ def find_leaks(
         test: samples the fold is evaluated on.
         val: samples used for model selection.
         test_subjects: the fold's test subjects; defaults to the subjects of ``test``.
+        searched: ``{search step: subjects it used}`` of searches run inside the fold
+            (:attr:`recognizer.remedies.base.FoldData.searched_subjects`).
     """
     held_out = SubjectSet(test_subjects if test_subjects is not None else {s.subject for s in test})
     real_train_subjects = {s.subject for s in train if _source(s) == "real"}
@@ -196,6 +204,10 @@ def find_leaks(
                     )
                 )
             found += _provenance_leaks(sample, role, uid, held_out, holds_out_real)
+    for step, used in (searched or {}).items():
+        hit = held_out.matches(str(s) for s in used)
+        if hit:
+            found.append(Violation("search", f"{step} used test subject(s) {sorted(hit)}"))
     return found
 
 
@@ -233,9 +245,10 @@ def check_fold(
     val: Sequence[Sample] = (),
     *,
     test_subjects: Collection[str] | None = None,
+    searched: Mapping[str, Collection[str]] | None = None,
 ) -> None:
     """Raise :class:`LeakageError` when :func:`find_leaks` finds anything."""
-    violations = find_leaks(train, test, val, test_subjects=test_subjects)
+    violations = find_leaks(train, test, val, test_subjects=test_subjects, searched=searched)
     if violations:
         raise LeakageError(fold, violations)
 

@@ -530,6 +530,7 @@ class Trainer:
         *,
         sampler: str = "shuffle",
         labels: Sequence[int] | None = None,
+        sample_weights: Sequence[float] | None = None,
     ) -> TrainState:
         """Train for ``config.epochs`` (or until early stopping), resuming when possible.
 
@@ -545,6 +546,9 @@ class Trainer:
                 (:func:`recognizer.remedies.samplers.create_sampler`).
             labels: ``(N,)`` labels of ``train_set`` for the class-aware samplers (default:
                 ``train_set.labels`` when it has them).
+            sample_weights: ``(N,)`` weight of each training item's loss (``None``: all 1),
+                passed to the criterion as ``criterion(logits, y, sample_weight=w)``
+                (:class:`recognizer.remedies.losses.FocalLoss` takes it).
 
         Returns:
             The final :class:`TrainState` (history of loss, lr and validation metrics).
@@ -580,6 +584,14 @@ class Trainer:
             num_replicas=self.world_size,
             rank=self.rank,
         )
+        weights = None
+        if sample_weights is not None:
+            if len(sample_weights) != len(train_set):  # type: ignore[arg-type]
+                raise ValueError(
+                    f"sample_weights has {len(sample_weights)} values for "
+                    f"{len(train_set)} training items"  # type: ignore[arg-type]
+                )
+            weights = torch.as_tensor(sample_weights, dtype=torch.float32, device=self.device)
         writer = self._summary_writer()
         first_epoch, start = self.state.epoch, time.perf_counter()
         with deterministic_mode(cfg.deterministic), intra_op_threads(self.threads.threads):
@@ -589,7 +601,9 @@ class Trainer:
                 order.set_epoch(epoch)
                 record = {"epoch": float(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
                 record.update(
-                    self._train_epoch(module, self._batches(train_set, held, order, epoch), epoch)
+                    self._train_epoch(
+                        module, self._batches(train_set, held, order, epoch), epoch, weights
+                    )
                 )
                 self.scheduler.step()
                 self._sync_buffers()
@@ -632,13 +646,14 @@ class Trainer:
         held: InMemoryData | None,
         order: EpochIndexSampler,
         epoch: int,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The ``(x, y)`` batches of ``epoch`` in ``order``, from memory or a DataLoader."""
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The ``(x, y, item indices)`` batches of ``epoch`` in ``order``, from memory or a
+        DataLoader."""
         if held is None:
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
             loader = self._loader(dataset, order, derive_seed(self.config.seed, 2, epoch))
-            yield from ((x, y) for x, y, _ in loader)
+            yield from loader
             return
         indices = torch.tensor(list(order), dtype=torch.int64, device=held.inputs.device)
         flips = held.flips(epoch) if held.mirrored is not None else None
@@ -647,13 +662,17 @@ class Trainer:
             chunk = indices[start : start + size]
             if len(chunk) == 1 and len(indices) > 1:  # as the loader: keep BatchNorm working
                 return
-            yield held.batch(chunk, flips)
+            yield (*held.batch(chunk, flips), chunk)
 
     def _train_epoch(
-        self, module: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], epoch: int
+        self,
+        module: nn.Module,
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        epoch: int,
+        weights: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """One epoch; returns the mean ``loss`` and the ``train_acc`` and ``train_uf1`` of the
-        arg-max predictions on the batches as trained."""
+        arg-max predictions on the batches as trained (``weights``: ``(N,)`` per item)."""
         module.train()
         total, count = 0.0, 0
         seen: list[torch.Tensor] = []
@@ -664,12 +683,16 @@ class Trainer:
             disable=not self.config.progress or self.rank != 0,
             leave=False,
         )
-        for x, y in bar:
+        for x, y, index in bar:
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 logits = module(x)
-                loss = self.criterion(logits, y)
+                if weights is None:
+                    loss = self.criterion(logits, y)
+                else:
+                    chosen = weights[torch.as_tensor(index, device=weights.device)]
+                    loss = self.criterion(logits, y, sample_weight=chosen)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch}: loss is {loss.item()}")
             self.scaler.scale(loss).backward()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from mesynth.evaluation.domain_test import DomainTestResult
 
@@ -96,6 +97,25 @@ def plot_domain_test(domain: DomainTestResult, path: Path) -> Path:
     axis.axvline(domain.accuracy, color="tab:red", label=f"observed {domain.accuracy:.2f}")
     axis.set_xlim(0, 1)
     axis.set_xlabel("balanced accuracy (real vs synthetic)")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_utility_history(history: pd.DataFrame, baseline: float, path: Path) -> Path:
+    """Objective (mean of inner UF1 and UAR) of every utility-calibration trial, the best so
+    far, and the no-synthetic baseline as a line (``history``: ``trial`` and ``objective``
+    columns, as :func:`recognizer.remedies.utility.calibrate_utility` writes them)."""
+    figure, axes = _figure(1, 1, (6, 3))
+    axis = axes[0, 0]
+    if len(history):
+        axis.scatter(history["trial"], history["objective"], s=14, color="grey", label="trial")
+        axis.step(history["trial"], history["objective"].cummax(), where="post",
+                  color="tab:red", label="best so far")  # fmt: skip
+    axis.axhline(baseline, color="black", linestyle=":", label="no synthetic")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("trial")
+    axis.set_ylabel("(UF1 + UAR) / 2, inner folds")
     axis.legend(fontsize=8)
     return _save(figure, path)
 

@@ -84,7 +84,9 @@ class IdentitiesRecipe:
         framing: where faces sit in the crop (:mod:`mesynth.face.framing`): ``canonical``
             (aligned to the canonical face, the default), ``own`` (each image's own crop,
             resized: tight crops of the target release) or ``profile`` (aligned to the mean
-            landmarks a calibration profile measured on the target's crops).
+            landmarks a calibration profile measured on the target's crops); ``auto``
+            (the synthetic remedies' default) is ``own`` for ``source="data"`` with
+            ``face_crops`` and ``canonical`` otherwise.
         framing_profile: the profile whose framing ``profile`` uses (``None``: the profile of
             ``recipe.effects``).
     """
@@ -110,7 +112,13 @@ class IdentitiesRecipe:
         if self.cache_dir is not None:
             object.__setattr__(self, "cache_dir", str(self.cache_dir))
         _check(self.copies >= 0, "identities.copies", ">= 0", self.copies)
-        _check(self.framing in FRAMINGS, "identities.framing", f"one of {FRAMINGS}", self.framing)
+        if self.framing == "auto":
+            # tight crops of the evaluated data keep their own framing (the real flows are
+            # computed on those crops); everything else is aligned to the canonical face
+            own = self.source == "data" and self.face_crops
+            object.__setattr__(self, "framing", "own" if own else "canonical")
+        need = f"one of {FRAMINGS} or auto"
+        _check(self.framing in FRAMINGS, "identities.framing", need, self.framing)
         if self.framing_profile is not None:
             object.__setattr__(self, "framing_profile", str(self.framing_profile))
         for name in ("shape_jitter", "colour_jitter", "gamma_jitter"):

@@ -17,7 +17,7 @@ leakage checker on the result before training.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +45,12 @@ class FoldContext:
             keep, per fold, what touches no subject outside ``train``
             (:mod:`recognizer.remedies.synthetic`); never trained on directly.
         pool_labels: ``(M,)`` their class indices.
+        inner_score: trains the run's own model (model, trainer settings, dataset and loss
+            of the run) on the first two arguments and scores it on the last two:
+            ``inner_score(train, train_labels, test, test_labels, epochs=, seed=,
+            sample_weights=) -> {"uf1", "uar", "predicted"}``
+            (:class:`recognizer.remedies.utility.InnerScorer`; ``None``: the remedy runs
+            outside :func:`recognizer.experiment.run_protocol`).
     """
 
     fold: object
@@ -55,6 +61,7 @@ class FoldContext:
     seed: int = 0
     pool: Sequence[object] = ()
     pool_labels: Sequence[int] = ()
+    inner_score: Callable[..., Mapping[str, object]] | None = None
 
 
 @dataclass
@@ -72,6 +79,11 @@ class FoldData:
         notes: lines for the fold's log (e.g. where synthetic clips were cached).
         report: plain values for the fold's entry in ``results.json`` (e.g. the number of
             synthetic training samples and the subjects excluded for leakage).
+        train_weights: ``(len(train),)`` weight of each training sample's loss (``None``:
+            all 1; e.g. ``remedy.synthetic_weight`` on synthetic clips).
+        searched_subjects: ``{search step: subjects}`` whose samples, faces, templates or
+            flows a search inside the fold used (e.g. each utility-calibration trial);
+            :func:`recognizer.leakage.check_fold` refuses any test subject among them.
     """
 
     train: list[object]
@@ -82,6 +94,8 @@ class FoldData:
     pretrain_epochs: int | None = None
     notes: list[str] = field(default_factory=list)
     report: dict[str, object] = field(default_factory=dict)
+    searched_subjects: dict[str, list[str]] = field(default_factory=dict)
+    train_weights: list[float] | None = None
 
 
 class FoldDataSource(Protocol):

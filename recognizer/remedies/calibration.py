@@ -19,7 +19,9 @@ Methods: ``flows`` measures the real apex-flow images and face crops
 ``adversarial`` then searches the remaining settings against the same images
 (:func:`mesynth.calibration.adversarial.adversarial_calibration`, ``trials`` trials of trial
 clips rendered on the built-in portraits with expert templates, so the trial clips touch no
-dataset subject).
+dataset subject); ``utility`` searches the synthetic pool's settings by the inner-fold
+recognition of held-out real subjects they buy (:mod:`recognizer.remedies.utility`; the
+``flows`` measurement is its base profile).
 
 Profiles are cached under ``<dir>/<scope>/`` (default ``dir``: ``<run out_dir>/calibration``):
 ``profile.yaml`` and ``calibration.json`` (the settings, the subjects seen and a hash of the
@@ -60,7 +62,7 @@ from mesynth.calibration.profile_effects import ProfileEffects
 from mesynth.generation.recipe import GenerationRecipe
 from recognizer.data.representations import SyntheticFrames
 
-METHODS = ("none", "flows", "adversarial")
+METHODS = ("none", "flows", "adversarial", "utility")
 FRAMINGS = ("faces", "canonical")
 RECORD = "calibration.json"
 #: the least value of each integer setting
@@ -76,6 +78,17 @@ SEARCH_KEYS = (
     "startup_trials",
     "search_framing",
     "trial_size",
+)
+#: settings of the utility search (:mod:`recognizer.remedies.utility`)
+UTILITY_KEYS = (
+    "trials",
+    "n_splits",
+    "sampler",
+    "startup_trials",
+    "inner_epochs",
+    "time_budget_s",
+    "render_sizes",
+    "search_weight",
 )
 PROFILE = "profile.yaml"
 
@@ -116,6 +129,17 @@ class FoldCalibration:
         startup_trials: random trials before TPE.
         search_framing: the adversarial search also moves the framing.
         trial_size: side of the adversarial trial clips (pixels).
+        inner_epochs: utility: epochs of each inner training (``None``: a quarter of the
+            run's, at least 1).
+        time_budget_s: utility: no new trial starts after this many seconds of a scope's
+            search, baseline included (the first trial always runs; ``None``: only ``trials``
+            bounds it; a rerun continues).
+        render_sizes: utility: the render sizes (pixels) a trial chooses from.
+        search_weight: utility: also search ``synthetic_weight`` (the weight of the
+            synthetic samples' loss; ``synth_fill``).
+
+    With ``method: utility``, ``trials``, ``n_splits`` (inner grouped folds), ``sampler`` and
+    ``startup_trials`` drive the utility search instead.
     """
 
     method: str = "none"
@@ -133,6 +157,10 @@ class FoldCalibration:
     startup_trials: int = 4
     search_framing: bool = False
     trial_size: int = 64
+    inner_epochs: int | None = None
+    time_budget_s: float | None = None
+    render_sizes: tuple[int, ...] = (64, 128)
+    search_weight: bool = False
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, "method", f"one of {METHODS}", self.method)
@@ -164,6 +192,19 @@ class FoldCalibration:
         _check(ok, "search_framing", "true or false", self.search_framing)
         if self.dir is not None:
             object.__setattr__(self, "dir", str(self.dir))
+        if self.inner_epochs is not None:
+            ok = isinstance(self.inner_epochs, int) and not isinstance(self.inner_epochs, bool)
+            _check(ok and self.inner_epochs >= 1, "inner_epochs", ">= 1 or null", self.inner_epochs)
+        if self.time_budget_s is not None:
+            ok = _is_number(self.time_budget_s) and self.time_budget_s > 0
+            _check(ok, "time_budget_s", "> 0 or null", self.time_budget_s)
+        sizes = self.render_sizes
+        ok = not isinstance(sizes, (str, int)) and len(tuple(sizes)) > 0
+        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 for v in sizes)
+        _check(ok, "render_sizes", "a non-empty list of integers >= 16", sizes)
+        object.__setattr__(self, "render_sizes", tuple(sorted(set(sizes))))
+        ok = isinstance(self.search_weight, bool)
+        _check(ok, "search_weight", "true or false", self.search_weight)
 
     @property
     def enabled(self) -> bool:
@@ -174,9 +215,11 @@ class FoldCalibration:
         """The settings that decide a profile (plain values; ``dir`` excluded)."""
         out = asdict(self)
         out.pop("dir")
-        if self.method != "adversarial":
-            for key in SEARCH_KEYS:
-                out.pop(key)
+        kept = {"adversarial": SEARCH_KEYS, "utility": UTILITY_KEYS}.get(self.method, ())
+        for key in set(SEARCH_KEYS + UTILITY_KEYS) - set(kept):
+            out.pop(key)
+        if self.method == "utility":
+            out["render_sizes"] = list(self.render_sizes)
         return out
 
 
@@ -347,7 +390,11 @@ def _trial_recipe(
     is what this search makes), which cannot be built; the search renders each trial with
     the trial's own profile either way.
     """
-    identities = replace(recipe.identities, source="builtin", face_crops=False, cache_dir=None)
+    # the portraits are no crops of the target: `own` framing is for the data's own faces
+    framing = "canonical" if recipe.identities.framing == "own" else recipe.identities.framing
+    identities = replace(
+        recipe.identities, source="builtin", face_crops=False, cache_dir=None, framing=framing
+    )
     templates = replace(recipe.templates, sources=("expert",), weights=None)
     return replace(
         recipe,

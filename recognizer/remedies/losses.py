@@ -55,14 +55,17 @@ def weighted_focal_loss(
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
     gamma: float = 0.0,
+    sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over the batch of ``weight[y] · (1 - p_y)**gamma · CE``.
+    """Mean over the batch of ``sample_weight · weight[y] · (1 - p_y)**gamma · CE``.
 
     Args:
         logits: ``(B, K)``.
         target: ``(B,)`` int64 class indices.
         weight: ``(K,)`` per-class weights or ``None`` (all 1).
         gamma: focal exponent; 0 gives (weighted) cross-entropy.
+        sample_weight: ``(B,)`` per-sample weights (e.g. of synthetic samples) or ``None``
+            (all 1); the mean is still over the batch size, as for class weights.
 
     Returns:
         Scalar loss.
@@ -74,6 +77,8 @@ def weighted_focal_loss(
         loss = loss * (1.0 - log_pt.exp()).clamp(min=0.0).pow(gamma)
     if weight is not None:
         loss = loss * weight.to(loss.device, loss.dtype)[target]
+    if sample_weight is not None:
+        loss = loss * sample_weight.to(loss.device, loss.dtype)
     return loss.mean()
 
 
@@ -91,8 +96,13 @@ class FocalLoss(nn.Module):
         self.gamma = float(gamma)
         self.register_buffer("weight", None if weight is None else torch.as_tensor(weight))
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return weighted_focal_loss(logits, target, self.weight, self.gamma)
+    def forward(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return weighted_focal_loss(logits, target, self.weight, self.gamma, sample_weight)
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}, weighted={self.weight is not None}"

@@ -107,8 +107,13 @@ def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
         return value
     if not isinstance(value, Mapping):
         raise SynthesisError(f"synthesis must be a GenerationRecipe or a mapping, got {value!r}")
+    given = {str(k): v for k, v in value.items()}
+    identities = given.get("identities")
+    if identities is None or (isinstance(identities, Mapping) and "framing" not in identities):
+        # a remedy's faces: the data's own tight crops keep their framing (see IdentitiesRecipe)
+        given["identities"] = {**(identities or {}), "framing": "auto"}
     try:
-        return GenerationRecipe(**{str(k): v for k, v in value.items()})
+        return GenerationRecipe(**given)
     except TypeError as err:
         raise SynthesisError(f"synthesis: {err}") from err
 
@@ -184,6 +189,8 @@ class SyntheticData:
         calibration: per subject group or per fold calibration profiles whose effects replace
             the recipe's (:class:`recognizer.remedies.calibration.FoldCalibration`, or a
             mapping of its fields; default off).
+        synthetic_weight: ``synth_fill``: weight of the synthetic samples' loss (real: 1);
+            1 leaves the loss as it was (and batched folds possible).
     """
 
     mode: str = "fill"
@@ -199,6 +206,7 @@ class SyntheticData:
     template_records: tuple = ()
     frames: SyntheticFrames | None = None
     calibration: FoldCalibration = field(default_factory=FoldCalibration)
+    synthetic_weight: float = 1.0
 
     def __post_init__(self) -> None:
         try:
@@ -211,6 +219,11 @@ class SyntheticData:
             # `motion.apex_iod: profile` and `identities.framing: profile` are valid already
             synthesis = _profile_effects(synthesis)
         object.__setattr__(self, "synthesis", _recipe(synthesis))
+        if self.calibration.method == "utility" and self.mode == "pretrain":
+            raise SynthesisError(
+                "remedy.calibration.method: utility scores inner training on real + synthetic "
+                "clips (synth_fill) or synthetic clips (synth_only), not synthetic pretraining"
+            )
         if self.calibration.enabled and self.store is not None:
             raise SynthesisError(
                 "remedy.calibration.method: a ready store (remedy.store) is not rendered by the "
@@ -227,6 +240,10 @@ class SyntheticData:
             raise SynthesisError(f"n_per_class must be >= 1, got {self.n_per_class}")
         if self.pool_margin < 0:
             raise SynthesisError(f"pool_margin must be >= 0, got {self.pool_margin}")
+        weight = self.synthetic_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise SynthesisError(f"synthetic_weight must be a number > 0, got {weight!r}")
+        object.__setattr__(self, "synthetic_weight", float(weight))
 
     def for_representation(self, representation: object) -> SyntheticData:
         """This source rendering what ``representation`` needs (its ``synthetic_frames()``).
@@ -269,6 +286,7 @@ class SyntheticData:
             "template_records": f"{len(self.template_records)} records of {len(subjects)} subjects",
             "frames": None if self.frames is None else asdict(self.frames),
             "calibration": self.calibration.settings(),
+            **({} if self.synthetic_weight == 1.0 else {"synthetic_weight": self.synthetic_weight}),
         }
 
     def calibrated(self, context: FoldContext) -> tuple[SyntheticData, ScopeProfile | None]:
@@ -289,6 +307,14 @@ class SyntheticData:
         scope = fold_scope(self.calibration, context)
         samples = list(context.pool) if scope.group is not None else list(context.train)
         root = self.calibration.dir or Path(context.fold_dir).parent / "calibration"
+        if self.calibration.method == "utility":
+            from recognizer.remedies.utility import calibrate_utility
+
+            labels = context.pool_labels if scope.group is not None else context.train_labels
+            try:
+                return calibrate_utility(self, context, scope, samples, list(labels), root)
+            except FoldCalibrationError as err:
+                raise SynthesisError(str(err)) from err
         try:
             found = calibrate_scope(
                 self.calibration, scope, samples, self.frames, root, self.synthesis
@@ -301,16 +327,26 @@ class SyntheticData:
 
     def fold_data(self, context: FoldContext) -> FoldData:
         source, calibrated = self.calibrated(context)
-        data = source._fold_data(context)
+        if getattr(calibrated, "use_synthetic", True):
+            data = source._fold_data(context)
+        else:  # utility calibration: no trial beat the inner no-synthetic baseline
+            data = FoldData(list(context.train), list(context.train_labels))
+            data.notes.append(
+                "no synthetic clips: no utility trial beat the inner no-synthetic baseline "
+                f"({calibrated.record['baseline']['objective']:.3f})"
+            )
+            data.report["synthetic_train"] = 0
         if calibrated is not None:
+            data.searched_subjects = dict(getattr(calibrated, "searched_subjects", {}))
             data.report["calibration"] = calibrated.report()
             verb = "calibrated" if calibrated.made else "reused"
             if calibrated.changed:
                 verb += f" (settings changed: {', '.join(calibrated.changed)})"
+            chosen = f"profile {calibrated.path}" if calibrated.path else "no profile chosen"
             data.notes.insert(
                 0,
-                f"calibration profile {calibrated.path} ({verb}, {calibrated.scope.name}): "
-                f"measured on {len(calibrated.scope.subjects)} subjects",
+                f"calibration {chosen} ({verb}, {calibrated.scope.name}): "
+                f"{self.calibration.method} on {len(calibrated.scope.subjects)} subjects",
             )
         return data
 
@@ -358,7 +394,14 @@ class SyntheticData:
             )
         report["synthetic_train"] = len(samples)
         if self.mode == "fill":
-            return FoldData(real + samples, real_labels + labels, notes=notes, report=report)
+            weights = None
+            if self.synthetic_weight != 1.0:
+                weights = [1.0] * len(real) + [self.synthetic_weight] * len(samples)
+                report["synthetic_weight"] = self.synthetic_weight
+            return FoldData(
+                real + samples, real_labels + labels, notes=notes, report=report,
+                train_weights=weights,
+            )  # fmt: skip
         return FoldData(samples, labels, notes=notes, report=report)
 
     def _wanted(self, context: FoldContext, present: set[str]) -> dict[str, int]:

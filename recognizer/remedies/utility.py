@@ -1,0 +1,622 @@
+"""Utility calibration: choose the generator's settings by the recognition they buy.
+
+``remedy.calibration.method=utility`` (:class:`recognizer.remedies.calibration.FoldCalibration`)
+searches, inside each calibration scope (a subject group or a fold: training subjects only),
+the settings of the synthetic pool by what they do to the run's own recognizer:
+
+1. the scope's real subjects are split into ``n_splits`` inner subject-grouped folds
+   (:func:`inner_folds`, stratified by label where possible);
+2. each optuna trial (seeded TPE, one sampler seeded with ``(seed, trial)`` per trial, like
+   :func:`mesynth.calibration.adversarial.adversarial_calibration`) proposes apex size, effect
+   strengths (head motion, skin motion, noise, blinks), the share of mined templates, the
+   synthetic share per class (a fill ratio) and the render size (:data:`UTILITY_SPACE`,
+   :func:`trial_settings`);
+3. for every inner fold the pool is rendered with those settings from the scope's own faces and
+   templates only (cached by content, so inner folds and reruns share it), clips touching the
+   inner held-out subjects are left out, the run's model is trained (``inner_epochs``) on inner
+   real + synthetic and predicts the inner held-out *real* subjects
+   (:attr:`recognizer.remedies.base.FoldContext.inner_score`);
+4. the objective is the mean of pooled UF1 and UAR over the inner held-out subjects; the same
+   score without synthetic clips is the scope's baseline.
+
+The best trial is used only when it beats the baseline; otherwise the fold trains on its real
+samples alone and says so. Every trial records the subjects it used (inner training and
+held-out subjects, the faces and templates of its clips, its profile's subjects), and
+:func:`recognizer.leakage.check_fold` refuses a fold whose test subject is among them.
+
+Files under ``<calibration dir>/<scope>/``: ``measured/`` (the ``flows`` measurement the
+profiles start from), ``search/search.json`` (settings hash: another setting restarts the
+search), ``search/baseline.json``, ``search/trials/trial_NNNN.json`` and ``.yaml`` (written
+atomically; a rerun re-reads them and continues up to ``trials``), ``history.csv``,
+``history.png``, ``profile.yaml`` (the chosen trial's) and ``utility.json`` (the record).
+
+Convention:
+    Scores are pooled over the inner held-out subjects' real samples: UF1 and UAR of
+    :mod:`recognizer.metrics` on the concatenated predictions of every inner fold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from mesynth.calibration.adversarial import (
+    AdversarialSearchError,
+    _check_settings,
+    _sampler,
+    _write_json,
+    profile_from_parameters,
+)
+from mesynth.calibration.profile import CalibrationProfile
+from recognizer.leakage import check_fold
+from recognizer.metrics import uar, uf1
+from recognizer.remedies.base import FoldContext, FoldData
+from recognizer.remedies.calibration import (
+    CalibrationScope,
+    FoldCalibrationError,
+    _differing,
+    calibrate_scope,
+)
+
+#: searched dimensions: ``(low, high, log)`` floats; ``render_size`` is a categorical of
+#: ``render_sizes``. Head rotation and scale follow the translation (``HEAD_RATIOS``).
+UTILITY_SPACE: dict[str, tuple[float, float, bool]] = {
+    "apex_peak_iod": (0.01, 0.3, True),
+    "head_translation_iod": (1e-3, 0.1, True),
+    "residual_rms_iod": (1e-3, 0.1, True),
+    "noise_sigma": (0.1, 12.0, True),
+    "blink_rate_per_s": (0.0, 1.0, False),
+    "mined_share": (0.05, 0.95, False),
+    "fill_ratio": (0.25, 1.0, False),
+}
+#: the range of ``synthetic_weight`` (log-uniform) with ``search_weight``
+WEIGHT_RANGE = (0.1, 2.0)
+#: head rotation (degrees) and scale change per IOD of head translation (the ratios of the
+#: upper ends of :data:`mesynth.calibration.adversarial.DEFAULT_SPACE`)
+HEAD_RATIOS = {"head_rotation_deg": 40.0, "head_scale": 0.3}
+#: the effect switch (:class:`mesynth.calibration.profile_effects.ProfileSwitches`) of a
+#: searched effect: a switched-off effect is not searched
+SWITCH = {
+    "head_translation_iod": "head_motion",
+    "residual_rms_iod": "skin_motion",
+    "noise_sigma": "noise",
+    "blink_rate_per_s": "blinks",
+}
+#: trainer settings that never change an inner score (speed, logging; epochs are the search's)
+NEUTRAL_TRAINER_KEYS = (
+    "epochs", "progress", "num_workers", "resume", "checkpoint_every", "data_path",
+    "memory_budget_mb", "threads", "log_every", "tensorboard", "batched_folds",
+)  # fmt: skip
+PROFILE_PARAMETERS = ("apex_peak_iod", "head_translation_iod", "residual_rms_iod", "noise_sigma")
+
+
+@dataclass(frozen=True)
+class InnerScorer:
+    """Trains the run's own model on inner-fold data and scores it (``FoldContext.inner_score``).
+
+    Attributes:
+        model_factory: ``model_factory(num_classes) -> nn.Module`` of the run.
+        dataset_factory: ``dataset_factory(samples, labels, train) -> Dataset`` of the run.
+        trainer_config: the run's :class:`recognizer.train.TrainerConfig` (epochs replaced).
+        remedy: the run's :class:`recognizer.remedies.base.Remedy` (its loss and sampler).
+        num_classes: ``K``.
+    """
+
+    model_factory: Callable
+    dataset_factory: Callable
+    trainer_config: object
+    remedy: object
+    num_classes: int
+
+    def settings(self) -> dict[str, object]:
+        """What decides the scores (model, loss, sampler, trainer settings but epochs)."""
+        config = asdict(self.trainer_config)
+        for key in NEUTRAL_TRAINER_KEYS:
+            config.pop(key, None)
+        loss = getattr(self.remedy, "loss", None)
+        return {
+            "trainer": config,
+            "loss": asdict(loss) if dataclasses.is_dataclass(loss) else repr(loss),
+            "sampler": getattr(self.remedy, "sampler", "shuffle"),
+            "num_classes": self.num_classes,
+        }
+
+    def __call__(
+        self,
+        train: Sequence[object],
+        train_labels: Sequence[int],
+        test: Sequence[object],
+        test_labels: Sequence[int],
+        *,
+        epochs: int,
+        seed: int = 0,
+        sample_weights: Sequence[float] | None = None,
+    ) -> dict[str, object]:
+        """Train a fresh model (seeded with ``seed``) for ``epochs`` epochs (each training
+        sample's loss weighted by ``sample_weights``, ``None``: 1), predict ``test``.
+
+        Returns:
+            ``{"uf1", "uar", "predicted"}``: the scores on ``test`` and ``(N,)`` predictions.
+        """
+        import torch
+
+        from recognizer.train import Trainer
+
+        config = replace(
+            self.trainer_config, epochs=int(epochs), patience=None, selection="last",
+            progress=False, resume=False, checkpoint_every=0, log_every=0, tensorboard=False,
+            batched_folds=False,
+        )  # fmt: skip
+        torch.manual_seed(int(seed))
+        counts = np.bincount(np.asarray(train_labels, int), minlength=self.num_classes)
+        trainer = Trainer(
+            self.model_factory(self.num_classes), self.remedy.criterion(counts), config
+        )
+        trainer.fit(
+            self.dataset_factory(list(train), list(train_labels), True),
+            sampler=self.remedy.sampler,
+            labels=list(train_labels),
+            sample_weights=sample_weights,
+        )
+        pred = trainer.predict(self.dataset_factory(list(test), list(test_labels), False))
+        predicted = np.zeros(len(test), dtype=np.int64)
+        predicted[np.asarray(pred.indices, int)] = pred.predicted
+        return {
+            "uf1": uf1(test_labels, predicted),
+            "uar": uar(test_labels, predicted),
+            "predicted": predicted.tolist(),
+        }
+
+
+# --------------------------------------------------------------------------- inner folds
+
+
+def inner_folds(
+    subjects: Sequence[str], labels: Sequence[int], n_splits: int, seed: int
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Subject-grouped inner folds, stratified by label where possible
+    (scikit-learn's ``StratifiedGroupKFold``, shuffled with ``seed``).
+
+    Args:
+        subjects: ``(N,)`` subject of each sample.
+        labels: ``(N,)`` their class indices.
+        n_splits: folds (capped at the number of subjects).
+
+    Returns:
+        ``[(inner training subjects, inner held-out subjects)]``, each sorted; every subject is
+        held out exactly once and never on both sides.
+
+    Raises:
+        FoldCalibrationError: fewer than two subjects.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = np.asarray([str(s) for s in subjects], dtype=object)
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise FoldCalibrationError(
+            f"remedy.calibration.method=utility: a scope needs >= 2 subjects for inner folds, "
+            f"got {names}"
+        )
+    splitter = StratifiedGroupKFold(
+        n_splits=min(int(n_splits), len(names)), shuffle=True, random_state=int(seed)
+    )
+    out = []
+    with warnings.catch_warnings():  # a class rarer than n_splits: stratified where possible
+        warnings.simplefilter("ignore", UserWarning)
+        for train, held in splitter.split(np.zeros(len(groups)), np.asarray(labels), groups):
+            out.append((tuple(sorted(set(groups[train]))), tuple(sorted(set(groups[held])))))
+    return out
+
+
+@dataclass(frozen=True)
+class InnerFold:
+    """An inner fold as a remedy sees a fold: the inner held-out subjects are its validation
+    subjects (no synthetic clip may touch them) and the outer fold's test subjects stay its
+    test subjects (the profile check runs against them)."""
+
+    index: int
+    train_subjects: frozenset[str]
+    val_subjects: frozenset[str]
+    test_subjects: frozenset[str]
+
+
+# --------------------------------------------------------------------------- trial settings
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What one trial's parameters set (:func:`trial_settings`).
+
+    Attributes:
+        profile: the effects profile (``base`` with the searched medians).
+        strategy: the fill ratio (synthetic share per class, a ``strategy`` float).
+        render_size: side the synthetic faces are rendered at.
+        template_weights: ``templates.weights`` (mined vs expert), ``None``: the recipe's.
+        synthetic_weight: the synthetic samples' loss weight (``None``: the remedy's).
+    """
+
+    profile: CalibrationProfile
+    strategy: float
+    render_size: int
+    template_weights: tuple[float, ...] | None
+    synthetic_weight: float | None = None
+
+    def report(self) -> dict[str, object]:
+        p = self.profile
+        return {
+            "apex_peak_iod": p.apex_peak_iod.median,
+            "head_translation_iod": p.head_translation_iod.median,
+            "head_rotation_deg": p.head_rotation_deg.median,
+            "head_scale": p.head_scale.median,
+            "residual_rms_iod": p.residual_rms_iod.median,
+            "noise_sigma": p.noise_sigma.median,
+            "blink_rate_per_s": p.blink_rate_per_s,
+            "strategy": self.strategy,
+            "render_size": self.render_size,
+            "template_weights": None
+            if self.template_weights is None
+            else list(self.template_weights),
+            "synthetic_weight": self.synthetic_weight,
+        }
+
+
+def search_space(
+    render_sizes: Sequence[int],
+    sources: Sequence[str],
+    switches: Mapping[str, bool],
+    weight: bool = False,
+) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The trial distributions: :data:`UTILITY_SPACE` without switched-off effects (and without
+    ``mined_share`` unless ``sources`` has both ``mined`` and ``expert``), plus ``render_size``
+    and, with ``weight``, ``synthetic_weight`` (:data:`WEIGHT_RANGE`)."""
+    out: dict[str, optuna.distributions.BaseDistribution] = {}
+    for name, (low, high, log) in UTILITY_SPACE.items():
+        if name in SWITCH and not switches.get(SWITCH[name], True):
+            continue
+        if name == "mined_share" and not {"mined", "expert"} <= set(sources):
+            continue
+        out[name] = optuna.distributions.FloatDistribution(low, high, log=log)
+    out["render_size"] = optuna.distributions.CategoricalDistribution(
+        [int(s) for s in render_sizes]
+    )
+    if weight:
+        out["synthetic_weight"] = optuna.distributions.FloatDistribution(*WEIGHT_RANGE, log=True)
+    return out
+
+
+def trial_settings(
+    base: CalibrationProfile,
+    parameters: Mapping[str, object],
+    sources: Sequence[str],
+    default_size: int,
+) -> TrialSettings:
+    """The pool settings of one trial's ``parameters`` (names of :func:`search_space`).
+
+    Profile medians come from :func:`mesynth.calibration.adversarial.profile_from_parameters`
+    on ``base`` (head rotation and scale follow the translation by :data:`HEAD_RATIOS`), the
+    blink rate replaces ``base``'s; ``mined_share`` weighs mined against expert templates in
+    ``sources`` order; ``fill_ratio`` is the ``synth_fill`` strategy (every class up to that
+    share of the largest); a missing ``render_size`` is ``default_size``.
+    """
+    spreads = {k: float(parameters[k]) for k in PROFILE_PARAMETERS if k in parameters}
+    if "head_translation_iod" in spreads:
+        for name, ratio in HEAD_RATIOS.items():
+            spreads[name] = spreads["head_translation_iod"] * ratio
+    profile = profile_from_parameters(base, spreads)
+    if "blink_rate_per_s" in parameters:
+        profile = dataclasses.replace(
+            profile, blink_rate_per_s=float(parameters["blink_rate_per_s"])
+        )
+    weights = None
+    if "mined_share" in parameters:
+        share = float(parameters["mined_share"])
+        weights = tuple(
+            share if s == "mined" else (1.0 - share) if s == "expert" else 1.0 for s in sources
+        )
+    return TrialSettings(
+        profile=profile,
+        strategy=float(parameters.get("fill_ratio", 1.0)),
+        render_size=int(parameters.get("render_size", default_size)),
+        template_weights=weights,
+        synthetic_weight=(
+            float(parameters["synthetic_weight"]) if "synthetic_weight" in parameters else None
+        ),
+    )
+
+
+def trial_source(source: object, settings: TrialSettings, profile_path: Path) -> object:
+    """``source`` (a :class:`recognizer.remedies.synthetic.SyntheticData`) rendering with a
+    trial's settings: its profile (``profile_path``) as effects and apex size, its template
+    weights, render size and fill ratio."""
+    synthesis = source.synthesis
+    templates = synthesis.templates
+    if settings.template_weights is not None:
+        templates = replace(templates, weights=settings.template_weights)
+    synthesis = replace(
+        synthesis,
+        effects=replace(synthesis.effects, path=str(profile_path)),
+        motion=replace(synthesis.motion, apex_iod="profile"),
+        templates=templates,
+    )
+    frames = source.frames
+    if frames is not None:
+        frames = replace(frames, size=settings.render_size)
+    weight = (
+        source.synthetic_weight if settings.synthetic_weight is None else settings.synthetic_weight
+    )
+    return replace(
+        source, synthesis=synthesis, frames=frames, strategy=settings.strategy,
+        synthetic_weight=weight,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the search
+
+
+@dataclass(frozen=True)
+class UtilityChoice:
+    """A scope's utility calibration (what :meth:`SyntheticData.calibrated` returns for it).
+
+    Attributes:
+        scope: what was searched on.
+        path: the chosen trial's ``profile.yaml`` (``None`` when no trial beat the baseline).
+        made: trials ran in this call (else everything was read back).
+        changed: settings that differed from an earlier search it replaced.
+        use_synthetic: the best trial beat the no-synthetic baseline.
+        record: the scope's record (``utility.json``; also the fold's report entry).
+        searched_subjects: ``{"<scope> utility trial N": subjects it used}`` (and the baseline).
+    """
+
+    scope: CalibrationScope
+    path: Path | None
+    made: bool
+    changed: tuple[str, ...]
+    use_synthetic: bool
+    record: dict[str, object]
+    searched_subjects: dict[str, list[str]]
+
+    def report(self) -> dict[str, object]:
+        """The fold's ``results.json`` entry for its calibration."""
+        return {
+            "scope": self.scope.name,
+            "group": self.scope.group,
+            "profile": None if self.path is None else str(self.path),
+            "real_subjects": list(self.scope.subjects),
+            "made": self.made,
+            **self.record,
+        }
+
+
+def _pooled(scores: Sequence[Mapping[str, object]], truths: Sequence[Sequence[int]]) -> dict:
+    true = [int(y) for t in truths for y in t]
+    predicted = [int(y) for s in scores for y in s["predicted"]]
+    f1, recall = uf1(true, predicted), uar(true, predicted)
+    return {"uf1": f1, "uar": recall, "objective": (f1 + recall) / 2.0}
+
+
+def calibrate_utility(
+    source: object,
+    context: FoldContext,
+    scope: CalibrationScope,
+    samples: Sequence[object],
+    labels: Sequence[int],
+    root: str | Path,
+) -> tuple[object, UtilityChoice]:
+    """Search (or resume, or reuse) ``scope``'s utility calibration under ``root/<scope>/``.
+
+    Args:
+        source: the remedy's :class:`recognizer.remedies.synthetic.SyntheticData` (bound to
+            the representation; calibration ``utility``).
+        context: the outer fold (its ``inner_score``, test subjects, class names, seed).
+        scope: the scope; only the samples of ``scope.subjects`` are used.
+        samples, labels: real samples to choose from (the run's pool or the fold's training
+            samples) and their class indices.
+        root: the calibration folder.
+
+    Returns:
+        ``(source with the chosen settings, the choice)``; with no trial beating the baseline
+        the source is returned unchanged (``choice.use_synthetic`` false).
+
+    Raises:
+        FoldCalibrationError: no ``inner_score`` on ``context``, too few subjects, or a scope
+            subject without samples.
+    """
+    calibration = source.calibration
+    scorer = context.inner_score
+    if scorer is None:
+        raise FoldCalibrationError(
+            "remedy.calibration.method=utility trains the run's model on inner folds: run it "
+            "through recognizer.experiment.run_protocol (FoldContext.inner_score is not set)"
+        )
+    wanted = set(scope.subjects)
+    chosen = [(s, int(y)) for s, y in zip(samples, labels) if str(s.subject) in wanted]
+    real = [s for s, _ in chosen]
+    real_labels = [y for _, y in chosen]
+    missing = sorted(wanted - {str(s.subject) for s in real})
+    if missing:
+        raise FoldCalibrationError(
+            f"remedy.calibration: scope {scope.name} has no real samples of {missing[:5]}"
+        )
+    folder = Path(root) / scope.name
+    measured = calibrate_scope(
+        replace(calibration, method="flows"),
+        replace(scope, name="measured"),
+        real,
+        source.frames,
+        folder,
+    ).profile
+    splits = inner_folds([s.subject for s in real], real_labels, calibration.n_splits,
+                         calibration.seed)  # fmt: skip
+    tested = frozenset(str(s) for s in getattr(context.fold, "test_subjects", ()))
+    epochs = calibration.inner_epochs
+    if epochs is None:  # a quarter of the run's epochs
+        epochs = max(1, int(getattr(getattr(scorer, "trainer_config", None), "epochs", 4)) // 4)
+    recipe = source.recipe()
+    space = search_space(
+        calibration.render_sizes,
+        recipe.templates.sources,
+        asdict(recipe.effects),
+        weight=calibration.search_weight and source.mode == "fill",
+    )
+    budgets = ("trials", "time_budget_s")  # a larger budget continues the search
+    described = {k: v for k, v in source.settings().items() if k != "calibration"}
+    settings = {
+        "calibration": {k: v for k, v in calibration.settings().items() if k not in budgets},
+        "scope": asdict(scope),
+        "real": [[str(getattr(s, "uid", s.subject)) for s in real], real_labels],
+        "measured": measured.to_dict(),
+        "source": described,
+        "scorer": scorer.settings() if hasattr(scorer, "settings") else repr(scorer),
+        "epochs": epochs,
+        "classes": list(context.class_names),
+        "space": {k: repr(v) for k, v in space.items()},
+    }  # fmt: skip
+    settings = json.loads(json.dumps(settings, default=str))
+    search = folder / "search"
+    changed: tuple[str, ...] = ()
+    search.mkdir(parents=True, exist_ok=True)
+    try:
+        _check_settings(search, settings)
+    except AdversarialSearchError:
+        old = json.loads((search / "search.json").read_text()).get("described", {})
+        changed = _differing(old, settings)
+        shutil.rmtree(search)
+        search.mkdir(parents=True)
+        _check_settings(search, settings)
+    trial_dir = search / "trials"
+    trial_dir.mkdir(exist_ok=True)
+
+    def run_inner(trial_source_: object | None, label: str) -> tuple[dict, list[dict], set]:
+        """Score one setting (``None``: real only) over the inner folds."""
+        scores, truths, used, counts = [], [], set(), []
+        for k, (train_subjects, held) in enumerate(splits):
+            train = [s for s in real if str(s.subject) in set(train_subjects)]
+            train_y = [y for s, y in chosen if str(s.subject) in set(train_subjects)]
+            test = [s for s in real if str(s.subject) in set(held)]
+            test_y = [y for s, y in chosen if str(s.subject) in set(held)]
+            data = FoldData(train, train_y)
+            if trial_source_ is not None:
+                inner = FoldContext(
+                    fold=InnerFold(k, frozenset(train_subjects), frozenset(held), tested),
+                    train=train,
+                    train_labels=train_y,
+                    class_names=context.class_names,
+                    fold_dir=context.fold_dir,
+                    seed=context.seed,
+                    pool=real,
+                    pool_labels=real_labels,
+                )
+                data = trial_source_._fold_data(inner)
+                # nothing of the inner held-out subjects reaches the inner training
+                check_fold(f"{label} inner {k}", data.train, test, test_subjects=held)
+            used |= {str(s.subject) for s in train} | set(held)
+            for sample in data.train:
+                extra = getattr(sample, "extra", None) or {}
+                for key in ("template_subjects", "identity_subject"):
+                    used |= {s for s in str(extra.get(key, "")).split(";") if s}
+            counts.append(len(data.train) - len(train))
+            scores.append(
+                scorer(data.train, data.train_labels, test, test_y, epochs=epochs,
+                       seed=int(np.random.SeedSequence([calibration.seed, k]).generate_state(1)[0]),
+                       sample_weights=data.train_weights)
+            )  # fmt: skip
+            truths.append(test_y)
+        return _pooled(scores, truths), counts, used
+
+    made = False
+    start = time.perf_counter()
+    baseline_path = search / "baseline.json"
+    if baseline_path.is_file():
+        baseline = json.loads(baseline_path.read_text())
+    else:
+        scores, _, used = run_inner(None, f"{scope.name} utility baseline")
+        baseline = {**scores, "subjects": sorted(used)}
+        _write_json(baseline_path, baseline)
+        made = True
+
+    done: list[dict] = []
+    while (trial_dir / f"trial_{len(done):04d}.json").is_file():
+        done.append(json.loads((trial_dir / f"trial_{len(done):04d}.json").read_text()))
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler())
+    for row in done:
+        study.add_trial(optuna.trial.create_trial(
+            params=row["params"], distributions=space, value=row["objective"]))  # fmt: skip
+    sources = recipe.templates.sources
+    for number in range(len(done), calibration.trials):
+        budget = calibration.time_budget_s
+        if budget is not None and done and time.perf_counter() - start > budget:
+            break  # spent (the baseline counts; the first trial always runs)
+        study.sampler = _sampler(calibration.sampler, calibration.seed, number,
+                                 calibration.startup_trials)  # fmt: skip
+        trial = study.ask(space)
+        tick = time.perf_counter()
+        chosen_settings = trial_settings(measured, trial.params, sources, source.frames.size)
+        profile_path = trial_dir / f"trial_{number:04d}.yaml"
+        temporary = chosen_settings.profile.save(trial_dir / f".tmp-trial_{number:04d}.yaml")
+        temporary.replace(profile_path)
+        label = f"{scope.name} utility trial {number}"
+        scores, counts, used = run_inner(trial_source(source, chosen_settings, profile_path), label)
+        used |= {str(s) for s in chosen_settings.profile.source.get("real_subjects") or ()}
+        study.tell(trial, scores["objective"])
+        row = {
+            "trial": number,
+            "params": trial.params,
+            "settings": chosen_settings.report(),
+            **scores,
+            "synthetic_per_inner_fold": counts,
+            "subjects": sorted(used),
+            "seconds": time.perf_counter() - tick,
+        }
+        _write_json(trial_dir / f"trial_{number:04d}.json", row)
+        done.append(row)
+        made = True
+
+    history = pd.DataFrame(
+        [{"trial": r["trial"], "uf1": r["uf1"], "uar": r["uar"], "objective": r["objective"],
+          "seconds": r["seconds"], **r["params"]} for r in done]
+    )  # fmt: skip
+    history.to_csv(folder / "history.csv", index=False)
+    from mesynth.evaluation.figures import plot_utility_history
+
+    figure = plot_utility_history(history, baseline["objective"], folder / "history.png")
+    best = max(range(len(done)), key=lambda i: done[i]["objective"]) if done else None
+    use = best is not None and done[best]["objective"] > baseline["objective"]
+    path = None
+    out = source
+    if use:
+        best_settings = trial_settings(measured, done[best]["params"], sources, source.frames.size)
+        path = folder / "profile.yaml"
+        best_settings.profile.save(folder / ".tmp-profile.yaml").replace(path)
+        out = trial_source(source, best_settings, path)
+    record = {
+        "method": "utility",
+        "baseline": {k: baseline[k] for k in ("uf1", "uar", "objective")},
+        "trials": [
+            {k: r[k] for k in ("trial", "uf1", "uar", "objective", "settings",
+                               "synthetic_per_inner_fold")}
+            for r in done
+        ],
+        "best_trial": best,
+        "use_synthetic": use,
+        "chosen": done[best]["settings"] if use else None,
+        "inner_folds": [list(held) for _, held in splits],
+        "inner_epochs": epochs,
+        "history": str(folder / "history.csv"),
+        "figure": str(figure),
+    }  # fmt: skip
+    _write_json(folder / "utility.json", record)
+    searched = {f"{scope.name} utility baseline": list(baseline["subjects"])}
+    searched |= {f"{scope.name} utility trial {r['trial']}": list(r["subjects"]) for r in done}
+    choice = UtilityChoice(scope, path, made, changed, use, record, searched)
+    return out, choice
