@@ -21,9 +21,9 @@ from recognizer.data.representations import KeyFrameClip
 from recognizer.data.torch_dataset import ClipDataset
 from recognizer.datasets import load
 from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError, find_leaks
+from recognizer.leakage import LeakageError, check_fold, find_leaks
 from recognizer.models import create_model
-from recognizer.protocols import Fold, create_protocol
+from recognizer.protocols import Fold, by_person, create_protocol
 from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy, synthetic
 from recognizer.remedies.synthetic import SynthesisError, load_synthetic, synthesize_pool
 from recognizer.train import TrainerConfig
@@ -80,7 +80,9 @@ def _run(samples, labels, remedy, out: Path):
 
     return run_protocol(
         samples, labels,
-        protocol=create_protocol("kfold", n_splits=2, stratified=False, val_fraction=0.0),
+        # the six faces are two persons: hold out whole persons (each fold: three subjects)
+        protocol=by_person(create_protocol("kfold", n_splits=2, stratified=False,
+                                           val_fraction=0.0), samples),
         dataset_factory=factory,
         model_factory=lambda k: create_model("r3d18", k, widths=(4, 4, 4, 4)),
         remedy=remedy,
@@ -166,6 +168,32 @@ def test_onset_identities_of_held_out_subjects_are_left_out(target, tmp_path) ->
     assert {s.extra["identity_subject"] for s in synthetic_clips} <= set(subjects)
     held_out = {s.subject for s in samples} - set(subjects)
     assert data.report["excluded_subjects"] and set(data.report["excluded_subjects"]) <= held_out
+
+
+def test_augmented_copies_of_a_held_out_persons_face_are_left_out(target, tmp_path) -> None:
+    samples, labels = target
+    astronaut = sorted(s.subject for s in samples if s.extra["person"] == "astronaut")
+    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"], pool_margin=1.0)
+    remedy = dataclasses.replace(remedy, data=dataclasses.replace(
+        remedy.data, synthesis=dataclasses.replace(
+            remedy.data.synthesis, identities=dataclasses.replace(
+                remedy.data.synthesis.identities, copies=1))))  # fmt: skip
+    context = _context(samples, labels, set(astronaut), tmp_path, pool=True)
+    data = remedy.fold_data(context)
+    pool = load_synthetic(data.report["synthetic_store"], NAMES).samples
+    assert {"hopper", "hopper~aug0"} <= {s.identity for s in pool}  # the copy is in the pool
+    assert {s.extra["identity_person"] for s in pool if s.identity == "hopper~aug0"} == {"hopper"}
+    synthetic_clips = [s for s in data.train if s.source == "synthetic"]
+    assert synthetic_clips
+    assert {s.identity for s in synthetic_clips} == {"astronaut", "astronaut~aug0"}
+    assert data.report["excluded_persons"] == ["hopper"]
+    assert data.report["synthetic_persons"] == {"astronaut": len(synthetic_clips)}
+    test = [s for s in samples if s.subject not in astronaut]
+    check_fold(0, data.train, test)
+    planted = next(s for s in pool if s.identity == "hopper~aug0")
+    with pytest.raises(LeakageError) as err:
+        check_fold(0, [*data.train, planted], test)
+    assert [v.kind for v in err.value.violations] == ["person"]
 
 
 # ------------------------------------------------------------------- planted leaks
