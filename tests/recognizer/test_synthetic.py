@@ -128,7 +128,7 @@ def test_synth_fill_renders_one_pool_and_balances_each_fold_from_it(
     assert "(reused)" in notes[0]
 
 
-def test_synth_pretrain_shares_one_store_and_model_when_inputs_hold_no_subject_data(
+def test_synth_pretrain_shares_one_store_and_pretrains_per_person_held_out(
     target, tmp_path
 ) -> None:
     samples, labels = target
@@ -137,11 +137,15 @@ def test_synth_pretrain_shares_one_store_and_model_when_inputs_hold_no_subject_d
                      pretrain_epochs=1)  # fmt: skip
     result = _run(samples, labels, remedy, tmp_path / "run")
     assert len(list(cache.glob("*/provenance.json"))) == 1
-    assert len(list((tmp_path / "run" / "pretrain").iterdir())) == 1
+    # the built-in portraits are the target's two persons: each fold pretrains on the face of
+    # the person it does not test, so the two folds cannot share one pretrained model
+    assert len(list((tmp_path / "run" / "pretrain").iterdir())) == 2
     for fold in result.folds:
         counts = json.loads((tmp_path / "run" / f"fold_{fold.index:02d}" / "class_counts.json")
                             .read_text())  # fmt: skip
         assert counts["train"] == counts["real"] and counts["pretrain"] == [2] * 7
+        tested = {s.split("/")[1].split("~")[0] for s in fold.test_subjects}
+        assert set(counts["remedy"]["synthetic_persons"]).isdisjoint(tested)
 
 
 def test_synth_only_trains_on_synthetic_clips_alone(target, tmp_path) -> None:
