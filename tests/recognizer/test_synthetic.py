@@ -134,7 +134,7 @@ def test_synth_pretrain_shares_one_store_and_pretrains_per_person_held_out(
     samples, labels = target
     cache = tmp_path / "cache"
     remedy = _remedy("synth_pretrain", cache, templates=["expert"], n_per_class=2,
-                     pretrain_epochs=1)  # fmt: skip
+                     pretrain_epochs=1, pool_margin=1.0)  # fmt: skip
     result = _run(samples, labels, remedy, tmp_path / "run")
     assert len(list(cache.glob("*/provenance.json"))) == 1
     # the built-in portraits are the target's two persons: each fold pretrains on the face of
@@ -322,5 +322,9 @@ def test_a_store_made_outside_a_remedy_has_provenance_only_where_provable(target
     (copy / "meta.json").write_text(json.dumps(meta))
     unknown = load_synthetic(copy, NAMES).samples
     assert all("identity_subject" not in s.extra for s in unknown)
-    leaks = find_leaks(unknown[:2], [samples[0]])
-    assert {v.kind for v in leaks} == {"provenance"}
+    person = samples[0].extra["person"]
+    others = [s for s in unknown if s.extra["person"] != person][:2]
+    assert {v.kind for v in find_leaks(others, [samples[0]])} == {"provenance"}
+    # a clip of the test person's own face is a person leak as well
+    same = [s for s in unknown if s.extra["person"] == person][:1]
+    assert {v.kind for v in find_leaks(same, [samples[0]])} == {"provenance", "person"}
