@@ -1,8 +1,9 @@
 """``make demo``: generate a balanced set from the built-in identities, then run a tiny
 imbalance study (``none`` vs ``synth_fill``, one seed) and write ``demo_out/report.md``.
 
-About 2 minutes on an idle 2-core CPU. The "real" data of the study is a synthetic stand-in
-with DFME's class imbalance (see :mod:`recognizer.study`); ``make study`` runs the full version.
+About a minute on an idle 2-core CPU (53 s measured). The "real" data of the study is a
+synthetic stand-in with DFME's class imbalance (see :mod:`recognizer.study`); ``make study``
+runs the full version.
 
 The report says first what the demo can and cannot show (:func:`limits_section`: the chance
 level of UF1, UAR and ACC for the target's label distribution, and whether its folds are
