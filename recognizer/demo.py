@@ -1,12 +1,18 @@
 """``make demo``: generate a balanced set from the built-in identities, then run a tiny
 imbalance study (``none`` vs ``synth_fill``, one seed) and write ``demo_out/report.md``.
 
-About 2 minutes on an idle 2-core CPU. The "real" data of the study is a synthetic stand-in
-with DFME's class imbalance (see :mod:`recognizer.study`); ``make study`` runs the full version.
+About a minute on an idle 2-core CPU (53 s measured). The "real" data of the study is a
+synthetic stand-in with DFME's class imbalance (see :mod:`recognizer.study`); ``make study``
+runs the full version.
 
-The report shows the generated balanced set (clips per class as a table and a histogram, and
-the onset, apex and magnified difference of one clip per class) next to the study's table,
-per-class scores, confusion matrices and training curves. Progress prints throughout: the
+The report says first what the demo can and cannot show (:func:`limits_section`: the chance
+level of UF1, UAR and ACC for the target's label distribution, and whether its folds are
+person-independent, checked on the folds run), then the generated balanced set (a showcase of
+generation: clips per class as a table and a histogram, and the onset, apex and magnified
+difference of one clip per class), the synthetic clips ``synth_fill`` actually trained on in
+each fold (:func:`used_synthetic_section`, from the run's ``class_counts.json`` and its pool
+store), the comparison (:func:`comparison_section`) and the study's table, per-class scores,
+confusion matrices and training curves. Progress prints throughout: the
 generation every few clips, then per arm (remedy) the folds with the time left, and inside each
 fold a line every few epochs.
 """
@@ -14,10 +20,13 @@ fold a line every few epochs.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from mesynth.environment import environment_report, format_report
 
@@ -86,10 +95,18 @@ def generate_balanced_set(out: Path, per_class: int) -> Path:
     return out
 
 
-def describe_balanced_set(store: Path, out_dir: Path, report_dir: Path) -> list[str]:
+def describe_balanced_set(
+    store: Path,
+    out_dir: Path,
+    report_dir: Path,
+    *,
+    heading: str = "## The generated balanced set (a generation showcase, not trained on)",
+    what: str = "",
+) -> list[str]:
     """Figures of a clip store in ``out_dir`` (``class_histogram.png``, and ``key_frames.png``:
     onset, apex and ``|apex - onset|`` of the first clip of every class) and the Markdown lines
-    that show them with the per-class counts (links relative to ``report_dir``)."""
+    that show them with the per-class counts (links relative to ``report_dir``), under
+    ``heading``; ``what`` says what the store is."""
     from mesynth.evaluation.preview import choose_clips, key_frame_sheet
     from mesynth.evaluation.stats import plot_stats, store_table, summarize
     from mesynth.labels.emotions import scheme_labels
@@ -107,12 +124,15 @@ def describe_balanced_set(store: Path, out_dir: Path, report_dir: Path) -> list[
                  "onset_to_apex_ms": "onset→apex (ms)", "mean_intensity": "mean AU intensity"}
     )  # fmt: skip
     link = {p: p.relative_to(report_dir).as_posix() for p in (histogram, sheet)}
+    what = what or (
+        "the two built-in portraits and augmented copies; the study below renders its own "
+        "pool per run"
+    )
     return [
-        "## The generated balanced set",
+        heading,
         "",
-        f"`{store}`: {len(table)} clips from {table['identity'].nunique()} identities (the two "
-        f"built-in portraits and augmented copies), {FRAMES} key frames of {SIZE}×{SIZE} px "
-        "each.",
+        f"`{store}`: {len(table)} clips from {table['identity'].nunique()} identities ({what}), "
+        f"{FRAMES} key frames of {SIZE}×{SIZE} px each.",
         "",
         markdown_table(per_class, 1),
         "",
@@ -126,9 +146,130 @@ def describe_balanced_set(store: Path, out_dir: Path, report_dir: Path) -> list[
     ]
 
 
+def chance_levels(counts: Sequence[int]) -> dict[str, dict[str, float]]:
+    """UF1, UAR and ACC of label-blind predictors on a test set with ``counts`` clips per class
+    (``K`` classes, shares ``p_k``): ``uniform`` guesses a class at random (UAR ``1/K``, ACC
+    ``1/K``, expected F1 of class k ``2 p_k / (1 + K p_k)``), ``majority`` always answers the
+    largest class (UAR ``1/K``, ACC ``max p_k``, UF1 ``2 p_max / (1 + p_max) / K``).
+    Any label-blind predictor has expected UAR ``1/K``."""
+    shares = np.asarray(counts, dtype=float)
+    shares = shares / shares.sum()
+    k = len(shares)
+    top = float(shares.max())
+    return {
+        "uniform": {
+            "UF1": float(np.mean(2 * shares / (1 + k * shares))),
+            "UAR": 1.0 / k,
+            "ACC": 1.0 / k,
+        },
+        "majority": {"UF1": 2 * top / (1 + top) / k, "UAR": 1.0 / k, "ACC": top},
+    }
+
+
+def limits_section(counts: Mapping[str, int], folds_sentence: str) -> list[str]:
+    """What the demo can and cannot show: chance levels of its label distribution (``counts``,
+    ``{class: clips}``, every clip tested once) and its folds as checked."""
+    chance = chance_levels(list(counts.values()))
+    k = len(counts)
+    rows = "\n".join(
+        f"| {name} | {v['UF1']:.3f} | {v['UAR']:.3f} | {v['ACC']:.3f} |"
+        for name, v in (("random guess", chance["uniform"]), ("always the largest class",
+                                                               chance["majority"]))
+    )  # fmt: skip
+    return [
+        "## What this demo can and cannot show",
+        "",
+        f"- **Chance level.** The target has {sum(counts.values())} clips in {k} classes "
+        f"({', '.join(f'{c} {n}' for c, n in counts.items())}). A predictor that ignores the "
+        f"clip has expected UAR 1/K = 1/{k} = {1 / k:.3f}; UF1 and ACC at chance depend on "
+        "the guess:",
+        "",
+        "| label-blind predictor | UF1 | UAR | ACC |",
+        "|---|---|---|---|",
+        rows,
+        "",
+        f"- **Folds.** {folds_sentence}",
+        "- **What it cannot show.** The target is synthetic (the generator's clips on copies of "
+        "two portraits), there is one seed and two persons, and the model is tiny: it is a "
+        "smoke test of the pipeline and of the leakage rules, not evidence that a remedy helps "
+        "on real micro-expressions. A difference between the arms smaller than the spread over "
+        "seeds and persons says nothing.",
+        "",
+    ]
+
+
+def used_synthetic_section(run: Path, out_dir: Path, report_dir: Path) -> list[str]:
+    """The synthetic clips a ``synth_fill`` run trained on, per fold: clips per class (training
+    minus real counts of its ``class_counts.json``), the persons whose faces they show, what was
+    left out, and a key-frame preview of the pool store they came from (in ``out_dir``)."""
+    folds = sorted(Path(run).glob("fold_*/class_counts.json"))
+    if not folds:
+        return []
+    from mesynth.labels.emotions import scheme_labels
+
+    names = list(scheme_labels("dfme7"))
+    header = "| fold | " + " | ".join(names) + " | total | faces of | left out |"
+    lines = [
+        "## The synthetic clips synth_fill trained on",
+        "",
+        "Each fold takes what it needs from one pool rendered for the run, after leaving out "
+        "every clip that touches a held-out subject or shows a held-out person (templates mined "
+        "from them, their faces). Clips added per class, from each fold's `class_counts.json`:",
+        "",
+        header,
+        "|" + "---|" * (len(names) + 4),
+    ]
+    store = None
+    for path in folds:
+        counts = json.loads(path.read_text())
+        added = [t - r for t, r in zip(counts["train"], counts["real"])]
+        report = counts.get("remedy", {})
+        store = report.get("synthetic_store", store)
+        persons = ", ".join(f"{p} {n}" for p, n in report.get("synthetic_persons", {}).items())
+        cells = " | ".join(str(a) for a in added)
+        lines.append(
+            f"| {path.parent.name[5:]} | {cells} | {sum(added)} | {persons or '-'} | "
+            f"{report.get('synthetic_excluded_clips', 0)} of {report.get('synthetic_pool', 0)} |"
+        )
+    lines.append("")
+    if store and Path(store).is_dir():
+        lines += describe_balanced_set(
+            Path(store), out_dir, report_dir, heading="### Its pool store",
+            what="the pool the folds drew from (all its faces; each fold used only the faces "
+            "listed above)",
+        )  # fmt: skip
+    return lines
+
+
+def comparison_section(summary: object, chance: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The comparison of the arms: per remedy the pooled UF1, UAR and ACC next to chance.
+
+    The hook for the paired interval of the difference (``recognizer.compare``, wired in at
+    merge time): today it writes only the means and chance.
+    """
+    lines = [
+        "## The comparison",
+        "",
+        "| remedy | UF1 | UAR | ACC |",
+        "|---|---|---|---|",
+    ]
+    for _, row in summary.iterrows():  # type: ignore[attr-defined]
+        lines.append(f"| {row['remedy']} | {row['UF1']:.3f} | {row['UAR']:.3f} | "
+                     f"{row['ACC']:.3f} |")  # fmt: skip
+    uniform = chance["uniform"]
+    lines += [
+        f"| chance (random guess) | {uniform['UF1']:.3f} | {uniform['UAR']:.3f} | "
+        f"{uniform['ACC']:.3f} |",
+        "",
+        "Pooled over the folds, one seed. No interval of the difference is computed yet.",
+        "",
+    ]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     from recognizer.runtime import use_threads_for_process
-    from recognizer.study import StudyConfig, run_study
+    from recognizer.study import StudyConfig, proportional_counts, run_study
 
     threads = use_threads_for_process("auto")
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
@@ -171,9 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         f"(R3D-tiny, {FRAMES} frames × {INPUT_SIZE}² px, {args.epochs} epochs) is a smoke "
         "test, not a result (docs/study.md has the full study: six remedies, three seeds).\n\n"
     )
+    counts = proportional_counts(cfg.total_clips)
+    folds_sentence = (cfg.out_dir / "folds_checked.txt").read_text().strip()
+    limits = limits_section(counts, folds_sentence)
+    used = used_synthetic_section(
+        cfg.out_dir / "runs" / "synth_fill" / "seed0", args.out / "synthetic_used", args.out
+    )
+    comparison = comparison_section(collected.summary, chance_levels(list(counts.values())))
     title, _, rest = text.partition("\n\n")
     study = "## The study: none vs synth_fill\n\n"
-    report.write_text(f"{title}\n\n{intro}" + "\n".join(balanced) + f"\n{study}{rest}")
+    parts = [*limits, *balanced, *used, *comparison]
+    report.write_text(f"{title}\n\n{intro}" + "\n".join(parts) + f"\n{study}{rest}")
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s")
     print(f"report: {report.resolve()}")
     return 0

@@ -14,7 +14,11 @@ and fails loudly (:class:`LeakageError`) listing every violation it finds:
 6. ``provenance``: a synthetic training clip carries no provenance record (e.g. a store made by
    ``mesynth generate`` and passed in as is) while the fold holds out real subjects: what it
    was made from is unknown, and unknown is not clean.
-7. ``profile``: the calibration profile synthetic clips are rendered with was measured on a
+7. ``person``: a training or validation clip, real or synthetic, shows a person who appears
+   among the test clips: another subject made from the same face (an augmented copy of a test
+   portrait, one person recorded under two subject ids), or a synthetic clip animating that
+   person's face. A clip of a test subject is reported as ``subject`` (or ``identity``) only.
+8. ``profile``: the calibration profile synthetic clips are rendered with was measured on a
    test subject (its ``source.real_subjects``, written by ``mesynth calibrate``,
    ``calibrate-adversarial`` and ``calibrate-flows``; :func:`check_profile`). A profile
    that records no subjects (written by hand) is not refused: it holds no data.
@@ -27,12 +31,21 @@ padding are ignored (``casme2/sub2`` is ``casme2/sub02``), and a provenance subj
 without its dataset (``sub02``) matches a held-out subject of any dataset with that name.
 Provenance fields are checked on every sample that carries them, whatever its ``source``.
 
+**Persons.** A subject is a label; a person is whom a face belongs to (:func:`sample_persons`).
+A clip's person is ``extra["person"]`` where its loader records one (a clip store records the
+person of each face: every ``hopper~aug<j>`` shows ``hopper``), else its subject: for real
+data the person is the subject unless a dataset says otherwise. Persons are compared in the
+same canonical spelling as subjects. :func:`recognizer.protocols.by_person` makes folds that
+hold out whole persons.
+
 Provenance is carried in ``Sample.extra`` (strings, so it survives CSV manifests):
 
 - ``template_subjects``: ";"-separated dataset-qualified subjects whose annotations the
   templates were mined from ("" when only expert or macro-onset sources were used);
 - ``identity_subject``: the dataset-qualified subject whose face was animated ("" for faces that
   belong to no dataset subject, such as the built-in portraits);
+- ``identity_person``: the person whose face was animated (the owning subject's person for a
+  dataset face; the face's own person, e.g. ``hopper``, for a portrait or a copy of one);
 - ``split_key``: :func:`split_key` of the training subjects the clip was synthesised for.
 """
 
@@ -48,12 +61,15 @@ from mesynth.calibration.profile import CalibrationProfile
 from recognizer.data.samples import Sample
 
 LEAK_KINDS = (
-    "subject", "duplicate", "template", "identity", "split", "provenance", "profile", "search",
+    "subject", "duplicate", "template", "identity", "split", "provenance", "person", "profile",
+    "search",
 )  # fmt: skip
 #: the ``source`` key of a calibration profile that lists the real subjects it was measured on
 PROFILE_SUBJECTS_KEY = "real_subjects"
 #: the ``extra`` keys a provenance record consists of
 PROVENANCE_KEYS = ("template_subjects", "identity_subject")
+#: the ``extra`` key of the person a clip shows (absent: its subject)
+PERSON_KEY = "person"
 #: the dataset name of synthetic clips (their subjects are ``mesynth/<identity>``)
 SYNTHETIC_DATASET = "mesynth"
 
@@ -88,12 +104,14 @@ def provenance(
     *,
     template_subjects: Iterable[str] = (),
     identity_subject: str | None = None,
+    identity_person: str | None = None,
     train_subjects: Iterable[str] | None = None,
 ) -> dict[str, str]:
     """The ``Sample.extra`` entries a synthetic clip needs for :func:`check_fold`."""
     extra = {
         "template_subjects": ";".join(sorted(set(template_subjects))),
         "identity_subject": identity_subject or "",
+        "identity_person": identity_person or "",
     }
     if train_subjects is not None:
         extra["split_key"] = split_key(train_subjects)
@@ -159,6 +177,36 @@ def _subjects_field(sample: Sample, key: str) -> set[str]:
     return {s for s in str(value).split(";") if s}
 
 
+def sample_person(sample: Sample) -> str:
+    """The person a clip's own subject is: ``extra["person"]`` when its loader records one,
+    else its subject (real data: one person per subject unless a dataset says otherwise)."""
+    return str(_extra(sample).get(PERSON_KEY) or sample.subject)
+
+
+def sample_persons(sample: Sample) -> set[str]:
+    """Every person a clip shows: :func:`sample_person` and, for a synthetic clip, the person
+    whose face it animates (provenance ``identity_person``)."""
+    animated = str(_extra(sample).get("identity_person") or "")
+    return {sample_person(sample), *([animated] if animated else [])}
+
+
+def subject_persons(samples: Iterable[Sample]) -> dict[str, str]:
+    """``{subject: person}`` of ``samples`` (:func:`sample_person`).
+
+    Raises:
+        ValueError: a subject's clips name two persons (the message names them).
+    """
+    persons: dict[str, str] = {}
+    for sample in samples:
+        subject, person = str(sample.subject), sample_person(sample)
+        if persons.setdefault(subject, person) != person:
+            raise ValueError(
+                f"subject {subject} has clips of two persons ({persons[subject]!r} and "
+                f"{person!r}, e.g. clip {_uid(sample)}); a subject is one person"
+            )
+    return persons
+
+
 def find_leaks(
     train: Sequence[Sample],
     test: Sequence[Sample],
@@ -180,6 +228,10 @@ def find_leaks(
             (:attr:`recognizer.remedies.base.FoldData.searched_subjects`).
     """
     held_out = SubjectSet(test_subjects if test_subjects is not None else {s.subject for s in test})
+    # the persons of the held-out subjects' test clips, and those subjects themselves
+    held_persons = SubjectSet(
+        {p for s in test if s.subject in held_out for p in sample_persons(s)} | held_out.subjects
+    )
     real_train_subjects = {s.subject for s in train if _source(s) == "real"}
     real_val_subjects = {s.subject for s in val if _source(s) == "real"}
     expected_key = split_key(real_train_subjects | real_val_subjects)
@@ -190,7 +242,8 @@ def find_leaks(
     for role, samples in (("training", train), ("validation", val)):
         for sample in samples:
             uid = _uid(sample)
-            if sample.subject in held_out:
+            own = sample.subject in held_out
+            if own:
                 found.append(Violation("subject", f"{role} clip {uid} is from test subject"))
             if uid in test_uids:
                 found.append(Violation("duplicate", f"{role} clip {uid} is also a test clip"))
@@ -203,7 +256,18 @@ def find_leaks(
                         f"(key {key}, this fold's training subjects give {expected_key})",
                     )
                 )
-            found += _provenance_leaks(sample, role, uid, held_out, holds_out_real)
+            leaks = _provenance_leaks(sample, role, uid, held_out, holds_out_real)
+            found += leaks
+            people = held_persons.matches(sample_persons(sample))
+            if people and not own and not any(v.kind == "identity" for v in leaks):
+                found.append(
+                    Violation(
+                        "person",
+                        f"{role} clip {uid} (subject {sample.subject}) shows test person(s) "
+                        f"{sorted(people)}; hold out whole persons "
+                        "(recognizer.protocols.by_person) and keep their faces out of synthesis",
+                    )
+                )
     for step, used in (searched or {}).items():
         hit = held_out.matches(str(s) for s in used)
         if hit:

@@ -5,13 +5,20 @@ the validation subjects are a deterministic, seeded subset of the remaining (tra
 subjects, used for model selection (early stopping) only, so nothing is ever chosen on a test
 subject. Subjects are dataset-qualified strings (``"casme2/sub01"``), so subjects of two
 datasets never collide.
+
+**Persons.** Subject-independent is person-independent only when each person is one subject.
+Where several subjects show one person (augmented copies of one portrait, a person recorded
+twice), :class:`PersonProtocol` (built with :func:`by_person`) runs any protocol over persons
+and holds out every subject of a test person together: LOSO over persons is
+leave-one-person-out. For real datasets whose subjects are their own persons it gives the same
+folds as the protocol it wraps.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,6 +241,81 @@ class Megc2019Protocol(LosoProtocol):
                 stacklevel=2,
             )
         return super().split(subjects, labels, datasets)
+
+
+class PersonProtocol(Protocol):
+    """``inner`` run over persons instead of subjects: each fold holds out whole persons (every
+    subject of a test or validation person), so no fold trains on another subject of a person
+    it tests on. Folds still list subjects.
+
+    Args:
+        inner: the protocol to run over persons (its validation draw picks persons too).
+        persons: ``{subject: person}``; a subject missing from it is its own person.
+    """
+
+    def __init__(self, inner: Protocol, persons: Mapping[str, str]) -> None:
+        super().__init__(val_fraction=inner.val_fraction, seed=inner.seed)
+        self.inner = inner
+        self.persons = {str(k): str(v) for k, v in persons.items()}
+        self.name = inner.name
+        self.per_dataset = inner.per_dataset
+        self.pooled_primary = inner.pooled_primary
+
+    def split(self, subjects, labels, datasets=None):
+        subjects = [str(s) for s in subjects]
+        people = [self.persons.get(s, s) for s in subjects]
+        members: dict[str, set[str]] = defaultdict(set)
+        for subject, person in zip(subjects, people):
+            members[person].add(subject)
+        if len(members) < 2:
+            raise ValueError(
+                f"protocol {self.name!r} by person needs at least 2 persons, got {sorted(members)}"
+            )
+
+        def expand(group: Iterable[str]) -> frozenset[str]:
+            return frozenset(s for person in group for s in members[person])
+
+        return [
+            Fold(f.index, expand(f.train_subjects), expand(f.val_subjects),
+                 expand(f.test_subjects))
+            for f in self.inner.split(people, labels, datasets)
+        ]  # fmt: skip
+
+    def person_independent(self, folds: Sequence[Fold]) -> bool:
+        """Whether no fold's training or validation subjects share a person with its test
+        subjects (true for folds of this protocol; a check for reports)."""
+        return folds_person_independent(folds, self.persons)
+
+    def __repr__(self) -> str:
+        return f"PersonProtocol({self.inner!r}, persons={len(set(self.persons.values()))})"
+
+
+def by_person(protocol: Protocol | str, samples: Iterable[object], **kwargs: object) -> Protocol:
+    """``protocol`` (or ``create_protocol(protocol, **kwargs)``) holding out whole persons of
+    ``samples`` (:func:`recognizer.leakage.subject_persons`: ``extra["person"]``, else the
+    subject). When every subject is its own person, the protocol itself is returned unchanged.
+
+    Raises:
+        ValueError: a subject's samples name two persons.
+    """
+    from recognizer.leakage import subject_persons
+
+    inner = create_protocol(protocol, **kwargs) if isinstance(protocol, str) else protocol
+    persons = subject_persons(samples)
+    if all(subject == person for subject, person in persons.items()):
+        return inner
+    return PersonProtocol(inner, persons)
+
+
+def folds_person_independent(folds: Sequence[Fold], persons: Mapping[str, str]) -> bool:
+    """Whether no fold trains or validates on a person it tests on (``persons``:
+    ``{subject: person}``, a subject missing from it being its own person)."""
+    for fold in folds:
+        tested = {persons.get(s, s) for s in fold.test_subjects}
+        seen = {persons.get(s, s) for s in fold.train_subjects | fold.val_subjects}
+        if tested & seen:
+            return False
+    return True
 
 
 _PROTOCOLS: dict[str, Callable[..., Protocol]] = {

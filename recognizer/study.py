@@ -1,11 +1,16 @@
 """A self-contained imbalance study on a synthetic stand-in for a real dataset.
 
 The *target* domain plays the real dataset: clips made by the generator with DFME's 7-class
-imbalance (counts proportional to DFME's Table 1), on identities, a motion calibration
-(``apex_iod``) and realism settings that the *source* domain (what the synthetic remedies
-generate) does not share. Each target identity is one subject. The remedies are compared on
-the same subject-independent folds and seeds with :func:`recognizer.experiment.run_protocol`,
-and :func:`recognizer.collect.collect` writes the table and figures.
+imbalance (counts proportional to DFME's Table 1), with a motion calibration (``apex_iod``) and
+realism settings that the *source* domain (what the synthetic remedies generate) does not
+share. Each target identity (an augmented copy of a built-in portrait) is one subject; its
+person is the portrait it was copied from, and the source animates the same two portraits.
+So the folds are person-independent (:func:`recognizer.protocols.by_person`: with two
+portraits, two folds, each training on one person's copies and testing on the other's), and
+each fold's synthetic pool leaves out the test person's face. The remedies are compared on the
+same folds and seeds with :func:`recognizer.experiment.run_protocol`, and
+:func:`recognizer.collect.collect` writes the table and figures; :func:`fold_persons` says
+what the folds and pools kept apart, from what was run.
 
 The target is synthetic: the study shows how the remedies behave under a domain gap and a
 known imbalance, not how they do on real micro-expressions.
@@ -81,7 +86,8 @@ class StudyConfig:
         input_size: frame size the model sees.
         remedies: remedies compared (names of :func:`recognizer.remedies.create_remedy`).
         seeds: training seeds.
-        n_splits: subject-independent folds.
+        n_splits: person-independent folds (at most the number of persons: two portraits
+            give two folds).
         epochs: training epochs per fold (pretraining: ``pretrain_epochs``).
         pretrain_epochs: epochs on the synthetic set for ``synth_pretrain``.
         pretrain_per_class: clips per class of the ``synth_pretrain`` set.
@@ -137,7 +143,7 @@ def make_target(cfg: StudyConfig) -> tuple[list, list[int], list[str]]:
     names = list(scheme_labels(SCHEME))
     recipe = target_recipe(cfg)
     faces = recipe.build_identities()
-    copies = [f for f in faces.identities if "~aug" in f.name]
+    copies = [f for f in faces.identities if f.person != f.name]  # the augmented copies
     counts = proportional_counts(cfg.total_clips)
     store = cfg.out_dir / "target_store"
     run_recipe(
@@ -192,6 +198,62 @@ def source_recipe(cfg: StudyConfig) -> GenerationRecipe:
     )
 
 
+def study_protocol(cfg: StudyConfig, samples: Sequence[object]) -> object:
+    """The study's protocol: ``kfold`` over the target's persons (:func:`by_person`), with
+    ``min(n_splits, persons)`` folds."""
+    from recognizer.leakage import subject_persons
+    from recognizer.protocols import by_person
+
+    persons = len(set(subject_persons(samples).values()))
+    splits = max(2, min(cfg.n_splits, persons))
+    return by_person("kfold", samples, n_splits=splits, val_fraction=0.0)
+
+
+def fold_persons(run: Path, samples: Sequence[object]) -> dict[str, object]:
+    """What a finished run kept apart, read from its ``folds.json`` and its folds'
+    ``class_counts.json``: ``folds`` (per fold the test and training persons and, for a
+    synthetic remedy, the persons whose faces its synthetic clips show), ``person_independent``
+    (no fold trains on a person it tests, in real or synthetic data) and ``shared`` (the test
+    persons any fold's training data shows)."""
+    import json
+
+    from recognizer.leakage import subject_persons
+
+    persons = subject_persons(samples)
+    folds, shared = [], set()
+    for fold in json.loads((Path(run) / "folds.json").read_text()):
+        test = {persons.get(s, s) for s in fold["test_subjects"]}
+        train = {persons.get(s, s) for s in fold["train_subjects"] + fold["val_subjects"]}
+        counts = Path(run) / f"fold_{fold['index']:02d}" / "class_counts.json"
+        report = json.loads(counts.read_text()).get("remedy", {}) if counts.is_file() else {}
+        synthetic = set(report.get("synthetic_persons", {}))
+        shared |= test & (train | synthetic)
+        folds.append({"index": fold["index"], "test": sorted(test), "train": sorted(train),
+                      "synthetic": sorted(synthetic)})  # fmt: skip
+    return {"folds": folds, "person_independent": not shared, "shared": sorted(shared)}
+
+
+def describe_folds(checked: dict[str, object]) -> str:
+    """One sentence from :func:`fold_persons`: what the folds hold apart, as checked."""
+    folds = checked["folds"]
+    parts = [
+        f"fold {f['index']} tests {', '.join(f['test'])} and trains on {', '.join(f['train'])}"
+        + (f" (synthetic faces: {', '.join(f['synthetic'])})" if f["synthetic"] else "")
+        for f in folds
+    ]
+    if checked["person_independent"]:
+        verdict = (
+            f"{len(folds)} person-independent folds, checked on the folds run: no fold's "
+            "training data, real or synthetic, shows a person it tests on"
+        )
+    else:
+        verdict = (
+            f"the folds are NOT person-independent: training data shows test person(s) "
+            f"{', '.join(checked['shared'])}"
+        )
+    return f"{verdict} ({'; '.join(parts)})."
+
+
 def _remedy(name: str, cfg: StudyConfig) -> object:
     from recognizer.remedies import create_remedy
 
@@ -217,7 +279,6 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
     from recognizer.data.torch_dataset import ClipDataset
     from recognizer.experiment import run_protocol
     from recognizer.models import create_model
-    from recognizer.protocols import create_protocol
     from recognizer.train import TrainerConfig
 
     start = time.perf_counter()
@@ -226,12 +287,14 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
         counts = np.bincount(labels, minlength=len(names))
         print(f"target: {len(samples)} clips, {len({s.subject for s in samples})} subjects, "
               f"per class {dict(zip(names, counts.tolist()))}")  # fmt: skip
+    protocol = study_protocol(cfg, samples)
     representation = KeyFrameClip(num_frames=cfg.num_frames, size=cfg.input_size, flip=True)
+    splits = protocol.inner.n_splits if hasattr(protocol, "inner") else protocol.n_splits
     runs = []
     arms = [(remedy_name, seed) for remedy_name in cfg.remedies for seed in cfg.seeds]
     for arm, (remedy_name, seed) in enumerate(arms, 1):
         if log:
-            print(f"[arm {arm}/{len(arms)}] {remedy_name}, seed {seed}: {cfg.n_splits} folds × "
+            print(f"[arm {arm}/{len(arms)}] {remedy_name}, seed {seed}: {splits} folds × "
                   f"{cfg.epochs} epochs · study {time.perf_counter() - start:.0f} s so far",
                   flush=True)  # fmt: skip
 
@@ -243,7 +306,7 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
         result = run_protocol(
             samples,
             labels,
-            protocol=create_protocol("kfold", n_splits=cfg.n_splits, val_fraction=0.0),
+            protocol=protocol,
             dataset_factory=factory,
             model_factory=lambda k: create_model("r3d18", k, widths=cfg.widths, stem=cfg.stem),
             remedy=_remedy(remedy_name, cfg),
@@ -269,9 +332,25 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
             print(f"{remedy_name:15s} seed {seed}: UF1 {pooled['uf1']:.3f} "
                   f"UAR {pooled['uar']:.3f} ({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     collected = collect(runs, cfg.report_dir or cfg.out_dir / "report", title=cfg.title)
+    checked = [fold_persons(run, samples) for run in runs]
+    sentence = describe_folds(_merge_checks(checked))
+    (cfg.out_dir / "folds_checked.txt").write_text(sentence + "\n")
+    if log:
+        print(f"folds: {sentence}")
     if log:
         print(f"study done in {time.perf_counter() - start:.0f} s: {collected.report}")
     return collected
+
+
+def _merge_checks(checked: Sequence[dict[str, object]]) -> dict[str, object]:
+    """One :func:`fold_persons` result for every run of a study (same folds; synthetic faces
+    of every remedy pooled)."""
+    folds = [dict(f) for f in checked[0]["folds"]]
+    for other in checked[1:]:
+        for fold, more in zip(folds, other["folds"]):
+            fold["synthetic"] = sorted(set(fold["synthetic"]) | set(more["synthetic"]))
+    shared = sorted({p for c in checked for p in c["shared"]})
+    return {"folds": folds, "person_independent": not shared, "shared": shared}
 
 
 STUDY_FIGURES = ("metrics.png", "class_distribution.png")
@@ -314,6 +393,8 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
     classes = per_class_summary(collected.runs)
     counts = proportional_counts(cfg.total_clips)
     best = table.loc[table["UF1"].idxmax()]
+    checked = cfg.out_dir / "folds_checked.txt"
+    folds_text = checked.read_text().strip() if checked.is_file() else "(folds not checked)"
     lines = [
         "# Imbalance study (synthetic stand-in)",
         "",
@@ -333,21 +414,24 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
         "imbalance (Table 1 proportions: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
         + f"); identities: {cfg.target_copies} augmented copies (mirror, shape, colour jitter) "
-        "of each built-in portrait, one subject each; motion calibration "
+        "of each built-in portrait, one subject each, whose person is the portrait; motion "
+        "calibration "
         f"`apex_iod={cfg.target_apex_iod}`; realism: {', '.join(cfg.target_realism) or 'none'}.",
-        "- **Source** (what `synth_fill`/`synth_pretrain` generate): the two original portraits; "
+        "- **Source** (what `synth_fill`/`synth_pretrain` generate): the two original portraits "
+        "(the same two persons as the target; each fold's pool leaves out its test person's "
+        "face); "
         f"`apex_iod={cfg.source_apex_iod}`; realism: flicker only; templates mined from each "
         "fold's training subjects plus the expert tables.",
         "- The target's clips come from the expert template tables and carry their AU codes; "
         "mining the training subjects' annotations recovers those combinations, so the two "
-        "domains differ in faces, motion size and realism, not in which AUs move. Real data, "
-        "whose AU coding is noisier, is harder.",
+        "domains differ in face augmentation, motion size and realism, not in which AUs move "
+        "or whose faces they are. Real data, whose AU coding is noisier, is harder.",
         f"- **Motion is exaggerated**: `apex_iod` {cfg.target_apex_iod} and "
         f"{cfg.source_apex_iod} are about ten times the apex size of real MEs (0.01-0.03 IOD), "
         "so that a tiny model trained for a few epochs on small clips learns anything within "
         "the time budget. At real ME sizes use real-size inputs, more epochs and a GPU.",
-        f"- **Protocol**: subject-independent {cfg.n_splits}-fold (same folds for every remedy "
-        f"and seed), seeds {list(cfg.seeds)}.",
+        "- **Protocol**: k-fold over persons (same folds for every remedy and seed), seeds "
+        f"{list(cfg.seeds)}: {folds_text}",
         f"- **Model**: R3D-18 with widths {list(cfg.widths)}, {cfg.num_frames} frames × "
         f"{cfg.input_size}² px, SGD lr {cfg.lr}, {cfg.epochs} epochs "
         f"(`synth_pretrain`: {cfg.pretrain_epochs} pretraining epochs on "

@@ -91,5 +91,6 @@ def reframe_identities(faces: Sequence[Identity], target: np.ndarray) -> list[Id
         size = face.image.shape[0]
         matrix = framing_matrix(face.landmarks, face.image.shape, size, "profile", target=target)
         image = warp_with_matrix(face.image, matrix, size)
-        out.append(Identity(face.name, image, apply_affine(face.landmarks, matrix), face.source))
+        points = apply_affine(face.landmarks, matrix)
+        out.append(Identity(face.name, image, points, face.source, face.person))
     return out

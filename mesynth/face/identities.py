@@ -48,6 +48,8 @@ from mesynth.face.landmarks import (
 
 BUILTIN = "builtin"
 BUILTIN_NAMES = ("astronaut", "hopper")
+#: the name suffix of an augmented copy: ``<person>~aug<j>``
+AUGMENTED_MARK = "~aug"
 LANDMARK_SUFFIXES = (".pts", ".npy", ".json")
 LANDMARK_BACKENDS = ("auto", "dlib", "face_alignment", "files")
 
@@ -61,12 +63,27 @@ class Identity:
         image: ``(S, S, 3)`` uint8 RGB canonical crop.
         landmarks: ``(68, 2)`` landmarks in crop pixels.
         source: the image it came from.
+        person: the person the face shows: the identity it was augmented from (every copy of
+            ``hopper`` shows ``hopper``), else its own name. Left empty, it is
+            :func:`person_of` the name.
     """
 
     name: str
     image: np.ndarray
     landmarks: np.ndarray
     source: str
+    person: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.person:
+            object.__setattr__(self, "person", person_of(self.name))
+
+
+def person_of(name: str) -> str:
+    """The person of an identity name: ``person_of("hopper~aug1") == "hopper"``, and a plain
+    name is its own person. The one place that reads the ``~aug`` suffix; everything else uses
+    :attr:`Identity.person` or the ``person`` a store records."""
+    return str(name).split(AUGMENTED_MARK, 1)[0]
 
 
 @dataclass(frozen=True)
@@ -312,7 +329,7 @@ def load_identities(
                     identity,
                     augmentation,
                     rng,
-                    f"{identity.name}~aug{j}",
+                    f"{identity.name}{AUGMENTED_MARK}{j}",
                     keep_framing=framing != "canonical",
                 )
                 result.identities.append(copy)
@@ -358,7 +375,8 @@ def augment_identity(
     *,
     keep_framing: bool = False,
 ) -> Identity:
-    """One augmented copy: mirror, shape jitter (then re-aligned), colour and gamma jitter.
+    """One augmented copy: mirror, shape jitter (then re-aligned), colour and gamma jitter. The
+    copy shows the same person as ``identity`` (:attr:`Identity.person`).
 
     All draws happen in a fixed order whatever is switched off, so one option never changes
     another's randomness. The jittered face is re-aligned on the stable points to the canonical
@@ -384,4 +402,4 @@ def augment_identity(
     points = apply_affine(points, total)
     shaded = 255.0 * (image / 255.0) ** gamma * np.clip(gains, 0.5, 1.5)
     image = np.clip(np.rint(shaded), 0, 255).astype(np.uint8)
-    return Identity(name, image, points, identity.source)
+    return Identity(name, image, points, identity.source, identity.person)

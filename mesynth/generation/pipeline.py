@@ -519,6 +519,9 @@ def generate(
         "scheme": bank.scheme,
         "class_names": list(plan.counts),
         "identities": [f.name for f in faces],
+        # the person each face shows (copies of one portrait share it); not hashed, so stores
+        # written before it was recorded still resume
+        "identity_persons": {f.name: f.person for f in faces},
         "identity_landmarks": {f.name: np.round(f.landmarks, 3).tolist() for f in faces},
         "skipped_identities": [{"path": p, "reason": r} for p, r in skipped],
         "n_clips": plan.total,

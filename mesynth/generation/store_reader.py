@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mesynth.face.frame_files import FrameNumberError, discover_frames, parse_frame_numbers
+from mesynth.face.identities import person_of
 from mesynth.generation.store import META, StoreError, iter_manifest
 
 #: the dataset name of stored clips; it qualifies their subjects.
@@ -49,8 +50,10 @@ class StoreRecord:
         identity: the face identity as generated (unqualified).
         array_path: the ``.npy`` ``(T, H, W, C)`` uint8 clip, or ``None`` when read as frames.
         frames, frame_numbers: frame files and their numbers (empty for an array clip).
-        extra: manifest line (``row``), template source, seed, store mode and the stored frame
-            numbers (``"0;3;7"``).
+        extra: manifest line (``row``), template source, seed, store mode, the stored frame
+            numbers (``"0;3;7"``) and the ``person`` the face shows (``meta.json``'s
+            ``identity_persons``; stores written before it was recorded: derived from the
+            identity name, :func:`mesynth.face.identities.person_of`).
     """
 
     subject: str
@@ -107,6 +110,9 @@ def read_store(root: str | Path, *, prefer: str = "npy") -> StoreContents:
         raise ValueError(f"prefer must be one of {PREFER}; got {prefer!r}")
     root = Path(root)
     rows = list(iter_manifest(root))
+    meta = _read_meta(root / META)
+    persons = meta.get("identity_persons")
+    persons = persons if isinstance(persons, Mapping) else {}
     records, problems = [], []
     seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):  # line 1 is the header
@@ -116,11 +122,9 @@ def read_store(root: str | Path, *, prefer: str = "npy") -> StoreContents:
             problems.append(StoreProblem(line, name, f"duplicate of manifest line {seen[clip]}"))
             continue
         seen[clip] = line
-        found = _read_row(root, line, row, prefer)
+        found = _read_row(root, line, row, prefer, persons)
         (records if isinstance(found, StoreRecord) else problems).append(found)
-    return StoreContents(
-        root / "manifest.csv", _read_meta(root / META), len(rows), tuple(records), tuple(problems)
-    )
+    return StoreContents(root / "manifest.csv", meta, len(rows), tuple(records), tuple(problems))
 
 
 def store_records(root: str | Path, *, prefer: str = "npy") -> list[StoreRecord]:
@@ -148,7 +152,7 @@ def _read_meta(path: Path) -> dict[str, object]:
 
 
 def _read_row(
-    root: Path, line: int, row: Mapping[str, str], prefer: str
+    root: Path, line: int, row: Mapping[str, str], prefer: str, persons: Mapping[str, object]
 ) -> StoreRecord | StoreProblem:
     clip, identity = row["clip_id"], row["identity"]
     name = f"{identity}/{clip}"
@@ -179,6 +183,7 @@ def _read_row(
             "seed": row["seed"],
             "mode": row["mode"],
             "frame_numbers": row["frame_numbers"],
+            "person": str(persons.get(identity) or person_of(identity)),
         },
     )
     if kinds[0] == "npy":

@@ -32,16 +32,21 @@ the whole run (:attr:`FoldContext.pool`, every subject):
   of faces of unknown subjects is refused.
 
 The store is rendered once (cached under ``<cache_dir>/<hash of its inputs>`` and reused by
-every fold, seed and model with the same inputs). Every clip records the subject of its face
-and the subjects its template was mined from (:func:`recognizer.leakage.provenance`, from
-``<store>/provenance.json`` and the clip's ``params/<clip>.json``). Each fold keeps only the
-clips that touch no *held-out* subject (its test and validation subjects and every pool
-subject outside its training side), takes what it needs of them in store order, and reports
-the excluded subjects; :func:`recognizer.leakage.check_fold` verifies the recorded fields.
+every fold, seed and model with the same inputs). Every clip records the subject and the
+person of its face and the subjects its template was mined from
+(:func:`recognizer.leakage.provenance`, from ``<store>/provenance.json`` and the clip's
+``params/<clip>.json``). Each fold keeps only the clips that touch no *held-out* subject (its
+test and validation subjects and every pool subject outside its training side) and show no
+*held-out person* (the person of any held-out subject: every augmented copy of a held-out
+portrait, the portrait itself), takes what it needs of them in store order, and reports
+the excluded subjects and persons; :func:`recognizer.leakage.check_fold` verifies the
+recorded fields.
 The pool is sized for the neediest fold: the whole pool's deficit plus the largest one-subject
 class count, when clips carry subject data times ``(1 + pool_margin) / (1 - 2 / S)`` (``S``
-subjects own faces or templates; a fold leaves out about ``2 / S`` of the clips); a fold that
-still finds too few reports the shortfall.
+subjects own faces or templates; a fold leaves out about ``2 / S`` of the clips), and by
+``F / (F - 1)`` more when the faces show ``F`` persons that the pool's subjects show too (a
+fold holding one of them out loses its clips); a fold that still finds too few reports the
+shortfall.
 
 **Calibration inside the protocol.** With ``calibration`` on
 (:mod:`recognizer.remedies.calibration`), each fold renders with the profile of its test
@@ -82,7 +87,14 @@ from mesynth.keyframes import sample_key_frames
 from mesynth.templates.bank import TemplateBank
 from mesynth.templates.types import Template
 from recognizer.data.representations import SyntheticFrames
-from recognizer.leakage import LeakageError, profile_leaks, provenance
+from recognizer.leakage import (
+    LeakageError,
+    SubjectSet,
+    profile_leaks,
+    provenance,
+    sample_person,
+    subject_persons,
+)
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.calibration import (
     FoldCalibration,
@@ -359,22 +371,28 @@ class SyntheticData:
         else:
             pool = synthesize_pool(self, context)
             verb = "made" if pool.made else "reused"
-        kept, dropped, touched = _exclude(pool.samples, pool.labels, held_out)
+        persons = held_out_persons(context, held_out)
+        kept, dropped, touched = _exclude(pool.samples, pool.labels, held_out, persons)
         want = self._wanted(context, {s.emotion for s in pool.samples})
         chosen, shortfall = _choose(kept, want, context.class_names)
         samples = [s for s, _ in chosen]
         labels = [y for _, y in chosen]
+        used_persons = Counter(_face_person(s) for s in samples)
         notes = [
             f"synthetic pool {pool.root} ({verb}): {len(pool.samples)} clips; "
-            f"{len(samples)} used, {dropped} left out (they touch held-out subjects "
-            f"{sorted(touched)})"
+            f"{len(samples)} used (faces of {dict(sorted(used_persons.items()))}), {dropped} "
+            f"left out (they touch held-out subjects or persons {sorted(touched)})"
         ]
         if shortfall:
             notes.append(f"synthetic shortfall (too few clips kept in the pool): {shortfall}")
         report = {
             "synthetic_pool": len(pool.samples),
             "synthetic_excluded_clips": dropped,
-            "excluded_subjects": sorted(touched),
+            "excluded_subjects": sorted(touched & held_out),
+            "excluded_persons": sorted(touched - held_out),
+            "held_out_persons": sorted(persons.subjects - held_out),
+            "synthetic_store": str(pool.root),
+            "synthetic_persons": dict(sorted(used_persons.items())),
             "synthetic_shortfall": shortfall,
             "templates": template_counts(pool.templates, held_out),
         }
@@ -458,6 +476,13 @@ def held_out_subjects(context: FoldContext) -> set[str]:
     return held - train
 
 
+def held_out_persons(context: FoldContext, held_out: set[str]) -> SubjectSet:
+    """Persons a fold may not show: the persons of its held-out subjects (``held_out``, from
+    :func:`held_out_subjects`) in the pool, and those subjects themselves."""
+    pool = list(context.pool) or list(context.train)
+    return SubjectSet({sample_person(s) for s in pool if str(s.subject) in held_out} | held_out)
+
+
 def recipe_profiles(recipe: GenerationRecipe) -> list[tuple[str, CalibrationProfile]]:
     """The calibration profiles ``recipe`` renders with, named by their config key: its
     effects' profile and its framing profile."""
@@ -498,13 +523,25 @@ def clip_subjects(sample: object) -> set[str]:
     return {s for value in fields for s in str(value).split(";") if s}
 
 
+def _face_person(sample: object) -> str:
+    """The person whose face a synthetic clip animates (provenance, else the store's)."""
+    extra = getattr(sample, "extra", None) or {}
+    return str(extra.get("identity_person") or extra.get("person") or sample.subject)
+
+
 def _exclude(
-    samples: Sequence[object], labels: Sequence[int], held_out: set[str]
+    samples: Sequence[object],
+    labels: Sequence[int],
+    held_out: set[str],
+    persons: SubjectSet | None = None,
 ) -> tuple[list[tuple[object, int]], int, set[str]]:
-    """``(kept (sample, label) pairs, number left out, held-out subjects they touched)``."""
+    """``(kept (sample, label) pairs, number left out, held-out subjects and persons they
+    touched)``: a clip is left out when it touches a ``held_out`` subject or animates the face
+    of one of ``persons``."""
+    persons = persons if persons is not None else SubjectSet(())
     kept, dropped, touched = [], 0, set()
     for sample, label in zip(samples, labels):
-        hit = clip_subjects(sample) & held_out
+        hit = (clip_subjects(sample) & held_out) | persons.matches({_face_person(sample)})
         if hit:
             dropped += 1
             touched |= hit
@@ -620,7 +657,8 @@ def _dataset_faces(pool: Sequence[object], folder: Path, face_column: bool) -> d
 def _identities(
     source: SyntheticData, recipe: GenerationRecipe, context: FoldContext, pool: Sequence[object]
 ) -> tuple[IdentitySet, dict[str, str]]:
-    """The pool's identities and ``{identity name: subject}`` of faces owned by subjects.
+    """The pool's identities and ``{identity name: subject}`` of faces owned by subjects
+    (copies included: a copy belongs to the owner of its :attr:`Identity.person`).
 
     Raises:
         SynthesisError: a folder holds faces of unknown subjects and is not declared
@@ -636,7 +674,7 @@ def _identities(
         loaded = recipe.build_identities()
     mapping, unknown = {}, set()
     for face in loaded.identities:
-        base = face.name.split("~aug", 1)[0]
+        base = face.person  # every augmented copy belongs to whom the original belongs
         if base in owners:
             mapping[face.name] = owners[base]
         elif given != "builtin" and given not in DATA_SOURCES:
@@ -653,6 +691,20 @@ def _identities(
     return loaded, mapping
 
 
+def face_persons(
+    faces: IdentitySet, owners: Mapping[str, str], pool: Sequence[object]
+) -> dict[str, str]:
+    """``{identity name: person}``: a face owned by a subject shows that subject's person (in
+    the pool's samples), any other face its own :attr:`Identity.person`."""
+    of_subject = subject_persons(pool)
+    return {
+        face.name: of_subject.get(owners[face.name], owners[face.name])
+        if face.name in owners
+        else face.person
+        for face in faces.identities
+    }
+
+
 def _pool_plan(
     source: SyntheticData,
     pool: Sequence[object],
@@ -660,13 +712,20 @@ def _pool_plan(
     class_names: Sequence[str],
     emotions: Sequence[str],
     owners: int,
+    held_persons: int = 0,
 ) -> BalancePlan:
     """Clips per class for the neediest fold (see the module docs); ``owners`` subjects own
-    faces or templates (a fold leaves out about ``2 / owners`` of the clips)."""
+    faces or templates (a fold leaves out about ``2 / owners`` of the clips), and the faces
+    show ``held_persons`` persons that a fold can hold out (it loses ``1 / held_persons``)."""
     names = list(class_names)
     scale = 1.0
+    kept = 1.0
     if owners:
-        scale = (1.0 + source.pool_margin) / max(1.0 - 2.0 / owners, 0.25)
+        kept *= 1.0 - 2.0 / owners
+    if held_persons:
+        kept *= 1.0 - 1.0 / max(held_persons, 2)
+    if owners or held_persons:
+        scale = (1.0 + source.pool_margin) / max(kept, 0.25)
     if source.mode == "fill":
         counts = np.bincount(np.asarray(labels, int), minlength=len(names))
         add = resolve_sampling_strategy(
@@ -706,13 +765,17 @@ def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet
         return replace(_POOLS[memo], made=False)
     bank = _bank(source, recipe, pool)
     faces, owners = _identities(source, recipe, context, pool)
+    persons = face_persons(faces, owners, pool)
     parts = recipe.build(identities=faces, bank=bank)
     record = {
         "identity_subjects": owners,
+        "identity_persons": persons,
         "template_subjects": sorted({s for t in bank.templates for s in t.subjects}),
     }
     owning = len(set(owners.values()) | set(record["template_subjects"]))
-    plan = _pool_plan(source, pool, labels, context.class_names, bank.emotions, owning)
+    pool_persons = SubjectSet(sample_person(s) for s in pool)
+    holdable = len({p for p in set(persons.values()) if p in pool_persons})
+    plan = _pool_plan(source, pool, labels, context.class_names, bank.emotions, owning, holdable)
     key = config_hash({"inputs": recipe.content(parts, plan), "provenance": record})
     root = Path(source.cache_dir) / key
     made = not (root / PROVENANCE).is_file()
@@ -819,7 +882,8 @@ def load_synthetic(
     """Load a clip store's samples with their provenance, and their class indices in
     ``class_names``.
 
-    Provenance: ``provenance.json`` gives the owners of the faces (``identity_subjects``), the
+    Provenance: ``provenance.json`` gives the owners of the faces (``identity_subjects``) and
+    the persons they show (``identity_persons``; older records: the store's ``person``), the
     split a store was made for (``train_subjects``, if any) and, for stores whose clips lack
     them, the template subjects of the whole store; each clip's ``params/<clip>.json`` gives
     the subjects of its own template. With ``frames`` asking for a flow, each clip becomes its
@@ -836,6 +900,7 @@ def load_synthetic(
         record = json.loads((root / PROVENANCE).read_text())
     index = {c: i for i, c in enumerate(class_names)}
     faces = (record or {}).get("identity_subjects") or {}
+    face_people = (record or {}).get("identity_persons") or {}
     subject_free_faces = _builtin_identities(root) if record is None else set()
     folder = None
     if frames is not None and frames.flow_size:
@@ -855,12 +920,14 @@ def load_synthetic(
                 if mined is None
                 else mined,
                 identity_subject=faces.get(sample.identity or ""),
+                identity_person=face_people.get(sample.identity or "")
+                or sample.extra.get("person"),
                 train_subjects=record.get("train_subjects"),
             )
         elif mined is not None and sample.identity in subject_free_faces:
             # a store made outside a remedy: provable only for portraits that are no dataset
             # subject's and templates whose subjects each clip records
-            extra = provenance(template_subjects=mined)
+            extra = provenance(template_subjects=mined, identity_person=sample.extra.get("person"))
         else:
             extra = {}  # unknown provenance; the leakage checker refuses it on real folds
         sample = replace(sample, extra={**sample.extra, **extra})

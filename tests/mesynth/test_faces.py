@@ -9,10 +9,12 @@ from mesynth.face.canonical import (
     mirror_landmarks,
 )
 from mesynth.face.identities import (
+    Identity,
     IdentityAugmentation,
     augment_identity,
     builtin_images,
     load_identities,
+    person_of,
 )
 from mesynth.face.landmarks import create_detector, detect_landmarks, save_pts
 
@@ -145,3 +147,15 @@ def test_load_identities_adds_named_augmented_copies(dlib_detector) -> None:
         "hopper~aug0",
         "hopper~aug1",
     ]
+    assert [face.person for face in result.identities] == [
+        "astronaut", "hopper", "astronaut", "astronaut", "hopper", "hopper",
+    ]  # fmt: skip
+
+
+def test_an_augmented_copy_shows_the_person_of_its_original() -> None:
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    face = Identity("portrait", image, canonical_landmarks(SIZE), "test", person="alice")
+    copy = augment_identity(face, IdentityAugmentation(copies=1), np.random.default_rng(0), "x")
+    assert copy.name == "x" and copy.person == "alice"
+    assert Identity("hopper~aug3", image, face.landmarks, "test").person == "hopper"
+    assert person_of("astronaut") == "astronaut"

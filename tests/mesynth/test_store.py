@@ -218,3 +218,18 @@ def test_shard_environment(monkeypatch) -> None:
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(StoreError, match="RANK < WORLD_SIZE"):
         shard_from_env()
+
+
+def test_records_carry_the_person_of_their_face(tmp_path) -> None:
+    from mesynth.generation.store_reader import read_store
+
+    recorded = ClipStore(tmp_path / "new", CONFIG, info={"identity_persons": {"face": "alice"}})
+    for index, identity in enumerate(("face", "astronaut")):
+        recorded.write(_row(index) | {"identity": identity}, _clip(index))
+    persons = [r.extra["person"] for r in read_store(tmp_path / "new").records]
+    assert persons == ["alice", "astronaut"]  # recorded; a face it does not list is itself
+    # a store written before persons were recorded: derived from the identity name
+    old = ClipStore(tmp_path / "old", CONFIG)
+    for index, identity in enumerate(("hopper~aug1", "hopper")):
+        old.write(_row(index) | {"identity": identity}, _clip(index))
+    assert [r.extra["person"] for r in read_store(tmp_path / "old").records] == ["hopper"] * 2

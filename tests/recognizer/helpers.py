@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -52,6 +52,7 @@ class FakeSample:
     clip: str
     source: str = "real"
     feature: tuple[float, ...] = ()
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 def feature_factory(samples: Sequence[FakeSample], labels: Sequence[int], train: bool) -> Dataset:

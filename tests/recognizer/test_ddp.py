@@ -268,8 +268,9 @@ def test_a_synthetic_remedy_renders_one_store_over_the_ranks(tmp_path) -> None:
     assert len(single["clips"]) == 7 * 3
     assert ranks[0] == ranks[1] == single
     (store,) = (tmp_path / "ddp" / "cache").glob("*/manifest.rank1.csv")
-    assert len(read_manifest_rows(store)) == 10  # rank 1 rendered clips 1, 3, ..., 19
     (one,) = (tmp_path / "one" / "cache").glob("*/manifest.csv")
+    total = len(read_manifest_rows(one))
+    assert len(read_manifest_rows(store)) == total // 2  # rank 1 rendered clips 1, 3, ...
     assert (store.parent / "manifest.csv").read_bytes() == one.read_bytes()
 
 

@@ -1,8 +1,23 @@
-"""`make demo`'s pieces: progress while generating, and the balanced set in the report."""
+"""`make demo`'s pieces: progress while generating, the balanced set, what the demo can and
+cannot show (chance, folds), the synthetic clips trained on and the comparison hook."""
 
 from __future__ import annotations
 
-from recognizer.demo import clip_progress, describe_balanced_set, generate_balanced_set
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recognizer.demo import (
+    chance_levels,
+    clip_progress,
+    comparison_section,
+    describe_balanced_set,
+    generate_balanced_set,
+    limits_section,
+    used_synthetic_section,
+)
 
 
 def test_clip_progress_prints_a_few_lines_with_the_time_left(capsys) -> None:
@@ -31,3 +46,47 @@ def test_the_balanced_set_is_shown_with_counts_histogram_and_key_frames(tmp_path
     # a rerun finds the clips there and renders none
     generate_balanced_set(store, per_class=2)
     assert "0 written, 14 already there" in capsys.readouterr().out
+
+
+def test_chance_levels_of_a_label_distribution() -> None:
+    chance = chance_levels([1, 1, 2])
+    assert chance["uniform"]["UAR"] == chance["majority"]["UAR"] == pytest.approx(1 / 3)
+    assert chance["uniform"]["ACC"] == pytest.approx(1 / 3)
+    assert chance["majority"]["ACC"] == pytest.approx(0.5)
+    # majority: F1 of the largest class 2 * 0.5 / 1.5, the others 0
+    assert chance["majority"]["UF1"] == pytest.approx(2 / 3 / 3)
+    # random guess: class k has precision p_k and recall 1/3
+    expected = np.mean([2 * p / 3 / (p + 1 / 3) for p in (0.25, 0.25, 0.5)])
+    assert chance["uniform"]["UF1"] == pytest.approx(expected)
+
+
+def test_the_report_states_chance_and_the_folds_as_checked() -> None:
+    text = "\n".join(limits_section({"a": 3, "b": 1}, "2 person-independent folds."))
+    assert "UAR 1/K = 1/2 = 0.500" in text
+    assert "| always the largest class | 0.429 | 0.500 | 0.750 |" in text
+    assert "2 person-independent folds." in text
+
+
+def test_the_synthetic_clips_trained_on_are_read_from_the_fold_folders(tmp_path) -> None:
+    run = tmp_path / "run"
+    for index, (person, added) in enumerate((("hopper", 2), ("astronaut", 3))):
+        fold = run / f"fold_{index:02d}"
+        fold.mkdir(parents=True)
+        report = {"synthetic_persons": {person: added * 7}, "synthetic_excluded_clips": 5,
+                  "synthetic_pool": 40, "synthetic_store": str(tmp_path / "missing")}  # fmt: skip
+        counts = {"real": [4] * 7, "train": [4 + added] * 7, "remedy": report}
+        (fold / "class_counts.json").write_text(json.dumps(counts))
+    text = "\n".join(used_synthetic_section(run, tmp_path / "figs", tmp_path))
+    assert "| 00 | 2 | 2 | 2 | 2 | 2 | 2 | 2 | 14 | hopper 14 | 5 of 40 |" in text
+    assert "| 01 | 3 | 3 | 3 | 3 | 3 | 3 | 3 | 21 | astronaut 21 | 5 of 40 |" in text
+    assert used_synthetic_section(tmp_path / "nothing", tmp_path, tmp_path) == []
+
+
+def test_the_comparison_hook_writes_means_and_chance() -> None:
+    summary = pd.DataFrame(
+        {"remedy": ["none", "synth_fill"], "UF1": [0.1, 0.2], "UAR": [0.15, 0.25],
+         "ACC": [0.3, 0.4]}
+    )  # fmt: skip
+    text = "\n".join(comparison_section(summary, chance_levels([1, 1])))
+    assert "| synth_fill | 0.200 | 0.250 | 0.400 |" in text
+    assert "| chance (random guess) | 0.500 | 0.500 | 0.500 |" in text

@@ -130,3 +130,33 @@ def test_synthetic_clip_without_provenance_is_unknown_not_clean() -> None:
 def test_provenance_on_a_sample_marked_real_is_still_checked() -> None:
     relabelled = replace(_synthetic("s12", template_subjects=["casme2/sub03"]), source="real")
     assert "template" in [v.kind for v in find_leaks([*TRAIN, relabelled], TEST)]
+
+
+def _copy(subject: str, person: str, clip: str) -> Sample:
+    """A 'real' clip of an augmented copy of a portrait: its subject is the copy, its person
+    the portrait."""
+    return replace(_real(subject, clip), subject=f"target/{subject}", extra={"person": person})
+
+
+def test_a_copy_of_a_test_persons_face_in_training_is_caught() -> None:
+    test = [_copy("hopper~aug0", "hopper", "t1")]
+    train = [_copy("astronaut~aug0", "astronaut", "a1")]
+    assert find_leaks(train, test) == []
+    planted = _copy("hopper~aug1", "hopper", "h1")  # another subject, the same person
+    with pytest.raises(LeakageError, match=r"\[person\].*target/hopper~aug1.*hopper") as err:
+        check_fold(0, [*train, planted], test)
+    assert [v.kind for v in err.value.violations] == ["person"]
+    assert [v.kind for v in find_leaks(train, test, val=[planted])] == ["person"]
+
+
+def test_a_synthetic_clip_animating_a_test_persons_face_is_caught() -> None:
+    test = [_copy("hopper~aug0", "hopper", "t1")]
+    portrait = replace(_synthetic("s1", identity_person="hopper"), subject="mesynth/hopper")
+    assert [v.kind for v in find_leaks([portrait], test)] == ["person"]
+    other = replace(_synthetic("s2", identity_person="astronaut"), subject="mesynth/astronaut")
+    assert find_leaks([other], test) == []
+
+
+def test_a_test_subjects_own_clip_is_a_subject_leak_not_also_a_person_leak() -> None:
+    test = [_copy("hopper~aug0", "hopper", "t1")]
+    assert [v.kind for v in find_leaks([_copy("hopper~aug0", "hopper", "t2")], test)] == ["subject"]

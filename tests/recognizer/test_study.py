@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -36,6 +38,22 @@ def test_tiny_study_runs_remedies_on_the_same_folds_and_writes_its_page(tmp_path
     folds = [(tmp_path / "study" / "runs" / r / "seed0" / "folds.json").read_text()
              for r in cfg.remedies]  # fmt: skip
     assert folds[0] == folds[1]
+    # person-independent: each fold tests every copy of one portrait and trains on the other's
+    for fold in json.loads(folds[0]):
+        tested = {s.split("/")[1].split("~")[0] for s in fold["test_subjects"]}
+        trained = {s.split("/")[1].split("~")[0] for s in fold["train_subjects"]}
+        assert len(tested) == len(trained) == 1 and tested != trained
+        assert len(fold["test_subjects"]) == cfg.target_copies
+    checked = (tmp_path / "study" / "folds_checked.txt").read_text()
+    assert checked.startswith("2 person-independent folds, checked on the folds run")
+    counts = json.loads(
+        (tmp_path / "study" / "runs" / "synth_fill" / "seed0" / "fold_00" / "class_counts.json")
+        .read_text()
+    )["remedy"]  # fmt: skip
+    first = json.loads(folds[0])[0]
+    tested = {s.split("/")[1].split("~")[0] for s in first["test_subjects"]}
+    assert counts["held_out_persons"] == sorted(tested)
+    assert counts["synthetic_persons"] and not set(counts["synthetic_persons"]) & tested
     for remedy in cfg.remedies:  # every fold kept its training curves
         run = tmp_path / "study" / "runs" / remedy / "seed0"
         assert len(list(run.glob("fold_*/curves.csv"))) == cfg.n_splits
@@ -45,6 +63,7 @@ def test_tiny_study_runs_remedies_on_the_same_folds_and_writes_its_page(tmp_path
     page = write_study_page(collected, cfg, tmp_path / "docs" / "study.md", 60.0)
     text = page.read_text()
     assert "synthetic stand-in" in text and "| synth_fill |" in text
+    assert "k-fold over persons" in text and checked.strip() in text
     assert "±" not in text  # one seed: no spread to show
     assert "### Per class" in text and "img/study/curves_r3d18-tiny_kfold_none.png" in text
     images = tmp_path / "docs" / "img" / "study"

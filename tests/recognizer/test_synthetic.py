@@ -21,9 +21,9 @@ from recognizer.data.representations import KeyFrameClip
 from recognizer.data.torch_dataset import ClipDataset
 from recognizer.datasets import load
 from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError, find_leaks
+from recognizer.leakage import LeakageError, check_fold, find_leaks
 from recognizer.models import create_model
-from recognizer.protocols import Fold, create_protocol
+from recognizer.protocols import Fold, by_person, create_protocol
 from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy, synthetic
 from recognizer.remedies.synthetic import SynthesisError, load_synthetic, synthesize_pool
 from recognizer.train import TrainerConfig
@@ -80,7 +80,9 @@ def _run(samples, labels, remedy, out: Path):
 
     return run_protocol(
         samples, labels,
-        protocol=create_protocol("kfold", n_splits=2, stratified=False, val_fraction=0.0),
+        # the six faces are two persons: hold out whole persons (each fold: three subjects)
+        protocol=by_person(create_protocol("kfold", n_splits=2, stratified=False,
+                                           val_fraction=0.0), samples),
         dataset_factory=factory,
         model_factory=lambda k: create_model("r3d18", k, widths=(4, 4, 4, 4)),
         remedy=remedy,
@@ -126,20 +128,24 @@ def test_synth_fill_renders_one_pool_and_balances_each_fold_from_it(
     assert "(reused)" in notes[0]
 
 
-def test_synth_pretrain_shares_one_store_and_model_when_inputs_hold_no_subject_data(
+def test_synth_pretrain_shares_one_store_and_pretrains_per_person_held_out(
     target, tmp_path
 ) -> None:
     samples, labels = target
     cache = tmp_path / "cache"
     remedy = _remedy("synth_pretrain", cache, templates=["expert"], n_per_class=2,
-                     pretrain_epochs=1)  # fmt: skip
+                     pretrain_epochs=1, pool_margin=1.0)  # fmt: skip
     result = _run(samples, labels, remedy, tmp_path / "run")
     assert len(list(cache.glob("*/provenance.json"))) == 1
-    assert len(list((tmp_path / "run" / "pretrain").iterdir())) == 1
+    # the built-in portraits are the target's two persons: each fold pretrains on the face of
+    # the person it does not test, so the two folds cannot share one pretrained model
+    assert len(list((tmp_path / "run" / "pretrain").iterdir())) == 2
     for fold in result.folds:
         counts = json.loads((tmp_path / "run" / f"fold_{fold.index:02d}" / "class_counts.json")
                             .read_text())  # fmt: skip
         assert counts["train"] == counts["real"] and counts["pretrain"] == [2] * 7
+        tested = {s.split("/")[1].split("~")[0] for s in fold.test_subjects}
+        assert set(counts["remedy"]["synthetic_persons"]).isdisjoint(tested)
 
 
 def test_synth_only_trains_on_synthetic_clips_alone(target, tmp_path) -> None:
@@ -166,6 +172,32 @@ def test_onset_identities_of_held_out_subjects_are_left_out(target, tmp_path) ->
     assert {s.extra["identity_subject"] for s in synthetic_clips} <= set(subjects)
     held_out = {s.subject for s in samples} - set(subjects)
     assert data.report["excluded_subjects"] and set(data.report["excluded_subjects"]) <= held_out
+
+
+def test_augmented_copies_of_a_held_out_persons_face_are_left_out(target, tmp_path) -> None:
+    samples, labels = target
+    astronaut = sorted(s.subject for s in samples if s.extra["person"] == "astronaut")
+    remedy = _remedy("synth_fill", tmp_path / "cache", templates=["expert"], pool_margin=1.0)
+    remedy = dataclasses.replace(remedy, data=dataclasses.replace(
+        remedy.data, synthesis=dataclasses.replace(
+            remedy.data.synthesis, identities=dataclasses.replace(
+                remedy.data.synthesis.identities, copies=1))))  # fmt: skip
+    context = _context(samples, labels, set(astronaut), tmp_path, pool=True)
+    data = remedy.fold_data(context)
+    pool = load_synthetic(data.report["synthetic_store"], NAMES).samples
+    assert {"hopper", "hopper~aug0"} <= {s.identity for s in pool}  # the copy is in the pool
+    assert {s.extra["identity_person"] for s in pool if s.identity == "hopper~aug0"} == {"hopper"}
+    synthetic_clips = [s for s in data.train if s.source == "synthetic"]
+    assert synthetic_clips
+    assert {s.identity for s in synthetic_clips} == {"astronaut", "astronaut~aug0"}
+    assert data.report["excluded_persons"] == ["hopper"]
+    assert data.report["synthetic_persons"] == {"astronaut": len(synthetic_clips)}
+    test = [s for s in samples if s.subject not in astronaut]
+    check_fold(0, data.train, test)
+    planted = next(s for s in pool if s.identity == "hopper~aug0")
+    with pytest.raises(LeakageError) as err:
+        check_fold(0, [*data.train, planted], test)
+    assert [v.kind for v in err.value.violations] == ["person"]
 
 
 # ------------------------------------------------------------------- planted leaks
@@ -290,5 +322,9 @@ def test_a_store_made_outside_a_remedy_has_provenance_only_where_provable(target
     (copy / "meta.json").write_text(json.dumps(meta))
     unknown = load_synthetic(copy, NAMES).samples
     assert all("identity_subject" not in s.extra for s in unknown)
-    leaks = find_leaks(unknown[:2], [samples[0]])
-    assert {v.kind for v in leaks} == {"provenance"}
+    person = samples[0].extra["person"]
+    others = [s for s in unknown if s.extra["person"] != person][:2]
+    assert {v.kind for v in find_leaks(others, [samples[0]])} == {"provenance"}
+    # a clip of the test person's own face is a person leak as well
+    same = [s for s in unknown if s.extra["person"] == person][:1]
+    assert {v.kind for v in find_leaks(same, [samples[0]])} == {"provenance", "person"}
