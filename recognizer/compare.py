@@ -80,7 +80,7 @@ class Comparison:
         differences: one row per (arm other than the baseline, metric): arm, metric, diff,
             lo, hi, seeds, pairing, verdict.
         chance: ``{metric: level}`` (:func:`chance_levels`) plus ``ACC (majority)``.
-        subjects: the number of test subjects resampled.
+        subjects: the number of test subjects (or units, see ``unit_of``) resampled.
         confidence, n_resamples, seed: the bootstrap's settings.
     """
 
@@ -92,6 +92,7 @@ class Comparison:
     confidence: float
     n_resamples: int
     seed: int
+    unit: str = "test subjects"
 
     def table(self) -> pd.DataFrame:
         """One row per (arm, metric): mean, sd, seeds, chance, and against the baseline
@@ -141,7 +142,7 @@ class Comparison:
         lines += [
             "",
             f"Paired difference to `{self.baseline}` with a {level} percentile bootstrap "
-            f"interval ({self.n_resamples} resamples of the {self.subjects} test subjects and "
+            f"interval ({self.n_resamples} resamples of the {self.subjects} {self.unit} and "
             "of the seeds):",
             "",
             "| arm | metric | difference | interval | seeds | reading |",
@@ -261,6 +262,7 @@ def compare_arms(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    unit_of: Mapping[str, str] | None = None,
 ) -> Comparison:
     """Per arm mean ± sd over seeds, and per arm the paired bootstrap difference to
     ``baseline`` (see the module for what is resampled).
@@ -272,6 +274,9 @@ def compare_arms(
         confidence: the interval's level.
         n_resamples: bootstrap resamples.
         seed: the bootstrap's generator seed.
+        unit_of: ``{subject: unit}``, the resampled unit of each test subject when subjects
+            are not independent (e.g. augmented copies of one person:
+            :func:`recognizer.leakage.subject_persons`); default: each subject is its own unit.
 
     Raises:
         CompareError: fewer than two arms, duplicate names, an unknown baseline, or arms whose
@@ -289,13 +294,14 @@ def compare_arms(
     if not 0 < confidence < 1:
         raise CompareError(f"confidence must be in (0, 1), got {confidence}")
     keys = _check_same_samples(arms)
-    subjects = sorted(keys["subject"].unique())
+    unit = (lambda subject: str(unit_of.get(subject, subject))) if unit_of else str
+    subjects = sorted({unit(s) for s in keys["subject"]})
     num_classes = int(max(int(t["predicted"].max()) for a in arms for t in a.runs.values()))
     num_classes = max(num_classes, int(keys["true"].max())) + 1
     confusions = {
         a.name: np.stack(
-            [_subject_confusions(a.runs[s].astype({"subject": str}), subjects, num_classes)
-             for s in a.seeds]
+            [_subject_confusions(a.runs[s].assign(subject=a.runs[s]["subject"].map(unit)),
+                                 subjects, num_classes) for s in a.seeds]
         )  # (seeds, S, K, K)
         for a in arms
     }  # fmt: skip
@@ -339,6 +345,7 @@ def compare_arms(
         confidence=confidence,
         n_resamples=n_resamples,
         seed=seed,
+        unit="units of test subjects" if unit_of else "test subjects",
     )
 
 

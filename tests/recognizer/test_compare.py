@@ -218,3 +218,15 @@ def test_mer_compare_on_real_runs_writes_tables_that_match_the_library(
     # bad input: one line naming the problem
     assert mer_main(["compare", f"out_dir={tmp_path / 'x'}"]) == 2
     assert "mer compare needs either" in capsys.readouterr().err
+
+
+def test_subjects_of_one_unit_are_resampled_together() -> None:
+    base = _random_arm("none", 0.4, seeds=2, n_subjects=6)
+    good = _random_arm("good", 0.9, seeds=2, n_subjects=6)
+    persons = {f"d/s{i:02d}": f"person{i % 2}" for i in range(6)}
+    together = compare_arms([base, good], unit_of=persons, n_resamples=400)
+    apart = compare_arms([base, good], n_resamples=400)
+    assert together.subjects == 2 and apart.subjects == 6
+    # the point estimate does not depend on the unit, only the interval does
+    np.testing.assert_allclose(together.differences["diff"], apart.differences["diff"])
+    assert not np.allclose(together.differences["lo"], apart.differences["lo"])

@@ -82,11 +82,26 @@ def test_the_synthetic_clips_trained_on_are_read_from_the_fold_folders(tmp_path)
     assert used_synthetic_section(tmp_path / "nothing", tmp_path, tmp_path) == []
 
 
-def test_the_comparison_hook_writes_means_and_chance() -> None:
-    summary = pd.DataFrame(
-        {"remedy": ["none", "synth_fill"], "UF1": [0.1, 0.2], "UAR": [0.15, 0.25],
-         "ACC": [0.3, 0.4]}
-    )  # fmt: skip
-    text = "\n".join(comparison_section(summary, chance_levels([1, 1])))
-    assert "| synth_fill | 0.200 | 0.250 | 0.400 |" in text
-    assert "| chance (random guess) | 0.500 | 0.500 | 0.500 |" in text
+def test_the_comparison_section_reads_the_runs_with_a_paired_interval(tmp_path) -> None:
+    from recognizer.compare import Arm, compare_arms
+
+    truth = [0, 1, 2, 0, 1, 2, 0, 1] * 2
+    subjects = [f"target/p{i // 4}" for i in range(len(truth))]
+    guesses = {"none": [0] * 16, "synth_fill": truth[:12] + [0] * 4}
+    for remedy, predicted in guesses.items():
+        folder = tmp_path / "runs" / remedy / "seed0"
+        folder.mkdir(parents=True)
+        table = pd.DataFrame({"index": range(16), "subject": subjects, "true": truth,
+                              "predicted": predicted})  # fmt: skip
+        table.to_csv(folder / "predictions.csv", index=False)
+        settings = {"remedy": {"name": remedy}, "trainer": {"seed": 0}}
+        (folder / "results.json").write_text(json.dumps({"settings": settings}))
+    text = "\n".join(comparison_section(tmp_path / "runs"))
+    expected = compare_arms(
+        [Arm(r, {0: pd.read_csv(tmp_path / "runs" / r / "seed0" / "predictions.csv")})
+         for r in ("none", "synth_fill")], "none",
+    ).differences.set_index("metric")  # fmt: skip
+    assert f"| synth_fill | UF1 | {expected.loc['UF1', 'diff']:+.3f} |" in text
+    assert "1 seed: the interval covers subjects only" in text
+    assert "(at or below chance)" in text  # `none` always answers class 0
+    assert comparison_section(tmp_path / "nothing")[2].startswith("No paired comparison")
