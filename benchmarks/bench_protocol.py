@@ -176,6 +176,7 @@ def run_library(epochs: int, folds: int, recipe: Recipe, side: str = "library") 
     table = result.predictions
     return {
         "wall": wall,
+        "index": table["index"].tolist(),
         "subject": table["subject"].tolist(),
         "true": table["true"].tolist(),
         "predicted": table["predicted"].tolist(),
@@ -216,7 +217,7 @@ def run_plain(epochs: int, folds: int, recipe: Recipe, oversample: bool = False)
     mirrored[:, 0] = 1 - mirrored[:, 0]
     y = torch.tensor(labels)
     subjects = [s.subject for s in samples]
-    tested, true, predicted = [], [], []
+    indices, tested, true, predicted = [], [], [], []
     for fold in split(subjects, labels):
         test = torch.tensor([i for i, s in enumerate(subjects) if s in fold.test_subjects])
         train = torch.tensor([i for i, s in enumerate(subjects) if s in fold.train_subjects])
@@ -242,8 +243,10 @@ def run_plain(epochs: int, folds: int, recipe: Recipe, oversample: bool = False)
             predicted += model(x[test]).argmax(1).tolist()
         true += y[test].tolist()
         tested += [subjects[i] for i in test.tolist()]
+        indices += test.tolist()
     return {
         "wall": time.perf_counter() - start,
+        "index": indices,
         "subject": tested,
         "true": true,
         "predicted": predicted,
@@ -427,6 +430,46 @@ def main(argv: list[str] | None = None) -> None:
         f1s, uars = [v["uf1"] for v in m], [v["uar"] for v in m]
         print(f"| {epochs} | {folds} | {side} | {len(group)} | {np.mean(f1s):.3f} ± "
               f"{np.std(f1s):.3f} | {np.mean(uars):.3f} ± {np.std(uars):.3f} |")  # fmt: skip
+    agreement(runs)
+
+
+#: (library side, the plain side written independently that does the same work)
+PAIRS = (("library", "plain"), ("batched", "plain"), ("oversample", "plain-oversample"))
+
+
+def agreement(runs: dict[tuple[int, int, str], list[dict]]) -> None:
+    """Library minus plain for each pair of sides run: the difference of the pooled metrics
+    (mean over the runs' seeds) with a 95 % bootstrap interval over test subjects and seeds
+    (:func:`recognizer.compare.compare_arms`); "no evidence of a difference" is agreement."""
+    import pandas as pd
+
+    from recognizer.compare import Arm, compare_arms
+
+    columns = ("index", "subject", "true", "predicted")
+    rows = []
+    for (epochs, folds, side), group in runs.items():
+        for library, plain in PAIRS:
+            other = runs.get((epochs, folds, plain))
+            if side != library or other is None or "index" not in group[0]:
+                continue
+            arms = [
+                Arm(name, {seed: pd.DataFrame({c: r[c] for c in columns})
+                           for seed, r in enumerate(sides)})
+                for name, sides in ((plain, other), (library, group))
+            ]  # fmt: skip
+            comparison = compare_arms(arms, plain)
+            for _, d in comparison.differences.iterrows():
+                if d["metric"] != "ACC":
+                    rows.append((epochs, folds, library, plain, d))
+    if not rows:
+        return
+    print()
+    print("| epochs | folds | library side − plain side | metric | difference | 95 % interval |"
+          " seeds | reading |")  # fmt: skip
+    print("|---:|---:|---|---|---:|---|---:|---|")
+    for epochs, folds, library, plain, d in rows:
+        print(f"| {epochs} | {folds} | {library} − {plain} | {d['metric']} | {d['diff']:+.3f} | "
+              f"[{d['lo']:+.3f}, {d['hi']:+.3f}] | {d['seeds']} | {d['verdict']} |")  # fmt: skip
 
 
 if __name__ == "__main__":
