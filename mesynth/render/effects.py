@@ -287,21 +287,24 @@ def finish_frames(
     seeded with ``(clip_seed, frame number)``, so it does not depend on the device), rounding,
     JPEG round trip.
     """
-    out = frames
+    # channel-first view: the renderer's frames are views of a (C, B, T, H, W) batch, where
+    # every channel plane is contiguous and the (H, W, C) order is not
+    out = frames.permute(3, 0, 1, 2)
     if params.flicker_amplitude != 0 or params.drift_per_s != 0:
         gains = torch.as_tensor(flicker_gains(params, times_s), dtype=out.dtype)
-        out = out * gains.to(out.device)[:, None, None, None]
+        out = out * gains.to(out.device)[None, :, None, None]
     if params.noise_sigma > 0:
         noise = np.stack(
             [
                 np.random.default_rng([clip_seed, int(number)]).standard_normal(
-                    tuple(out.shape[1:]), dtype=np.float32
+                    tuple(frames.shape[1:]), dtype=np.float32
                 )
                 for number in frame_numbers
             ]
         )
-        out = out + torch.from_numpy(noise * np.float32(params.noise_sigma)).to(out.device)
-    quantised = to_uint8(out)
+        noise = torch.from_numpy(noise * np.float32(params.noise_sigma)).to(out.device)
+        out = out + noise.permute(3, 0, 1, 2)
+    quantised = to_uint8(out.permute(1, 2, 3, 0))
     if params.jpeg_quality > 0:
         quantised = np.stack([jpeg_round_trip(f, params.jpeg_quality) for f in quantised])
     return quantised

@@ -44,12 +44,15 @@ def hull_distance(landmarks: np.ndarray, points: np.ndarray) -> np.ndarray:
     starts, ends = vertices, np.roll(vertices, -1, axis=0)
     edges = ends - starts  # (V, 2)
     rel = points[:, None, :] - starts[None]  # (P, V, 2)
-    along = np.clip((rel * edges).sum(-1) / (edges**2).sum(-1), 0.0, 1.0)
-    nearest = rel - along[..., None] * edges
-    distance = np.sqrt((nearest**2).sum(-1)).min(axis=1)
     # counter-clockwise hull: a point is inside when it is left of (or on) every edge
     cross = edges[None, :, 0] * rel[..., 1] - edges[None, :, 1] * rel[..., 0]
-    return np.where((cross >= 0).all(axis=1), 0.0, distance)
+    outside = ~(cross >= 0).all(axis=1)
+    rel = rel[outside]  # the distance of the others is 0: only the outside ones need it
+    along = np.clip((rel * edges).sum(-1) / (edges**2).sum(-1), 0.0, 1.0)
+    nearest = rel - along[..., None] * edges
+    distance = np.zeros(len(points))
+    distance[outside] = np.sqrt((nearest**2).sum(-1)).min(axis=1)
+    return distance
 
 
 def face_mask(

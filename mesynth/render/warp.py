@@ -87,6 +87,7 @@ def tps_influence(
     centres: np.ndarray,
     size: int | tuple[int, int],
     regularization: float = DEFAULT_REGULARIZATION,
+    points: np.ndarray | None = None,
 ) -> np.ndarray:
     """Dense TPS influence operator: interpolant of centre values at every pixel centre.
 
@@ -94,10 +95,13 @@ def tps_influence(
         centres: ``(N, 2)`` TPS centres (neutral landmarks), pixels.
         size: output size ``S`` or ``(H, W)``.
         regularization: kernel diagonal term, in coordinates normalised by ``max(H, W)``.
+        points: ``(P, 2)`` pixel positions to evaluate at instead of every pixel centre (the
+            rows of the full operator at those pixels, bit for bit).
 
     Returns:
-        ``(H*W, N)`` float64 ``A`` with ``f(pixels) = A @ values`` for any ``(N, D)`` values.
-        Each row sums to 1 (the TPS reproduces constants, hence translations, exactly).
+        ``(H*W, N)`` (or ``(P, N)``) float64 ``A`` with ``f(pixels) = A @ values`` for any
+        ``(N, D)`` values. Each row sums to 1 (the TPS reproduces constants, hence
+        translations, exactly).
     """
     height, width = (size, size) if isinstance(size, int) else size
     centres = np.asarray(centres, dtype=np.float64)
@@ -117,7 +121,7 @@ def tps_influence(
         coef = np.linalg.solve(system, rhs)  # (N + 3, N)
     except np.linalg.LinAlgError:  # coincident centres without regularisation
         coef = np.linalg.lstsq(system, rhs, rcond=None)[0]
-    points = pixel_centres((height, width)) / scale
+    points = (pixel_centres((height, width)) if points is None else points) / scale
     phi = _tps_kernel(_square_distances(points, c))  # (H*W, N)
     return phi @ coef[:n] + np.hstack([np.ones((len(points), 1)), points]) @ coef[n:]
 
@@ -426,7 +430,13 @@ class FaceWarper:
             return self._operators[key]
         image, landmarks = self._known(key)
         mask = self.face_mask(key)
-        influence_t = tps_influence(landmarks, image.shape[:2]).T * mask.reshape(1, -1)
+        # the operator is zero where the mask is: evaluate the TPS on the mask's support only
+        support = mask.reshape(-1) > 0
+        influence_t = np.zeros((len(landmarks), support.size))
+        points = pixel_centres(image.shape[:2])[support]
+        influence_t[:, support] = (
+            tps_influence(landmarks, image.shape[:2], points=points).T * mask.reshape(-1)[support]
+        )
         upper, lower = lid_polylines(landmarks)
 
         def tensor(array: np.ndarray) -> torch.Tensor:
@@ -521,6 +531,18 @@ class FaceWarper:
 
 
 def to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Round (half up) and clip 0-255 float frames to a uint8 array."""
+    """Round (half up) and clip 0-255 float frames to a uint8 array.
+
+    ``(..., H, W, C)`` frames whose channel planes are contiguous (the renderer's output, see
+    :func:`sample_clips`) are quantised plane by plane and interleaved as bytes: the same values
+    as quantising them in ``(H, W, C)`` order, without reading the floats across planes.
+    """
     frames = torch.as_tensor(frames)
-    return (frames + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    if frames.ndim < 3 or frames.device.type != "cpu" or frames.stride(-1) == 1:
+        return (frames + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    planes = frames.movedim(-1, 0)
+    quantised = (planes + 0.5).clamp_(0, 255).to(torch.uint8).numpy()
+    *lead, height, width = quantised.shape[1:]
+    rows = int(np.prod(lead, dtype=np.int64)) * height
+    merged = cv2.merge([plane.reshape(rows, width) for plane in quantised])
+    return merged.reshape(*lead, height, width, len(quantised))
