@@ -52,11 +52,11 @@ from recognizer.batched import (
     unsupported_reason,
 )
 from recognizer.data.input_config import resolve_input_config
+from recognizer.inner_score import InnerScorer
 from recognizer.leakage import check_fold
 from recognizer.metrics import METRICS, accuracy, confusion_matrix, per_class, summarize, uar, uf1
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
-from recognizer.remedies.utility import InnerScorer
 from recognizer.train import (
     Predictions,
     Trainer,

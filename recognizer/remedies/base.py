@@ -49,7 +49,7 @@ class FoldContext:
             of the run) on the first two arguments and scores it on the last two:
             ``inner_score(train, train_labels, test, test_labels, epochs=, seed=,
             sample_weights=) -> {"uf1", "uar", "predicted"}``
-            (:class:`recognizer.remedies.utility.InnerScorer`; ``None``: the remedy runs
+            (:class:`recognizer.inner_score.InnerScorer`; ``None``: the remedy runs
             outside :func:`recognizer.experiment.run_protocol`).
     """
 

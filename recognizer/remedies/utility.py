@@ -42,7 +42,7 @@ import json
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -92,90 +92,7 @@ SWITCH = {
     "noise_sigma": "noise",
     "blink_rate_per_s": "blinks",
 }
-#: trainer settings that never change an inner score (speed, logging; epochs are the search's)
-NEUTRAL_TRAINER_KEYS = (
-    "epochs", "progress", "num_workers", "resume", "checkpoint_every", "data_path",
-    "memory_budget_mb", "threads", "log_every", "tensorboard", "batched_folds",
-)  # fmt: skip
 PROFILE_PARAMETERS = ("apex_peak_iod", "head_translation_iod", "residual_rms_iod", "noise_sigma")
-
-
-@dataclass(frozen=True)
-class InnerScorer:
-    """Trains the run's own model on inner-fold data and scores it (``FoldContext.inner_score``).
-
-    Attributes:
-        model_factory: ``model_factory(num_classes) -> nn.Module`` of the run.
-        dataset_factory: ``dataset_factory(samples, labels, train) -> Dataset`` of the run.
-        trainer_config: the run's :class:`recognizer.train.TrainerConfig` (epochs replaced).
-        remedy: the run's :class:`recognizer.remedies.base.Remedy` (its loss and sampler).
-        num_classes: ``K``.
-    """
-
-    model_factory: Callable
-    dataset_factory: Callable
-    trainer_config: object
-    remedy: object
-    num_classes: int
-
-    def settings(self) -> dict[str, object]:
-        """What decides the scores (model, loss, sampler, trainer settings but epochs)."""
-        config = asdict(self.trainer_config)
-        for key in NEUTRAL_TRAINER_KEYS:
-            config.pop(key, None)
-        loss = getattr(self.remedy, "loss", None)
-        return {
-            "trainer": config,
-            "loss": asdict(loss) if dataclasses.is_dataclass(loss) else repr(loss),
-            "sampler": getattr(self.remedy, "sampler", "shuffle"),
-            "num_classes": self.num_classes,
-        }
-
-    def __call__(
-        self,
-        train: Sequence[object],
-        train_labels: Sequence[int],
-        test: Sequence[object],
-        test_labels: Sequence[int],
-        *,
-        epochs: int,
-        seed: int = 0,
-        sample_weights: Sequence[float] | None = None,
-    ) -> dict[str, object]:
-        """Train a fresh model (seeded with ``seed``) for ``epochs`` epochs (each training
-        sample's loss weighted by ``sample_weights``, ``None``: 1), predict ``test``.
-
-        Returns:
-            ``{"uf1", "uar", "predicted"}``: the scores on ``test`` and ``(N,)`` predictions.
-        """
-        import torch
-
-        from recognizer.train import Trainer
-
-        config = replace(
-            self.trainer_config, epochs=int(epochs), patience=None, selection="last",
-            progress=False, resume=False, checkpoint_every=0, log_every=0, tensorboard=False,
-            batched_folds=False,
-        )  # fmt: skip
-        torch.manual_seed(int(seed))
-        counts = np.bincount(np.asarray(train_labels, int), minlength=self.num_classes)
-        trainer = Trainer(
-            self.model_factory(self.num_classes), self.remedy.criterion(counts), config
-        )
-        trainer.fit(
-            self.dataset_factory(list(train), list(train_labels), True),
-            sampler=self.remedy.sampler,
-            labels=list(train_labels),
-            sample_weights=sample_weights,
-        )
-        pred = trainer.predict(self.dataset_factory(list(test), list(test_labels), False))
-        predicted = np.zeros(len(test), dtype=np.int64)
-        predicted[np.asarray(pred.indices, int)] = pred.predicted
-        return {
-            "uf1": uf1(test_labels, predicted),
-            "uar": uar(test_labels, predicted),
-            "predicted": predicted.tolist(),
-        }
 
 
 # --------------------------------------------------------------------------- inner folds
