@@ -62,6 +62,7 @@ import math
 import os
 import re
 import shutil
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -846,29 +847,38 @@ def flow_folder(root: str | Path, frames: SyntheticFrames) -> Path:
     return Path(root) / f"apex_flow_{method}_{frames.flow_size}"
 
 
-def _as_flow(sample: object, frames: SyntheticFrames, folder: Path) -> object:
-    """``sample`` as its cached apex-flow image, computed once from its stored onset and apex
-    frames as :class:`recognizer.data.representations.ApexFlow` does for real clips; the two
-    frame numbers are kept in ``extra["flow_frames"]``."""
+def _flow_pair(sample: object) -> tuple[int, int]:
+    """The stored onset and apex frame numbers of a synthetic clip (its two key frames)."""
+    from recognizer.data.frame_source import RawFrames
+
+    return tuple(
+        sample_key_frames(
+            "onset_apex",
+            RawFrames().frame_numbers(sample),
+            sample.onset,
+            sample.apex_or_middle,
+            sample.offset,
+            2,
+        ).frame_numbers
+    )
+
+
+def _write_flow(sample: object, pair: tuple[int, int], frames: SyntheticFrames, path: Path) -> None:
+    """Compute ``sample``'s onset → apex flow image and write it to ``path`` atomically."""
     from mesynth.flow import apex_flow, save_apex_flow
     from recognizer.data.frame_source import RawFrames
 
-    source = RawFrames()
-    pair = sample_key_frames(
-        "onset_apex",
-        source.frame_numbers(sample),
-        sample.onset,
-        sample.apex_or_middle,
-        sample.offset,
-        2,
-    ).frame_numbers
-    path = folder / f"{_safe(sample.clip)}.png"
-    if not path.is_file():
-        onset, apex = source.read(sample, pair)
-        image = apex_flow(onset, apex, int(frames.flow_size or 0), frames.flow_method)
-        tmp = folder / f".tmp-{os.getpid()}-{path.name}"  # ranks may cache the same clip
-        save_apex_flow(tmp, image)
-        tmp.replace(path)
+    onset, apex = RawFrames().read(sample, list(pair))
+    image = apex_flow(onset, apex, int(frames.flow_size or 0), frames.flow_method)
+    tmp = path.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}"
+    save_apex_flow(tmp, image)  # ranks and threads may cache the same clip
+    tmp.replace(path)
+
+
+def _as_flow(sample: object, pair: tuple[int, int], path: Path) -> object:
+    """``sample`` as its cached apex-flow image at ``path``, as
+    :class:`recognizer.data.representations.ApexFlow` sees real clips; the two frame numbers
+    are kept in ``extra["flow_frames"]``."""
     extra = {**sample.extra, "frame_numbers": "0", "flow_frames": ";".join(map(str, pair))}
     return replace(
         sample, frames=(), frame_numbers=(), array_path=path, onset=0, apex=0, offset=0,
@@ -876,8 +886,48 @@ def _as_flow(sample: object, frames: SyntheticFrames, folder: Path) -> object:
     )  # fmt: skip
 
 
+def compute_flows(
+    samples: Sequence[object], frames: SyntheticFrames, folder: Path, workers: int | None = None
+) -> list[object]:
+    """Each synthetic clip as its apex-flow image cached under ``folder``; the missing images
+    are computed by ``workers`` threads at once (OpenCV's optical flow releases the GIL, and
+    each thread's OpenCV runs single-threaded; ``None``: the usable cores,
+    :func:`recognizer.runtime.usable_cores`). Already cached images are reused as they are.
+
+    Returns:
+        the samples in order, each pointing at its ``.png`` flow image.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    from recognizer.runtime import usable_cores
+
+    jobs = []
+    for sample in samples:
+        pair = _flow_pair(sample)
+        jobs.append((sample, pair, folder / f"{_safe(sample.clip)}.png"))
+    missing = [job for job in jobs if not job[2].is_file()]
+    workers = max(1, min(usable_cores() if workers is None else int(workers), len(missing)))
+    if workers == 1 or len(missing) < 2:
+        for sample, pair, path in missing:
+            _write_flow(sample, pair, frames, path)
+    else:
+        previous = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # one core per worker thread, not workers x OpenCV's pool
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(lambda job: _write_flow(job[0], job[1], frames, job[2]), missing))
+        finally:
+            cv2.setNumThreads(previous)
+    return [_as_flow(sample, pair, path) for sample, pair, path in jobs]
+
+
 def load_synthetic(
-    root: str | Path, class_names: Sequence[str], frames: SyntheticFrames | None = None
+    root: str | Path,
+    class_names: Sequence[str],
+    frames: SyntheticFrames | None = None,
+    workers: int | None = None,
 ) -> SyntheticSet:
     """Load a clip store's samples with their provenance, and their class indices in
     ``class_names``.
@@ -887,7 +937,8 @@ def load_synthetic(
     split a store was made for (``train_subjects``, if any) and, for stores whose clips lack
     them, the template subjects of the whole store; each clip's ``params/<clip>.json`` gives
     the subjects of its own template. With ``frames`` asking for a flow, each clip becomes its
-    apex-flow image, cached in :func:`flow_folder`.
+    apex-flow image, cached in :func:`flow_folder` (the missing ones computed by ``workers``
+    threads at once, :func:`compute_flows`).
 
     Raises:
         SynthesisError: a clip's label is not among ``class_names``.
@@ -930,7 +981,8 @@ def load_synthetic(
             extra = provenance(template_subjects=mined, identity_person=sample.extra.get("person"))
         else:
             extra = {}  # unknown provenance; the leakage checker refuses it on real folds
-        sample = replace(sample, extra={**sample.extra, **extra})
-        samples.append(sample if folder is None else _as_flow(sample, frames, folder))
+        samples.append(replace(sample, extra={**sample.extra, **extra}))
         labels.append(index[sample.emotion])
+    if folder is not None:
+        samples = compute_flows(samples, frames, folder, workers)
     return SyntheticSet(root, root.name, samples, labels, made=False)
