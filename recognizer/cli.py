@@ -60,6 +60,26 @@ def prepare_command(cfg: DictConfig) -> None:
         print(f"apex-flow images: {manifest}")
 
 
+def annotations_command(cfg: DictConfig) -> None:
+    """``mer annotations``: load a release (group ``data``) and write its annotation records
+    with AUs as a CSV (``out``) for ``mesynth generate`` to mine templates from."""
+    from hydra.utils import instantiate
+
+    from recognizer.prepare import write_annotation_table
+
+    if not cfg.out:
+        raise CommandArgumentError(
+            "mer annotations needs out=<file.csv>: where to write the annotation records"
+        )
+    result = instantiate(cfg.data.loader)()
+    print(result.report)
+    try:
+        path, rows = write_annotation_table(result.samples, cfg.out)
+    except ValueError as err:
+        raise CommandArgumentError(f"mer annotations data={cfg.data.loader.name}: {err}") from err
+    print(f"annotation records: {rows} rows with AUs -> {path}")
+
+
 class CommandArgumentError(ValueError):
     """A command lacks a required argument (the message says which and how to give it)."""
 
@@ -392,6 +412,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "train": Command(
         "train", train_command, "train and test a model under a protocol", resumable=True
+    ),
+    "annotations": Command(
+        "annotations", annotations_command, "write a release's AU annotations as a CSV to mine"
     ),
     "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
     "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),

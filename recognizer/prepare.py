@@ -56,3 +56,36 @@ def _image_path(out_dir: Path, sample: Sample) -> Path:
     relative = Path(dataset) / f"{name}.png"
     path_inside(out_dir, out_dir / relative)
     return relative
+
+
+def write_annotation_table(samples: Sequence[Sample], path: str | Path) -> tuple[Path, int]:
+    """Write the annotation records of ``samples`` that have AUs as a CSV (``subject, clip,
+    emotion, aus, dataset``: the emotion and AU strings as the release spells them, subjects
+    dataset-qualified) that :func:`mesynth.templates.mining.read_annotation_table` reads and
+    ``recipe.templates.annotation_tables`` mines.
+
+    Returns:
+        ``(path, rows written)``.
+
+    Raises:
+        ValueError: no sample has an AU string (e.g. SMIC, which has no AU annotations).
+    """
+    import pandas as pd
+
+    rows = [
+        {"subject": s.subject, "clip": s.clip, "emotion": s.emotion, "aus": s.aus,
+         "dataset": s.dataset}
+        for s in samples
+        if str(s.aus or "").strip()
+    ]  # fmt: skip
+    if not rows:
+        raise ValueError(
+            f"none of the {len(samples)} samples has an AU annotation: nothing to mine "
+            "(SMIC has none; CASME II, SAMM, CAS(ME)^3, MMEW and DFME have)"
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["subject", "clip", "emotion", "aus", "dataset"]).to_csv(
+        path, index=False
+    )
+    return path, len(rows)

@@ -68,36 +68,38 @@ CASES = [(primary, None, None) for primary in PRIMARIES]
 for _primary in PRIMARIES:
     for _group in _defaults_groups(_primary):
         CASES += [(_primary, _group, option) for option in _group_options(_group)]
-if (CONFIG_DIR / "experiment").is_dir():
-    CASES += [("experiment_base", "experiment", o) for o in _group_options("experiment")]
+#: groups of `@package _global_` files added with `+group=option` (each names its primary)
+GLOBAL_GROUPS = ("experiment", "preset")
+for _group in GLOBAL_GROUPS:
+    CASES += [("(its primary)", _group, o) for o in _group_options(_group)]
 
 
 @pytest.mark.parametrize(("primary", "group", "option"), CASES)
 def test_compose_and_instantiate(primary: str, group: str | None, option: str | None) -> None:
     overrides = []
-    if group == "experiment":
-        primary = _experiment_primary(option)
-        overrides = [f"+experiment={option}"]
+    if group in GLOBAL_GROUPS:
+        primary = _global_primary(group, option)
+        overrides = [f"+{group}={option}"]
     elif group is not None:
         overrides = [f"{group}={option}"]
     cfg = _compose(primary, overrides)
     HydraConfig.instance().set_config(cfg)
-    node = cfg if group in (None, "experiment") else OmegaConf.select(cfg, group.replace("/", "."))
+    node = cfg if group in (None, *GLOBAL_GROUPS) else OmegaConf.select(cfg, group.replace("/", "."))
     for path, target_cfg in _targets(node):
         obj = instantiate(target_cfg)
         assert obj is not None, f"{primary}:{group}={option} {path} instantiated to None"
 
 
-def _experiment_primary(option: str) -> str:
-    text = (CONFIG_DIR / "experiment" / f"{option}.yaml").read_text()
+def _global_primary(group: str, option: str) -> str:
+    text = (CONFIG_DIR / group / f"{option}.yaml").read_text()
     for line in text.splitlines():
         if line.startswith("# primary:"):
             return line.split(":", 1)[1].strip()
-    raise AssertionError(f"experiment/{option}.yaml must say '# primary: <config>' on a line")
+    raise AssertionError(f"{group}/{option}.yaml must say '# primary: <config>' on a line")
 
 
 def test_every_group_file_is_reachable() -> None:
-    reachable = {"hydra", "experiment"}
+    reachable = {"hydra", *GLOBAL_GROUPS}
     for primary in PRIMARIES:
         reachable.update(_defaults_groups(primary))
     groups = {p.parent.relative_to(CONFIG_DIR).as_posix() for p in CONFIG_DIR.glob("*/**/*.yaml")}

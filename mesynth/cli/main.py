@@ -197,7 +197,11 @@ COMMANDS: dict[str, Command] = {
         "env", env_command, "show versions, devices and available backends", run_dir=False
     ),
     "generate": Command(
-        "generate", generate_command, "generate a balanced synthetic clip store", resumable=True
+        "generate",
+        generate_command,
+        "generate a balanced synthetic clip store",
+        resumable=True,
+        groups=("preset",),
     ),
     "preview": Command(
         "preview",

@@ -136,12 +136,17 @@ class TemplatesRecipe:
     """Where AU templates come from.
 
     Attributes:
-        sources: any of ``mined`` (annotation records given to :meth:`GenerationRecipe.build_bank`),
-            ``expert`` and ``macro_onset``.
+        sources: any of ``mined`` (annotation records given to :meth:`GenerationRecipe.build_bank`,
+            else read from ``annotation_tables``), ``expert`` and ``macro_onset``.
         weights: share of each source within an emotion (``None``: equal).
         expert_tables: expert tables (``None``: the scheme's defaults).
         macro_onset_csvs, macro_onset_labels: OpenFace CSVs of macro-expressions and their
             emotions.
+        annotation_tables: CSVs of annotation records (``subject, emotion, aus``, optional
+            ``dataset, clip``: :func:`mesynth.templates.mining.read_annotation_table`; ``mer
+            annotations`` writes one from a release's own sheets) that ``mined`` mines when a
+            caller gives no records (``mesynth generate``). The synthetic remedies refuse them:
+            they mine each fold's training side only.
     """
 
     sources: tuple[str, ...] = ("expert",)
@@ -149,9 +154,10 @@ class TemplatesRecipe:
     expert_tables: tuple[str, ...] | None = None
     macro_onset_csvs: tuple[str, ...] = ()
     macro_onset_labels: tuple[str, ...] = ()
+    annotation_tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("sources", "macro_onset_csvs", "macro_onset_labels"):
+        for name in ("sources", "macro_onset_csvs", "macro_onset_labels", "annotation_tables"):
             object.__setattr__(self, name, _strings(getattr(self, name)))
         if self.expert_tables is not None:
             object.__setattr__(self, "expert_tables", _strings(self.expert_tables))
@@ -170,6 +176,10 @@ class TemplatesRecipe:
         need = f"one label per CSV ({len(self.macro_onset_csvs)})"
         ok = len(self.macro_onset_labels) == len(self.macro_onset_csvs)
         _check(ok, "templates.macro_onset_labels", need, list(self.macro_onset_labels))
+        if self.annotation_tables:
+            need = "used only with 'mined' in templates.sources"
+            ok = "mined" in self.sources
+            _check(ok, "templates.annotation_tables", need, list(self.annotation_tables))
 
 
 @dataclass(frozen=True)
@@ -410,13 +420,24 @@ class GenerationRecipe:
         """
         part, codes = self.templates, MotionModel.expert().known_codes
         records = tuple(records)
+        if not records and "mined" in part.sources:
+            from mesynth.templates.mining import read_annotation_table
+
+            records = tuple(r for t in part.annotation_tables for r in read_annotation_table(t))
         banks, weights = [], []
         for i, source in enumerate(part.sources):
             if source == "mined":
                 if not records:
+                    tables = list(part.annotation_tables)
+                    where = (
+                        f"the tables {tables} hold none"
+                        if tables
+                        else "give recipe.templates.annotation_tables (CSVs with subject, "
+                        "emotion, aus: `mer annotations` writes one from a release)"
+                    )
                     raise RecipeError(
-                        "recipe.templates.sources has 'mined' but no annotation records were "
-                        "given to mine (the synthetic remedies give each fold's training side)"
+                        f"recipe.templates.sources has 'mined' but no annotation records to "
+                        f"mine: {where} (the synthetic remedies mine each fold's training side)"
                     )
                 bank = TemplateBank.mined(
                     records, self.scheme, subjects=subjects, by_subject=by_subject

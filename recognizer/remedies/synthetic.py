@@ -606,6 +606,12 @@ def _pool(context: FoldContext) -> tuple[list[object], list[int]]:
 def _bank(source: SyntheticData, recipe: GenerationRecipe, pool: Sequence[object]) -> TemplateBank:
     """The pool's template bank; mined templates per source subject."""
     mining = "mined" in recipe.templates.sources
+    if recipe.templates.annotation_tables:
+        raise SynthesisError(
+            "remedy.synthesis.templates.annotation_tables: the synthetic remedies mine each "
+            "fold's training side only (a table of the whole release would leak test subjects' "
+            "templates); leave it empty"
+        )
     records = (source.template_records or tuple(pool)) if mining else ()
     try:
         return recipe.build_bank(records=records, by_subject=True)
