@@ -252,7 +252,7 @@ def apply_mixup(x: torch.Tensor, draw: MixupDraw) -> torch.Tensor:
     """``x`` (``(B, ...)``) with each mixed row ``i`` replaced by
     ``λ_i·x[partner_i] + (1−λ_i)·x[i]``; other rows are returned unchanged (a new tensor when
     any row is mixed, ``x`` itself otherwise)."""
-    rows = torch.flatnonzero(draw.mixed)
+    rows = torch.nonzero(draw.mixed).flatten()
     if len(rows) == 0:
         return x
     rows = rows.to(x.device)
