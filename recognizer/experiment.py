@@ -55,6 +55,7 @@ from recognizer.data.input_config import resolve_input_config
 from recognizer.inner_score import InnerScorer
 from recognizer.leakage import check_fold
 from recognizer.metrics import METRICS, accuracy, confusion_matrix, per_class, summarize, uar, uf1
+from recognizer.mixing import DomainMixing
 from recognizer.protocols import Fold, Protocol, create_protocol
 from recognizer.remedies import FoldContext, Remedy, create_remedy
 from recognizer.train import (
@@ -500,6 +501,8 @@ class _FoldRun:
     pretrains: bool
     fold_dir: Path
     train_weights: list[float] | None = None
+    train_domains: list[bool] | None = None
+    mixing: DomainMixing | None = None
 
 
 def _train_folds(
@@ -554,7 +557,8 @@ def _train_folds(
                       pretrains=fold_run.pretrains)  # fmt: skip
         if (id(run), fold.index) in batchable:
             weighted = "per-sample loss weights" if fold_run.train_weights is not None else None
-            reason = weighted or unsupported_reason([job])
+            mixed = fold_run.mixing.unsupported_reason() if fold_run.mixing else None
+            reason = weighted or mixed or unsupported_reason([job])
             if reason is None and not share(job, [j for _, _, j in batch]):
                 reason = hold(job, budget)
             if reason is not None:
@@ -568,6 +572,7 @@ def _train_folds(
             fold_run.trainer.fit(
                 fold_run.train_set, fold_run.val_set, sampler=fold_run.sampler,
                 labels=fold_run.train_labels, sample_weights=fold_run.train_weights,
+                domains=fold_run.train_domains, mixing=fold_run.mixing,
             )  # fmt: skip
             yield run, fold, finish(fold_run), time.perf_counter() - start
             continue
@@ -696,7 +701,7 @@ def _prepare_fold(
     test_set = dataset_factory(test_samples, labels[test_idx].tolist(), False)
     return _FoldRun(fold, trainer, train_set, val_set, test_set, test_idx, remedy.sampler,
                     list(data.train_labels), bool(data.pretrain), fold_dir,
-                    data.train_weights)  # fmt: skip
+                    data.train_weights, data.train_domains, data.mixing)  # fmt: skip
 
 
 def _finish_fold(

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from recognizer.metrics import uar, uf1
+from recognizer.mixing import DomainMixing
 
 #: trainer settings that never change an inner score (speed, logging; epochs are the search's)
 NEUTRAL_TRAINER_KEYS = (
@@ -63,9 +64,13 @@ class InnerScorer:
         epochs: int,
         seed: int = 0,
         sample_weights: Sequence[float] | None = None,
+        domains: Sequence[bool] | None = None,
+        mixing: DomainMixing | None = None,
     ) -> dict[str, object]:
         """Train a fresh model (seeded with ``seed``) for ``epochs`` epochs (each training
-        sample's loss weighted by ``sample_weights``, ``None``: 1), predict ``test``.
+        sample's loss weighted by ``sample_weights``, ``None``: 1; ``domains``: ``(N,)``
+        whether each training sample is synthetic, for ``mixing``, a
+        :class:`recognizer.mixing.DomainMixing`), predict ``test``.
 
         Returns:
             ``{"uf1", "uar", "predicted"}``: the scores on ``test`` and ``(N,)`` predictions.
@@ -89,6 +94,8 @@ class InnerScorer:
             sampler=self.remedy.sampler,
             labels=list(train_labels),
             sample_weights=sample_weights,
+            domains=domains,
+            mixing=mixing,
         )
         pred = trainer.predict(self.dataset_factory(list(test), list(test_labels), False))
         predicted = np.zeros(len(test), dtype=np.int64)

@@ -51,6 +51,13 @@ from tqdm.auto import tqdm
 from mesynth.environment import resolve_device
 from recognizer.data.in_memory import InMemoryData, tensorize
 from recognizer.metrics import uar, uf1
+from recognizer.mixing import (
+    DomainMixing,
+    DomainRouter,
+    apply_mixup,
+    domain_batchnorm,
+    draw_mixup,
+)
 from recognizer.models.registry import default_learning_rate
 from recognizer.remedies.samplers import EpochIndexSampler, create_sampler
 from recognizer.runtime import intra_op_threads, keep_freed_memory, resolve_threads
@@ -531,6 +538,8 @@ class Trainer:
         sampler: str = "shuffle",
         labels: Sequence[int] | None = None,
         sample_weights: Sequence[float] | None = None,
+        domains: Sequence[bool] | None = None,
+        mixing: DomainMixing | None = None,
     ) -> TrainState:
         """Train for ``config.epochs`` (or until early stopping), resuming when possible.
 
@@ -549,13 +558,18 @@ class Trainer:
             sample_weights: ``(N,)`` weight of each training item's loss (``None``: all 1),
                 passed to the criterion as ``criterion(logits, y, sample_weight=w)``
                 (:class:`recognizer.remedies.losses.FocalLoss` takes it).
+            domains: ``(N,)`` whether each training item is synthetic (``None``: all real);
+                read by ``mixing``.
+            mixing: domain-specific BatchNorm and same-class mixup between the real and
+                synthetic items (:class:`recognizer.mixing.DomainMixing`; ``None``: off).
 
         Returns:
             The final :class:`TrainState` (history of loss, lr and validation metrics).
             Afterwards the model holds the weights ``config.selection`` chose.
 
         Raises:
-            ValueError: ``selection="best_val"`` without a validation set or ``out_dir``.
+            ValueError: ``selection="best_val"`` without a validation set or ``out_dir``;
+                ``sample_weights`` or ``domains`` of another length than ``train_set``.
         """
         cfg = self.config
         if cfg.selection == "best_val" and (val_set is None or len(val_set) == 0):  # type: ignore[arg-type]
@@ -592,6 +606,16 @@ class Trainer:
                     f"{len(train_set)} training items"  # type: ignore[arg-type]
                 )
             weights = torch.as_tensor(sample_weights, dtype=torch.float32, device=self.device)
+        synthetic = None
+        if domains is not None:
+            if len(domains) != len(train_set):  # type: ignore[arg-type]
+                raise ValueError(
+                    f"domains has {len(domains)} values for {len(train_set)} training items"  # type: ignore[arg-type]
+                )
+            synthetic = torch.as_tensor([bool(d) for d in domains], dtype=torch.bool)
+        mixing = mixing if mixing is not None and mixing.enabled else None
+        if mixing is not None:
+            self._print_once(f"domain mixing: {mixing.settings()}")
         writer = self._summary_writer()
         first_epoch, start = self.state.epoch, time.perf_counter()
         with deterministic_mode(cfg.deterministic), intra_op_threads(self.threads.threads):
@@ -602,7 +626,12 @@ class Trainer:
                 record = {"epoch": float(epoch), "lr": self.optimizer.param_groups[0]["lr"]}
                 record.update(
                     self._train_epoch(
-                        module, self._batches(train_set, held, order, epoch), epoch, weights
+                        module,
+                        self._batches(train_set, held, order, epoch),
+                        epoch,
+                        weights,
+                        synthetic,
+                        mixing,
                     )
                 )
                 self.scheduler.step()
@@ -670,10 +699,36 @@ class Trainer:
         batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
         epoch: int,
         weights: torch.Tensor | None = None,
+        synthetic: torch.Tensor | None = None,
+        mixing: DomainMixing | None = None,
     ) -> dict[str, float]:
         """One epoch; returns the mean ``loss`` and the ``train_acc`` and ``train_uf1`` of the
-        arg-max predictions on the batches as trained (``weights``: ``(N,)`` per item)."""
+        arg-max predictions on the batches as trained (``weights``: ``(N,)`` per item;
+        ``synthetic``: ``(N,)`` bool per item, on CPU, for ``mixing``; mixup draws come from a
+        generator seeded by ``(seed, 4, epoch)``)."""
         module.train()
+        with contextlib.ExitStack() as stack:
+            router = None
+            if mixing is not None and mixing.domain_bn and synthetic is not None:
+                router = stack.enter_context(domain_batchnorm(self.model))
+            rng = np.random.default_rng(derive_seed(self.config.seed, 4, epoch))
+            return self._train_batches(
+                module, batches, epoch, weights, synthetic, mixing, router, rng
+            )
+
+    def _train_batches(
+        self,
+        module: nn.Module,
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        epoch: int,
+        weights: torch.Tensor | None,
+        synthetic: torch.Tensor | None,
+        mixing: DomainMixing | None,
+        router: DomainRouter | None,
+        rng: np.random.Generator,
+    ) -> dict[str, float]:
+        """The steps of :meth:`_train_epoch` (``router``: routes BatchNorm per domain when
+        domain BatchNorm is on)."""
         total, count = 0.0, 0
         seen: list[torch.Tensor] = []
         guessed: list[torch.Tensor] = []
@@ -686,7 +741,12 @@ class Trainer:
         for x, y, index in bar:
             x, y = self._to_device(x), y.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
+            mask = None if synthetic is None else synthetic[torch.as_tensor(index).cpu()]
+            if mask is not None and mixing is not None and mixing.mixup > 0:
+                draw = draw_mixup(y, mask, mixing.mixup, mixing.mixup_alpha, rng)
+                x = apply_mixup(x, draw)
+            routing = router.route(mask) if router is not None else contextlib.nullcontext()
+            with self._autocast(), routing:
                 logits = module(x)
                 if weights is None:
                     loss = self.criterion(logits, y)

@@ -25,6 +25,7 @@ from typing import Protocol
 import numpy as np
 from torch import nn
 
+from recognizer.mixing import DomainMixing
 from recognizer.remedies.losses import FocalLoss, class_balanced_weights
 from recognizer.remedies.samplers import SAMPLERS
 
@@ -48,7 +49,7 @@ class FoldContext:
         inner_score: trains the run's own model (model, trainer settings, dataset and loss
             of the run) on the first two arguments and scores it on the last two:
             ``inner_score(train, train_labels, test, test_labels, epochs=, seed=,
-            sample_weights=) -> {"uf1", "uar", "predicted"}``
+            sample_weights=, domains=, mixing=) -> {"uf1", "uar", "predicted"}``
             (:class:`recognizer.inner_score.InnerScorer`; ``None``: the remedy runs
             outside :func:`recognizer.experiment.run_protocol`).
     """
@@ -81,6 +82,12 @@ class FoldData:
             synthetic training samples and the subjects excluded for leakage).
         train_weights: ``(len(train),)`` weight of each training sample's loss (``None``:
             all 1; e.g. ``remedy.synthetic_weight`` on synthetic clips).
+        train_domains: ``(len(train),)`` whether each training sample is synthetic (``None``:
+            not said; the synthetic fill says it), passed to ``Trainer.fit(domains=)``.
+        mixing: how training mixes the real and synthetic samples of ``train``
+            (:class:`recognizer.mixing.DomainMixing`: domain-specific BatchNorm, same-class
+            mixup; ``None``: plain training), passed to ``Trainer.fit(mixing=)``; needs
+            ``train_domains``.
         searched_subjects: ``{search step: subjects}`` whose samples, faces, templates or
             flows a search inside the fold used (e.g. each utility-calibration trial);
             :func:`recognizer.leakage.check_fold` refuses any test subject among them.
@@ -96,6 +103,21 @@ class FoldData:
     report: dict[str, object] = field(default_factory=dict)
     searched_subjects: dict[str, list[str]] = field(default_factory=dict)
     train_weights: list[float] | None = None
+    train_domains: list[bool] | None = None
+    mixing: DomainMixing | None = None
+
+    def __post_init__(self) -> None:
+        if self.mixing is not None and self.mixing.enabled and self.train_domains is None:
+            raise ValueError(
+                f"FoldData: mixing {self.mixing.settings()} needs train_domains (which training "
+                "samples are synthetic)"
+            )
+        for key in ("train_weights", "train_domains"):
+            values = getattr(self, key)
+            if values is not None and len(values) != len(self.train):
+                raise ValueError(
+                    f"FoldData: {key} has {len(values)} values for {len(self.train)} samples"
+                )
 
 
 class FoldDataSource(Protocol):

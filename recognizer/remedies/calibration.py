@@ -89,6 +89,8 @@ UTILITY_KEYS = (
     "time_budget_s",
     "render_sizes",
     "search_weight",
+    "search_domain_bn",
+    "search_mixup",
 )
 PROFILE = "profile.yaml"
 
@@ -137,6 +139,10 @@ class FoldCalibration:
         render_sizes: utility: the render sizes (pixels) a trial chooses from.
         search_weight: utility: also search ``synthetic_weight`` (the weight of the
             synthetic samples' loss; ``synth_fill``).
+        search_domain_bn: utility: also search ``domain_bn`` (domain-specific BatchNorm,
+            :mod:`recognizer.mixing`; ``synth_fill``).
+        search_mixup: utility: also search ``mixup`` (the probability of same-class mixup of
+            a synthetic sample with a real one, 0-1; ``synth_fill``).
 
     With ``method: utility``, ``trials``, ``n_splits`` (inner grouped folds), ``sampler`` and
     ``startup_trials`` drive the utility search instead.
@@ -161,6 +167,8 @@ class FoldCalibration:
     time_budget_s: float | None = None
     render_sizes: tuple[int, ...] = (64, 128)
     search_weight: bool = False
+    search_domain_bn: bool = False
+    search_mixup: bool = False
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, "method", f"one of {METHODS}", self.method)
@@ -203,8 +211,8 @@ class FoldCalibration:
         ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 16 for v in sizes)
         _check(ok, "render_sizes", "a non-empty list of integers >= 16", sizes)
         object.__setattr__(self, "render_sizes", tuple(sorted(set(sizes))))
-        ok = isinstance(self.search_weight, bool)
-        _check(ok, "search_weight", "true or false", self.search_weight)
+        for key in ("search_weight", "search_domain_bn", "search_mixup"):
+            _check(isinstance(getattr(self, key), bool), key, "true or false", getattr(self, key))
 
     @property
     def enabled(self) -> bool:
@@ -220,6 +228,9 @@ class FoldCalibration:
             out.pop(key)
         if self.method == "utility":
             out["render_sizes"] = list(self.render_sizes)
+        for key in ("search_domain_bn", "search_mixup"):  # off: the settings of earlier runs
+            if not out.get(key):
+                out.pop(key, None)
         return out
 
 

@@ -96,6 +96,7 @@ from recognizer.leakage import (
     sample_person,
     subject_persons,
 )
+from recognizer.mixing import DomainMixing, MixingError
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.calibration import (
     FoldCalibration,
@@ -204,6 +205,12 @@ class SyntheticData:
             mapping of its fields; default off).
         synthetic_weight: ``synth_fill``: weight of the synthetic samples' loss (real: 1);
             1 leaves the loss as it was (and batched folds possible).
+        domain_bn: ``synth_fill``: normalise each batch's real and synthetic samples
+            separately while training, running statistics from the real ones only
+            (:class:`recognizer.mixing.DomainMixing`; trained fold by fold).
+        mixup: ``synth_fill``: probability in ``[0, 1]`` that a synthetic sample of a batch is
+            mixed with a real sample of its class in the batch (``0``: never).
+        mixup_alpha: ``λ ~ Beta(mixup_alpha, mixup_alpha)``, the real sample's share.
     """
 
     mode: str = "fill"
@@ -220,6 +227,9 @@ class SyntheticData:
     frames: SyntheticFrames | None = None
     calibration: FoldCalibration = field(default_factory=FoldCalibration)
     synthetic_weight: float = 1.0
+    domain_bn: bool = False
+    mixup: float = 0.0
+    mixup_alpha: float = 1.0
 
     def __post_init__(self) -> None:
         try:
@@ -257,6 +267,24 @@ class SyntheticData:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             raise SynthesisError(f"synthetic_weight must be a number > 0, got {weight!r}")
         object.__setattr__(self, "synthetic_weight", float(weight))
+        mixing = self.mixing()
+        if mixing.enabled and self.mode != "fill":
+            raise SynthesisError(
+                f"remedy.domain_bn / remedy.mixup mix real and synthetic samples within a batch; "
+                f"synth_{self.mode} never trains on both at once (use synth_fill), got "
+                f"{mixing.settings()}"
+            )
+
+    def mixing(self) -> DomainMixing:
+        """The training-side mixing options (:class:`recognizer.mixing.DomainMixing`).
+
+        Raises:
+            SynthesisError: a bad ``domain_bn``, ``mixup`` or ``mixup_alpha`` (named).
+        """
+        try:
+            return DomainMixing(self.domain_bn, self.mixup, self.mixup_alpha)
+        except MixingError as err:
+            raise SynthesisError(str(err)) from err
 
     def for_representation(self, representation: object) -> SyntheticData:
         """This source rendering what ``representation`` needs (its ``synthetic_frames()``).
@@ -300,6 +328,7 @@ class SyntheticData:
             "frames": None if self.frames is None else asdict(self.frames),
             "calibration": self.calibration.settings(),
             **({} if self.synthetic_weight == 1.0 else {"synthetic_weight": self.synthetic_weight}),
+            **self.mixing().settings(),
         }
 
     def calibrated(self, context: FoldContext) -> tuple[SyntheticData, ScopeProfile | None]:
@@ -417,9 +446,13 @@ class SyntheticData:
             if self.synthetic_weight != 1.0:
                 weights = [1.0] * len(real) + [self.synthetic_weight] * len(samples)
                 report["synthetic_weight"] = self.synthetic_weight
+            mixing = self.mixing()
+            if mixing.enabled:
+                report["mixing"] = mixing.settings()
             return FoldData(
                 real + samples, real_labels + labels, notes=notes, report=report,
-                train_weights=weights,
+                train_weights=weights, train_domains=[False] * len(real) + [True] * len(samples),
+                mixing=mixing if mixing.enabled else None,
             )  # fmt: skip
         return FoldData(samples, labels, notes=notes, report=report)
 

@@ -81,6 +81,8 @@ UTILITY_SPACE: dict[str, tuple[float, float, bool]] = {
 }
 #: the range of ``synthetic_weight`` (log-uniform) with ``search_weight``
 WEIGHT_RANGE = (0.1, 2.0)
+#: the range of ``mixup`` (the probability of same-class mixup, uniform) with ``search_mixup``
+MIXUP_RANGE = (0.0, 1.0)
 #: head rotation (degrees) and scale change per IOD of head translation (the ratios of the
 #: upper ends of :data:`mesynth.calibration.adversarial.DEFAULT_SPACE`)
 HEAD_RATIOS = {"head_rotation_deg": 40.0, "head_scale": 0.3}
@@ -161,6 +163,8 @@ class TrialSettings:
         render_size: side the synthetic faces are rendered at.
         template_weights: ``templates.weights`` (mined vs expert), ``None``: the recipe's.
         synthetic_weight: the synthetic samples' loss weight (``None``: the remedy's).
+        domain_bn: domain-specific BatchNorm (``None``: the remedy's).
+        mixup: the probability of same-class mixup (``None``: the remedy's).
     """
 
     profile: CalibrationProfile
@@ -168,6 +172,8 @@ class TrialSettings:
     render_size: int
     template_weights: tuple[float, ...] | None
     synthetic_weight: float | None = None
+    domain_bn: bool | None = None
+    mixup: float | None = None
 
     def report(self) -> dict[str, object]:
         p = self.profile
@@ -185,6 +191,8 @@ class TrialSettings:
             if self.template_weights is None
             else list(self.template_weights),
             "synthetic_weight": self.synthetic_weight,
+            **({} if self.domain_bn is None else {"domain_bn": self.domain_bn}),
+            **({} if self.mixup is None else {"mixup": self.mixup}),
         }
 
 
@@ -193,10 +201,14 @@ def search_space(
     sources: Sequence[str],
     switches: Mapping[str, bool],
     weight: bool = False,
+    domain_bn: bool = False,
+    mixup: bool = False,
 ) -> dict[str, optuna.distributions.BaseDistribution]:
     """The trial distributions: :data:`UTILITY_SPACE` without switched-off effects (and without
-    ``mined_share`` unless ``sources`` has both ``mined`` and ``expert``), plus ``render_size``
-    and, with ``weight``, ``synthetic_weight`` (:data:`WEIGHT_RANGE`)."""
+    ``mined_share`` unless ``sources`` has both ``mined`` and ``expert``), plus ``render_size``,
+    with ``weight`` ``synthetic_weight`` (:data:`WEIGHT_RANGE`), with ``domain_bn`` the
+    categorical ``domain_bn`` (false, true) and with ``mixup`` the probability ``mixup``
+    (:data:`MIXUP_RANGE`)."""
     out: dict[str, optuna.distributions.BaseDistribution] = {}
     for name, (low, high, log) in UTILITY_SPACE.items():
         if name in SWITCH and not switches.get(SWITCH[name], True):
@@ -209,6 +221,10 @@ def search_space(
     )
     if weight:
         out["synthetic_weight"] = optuna.distributions.FloatDistribution(*WEIGHT_RANGE, log=True)
+    if domain_bn:
+        out["domain_bn"] = optuna.distributions.CategoricalDistribution([False, True])
+    if mixup:
+        out["mixup"] = optuna.distributions.FloatDistribution(*MIXUP_RANGE)
     return out
 
 
@@ -224,7 +240,8 @@ def trial_settings(
     on ``base`` (head rotation and scale follow the translation by :data:`HEAD_RATIOS`), the
     blink rate replaces ``base``'s; ``mined_share`` weighs mined against expert templates in
     ``sources`` order; ``fill_ratio`` is the ``synth_fill`` strategy (every class up to that
-    share of the largest); a missing ``render_size`` is ``default_size``.
+    share of the largest); a missing ``render_size`` is ``default_size``; a missing
+    ``synthetic_weight``, ``domain_bn`` or ``mixup`` leaves the remedy's.
     """
     spreads = {k: float(parameters[k]) for k in PROFILE_PARAMETERS if k in parameters}
     if "head_translation_iod" in spreads:
@@ -249,13 +266,16 @@ def trial_settings(
         synthetic_weight=(
             float(parameters["synthetic_weight"]) if "synthetic_weight" in parameters else None
         ),
+        domain_bn=bool(parameters["domain_bn"]) if "domain_bn" in parameters else None,
+        mixup=float(parameters["mixup"]) if "mixup" in parameters else None,
     )
 
 
 def trial_source(source: object, settings: TrialSettings, profile_path: Path) -> object:
     """``source`` (a :class:`recognizer.remedies.synthetic.SyntheticData`) rendering with a
     trial's settings: its profile (``profile_path``) as effects and apex size, its template
-    weights, render size and fill ratio."""
+    weights, render size and fill ratio, and the searched training options (loss weight,
+    domain BatchNorm, mixup) where it sets them."""
     synthesis = source.synthesis
     templates = synthesis.templates
     if settings.template_weights is not None:
@@ -272,9 +292,14 @@ def trial_source(source: object, settings: TrialSettings, profile_path: Path) ->
     weight = (
         source.synthetic_weight if settings.synthetic_weight is None else settings.synthetic_weight
     )
+    training = {
+        key: getattr(settings, key)
+        for key in ("domain_bn", "mixup")
+        if getattr(settings, key) is not None
+    }
     return replace(
         source, synthesis=synthesis, frames=frames, strategy=settings.strategy,
-        synthetic_weight=weight,
+        synthetic_weight=weight, **training,
     )  # fmt: skip
 
 
@@ -385,6 +410,8 @@ def calibrate_utility(
         recipe.templates.sources,
         asdict(recipe.effects),
         weight=calibration.search_weight and source.mode == "fill",
+        domain_bn=calibration.search_domain_bn and source.mode == "fill",
+        mixup=calibration.search_mixup and source.mode == "fill",
     )
     budgets = ("trials", "time_budget_s")  # a larger budget continues the search
     described = {k: v for k, v in source.settings().items() if k != "calibration"}
@@ -446,7 +473,8 @@ def calibrate_utility(
             scores.append(
                 scorer(data.train, data.train_labels, test, test_y, epochs=epochs,
                        seed=int(np.random.SeedSequence([calibration.seed, k]).generate_state(1)[0]),
-                       sample_weights=data.train_weights)
+                       sample_weights=data.train_weights, domains=data.train_domains,
+                       mixing=data.mixing)
             )  # fmt: skip
             truths.append(test_y)
         return _pooled(scores, truths), counts, used
