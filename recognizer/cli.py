@@ -271,6 +271,11 @@ def train_command(cfg: DictConfig) -> None:
     }
     if trainer_config.seeds is None:
         run_protocol(samples, labels, dataset_factory=dataset_factory, **common)
+        if not protocol.has_test:
+            if first:
+                _write_final_model(cfg, cfg.out_dir, names, representation, input_config,
+                                   trainer_config.seed, len(samples))  # fmt: skip
+            return
         if first:
             print(markdown_table(results_table([cfg.out_dir])))
         return
@@ -280,9 +285,39 @@ def train_command(cfg: DictConfig) -> None:
         dataset_factory_for_seed=lambda seed: clip_dataset_factory(representation, seed),
         **common,
     )
-    if first:
+    if first and not protocol.has_test:
+        for seed, run in zip(result.seeds, result.runs):
+            _write_final_model(cfg, result.out_dir / run, names, representation, input_config,
+                               seed, len(samples))  # fmt: skip
+    elif first:
         print(markdown_table(results_table([result.out_dir / run for run in result.runs])))
         print(f"pooled over each seed's folds:\n{result.markdown()}")
+
+
+def _write_final_model(
+    cfg: DictConfig, run_dir, names, representation, input_config, seed: int, n: int
+) -> None:
+    """``final.pt`` of a ``protocol=all`` run (:mod:`recognizer.final_model`)."""
+    from omegaconf import OmegaConf
+
+    from recognizer.final_model import save_final_model
+
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    kwargs = {k: v for k, v in model.items() if k not in ("_target_", "_partial_", "name")}
+    path = save_final_model(
+        run_dir,
+        model_name=str(cfg.model.name),
+        model_kwargs=kwargs,
+        num_classes=len(names),
+        classes=names,
+        scheme=str(cfg.data.scheme),
+        representation=representation,
+        input_config=input_config,
+        selection=str(cfg.trainer.selection),
+        seed=int(seed),
+        trained_on={"num_samples": n, "data": OmegaConf.to_container(cfg.data, resolve=True)},
+    )
+    print(f"final model (protocol=all: trained on all {n} samples, no test score): {path}")
 
 
 def evaluate_command(cfg: DictConfig) -> None:
@@ -414,10 +449,12 @@ COMMANDS: dict[str, Command] = {
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The mesynth user errors plus the recognizer's: one line, no traceback."""
     from mesynth.cli.main import USER_ERRORS
+    from recognizer.clip_input import PredictInputError
     from recognizer.compare import CompareError
     from recognizer.data.safe_paths import UnsafePathError
     from recognizer.datasets.errors import DatasetError
     from recognizer.experiment import RunConfigError
+    from recognizer.final_model import FinalModelError
     from recognizer.leakage import LeakageError
     from recognizer.models.registry import UnknownModelError
     from recognizer.models.weights import WeightLoadError
@@ -433,6 +470,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         CompareError,
         CheckpointMismatchError,
         CheckpointReadError,
+        FinalModelError,
+        PredictInputError,
         RunConfigError,
         RunInputError,
         DataConfigError,

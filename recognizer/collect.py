@@ -77,6 +77,9 @@ def runs_table(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     runs, folds = [], []
     for path in find_results(paths):
         result = json.loads(path.read_text())
+        if not result.get("pooled"):  # protocol=all (a final model): nothing to tabulate
+            print(f"collect: {path.parent} has no test score (protocol=all); left out")
+            continue
         keys = {"run": str(path.parent), **_settings(result)}
         row = {**keys, "N": int(result["pooled"]["n"])}
         for metric in METRIC_NAMES:
