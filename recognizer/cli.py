@@ -342,6 +342,25 @@ def evaluate_command(cfg: DictConfig) -> None:
     print(markdown_table(results_table([cfg.out_dir])))
 
 
+def predict_command(cfg: DictConfig) -> None:
+    """Predict ``cfg.input`` with the final model of ``cfg.run_dir`` (:mod:`recognizer.predict`)."""
+    from recognizer.predict import predict
+
+    if not cfg.get("run_dir") or not cfg.get("input"):
+        raise CommandArgumentError(
+            "mer predict needs run_dir=<a `mer train protocol=all` folder> and "
+            "input=<a video file or a folder of frames>"
+        )
+    table = predict(
+        cfg.run_dir, [cfg.input], cfg.out_dir, preview=bool(cfg.preview), onset=cfg.onset,
+        apex=cfg.apex, offset=cfg.offset, fps=cfg.fps, max_duration=cfg.max_duration,
+        landmark_backend=str(cfg.landmark_backend), crop_size=int(cfg.crop_size),
+        whole_image_fallback=bool(cfg.whole_image_fallback),
+    )  # fmt: skip
+    print(table.to_string(index=False))
+    print(f"written: {cfg.out_dir}/predictions.csv")
+
+
 def report_command(cfg: DictConfig) -> None:
     """Write ``report.md`` and confusion-matrix PNGs for ``cfg.runs`` into ``cfg.out_dir``."""
     from recognizer.report import write_report
@@ -429,6 +448,7 @@ COMMANDS: dict[str, Command] = {
         "train", train_command, "train and test a model under a protocol", resumable=True
     ),
     "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
+    "predict": Command("predict", predict_command, "a final model on your own clip"),
     "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),
     "compare": Command(
         "compare", compare_command, "paired intervals of arms over seeds and subjects"
