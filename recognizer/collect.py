@@ -205,6 +205,11 @@ def collect(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, folds = runs_table(paths)
+    if runs.empty:
+        raise FileNotFoundError(
+            f"no run with test scores under {[str(p) for p in paths]} (final models of "
+            "protocol=all have none)"
+        )
     summary = summary_table(runs)
     classes = per_class_summary(runs)
     runs.to_csv(out / "runs.csv", index=False)

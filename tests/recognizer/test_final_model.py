@@ -12,6 +12,8 @@ import torch
 from mesynth.labels.emotions import scheme_labels
 from recognizer.cli import main as mer_main
 from recognizer.clip_input import PredictInputError, frame_of
+from recognizer.collect import collect
+from recognizer.compare import CompareError, read_arm
 from recognizer.final_model import FinalModelError, load_final_model
 from recognizer.protocols import create_protocol
 from recognizer.report import results_table
@@ -43,6 +45,10 @@ def test_mer_train_protocol_all_writes_final_pt_that_rebuilds_the_model(tmp_path
     assert results["settings"]["protocol_name"] == "all"
     table = results_table([run])  # reports read it without crashing
     assert table.loc[0, "N"] == 0 and np.isnan(table.loc[0, "UF1"])
+    with pytest.raises(FileNotFoundError, match="no run with test scores"):
+        collect([run], tmp_path / "collected")
+    with pytest.raises(CompareError, match="protocol=all"):
+        read_arm("final", run)
 
     final = load_final_model(run)
     assert final.classes == list(scheme_labels("dfme7")) and final.scheme == "dfme7"
