@@ -291,6 +291,11 @@ def train_command(cfg: DictConfig) -> None:
     }
     if trainer_config.seeds is None:
         run_protocol(samples, labels, dataset_factory=dataset_factory, **common)
+        if not protocol.has_test:
+            if first:
+                _write_final_model(cfg, cfg.out_dir, names, representation, input_config,
+                                   trainer_config.seed, len(samples))  # fmt: skip
+            return
         if first:
             print(markdown_table(results_table([cfg.out_dir])))
         return
@@ -300,9 +305,39 @@ def train_command(cfg: DictConfig) -> None:
         dataset_factory_for_seed=lambda seed: clip_dataset_factory(representation, seed),
         **common,
     )
-    if first:
+    if first and not protocol.has_test:
+        for seed, run in zip(result.seeds, result.runs):
+            _write_final_model(cfg, result.out_dir / run, names, representation, input_config,
+                               seed, len(samples))  # fmt: skip
+    elif first:
         print(markdown_table(results_table([result.out_dir / run for run in result.runs])))
         print(f"pooled over each seed's folds:\n{result.markdown()}")
+
+
+def _write_final_model(
+    cfg: DictConfig, run_dir, names, representation, input_config, seed: int, n: int
+) -> None:
+    """``final.pt`` of a ``protocol=all`` run (:mod:`recognizer.final_model`)."""
+    from omegaconf import OmegaConf
+
+    from recognizer.final_model import save_final_model
+
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    kwargs = {k: v for k, v in model.items() if k not in ("_target_", "_partial_", "name")}
+    path = save_final_model(
+        run_dir,
+        model_name=str(cfg.model.name),
+        model_kwargs=kwargs,
+        num_classes=len(names),
+        classes=names,
+        scheme=str(cfg.data.scheme),
+        representation=representation,
+        input_config=input_config,
+        selection=str(cfg.trainer.selection),
+        seed=int(seed),
+        trained_on={"num_samples": n, "data": OmegaConf.to_container(cfg.data, resolve=True)},
+    )
+    print(f"final model (protocol=all: trained on all {n} samples, no test score): {path}")
 
 
 def evaluate_command(cfg: DictConfig) -> None:
@@ -325,6 +360,25 @@ def evaluate_command(cfg: DictConfig) -> None:
         out_dir=cfg.out_dir,
     )
     print(markdown_table(results_table([cfg.out_dir])))
+
+
+def predict_command(cfg: DictConfig) -> None:
+    """Predict ``cfg.input`` with the final model of ``cfg.run_dir`` (:mod:`recognizer.predict`)."""
+    from recognizer.predict import predict
+
+    if not cfg.get("run_dir") or not cfg.get("input"):
+        raise CommandArgumentError(
+            "mer predict needs run_dir=<a `mer train protocol=all` folder> and "
+            "input=<a video file or a folder of frames>"
+        )
+    table = predict(
+        cfg.run_dir, [cfg.input], cfg.out_dir, preview=bool(cfg.preview), onset=cfg.onset,
+        apex=cfg.apex, offset=cfg.offset, fps=cfg.fps, max_duration=cfg.max_duration,
+        landmark_backend=str(cfg.landmark_backend), crop_size=int(cfg.crop_size),
+        whole_image_fallback=bool(cfg.whole_image_fallback),
+    )  # fmt: skip
+    print(table.to_string(index=False))
+    print(f"written: {cfg.out_dir}/predictions.csv")
 
 
 def report_command(cfg: DictConfig) -> None:
@@ -417,6 +471,7 @@ COMMANDS: dict[str, Command] = {
         "annotations", annotations_command, "write a release's AU annotations as a CSV to mine"
     ),
     "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
+    "predict": Command("predict", predict_command, "a final model on your own clip"),
     "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),
     "compare": Command(
         "compare", compare_command, "paired intervals of arms over seeds and subjects"
@@ -437,10 +492,12 @@ COMMANDS: dict[str, Command] = {
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The mesynth user errors plus the recognizer's: one line, no traceback."""
     from mesynth.cli.main import USER_ERRORS
+    from recognizer.clip_input import PredictInputError
     from recognizer.compare import CompareError
     from recognizer.data.safe_paths import UnsafePathError
     from recognizer.datasets.errors import DatasetError
     from recognizer.experiment import RunConfigError
+    from recognizer.final_model import FinalModelError
     from recognizer.leakage import LeakageError
     from recognizer.models.registry import UnknownModelError
     from recognizer.models.weights import WeightLoadError
@@ -456,6 +513,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         CompareError,
         CheckpointMismatchError,
         CheckpointReadError,
+        FinalModelError,
+        PredictInputError,
         RunConfigError,
         RunInputError,
         DataConfigError,

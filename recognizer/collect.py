@@ -77,6 +77,9 @@ def runs_table(paths: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     runs, folds = [], []
     for path in find_results(paths):
         result = json.loads(path.read_text())
+        if not result.get("pooled"):  # protocol=all (a final model): nothing to tabulate
+            print(f"collect: {path.parent} has no test score (protocol=all); left out")
+            continue
         keys = {"run": str(path.parent), **_settings(result)}
         row = {**keys, "N": int(result["pooled"]["n"])}
         for metric in METRIC_NAMES:
@@ -202,6 +205,11 @@ def collect(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, folds = runs_table(paths)
+    if runs.empty:
+        raise FileNotFoundError(
+            f"no run with test scores under {[str(p) for p in paths]} (final models of "
+            "protocol=all have none)"
+        )
     summary = summary_table(runs)
     classes = per_class_summary(runs)
     runs.to_csv(out / "runs.csv", index=False)

@@ -454,6 +454,11 @@ def _read_run(folder: Path) -> tuple[int, pd.DataFrame, dict]:
         raise CompareError(f"{results}: not a readable results file ({err})") from err
     if not predictions.is_file():
         raise CompareError(f"{folder}: results.json without predictions.csv")
+    if isinstance(summary, dict) and not summary.get("pooled", True):
+        raise CompareError(
+            f"{folder}: a final model (protocol=all) has no test predictions to compare; "
+            "compare runs of a protocol with test folds (loso, kfold, ...)"
+        )
     settings = summary.get("settings", {}) if isinstance(summary, dict) else {}
     trainer = settings.get("trainer", {}) if isinstance(settings, dict) else {}
     seed = int(trainer.get("seed", 0)) if isinstance(trainer, dict) else 0

@@ -295,7 +295,10 @@ def _close_run(run: _Run) -> ProtocolResult:
     tables = [run.done[fold.index] for fold in run.folds]
     if run._bar is not None:
         run._bar.close()
-    predictions, summary = _pooled(tables, run.num_classes)
+    if run.protocol.has_test:
+        predictions, summary = _pooled(tables, run.num_classes)
+    else:
+        predictions, summary = pd.DataFrame(columns=PREDICTION_COLUMNS), untested_summary()
     out = run.out
     summary["fold_data"] = [_fold_report(out / f"fold_{f.index:02d}", f) for f in run.folds]
     summary["settings"] = {
@@ -317,6 +320,27 @@ def _close_run(run: _Run) -> ProtocolResult:
     if run.world > 1:  # every rank returns once the results are on disk
         dist.barrier()
     return ProtocolResult(predictions, summary, run.folds)
+
+
+def untested_summary() -> dict[str, object]:
+    """The metrics part of ``results.json`` for a run without a test set (protocol ``all``):
+    ``has_test`` false and every score ``None``, so readers can tell it from a scored run."""
+    return {
+        "has_test": False,
+        "note": "protocol=all: trained on every sample, no test set, so no test score",
+        "pooled": None,
+        "per_fold": [],
+        "fold_mean": None,
+        "fold_std": None,
+        "per_dataset": {},
+        "confusion_matrix": None,
+        "per_class": None,
+    }
+
+
+def has_test_scores(summary: Mapping[str, object]) -> bool:
+    """Whether a ``results.json`` content holds test scores (false for protocol ``all``)."""
+    return summary.get("has_test", True) is not False and summary.get("pooled") is not None
 
 
 #: the file naming the per-seed runs of a :func:`run_protocol_seeds` folder
@@ -475,6 +499,9 @@ def fold_line(
 ) -> str:
     """One log line for a finished fold: its test subjects and metrics, and the pooled metrics
     of every fold so far (``table`` and ``pooled`` have :data:`PREDICTION_COLUMNS`)."""
+    if not fold.test_subjects:
+        trained = len(fold.train_subjects)
+        return f"fold {position}/{total} (trained on all {trained} subjects, no test set)"
     subjects = sorted(fold.test_subjects)
     named = ", ".join(subjects) if len(subjects) <= 2 else f"{len(subjects)} subjects"
     true, predicted = table["true"], table["predicted"]
@@ -707,9 +734,13 @@ def _prepare_fold(
 def _finish_fold(
     run: _FoldRun, samples: Sequence[object], labels: np.ndarray, subjects: np.ndarray
 ) -> pd.DataFrame:
-    """Predict the fold's test subjects with its trained model; write ``predictions.csv``."""
-    pred = run.trainer.predict(run.test_set)
-    table = _prediction_table(run.fold, pred, run.test_idx, samples, labels, subjects)
+    """Predict the fold's test subjects with its trained model; write ``predictions.csv``
+    (only its header for a fold without test subjects, protocol ``all``)."""
+    if len(run.test_idx) == 0:
+        table = pd.DataFrame(columns=PREDICTION_COLUMNS)
+    else:
+        pred = run.trainer.predict(run.test_set)
+        table = _prediction_table(run.fold, pred, run.test_idx, samples, labels, subjects)
     if run.trainer.rank == 0:
         _write_csv(run.fold_dir / "predictions.csv", table)
     return table
@@ -932,7 +963,14 @@ def evaluate_run(
     for name in ("folds.json", "results.json"):
         if not (run / name).is_file():
             raise FileNotFoundError(f"{run / name} not found: is {run} a `mer train` folder?")
-    settings = json.loads((run / "results.json").read_text())["settings"]
+    results = json.loads((run / "results.json").read_text())
+    if not has_test_scores(results):
+        raise RunConfigError(
+            f"{run} was trained on every sample (protocol=all) and has no test folds to "
+            "re-predict; use `mer predict run_dir=...` with it, or evaluate a run of another "
+            "protocol"
+        )
+    settings = results["settings"]
     # runs written before `selection` existed restored the best-validation weights whenever
     # they had them
     selection = settings.get("selection") or (

@@ -1,4 +1,5 @@
-"""Subject-independent evaluation protocols: LOSO, k-fold, DFME 10-fold, MEGC2019 composite.
+"""Subject-independent evaluation protocols: LOSO, k-fold, DFME 10-fold, MEGC2019 composite,
+and ``all`` (one fold training on every sample, no test set: the final model).
 
 Every :class:`Fold` carries three disjoint subject sets. The test subjects are the protocol's;
 the validation subjects are a deterministic, seeded subset of the remaining (training)
@@ -81,11 +82,14 @@ class Protocol:
         per_dataset: results should be broken down by dataset (composites).
         pooled_primary: the pooled metric is the headline number (LOSO) rather than the
             per-fold mean (k-fold reports both).
+        has_test: the folds test subjects (false only for :class:`AllProtocol`, the final
+            model trained on everything).
     """
 
     name = "protocol"
     per_dataset = False
     pooled_primary = True
+    has_test = True
 
     def __init__(self, *, val_fraction: float = 0.1, seed: int = 0) -> None:
         if not 0.0 <= val_fraction < 1.0:
@@ -219,6 +223,32 @@ class Dfme10Protocol(KFoldProtocol):
         super().__init__(n_splits=10, stratified=True, val_fraction=val_fraction, seed=seed)
 
 
+class AllProtocol(Protocol):
+    """Train once on every sample, with no test set: the *final model* to predict with.
+
+    One fold whose training subjects are every subject (minus the validation subjects, when
+    ``val_fraction`` > 0 for ``selection="best_val"``) and whose test set is empty, so a run
+    has no test score (``results.json`` says so: ``has_test`` is false). The recipe and seeds
+    are those of any other protocol; ``mer train protocol=all`` writes ``final.pt``
+    (:mod:`recognizer.final_model`) for ``mer predict``. One subject is enough.
+    """
+
+    name = "all"
+    has_test = False
+
+    def __init__(self, *, val_fraction: float = 0.0, seed: int = 0) -> None:
+        super().__init__(val_fraction=val_fraction, seed=seed)
+
+    def split(self, subjects, labels, datasets=None):
+        subjects = [str(s) for s in subjects]
+        if len(subjects) != len(labels):
+            raise ValueError(f"{len(subjects)} subjects but {len(labels)} labels")
+        if not subjects:
+            raise ValueError("protocol 'all' needs at least one sample")
+        train, val = self._carve_validation(sorted(set(subjects)), 0)
+        return [Fold(0, frozenset(train), frozenset(val), frozenset())]
+
+
 class Megc2019Protocol(LosoProtocol):
     """MEGC2019 composite (SMIC-HS, CASME II, SAMM; 3 classes): LOSO over all its subjects,
     pooled, with a per-dataset breakdown.
@@ -260,6 +290,7 @@ class PersonProtocol(Protocol):
         self.name = inner.name
         self.per_dataset = inner.per_dataset
         self.pooled_primary = inner.pooled_primary
+        self.has_test = inner.has_test
 
     def split(self, subjects, labels, datasets=None):
         subjects = [str(s) for s in subjects]
@@ -319,6 +350,7 @@ def folds_person_independent(folds: Sequence[Fold], persons: Mapping[str, str]) 
 
 
 _PROTOCOLS: dict[str, Callable[..., Protocol]] = {
+    "all": AllProtocol,
     "loso": LosoProtocol,
     "kfold": KFoldProtocol,
     "dfme10": Dfme10Protocol,
@@ -337,7 +369,8 @@ def list_protocols() -> list[str]:
 
 def create_protocol(name: str, **kwargs: object) -> Protocol:
     """Build a protocol by name: ``loso``, ``kfold`` (``n_splits``, ``stratified``), ``dfme10``,
-    ``megc2019``; all take ``val_fraction`` and ``seed``.
+    ``megc2019``, ``all`` (train on everything, no test: the final model); all take
+    ``val_fraction`` and ``seed``.
 
     Raises:
         UnknownProtocolError: unknown ``name`` (the message lists the known ones).

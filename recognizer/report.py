@@ -55,8 +55,11 @@ def results_table(paths: Sequence[str | Path]) -> pd.DataFrame:
             "protocol": settings.get("protocol_name", ""),
             "remedy": remedy.get("name", "") if isinstance(remedy, dict) else str(remedy),
             "seed": trainer.get("seed", "") if isinstance(trainer, dict) else "",
-            "N": result["pooled"]["n"],
+            "N": result["pooled"]["n"] if result.get("pooled") else 0,
         }
+        if not result.get("pooled"):  # protocol=all: a final model, no test score
+            rows.append({**row, "ACC": float("nan"), "UF1": float("nan"), "UAR": float("nan")})
+            continue
         for metric in ("acc", "uf1", "uar"):
             row[metric.upper()] = result["pooled"][metric]
             mean, std = result["fold_mean"][metric], result["fold_std"][metric]

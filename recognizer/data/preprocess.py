@@ -121,30 +121,67 @@ def align_clip(
     """
     numbers = clip_span(sample)
     frames = RawFrames().read(sample, numbers)
+    source = str(sample.frames[0]) if sample.frames else str(sample.array_path)
+    return align_frames(
+        frames,
+        numbers,
+        settings,
+        detector=detector,
+        landmarks=(
+            load_landmark_file(landmark_file)
+            if landmark_file is not None and settings.backend != "none"
+            else None
+        ),
+        source=f"{sample.uid} onset frame {numbers[0]} ({source})",
+    )
+
+
+def align_frames(
+    frames: np.ndarray,
+    numbers: Sequence[int],
+    settings: PreprocessSettings,
+    *,
+    detector: LandmarkDetector | None = None,
+    landmarks: np.ndarray | None = None,
+    source: str = "<frames>",
+) -> AlignedClip:
+    """Align frames already in memory as :func:`align_clip` aligns a sample's: landmarks on
+    the first frame (``landmarks`` when given, else detected), one similarity to the
+    canonical template, every frame warped with it and cropped to ``settings.size``.
+
+    Args:
+        frames: ``(T, H, W, 3)`` uint8 RGB, the first one the onset.
+        numbers: ``(T,)`` their frame numbers.
+        settings: crop size, backend (``"none"``: resize only), face box, fallback.
+        detector: a landmark backend (default: one per process for ``settings.backend``).
+        landmarks: ``(68, 2)`` landmarks of the first frame (continuous convention).
+        source: what the first frame is, for error messages (a file and frame number).
+
+    Raises:
+        LandmarkError: no usable face on the first frame (the message names ``source``).
+    """
+    numbers = tuple(int(n) for n in numbers)
     if settings.backend == "none":
         size = (settings.size, settings.size)
         crops = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
         return AlignedClip(np.stack(crops), numbers, None, None)
-    if landmark_file is not None:
-        points = load_landmark_file(landmark_file)
-    else:
-        source = str(sample.frames[0]) if sample.frames else str(sample.array_path)
-        points = detect_landmarks(
+    if landmarks is None:
+        landmarks = detect_landmarks(
             frames[0],
-            detector if detector is not None else _detector(settings.backend),
+            detector if detector is not None else shared_detector(settings.backend),
             box=settings.face_box,
             whole_image_fallback=settings.whole_image_fallback,
-            source=f"{sample.uid} onset frame {numbers[0]} ({source})",
+            source=source,
         )
-    matrix = similarity_to_canonical(points, settings.size, STABLE_INDICES)
+    matrix = similarity_to_canonical(landmarks, settings.size, STABLE_INDICES)
     crops = np.stack([warp_with_matrix(f, matrix, settings.size) for f in frames])
-    return AlignedClip(crops, numbers, points, matrix)
+    return AlignedClip(crops, numbers, landmarks, matrix)
 
 
 _DETECTORS: dict[str, LandmarkDetector] = {}
 
 
-def _detector(backend: str) -> LandmarkDetector:
+def shared_detector(backend: str) -> LandmarkDetector:
     """One detector per process and backend (models load once)."""
     if backend not in _DETECTORS:
         _DETECTORS[backend] = create_detector(backend)
@@ -311,6 +348,7 @@ __all__ = [
     "PreprocessResult",
     "PreprocessSettings",
     "align_clip",
+    "align_frames",
     "cache_paths",
     "preprocess",
 ]
