@@ -29,6 +29,18 @@ gives wall times, their ratio and the pooled UF1/UAR with a bootstrap standard d
 ``--seeds N`` times the ``batched`` side with 1 seed against ``N`` seeds trained together
 (``run_protocol_seeds``, side ``batched-seeds``: one stream per (fold, seed), each seed with
 its own initial weights, sampler order and flips), fresh processes, alternating order.
+
+``--pretrain`` times synthetic pretraining against ``remedy=none`` (the ``batched`` side):
+side ``pretrain`` is ``remedy=synth_pretrain`` with ``pretrain_groups=5`` and
+``batched_folds=auto`` (as ``trainer=ststnet`` sets it), side ``pretrain-fold`` the same with
+``pretrain_groups=fold`` (one pretraining per fold, fine-tuning still batched). The synthetic
+pool is given in memory (:class:`MemoryPool`, no rendering: 5 clips per subject and class,
+each animating its subject's face, so every fold or group leaves out the clips of its
+subjects); each fold pretrains on ``n_per_class=200`` clips per class (600) for a tenth of the
+fine-tuning epochs (at least 1), the ratio of the issue's run (100 and 10). Prints each side's
+wall time and its ratio to ``batched``.
+
+    PYTHONPATH=. python benchmarks/bench_protocol.py --pretrain --settings 10:68
 """
 
 from __future__ import annotations
@@ -60,6 +72,8 @@ SIDE_ENV = {
     "batched": {},
     "oversample": {},
     "batched-seeds": {},
+    "pretrain": {},
+    "pretrain-fold": {},
     "plain": {"OMP_NUM_THREADS": "1"},
     "plain-oversample": {"OMP_NUM_THREADS": "1"},
     "plain-malloc": {
@@ -138,10 +152,65 @@ class Recipe:
     seed: int = 0
 
 
+#: class names of the composite's labels (the synthetic clips' emotions)
+CLASS_NAMES = ("negative", "positive", "surprise")
+#: synthetic clips per (subject, class) of the in-memory pool
+POOL_CLIPS = 5
+
+
+def synthetic_pool(images: dict[str, np.ndarray], seed: int = 1) -> tuple[list, list[int]]:
+    """``(samples, labels)`` of an in-memory synthetic pool, their images added to ``images``:
+    per composite subject and class, :data:`POOL_CLIPS` clips animating that subject's face
+    (provenance ``identity_subject``), with the composite's class signal on fresh noise."""
+    from recognizer.data.samples import Sample
+    from recognizer.leakage import provenance
+
+    rng = np.random.default_rng(seed)
+    samples, labels = [], []
+    for subject in range(SUBJECTS):
+        owner = f"fake/s{subject:02d}"
+        extra = provenance(identity_subject=owner, identity_person=owner)
+        for label, name in enumerate(CLASS_NAMES):
+            for copy in range(POOL_CLIPS):
+                sample = Sample("mesynth", f"mesynth/face{subject:02d}", f"syn{label}{copy}",
+                                (), (), 0, 0, 0, 30.0, name, source="synthetic",
+                                identity=f"face{subject:02d}", extra=extra)  # fmt: skip
+                image = rng.normal(128, 40, (28, 28, 3))
+                top, left = 4 + 8 * label, 4 + 6 * label
+                image[top : top + 8, left : left + 8, label] += 25
+                images[sample.uid] = np.clip(image, 0, 255).astype(np.uint8)
+                samples.append(sample)
+                labels.append(label)
+    return samples, labels
+
+
+def pretrain_remedy(images: dict[str, np.ndarray], groups: int | str, epochs: int):
+    """``synth_pretrain`` over :func:`synthetic_pool` (200 clips per class, ``epochs`` // 10
+    pretraining epochs, at least 1)."""
+    from dataclasses import dataclass
+
+    from recognizer.remedies import Remedy
+    from recognizer.remedies.synthetic import SyntheticData, SyntheticSet
+
+    pool = synthetic_pool(images)
+
+    @dataclass(frozen=True)
+    class MemoryPool(SyntheticData):
+        """The synthetic remedy with its pool in memory instead of rendered."""
+
+        def load_pool(self, context):
+            return SyntheticSet(Path("memory"), "memory", *pool, made=False), "given"
+
+    data = MemoryPool(mode="pretrain", n_per_class=200, pretrain_epochs=max(1, epochs // 10),
+                      pretrain_groups=groups)  # fmt: skip
+    return Remedy("synth_pretrain", data=data)
+
+
 def run_library(epochs: int, folds: int, recipe: Recipe, side: str = "library") -> dict:
     """``run_protocol`` with the library's defaults; ``side`` ``batched`` trains the folds
     together, ``oversample`` uses ``remedy=oversample`` with ``batched_folds=auto`` (the
-    STSTNet trainer config's setting)."""
+    STSTNet trainer config's setting), ``pretrain`` and ``pretrain-fold`` use
+    :func:`pretrain_remedy` with 5 groups and per fold (``batched_folds=auto``)."""
     from recognizer.data.representations import ApexFlow
     from recognizer.data.torch_dataset import ClipDataset
     from recognizer.experiment import run_protocol
@@ -151,7 +220,7 @@ def run_library(epochs: int, folds: int, recipe: Recipe, side: str = "library") 
 
     samples, labels, images = composite()
     source, representation = ImageSource(images), ApexFlow()
-    batched = {"library": False, "batched": True, "oversample": "auto"}[side]
+    batched = {"library": False, "batched": True}.get(side, "auto")
     config = TrainerConfig(
         epochs=epochs, batch_size=recipe.batch, optimizer="adam", lr=recipe.lr,
         weight_decay=recipe.weight_decay, scheduler="none", device="cpu", progress=False,
@@ -163,14 +232,16 @@ def run_library(epochs: int, folds: int, recipe: Recipe, side: str = "library") 
             subset, subset_labels, representation, train=train, source=source, seed=recipe.seed
         )
 
+    remedy = "oversample" if side == "oversample" else "none"
+    if side.startswith("pretrain"):
+        remedy = pretrain_remedy(images, "fold" if side == "pretrain-fold" else 5, epochs)
     warm_up()
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = run_protocol(
             samples, labels, protocol=protocol(folds), dataset_factory=factory,
-            model_factory=lambda k: create_model("ststnet", k),
-            remedy="oversample" if side == "oversample" else "none",
-            trainer_config=config, out_dir=out,
+            model_factory=lambda k: create_model("ststnet", k), remedy=remedy,
+            trainer_config=config, out_dir=out, class_names=CLASS_NAMES,
         )  # fmt: skip
         wall = time.perf_counter() - start
     table = result.predictions
@@ -337,6 +408,37 @@ def seeds_main(settings: str, seeds: int, repeats: int) -> None:
               f"{np.mean(uf1):.3f} ± {sd:.3f} | {runs} |")  # fmt: skip
 
 
+def pretrain_main(settings: str, sides: Sequence[str]) -> None:
+    """``--pretrain``: per setting, the ``batched`` side (``remedy=none``) and the pretraining
+    ``sides``, each in a fresh process, rotating which goes first; prints wall times and their
+    ratio to ``batched``."""
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    rows = []
+    every = ["batched", *sides]
+    for n, setting in enumerate(settings.split(",")):
+        epochs, folds = (int(v) for v in setting.split(":"))
+        rotated = every[n % len(every) :] + every[: n % len(every)]
+        results = {}
+        for side in rotated:
+            results[side] = spawn(side, epochs, folds, Recipe())
+            print(f"done: {epochs} epochs, {folds} folds, {side}: {results[side]['wall']:.1f} s "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
+        base = results["batched"]["wall"]
+        for side in every:
+            r = results[side]
+            rows.append((epochs, folds, side, r["wall"], r["wall"] / base,
+                         pooled(r["true"], r["predicted"])))  # fmt: skip
+    print(f"load average after: {os.getloadavg()}")
+    print()
+    print("| epochs | folds | side | pretraining epochs | wall s | × none (batched) | "
+          "pooled UF1 ± sd | UAR |")  # fmt: skip
+    print("|---:|---:|---|---:|---:|---:|---|---:|")
+    for epochs, folds, side, wall, ratio, m in rows:
+        pre = "–" if side == "batched" else str(max(1, epochs // 10))
+        print(f"| {epochs} | {folds} | {side} | {pre} | {wall:.1f} | {ratio:.2f} | "
+              f"{m['uf1']:.3f} ± {m['uf1_sd']:.3f} | {m['uar']:.3f} |")  # fmt: skip
+
+
 def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict[str, float]:
     """Pooled UF1 and UAR, and the bootstrap standard deviation of the UF1."""
     from recognizer.metrics import uar, uf1
@@ -381,6 +483,11 @@ def main(argv: list[str] | None = None) -> None:
         "--seeds", type=int, help="time a batched run of 1 seed against N seeds instead"
     )
     parser.add_argument("--repeats", type=int, default=1, help="runs per side with --seeds")
+    parser.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="time synth_pretrain (pretrain, pretrain-fold) against remedy=none (batched)",
+    )
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -389,6 +496,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.seeds:
         seeds_main(args.settings, args.seeds, args.repeats)
+        return
+    if args.pretrain:
+        chosen = [s for s in args.sides.split(",") if s.startswith("pretrain")]
+        pretrain_main(args.settings, chosen or ["pretrain", "pretrain-fold"])
         return
     sides = args.sides.split(",")
     plain = next((side for side in sides if side.startswith("plain")), None)

@@ -74,6 +74,7 @@ def make_proxy(root: Path, clips: int, copies: int, identity_seed: int) -> Path:
     manifest = root / "manifest.csv"
     if manifest.is_file():
         return manifest
+    import cv2
     from bench_calibration import hidden_profile
 
     from mesynth.calibration.profile_effects import calibrated_motion
@@ -86,8 +87,6 @@ def make_proxy(root: Path, clips: int, copies: int, identity_seed: int) -> Path:
     from mesynth.motion.timing import TimingSampler
     from mesynth.records import apex_of, read_record_frames
     from mesynth.templates.bank import TemplateBank
-
-    import cv2
 
     profile = hidden_profile()
     faces = load_identities(

@@ -11,7 +11,9 @@ Convention (what stays per fold, as fold-by-fold training has it):
 
 - initial weights: each fold's model is built by the caller exactly as
   :func:`recognizer.experiment.run_protocol` builds it (torch seeded from
-  ``(seed, 3, fold)``), then stacked;
+  ``(seed, 3, fold)``; for a synthetic pretraining remedy, the weights its pretraining left:
+  the fold's own, or its subject group's, pretrained once for every fold of the group), then
+  stacked, so the batched folds fine-tune from their pretrained weights;
 - data: each fold draws its batches from its own sampler (its own trainer's seed, the epoch
   and the batch size) and its own in-memory flips (:class:`recognizer.data.in_memory.InMemoryData`),
   so fold ``f`` sees the batches of fold-by-fold training in the same order; a last batch of
@@ -30,8 +32,10 @@ Convention (what stays per fold, as fold-by-fold training has it):
 Results equal fold-by-fold training up to float rounding (the model's three convolution
 streams run as one 16-channel channels-last convolution, whose sums round differently), not
 bit for bit. Dropout is not supported (its masks come from the global generator, one stream
-per fold), nor validation sets, best-validation selection, early stopping, AMP, DDP,
-pretraining or periodic checkpoints: :func:`unsupported_reason` says which one blocks a run.
+per fold), nor validation sets, best-validation selection, early stopping, AMP, DDP or
+periodic checkpoints: :func:`unsupported_reason` says which one blocks a run. Pretraining is
+not part of the batched training: it runs before (:func:`recognizer.experiment.pretrain_group`),
+and the fine-tuning is an ordinary training from other initial weights.
 """
 
 from __future__ import annotations
@@ -72,7 +76,6 @@ class FoldJob:
             ``"oversample"``).
         labels: ``(N,)`` the labels of ``train_set`` for the class-aware samplers.
         has_val: whether the fold has a validation set (not supported).
-        pretrains: whether the fold was pretrained on other data first (not supported).
         held: ``train_set`` as tensors on the trainer's device (:func:`hold`), or ``None``
             until held.
     """
@@ -83,7 +86,6 @@ class FoldJob:
     sampler: str
     labels: Sequence[int]
     has_val: bool = False
-    pretrains: bool = False
     held: InMemoryData | None = None
 
     @property
@@ -156,8 +158,6 @@ def unsupported_reason(jobs: Sequence[FoldJob]) -> str | None:
         reason = model_reason(job.trainer.model)
         if reason is None and job.has_val:
             reason = "a validation set (protocol.val_fraction > 0)"
-        if reason is None and job.pretrains:
-            reason = "pretraining (a synthetic pretraining remedy)"
         if reason is not None:
             return f"fold {job.fold}: {reason}"
     return None

@@ -57,7 +57,7 @@ from recognizer.leakage import check_fold
 from recognizer.metrics import METRICS, accuracy, confusion_matrix, per_class, summarize, uar, uf1
 from recognizer.mixing import DomainMixing
 from recognizer.protocols import Fold, Protocol, create_protocol
-from recognizer.remedies import FoldContext, Remedy, create_remedy
+from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy
 from recognizer.train import (
     Predictions,
     Trainer,
@@ -525,7 +525,6 @@ class _FoldRun:
     test_idx: np.ndarray
     sampler: str
     train_labels: list[int]
-    pretrains: bool
     fold_dir: Path
     train_weights: list[float] | None = None
     train_domains: list[bool] | None = None
@@ -580,8 +579,7 @@ def _train_folds(
         start = time.perf_counter()
         fold_run = prepare(run, fold)
         job = FoldJob(fold.index, fold_run.trainer, fold_run.train_set, fold_run.sampler,
-                      fold_run.train_labels, has_val=fold_run.val_set is not None,
-                      pretrains=fold_run.pretrains)  # fmt: skip
+                      fold_run.train_labels, has_val=fold_run.val_set is not None)  # fmt: skip
         if (id(run), fold.index) in batchable:
             weighted = "per-sample loss weights" if fold_run.train_weights is not None else None
             mixed = fold_run.mixing.unsupported_reason() if fold_run.mixing else None
@@ -687,6 +685,14 @@ def _prepare_fold(
     )
     counts = class_counts(data.train_labels, num_classes)
     fold_dir.mkdir(parents=True, exist_ok=True)
+    key = data.pretrain_key or f"fold_{fold.index:02d}"
+    if data.pretrain:  # which pretrained weights the fold starts from
+        data.report["pretrain"] = {
+            "scope": "fold" if data.pretrain_group is None else f"group_{data.pretrain_group}",
+            "group": data.pretrain_group,
+            "key": key,
+            "weights": f"{pretrain_root.name}/{key}/last.pt",
+        }
     rank = distributed_env()[0]
     if rank == 0:
         _write_json(
@@ -704,14 +710,17 @@ def _prepare_fold(
 
     torch.manual_seed(derive_seed(trainer_config.seed, 3, fold.index))
     model = model_factory(num_classes)
-    if data.pretrain:
-        key = data.pretrain_key or f"fold_{fold.index:02d}"
-        pretrain_config = replace(
-            trainer_config,
-            epochs=data.pretrain_epochs or trainer_config.epochs,
-            patience=None,
-            selection="last",
-        )
+    pretrain_config = _pretrain_config(trainer_config, data)
+    if data.pretrain and data.pretrain_group is not None:
+        state = finished_pretraining(pretrain_root / key, pretrain_config.epochs)
+        if state is None:
+            state = pretrain_group(
+                data, pretrain_root / key, num_classes=num_classes, remedy=remedy,
+                trainer_config=pretrain_config, dataset_factory=dataset_factory,
+                model_factory=model_factory,
+            )  # fmt: skip
+        model.load_state_dict(state)
+    elif data.pretrain:  # per fold: the fold's own model (folds of one key share the first's)
         pretrainer = Trainer(
             model,
             remedy.criterion(class_counts(data.pretrain_labels, num_classes)),
@@ -727,8 +736,55 @@ def _prepare_fold(
     )
     test_set = dataset_factory(test_samples, labels[test_idx].tolist(), False)
     return _FoldRun(fold, trainer, train_set, val_set, test_set, test_idx, remedy.sampler,
-                    list(data.train_labels), bool(data.pretrain), fold_dir,
-                    data.train_weights, data.train_domains, data.mixing)  # fmt: skip
+                    list(data.train_labels), fold_dir, data.train_weights,
+                    data.train_domains, data.mixing)  # fmt: skip
+
+
+def _pretrain_config(trainer_config: TrainerConfig, data: FoldData) -> TrainerConfig:
+    """The settings of a pretraining: the run's, for ``data.pretrain_epochs`` epochs (``None``:
+    the run's), without early stopping, keeping the last weights."""
+    epochs = data.pretrain_epochs or trainer_config.epochs
+    return replace(trainer_config, epochs=epochs, patience=None, selection="last")
+
+
+def finished_pretraining(folder: Path, epochs: int) -> dict[str, torch.Tensor] | None:
+    """The weights of a finished pretraining in ``folder`` (its ``last.pt`` after ``epochs``
+    epochs), or ``None`` when there is none (or it was interrupted: :func:`pretrain_group`
+    resumes it)."""
+    last = folder / "last.pt"
+    if not last.is_file():
+        return None
+    ckpt = read_checkpoint(last)
+    if int(ckpt.get("state", {}).get("epoch", 0)) < epochs:
+        return None
+    return ckpt["model"]
+
+
+def pretrain_group(
+    data: FoldData,
+    folder: Path,
+    *,
+    num_classes: int,
+    remedy: Remedy,
+    trainer_config: TrainerConfig,
+    dataset_factory: DatasetFactory,
+    model_factory: ModelFactory,
+) -> dict[str, torch.Tensor]:
+    """Pretrain subject group ``data.pretrain_group``'s model on ``data.pretrain`` once, into
+    ``folder`` (``last.pt``, which an interrupted pretraining resumes from).
+
+    The model is built after seeding torch from ``(trainer_config.seed, 5, group)``, so the
+    group's weights depend on the group, not on the fold that first needs them.
+
+    Returns:
+        The pretrained model's ``state_dict`` (weights and batch-norm statistics).
+    """
+    torch.manual_seed(derive_seed(trainer_config.seed, 5, int(data.pretrain_group or 0)))
+    model = model_factory(num_classes)
+    criterion = remedy.criterion(class_counts(data.pretrain_labels, num_classes))
+    pretrainer = Trainer(model, criterion, trainer_config, out_dir=folder)
+    pretrainer.fit(dataset_factory(data.pretrain, data.pretrain_labels, True))
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _finish_fold(

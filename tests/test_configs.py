@@ -84,7 +84,8 @@ def test_compose_and_instantiate(primary: str, group: str | None, option: str | 
         overrides = [f"{group}={option}"]
     cfg = _compose(primary, overrides)
     HydraConfig.instance().set_config(cfg)
-    node = cfg if group in (None, *GLOBAL_GROUPS) else OmegaConf.select(cfg, group.replace("/", "."))
+    selected = OmegaConf.select(cfg, str(group).replace("/", ".")) if group else None
+    node = cfg if group in (None, *GLOBAL_GROUPS) else selected
     for path, target_cfg in _targets(node):
         obj = instantiate(target_cfg)
         assert obj is not None, f"{primary}:{group}={option} {path} instantiated to None"

@@ -77,6 +77,10 @@ class FoldData:
         pretrain_key: a key of the pretraining set's content; folds with the same key share
             one pretrained model (``None``: pretrain per fold).
         pretrain_epochs: epochs of pretraining (``None``: the trainer's ``epochs``).
+        pretrain_group: the subject group whose pretrained model the fold starts from
+            (``remedy.pretrain_groups``): the group's model is pretrained once, from initial
+            weights seeded by the group, and reused by every fold of the group (``None``: the
+            fold pretrains its own model, from its own initial weights).
         notes: lines for the fold's log (e.g. where synthetic clips were cached).
         report: plain values for the fold's entry in ``results.json`` (e.g. the number of
             synthetic training samples and the subjects excluded for leakage).
@@ -99,6 +103,7 @@ class FoldData:
     pretrain_labels: list[int] = field(default_factory=list)
     pretrain_key: str | None = None
     pretrain_epochs: int | None = None
+    pretrain_group: int | None = None
     notes: list[str] = field(default_factory=list)
     report: dict[str, object] = field(default_factory=dict)
     searched_subjects: dict[str, list[str]] = field(default_factory=dict)

@@ -46,7 +46,21 @@ class count, when clips carry subject data times ``(1 + pool_margin) / (1 - 2 / 
 subjects own faces or templates; a fold leaves out about ``2 / S`` of the clips), and by
 ``F / (F - 1)`` more when the faces show ``F`` persons that the pool's subjects show too (a
 fold holding one of them out loses its clips); a fold that still finds too few reports the
-shortfall.
+shortfall. With ``pretrain_groups: K`` a set leaves out a whole group, about ``1 / K`` of the
+subjects, so ``S`` is taken as at most ``K``.
+
+**Pretraining groups.** With ``pretrain_groups: K`` (``synth_pretrain``; ``synth_only`` for
+its training set), the run's subjects are split into ``K`` seeded groups
+(:func:`recognizer.remedies.calibration.subject_groups` with ``pretrain_seed``, the rule of
+the calibration groups), and a fold whose test subjects all lie in group ``g`` takes the clips
+that touch no subject of ``g`` and show no person of ``g``: one set per group, so every fold
+of the group has the same ``pretrain_key`` and starts from one model pretrained once
+(:func:`recognizer.experiment.run_protocol`, ``pretrain/<key>/``). The fold's test subjects
+are in ``g``, so :func:`recognizer.leakage.check_fold` proves, on the samples used, that none
+of their faces or templates entered the set; the fold's validation subjects outside ``g`` may
+(as with calibration groups). A fold whose test subjects span several groups (k-fold, the
+MEGC2019 protocol), and every fold with ``pretrain_groups: fold`` (``0``), gets its own set as
+described above (``FoldData.pretrain_group`` is then ``None``).
 
 **Calibration inside the protocol.** With ``calibration`` on
 (:mod:`recognizer.remedies.calibration`), each fold renders with the profile of its test
@@ -99,6 +113,7 @@ from recognizer.leakage import (
 from recognizer.mixing import DomainMixing, MixingError
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.calibration import (
+    CalibrationScope,
     FoldCalibration,
     FoldCalibrationError,
     ScopeProfile,
@@ -114,6 +129,24 @@ PROVENANCE = "provenance.json"
 
 class SynthesisError(ValueError):
     """Synthesis settings or data that cannot make a store; the message says which."""
+
+
+def _groups(value: object) -> int:
+    """``pretrain_groups`` as an integer (``0``: per fold).
+
+    Raises:
+        SynthesisError: not ``"fold"``, ``0`` or an integer ``>= 2``.
+    """
+    if value == "fold":
+        return 0
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value == 1:
+        raise SynthesisError(
+            f"pretrain_groups must be 'fold', 0 or an integer >= 2 (one group holds every "
+            f"subject), got {value!r}"
+        )
+    return value
 
 
 def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
@@ -211,6 +244,10 @@ class SyntheticData:
         mixup: ``synth_fill``: probability in ``[0, 1]`` that a synthetic sample of a batch is
             mixed with a real sample of its class in the batch (``0``: never).
         mixup_alpha: ``λ ~ Beta(mixup_alpha, mixup_alpha)``, the real sample's share.
+        pretrain_groups: ``synth_pretrain``/``synth_only``: number of seeded subject groups
+            ``K >= 2`` whose folds share one synthetic set (one pretraining per group), or
+            ``0`` / ``"fold"``: one set per fold (see the module docs).
+        pretrain_seed: seed of the subject-group permutation of ``pretrain_groups``.
     """
 
     mode: str = "fill"
@@ -230,6 +267,8 @@ class SyntheticData:
     domain_bn: bool = False
     mixup: float = 0.0
     mixup_alpha: float = 1.0
+    pretrain_groups: int | str = "fold"
+    pretrain_seed: int = 0
 
     def __post_init__(self) -> None:
         try:
@@ -274,6 +313,16 @@ class SyntheticData:
                 f"synth_{self.mode} never trains on both at once (use synth_fill), got "
                 f"{mixing.settings()}"
             )
+
+        object.__setattr__(self, "pretrain_groups", _groups(self.pretrain_groups))
+        if self.pretrain_groups and self.mode == "fill":
+            raise SynthesisError(
+                "pretrain_groups applies to synth_pretrain and synth_only: synth_fill tops up "
+                "each fold's own real classes"
+            )
+        seed = self.pretrain_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SynthesisError(f"pretrain_seed must be an integer >= 0, got {seed!r}")
 
     def mixing(self) -> DomainMixing:
         """The training-side mixing options (:class:`recognizer.mixing.DomainMixing`).
@@ -329,7 +378,22 @@ class SyntheticData:
             "calibration": self.calibration.settings(),
             **({} if self.synthetic_weight == 1.0 else {"synthetic_weight": self.synthetic_weight}),
             **self.mixing().settings(),
+            **(
+                {"pretrain_groups": self.pretrain_groups, "pretrain_seed": self.pretrain_seed}
+                if self.pretrain_groups
+                else {}
+            ),
         }
+
+    def group_scope(self, context: FoldContext) -> CalibrationScope | None:
+        """The subject group whose synthetic set the fold uses (``pretrain_groups``), or
+        ``None``: the fold's own set (per fold, or test subjects spanning several groups).
+        The scope's ``subjects`` are the pool subjects outside the group."""
+        if not self.pretrain_groups or self.mode == "fill":
+            return None
+        rule = FoldCalibration(groups=self.pretrain_groups, seed=self.pretrain_seed)
+        scope = fold_scope(rule, context)
+        return scope if scope.group is not None else None
 
     def calibrated(self, context: FoldContext) -> tuple[SyntheticData, ScopeProfile | None]:
         """This source rendering with the fold's calibration profile as its effects (switches
@@ -393,14 +457,13 @@ class SyntheticData:
         return data
 
     def _fold_data(self, context: FoldContext) -> FoldData:
-        held_out = held_out_subjects(context)
+        scope = self.group_scope(context)
+        if scope is None:
+            held_out = held_out_subjects(context)
+        else:  # the group's subjects: the same set for every fold of the group
+            held_out = {str(s.subject) for s in context.pool} - set(scope.subjects)
         check_profiles(self.recipe(), context)
-        if self.store is not None:
-            pool = load_synthetic(self.store, context.class_names, self.frames)
-            verb = "given"
-        else:
-            pool = synthesize_pool(self, context)
-            verb = "made" if pool.made else "reused"
+        pool, verb = self.load_pool(context)
         persons = held_out_persons(context, held_out)
         kept, dropped, touched = _exclude(pool.samples, pool.labels, held_out, persons)
         want = self._wanted(context, {s.emotion for s in pool.samples})
@@ -426,6 +489,13 @@ class SyntheticData:
             "synthetic_shortfall": shortfall,
             "templates": template_counts(pool.templates, held_out),
         }
+        if scope is not None:
+            report["synthetic_group"] = scope.group
+            report["synthetic_group_subjects"] = sorted(held_out)
+            notes.append(
+                f"synthetic set of subject group {scope.group} ({len(held_out)} subjects held "
+                f"out, pretrain_groups={self.pretrain_groups}, seed {self.pretrain_seed})"
+            )
         real, real_labels = list(context.train), list(context.train_labels)
         if self.mode == "pretrain":
             report["synthetic_pretrain"] = len(samples)
@@ -437,6 +507,7 @@ class SyntheticData:
                 pretrain_labels=labels,
                 pretrain_key=key,
                 pretrain_epochs=self.pretrain_epochs,
+                pretrain_group=None if scope is None else scope.group,
                 notes=notes,
                 report=report,
             )
@@ -455,6 +526,14 @@ class SyntheticData:
                 mixing=mixing if mixing.enabled else None,
             )  # fmt: skip
         return FoldData(samples, labels, notes=notes, report=report)
+
+    def load_pool(self, context: FoldContext) -> tuple[SyntheticSet, str]:
+        """The run's synthetic pool (the given ``store``, or :func:`synthesize_pool`) and how it
+        was obtained (``given``, ``made`` or ``reused``)."""
+        if self.store is not None:
+            return load_synthetic(self.store, context.class_names, self.frames), "given"
+        pool = synthesize_pool(self, context)
+        return pool, "made" if pool.made else "reused"
 
     def _wanted(self, context: FoldContext, present: set[str]) -> dict[str, int]:
         """Clips per class name this fold takes (classes without pool clips: 0)."""
@@ -813,6 +892,8 @@ def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet
         "template_subjects": sorted({s for t in bank.templates for s in t.subjects}),
     }
     owning = len(set(owners.values()) | set(record["template_subjects"]))
+    if source.pretrain_groups and source.mode != "fill":  # a set leaves out a whole group
+        owning = min(owning, source.pretrain_groups)
     pool_persons = SubjectSet(sample_person(s) for s in pool)
     holdable = len({p for p in set(persons.values()) if p in pool_persons})
     plan = _pool_plan(source, pool, labels, context.class_names, bank.emotions, owning, holdable)
