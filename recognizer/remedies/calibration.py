@@ -103,6 +103,24 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def group_count(value: object) -> int | None:
+    """A subject-group setting as a count: ``"fold"`` or ``0`` (per fold) -> ``0``, an integer
+    (or its digits) ``>= 2`` -> itself; anything else (``1``: one group holds every subject, a
+    bool, a negative number) -> ``None``. Shared by ``calibration.groups`` and
+    ``pretrain_groups``."""
+    if value == "fold":
+        return 0
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value == 1:
+        return None
+    return value
+
+
+#: what :func:`group_count` accepts, for error messages
+GROUP_COUNTS = "'fold', 0 or an integer >= 2 (one group holds every subject)"
+
+
 def _check(ok: bool, key: str, expected: str, value: object) -> None:
     if not ok:
         raise FoldCalibrationError(f"remedy.calibration.{key} must be {expected}, got {value!r}")
@@ -172,19 +190,9 @@ class FoldCalibration:
 
     def __post_init__(self) -> None:
         _check(self.method in METHODS, "method", f"one of {METHODS}", self.method)
-        groups = self.groups
-        if isinstance(groups, str) and groups != "fold":
-            _check(groups.isdigit(), "groups", "an integer >= 0 or 'fold'", groups)
-            groups = int(groups)
-        if not isinstance(groups, str):
-            _check(
-                isinstance(groups, int) and not isinstance(groups, bool) and groups >= 0,
-                "groups",
-                "an integer >= 0 or 'fold'",
-                groups,
-            )
-            _check(groups != 1, "groups", "0, 'fold' or >= 2 (one group holds every subject)", 1)
-        object.__setattr__(self, "groups", 0 if groups == "fold" else groups)
+        groups = group_count(self.groups)
+        _check(groups is not None, "groups", GROUP_COUNTS, self.groups)
+        object.__setattr__(self, "groups", groups)
         _check(self.framing in FRAMINGS, "framing", f"one of {FRAMINGS}", self.framing)
         backends = ("dlib", "face_alignment")
         _check(self.backend in backends, "backend", f"one of {backends}", self.backend)

@@ -113,6 +113,7 @@ from recognizer.leakage import (
 from recognizer.mixing import DomainMixing, MixingError
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.calibration import (
+    GROUP_COUNTS,
     CalibrationScope,
     FoldCalibration,
     FoldCalibrationError,
@@ -120,6 +121,7 @@ from recognizer.remedies.calibration import (
     as_calibration,
     calibrate_scope,
     fold_scope,
+    group_count,
 )
 from recognizer.remedies.registry import register_remedy
 
@@ -129,24 +131,6 @@ PROVENANCE = "provenance.json"
 
 class SynthesisError(ValueError):
     """Synthesis settings or data that cannot make a store; the message says which."""
-
-
-def _groups(value: object) -> int:
-    """``pretrain_groups`` as an integer (``0``: per fold).
-
-    Raises:
-        SynthesisError: not ``"fold"``, ``0`` or an integer ``>= 2``.
-    """
-    if value == "fold":
-        return 0
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value == 1:
-        raise SynthesisError(
-            f"pretrain_groups must be 'fold', 0 or an integer >= 2 (one group holds every "
-            f"subject), got {value!r}"
-        )
-    return value
 
 
 def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
@@ -314,7 +298,12 @@ class SyntheticData:
                 f"{mixing.settings()}"
             )
 
-        object.__setattr__(self, "pretrain_groups", _groups(self.pretrain_groups))
+        groups = group_count(self.pretrain_groups)
+        if groups is None:
+            raise SynthesisError(
+                f"pretrain_groups must be {GROUP_COUNTS}, got {self.pretrain_groups!r}"
+            )
+        object.__setattr__(self, "pretrain_groups", groups)
         if self.pretrain_groups and self.mode == "fill":
             raise SynthesisError(
                 "pretrain_groups applies to synth_pretrain and synth_only: synth_fill tops up "
