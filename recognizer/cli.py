@@ -290,7 +290,11 @@ def train_command(cfg: DictConfig) -> None:
         },
     }
     if trainer_config.seeds is None:
-        run_protocol(samples, labels, dataset_factory=dataset_factory, **common)
+        run_protocol(
+            samples, labels, dataset_factory=dataset_factory,
+            dataset_factory_for_seed=lambda seed: clip_dataset_factory(representation, seed),
+            **common,
+        )  # fmt: skip
         if not protocol.has_test:
             if first:
                 _write_final_model(cfg, cfg.out_dir, names, representation, input_config,

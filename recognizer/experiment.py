@@ -113,6 +113,7 @@ def run_protocol(
     class_names: Sequence[str] | None = None,
     metadata: Mapping[str, object] | None = None,
     overwrite: bool = False,
+    dataset_factory_for_seed: Callable[[int], DatasetFactory] | None = None,
 ) -> ProtocolResult:
     """Train and test one model under one protocol and remedy.
 
@@ -143,6 +144,10 @@ def run_protocol(
         class_names: optional names for reports.
         metadata: extra settings stored in ``results.json`` (e.g. the model name and data).
         overwrite: discard the results of another configuration in ``out_dir``.
+        dataset_factory_for_seed: optional ``seed -> dataset_factory`` (``dataset_factory`` is
+            that of ``trainer_config.seed``): fold-internal searches (utility calibration)
+            then train their inner models with the search's own seed, flips included, so the
+            search is the same for every run seed (see :class:`recognizer.inner_score.InnerScorer`).
 
     Raises:
         RunConfigError: ``out_dir`` holds a run of another configuration (without
@@ -162,6 +167,7 @@ def run_protocol(
         samples, labels, protocol=protocol, remedy=remedy, trainer_config=trainer_config,
         dataset_factory=dataset_factory, out_dir=out_dir, num_classes=num_classes,
         class_names=class_names, metadata=metadata, overwrite=overwrite,
+        dataset_factory_for_seed=dataset_factory_for_seed,
     )  # fmt: skip
     run.progress()
     for target, fold, table, seconds in _train_folds([run], samples, model_factory=model_factory):
@@ -189,6 +195,8 @@ class _Run:
     rank: int
     world: int
     prefix: str = ""
+    shared_dir: Path | None = None
+    dataset_factory_for_seed: Callable[[int], DatasetFactory] | None = None
     ran: list[float] = field(default_factory=list)
     _bar: tqdm | None = None
 
@@ -240,8 +248,13 @@ def _open_run(
     metadata: Mapping[str, object] | None,
     overwrite: bool,
     prefix: str = "",
+    shared_dir: Path | None = None,
+    dataset_factory_for_seed: Callable[[int], DatasetFactory] | None = None,
 ) -> _Run:
-    """Check the inputs, split the folds, claim ``out_dir`` and find the finished folds."""
+    """Check the inputs, split the folds, claim ``out_dir`` and find the finished folds.
+
+    ``shared_dir`` is the folder every seed of the run shares (``run_protocol_seeds``'
+    ``out_dir``; default ``out_dir``): fold-internal calibration searches cache there."""
     labels_arr = np.asarray(labels, dtype=np.int64)
     if len(samples) != len(labels_arr):
         raise ValueError(f"{len(samples)} samples but {len(labels_arr)} labels")
@@ -287,7 +300,7 @@ def _open_run(
         )
     return _Run(out, trainer_config, dataset_factory, protocol, remedy, labels_arr, subjects,
                 num_classes, list(class_names or []), dict(metadata or {}), folds, reusable,
-                rank, world, prefix)  # fmt: skip
+                rank, world, prefix, shared_dir or out, dataset_factory_for_seed)  # fmt: skip
 
 
 def _close_run(run: _Run) -> ProtocolResult:
@@ -462,6 +475,8 @@ def run_protocol_seeds(
             metadata=metadata,
             overwrite=overwrite,
             prefix=f"seed {seed}: ",
+            shared_dir=out,
+            dataset_factory_for_seed=dataset_factory_for_seed,
         )
         for seed in chosen
     ]
@@ -568,6 +583,7 @@ def _train_folds(
             fold_dir=run.out / f"fold_{fold.index:02d}", pretrain_root=run.out / "pretrain",
             num_classes=run.num_classes, class_names=run.class_names,
             dataset_factory=run.dataset_factory, model_factory=model_factory, remedy=run.remedy,
+            shared_dir=run.shared_dir, dataset_factory_for_seed=run.dataset_factory_for_seed,
         )  # fmt: skip
 
     def finish(fold_run: _FoldRun) -> pd.DataFrame:
@@ -646,6 +662,8 @@ def _prepare_fold(
     trainer_config: TrainerConfig,
     fold_dir: Path,
     pretrain_root: Path,
+    shared_dir: Path | None = None,
+    dataset_factory_for_seed: Callable[[int], DatasetFactory] | None = None,
 ) -> _FoldRun:
     """The fold's data (remedy, leakage check, ``class_counts.json``), its model (seeded from
     ``(seed, 3, fold)``, pretrained when the remedy asks) and its trainer."""
@@ -669,9 +687,11 @@ def _prepare_fold(
         pool=samples,
         pool_labels=labels.tolist(),
         inner_score=InnerScorer(
-            model_factory, dataset_factory, trainer_config, remedy, num_classes
+            model_factory, dataset_factory, trainer_config, remedy, num_classes,
+            dataset_factory_for_seed,
         ),
-    )
+        shared_dir=shared_dir,
+    )  # fmt: skip
     data = remedy.fold_data(context)
     val_samples = [samples[i] for i in val_idx]
     test_samples = [samples[i] for i in test_idx]

@@ -33,6 +33,10 @@ class InnerScorer:
         trainer_config: the run's :class:`recognizer.train.TrainerConfig` (epochs replaced).
         remedy: the run's :class:`recognizer.remedies.base.Remedy` (its loss and sampler).
         num_classes: ``K``.
+        dataset_factory_for_seed: ``seed -> dataset_factory`` (``None``: ``dataset_factory``
+            for every call). Given, a call's ``seed`` decides its inner training whole
+            (initialisation, sample order and the dataset's flips), so the scores are the
+            same for every run seed and a search is shared by the seeds of a run.
     """
 
     model_factory: Callable
@@ -40,12 +44,16 @@ class InnerScorer:
     trainer_config: object
     remedy: object
     num_classes: int
+    dataset_factory_for_seed: Callable[[int], Callable] | None = None
 
     def settings(self) -> dict[str, object]:
         """What decides the scores (model, loss, sampler, trainer settings but epochs)."""
         config = asdict(self.trainer_config)
         for key in NEUTRAL_TRAINER_KEYS:
             config.pop(key, None)
+        if self.dataset_factory_for_seed is not None:  # each call's seed replaces the run's
+            config.pop("seed", None)
+            config.pop("seeds", None)
         loss = getattr(self.remedy, "loss", None)
         return {
             "trainer": config,
@@ -84,20 +92,24 @@ class InnerScorer:
             progress=False, resume=False, checkpoint_every=0, log_every=0, tensorboard=False,
             batched_folds=False,
         )  # fmt: skip
+        factory = self.dataset_factory
+        if self.dataset_factory_for_seed is not None:
+            config = replace(config, seed=int(seed), seeds=None)
+            factory = self.dataset_factory_for_seed(int(seed))
         torch.manual_seed(int(seed))
         counts = np.bincount(np.asarray(train_labels, int), minlength=self.num_classes)
         trainer = Trainer(
             self.model_factory(self.num_classes), self.remedy.criterion(counts), config
         )
         trainer.fit(
-            self.dataset_factory(list(train), list(train_labels), True),
+            factory(list(train), list(train_labels), True),
             sampler=self.remedy.sampler,
             labels=list(train_labels),
             sample_weights=sample_weights,
             domains=domains,
             mixing=mixing,
         )
-        pred = trainer.predict(self.dataset_factory(list(test), list(test_labels), False))
+        pred = trainer.predict(factory(list(test), list(test_labels), False))
         predicted = np.zeros(len(test), dtype=np.int64)
         predicted[np.asarray(pred.indices, int)] = pred.predicted
         return {

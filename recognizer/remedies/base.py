@@ -52,6 +52,10 @@ class FoldContext:
             sample_weights=, domains=, mixing=) -> {"uf1", "uar", "predicted"}``
             (:class:`recognizer.inner_score.InnerScorer`; ``None``: the remedy runs
             outside :func:`recognizer.experiment.run_protocol`).
+        shared_dir: the folder every seed of the run shares (the seeds folder of
+            :func:`recognizer.experiment.run_protocol_seeds`, else the run folder; ``None``:
+            the parent of ``fold_dir``). Fold-internal calibration caches under it, so the
+            seeds of a run calibrate once.
     """
 
     fold: object
@@ -63,6 +67,7 @@ class FoldContext:
     pool: Sequence[object] = ()
     pool_labels: Sequence[int] = ()
     inner_score: Callable[..., Mapping[str, object]] | None = None
+    shared_dir: Path | None = None
 
 
 @dataclass

@@ -401,7 +401,8 @@ class SyntheticData:
             )
         scope = fold_scope(self.calibration, context)
         samples = list(context.pool) if scope.group is not None else list(context.train)
-        root = self.calibration.dir or Path(context.fold_dir).parent / "calibration"
+        shared = context.shared_dir or Path(context.fold_dir).parent  # one search for all seeds
+        root = self.calibration.dir or Path(shared) / "calibration"
         if self.calibration.method == "utility":
             from recognizer.remedies.utility import calibrate_utility
 

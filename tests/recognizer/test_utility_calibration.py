@@ -324,9 +324,8 @@ def test_data_face_crops_render_in_their_own_framing_by_default() -> None:
 # --------------------------------------------------------------------------- end to end
 
 
-def test_loso_with_utility_calibration_end_to_end(composite: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    argv = [
+def _utility_argv(composite: Path, tmp_path: Path, out: Path) -> list[str]:
+    return [
         "train", "data=manifest", f"data.loader.root={composite / 'manifest4.csv'}",
         "representation=apex_flow", "representation.render_size=32", "model=ststnet",
         "protocol=loso", "remedy=synth_fill", "protocol.val_fraction=0", "trainer=ststnet",
@@ -341,7 +340,11 @@ def test_loso_with_utility_calibration_end_to_end(composite: Path, tmp_path: Pat
         "remedy.calibration.render_sizes=[32]",
         f"out_dir={out}", f"paths.root_dir={tmp_path}",
     ]  # fmt: skip
-    assert mer_main(argv) == 0
+
+
+def test_loso_with_utility_calibration_end_to_end(composite: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert mer_main(_utility_argv(composite, tmp_path, out)) == 0
     results = json.loads((out / "results.json").read_text())
     folds = {f["index"]: f for f in json.loads((out / "folds.json").read_text())}
     scopes = set()
@@ -360,6 +363,28 @@ def test_loso_with_utility_calibration_end_to_end(composite: Path, tmp_path: Pat
             (out / "calibration" / scope / "search" / "trials" / "trial_0000.json").read_text()
         )
         assert np.isfinite(trial["objective"]) and trial["subjects"]
+
+
+def test_the_seeds_of_a_run_share_one_search_per_scope(composite: Path, tmp_path: Path) -> None:
+    """``trainer.seeds=[0,1]``: each scope is searched once (by the first fold that needs it)
+    under the seeds folder and reused by every other fold of every seed, and seed 1's run
+    equals a single-seed run with ``trainer.seed=1`` that searched on its own."""
+    out = tmp_path / "seeds"
+    assert mer_main([*_utility_argv(composite, tmp_path, out), "trainer.seeds=[0,1]"]) == 0
+    assert not (out / "seed_0" / "calibration").exists()
+    made: dict[str, int] = {}
+    for seed in (0, 1):
+        results = json.loads((out / f"seed_{seed}" / "results.json").read_text())
+        for entry in results["fold_data"]:
+            scope = entry["calibration"]["scope"]
+            made[scope] = made.get(scope, 0) + int(entry["calibration"]["made"])
+            assert Path(entry["calibration"]["profile"] or out).is_relative_to(out)
+    assert made == {"group_0": 1, "group_1": 1}
+    alone = tmp_path / "alone"
+    assert mer_main([*_utility_argv(composite, tmp_path, alone), "trainer.seed=1"]) == 0
+    shared = pd.read_csv(out / "seed_1" / "predictions.csv")
+    single = pd.read_csv(alone / "predictions.csv")
+    pd.testing.assert_frame_equal(shared, single)
 
 
 # --------------------------------------------------------------------------- synthetic weight
