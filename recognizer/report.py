@@ -239,6 +239,7 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         classes = per_class_table(path)
         if classes is not None:
             lines += ["Per class (pooled test predictions):", "", markdown_table(classes, 3), ""]
+        lines += domain_maps_lines(result, out, i)
         curves = read_curves(path.parent)
         if curves:
             png = plot_curves(curves, out / f"curves_{i:02d}.png", title=str(path.parent.name))
@@ -246,6 +247,39 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def domain_maps_lines(result: Mapping[str, object], out: Path, index: int) -> list[str]:
+    """The report lines of a synthetic run's real-vs-synthetic class-mean maps
+    (:mod:`recognizer.remedies.domain_maps`): the figure, copied to
+    ``domain_maps_<index>_<j>.png``, and per class the counts, energy ratio and map correlation;
+    none for a run without them (or whose maps are no longer on disk)."""
+    import shutil
+
+    paths = sorted({str(e["domain_maps"]) for e in result.get("fold_data") or [] if
+                    isinstance(e, Mapping) and e.get("domain_maps")})  # fmt: skip
+    lines: list[str] = []
+    for j, name in enumerate(paths):
+        path = Path(name)
+        if not path.is_file():
+            continue
+        record = json.loads(path.read_text())
+        figure = out / f"domain_maps_{index:02d}_{j}.png"
+        shutil.copyfile(path.parent / str(record["figure"]), figure)
+        table = pd.DataFrame(record["classes"]).rename(columns={
+            "real": "real clips", "synthetic": "synthetic clips",
+            "energy_ratio": "energy synthetic / real", "map_correlation": "map correlation",
+        }).astype(object).fillna("n/a")  # fmt: skip
+        lines += [
+            f"Real vs synthetic apex flow, class-mean motion energy (the run's real samples "
+            f"against its synthetic pool, `{path.parent}`):",
+            "",
+            f"![real vs synthetic class means]({figure.name})",
+            "",
+            markdown_table(table, 2),
+            "",
+        ]
+    return lines
 
 
 def plot_metric_bars(

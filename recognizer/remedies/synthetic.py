@@ -424,7 +424,7 @@ class SyntheticData:
     def fold_data(self, context: FoldContext) -> FoldData:
         source, calibrated = self.calibrated(context)
         if getattr(calibrated, "use_synthetic", True):
-            data = source._fold_data(context)
+            data = source._fold_data(context, maps=True)
         else:  # utility calibration: no trial beat the inner no-synthetic baseline
             data = FoldData(list(context.train), list(context.train_labels))
             data.notes.append(
@@ -446,7 +446,9 @@ class SyntheticData:
             )
         return data
 
-    def _fold_data(self, context: FoldContext) -> FoldData:
+    def _fold_data(self, context: FoldContext, maps: bool = False) -> FoldData:
+        """The fold's data from the pool; ``maps``: also the run's real-vs-synthetic class-mean
+        maps (:mod:`recognizer.remedies.domain_maps`, apex flow only, once per run and pool)."""
         scope = self.group_scope(context)
         if scope is None:
             held_out = held_out_subjects(context)
@@ -479,6 +481,11 @@ class SyntheticData:
             "synthetic_shortfall": shortfall,
             "templates": template_counts(pool.templates, held_out),
         }
+        if maps and self.frames is not None and self.frames.flow_size:
+            try:
+                report["domain_maps"] = str(_domain_maps(context, pool, self.frames).resolve())
+            except (OSError, ValueError) as err:  # a diagnostic: the fold trains regardless
+                notes.append(f"no real-vs-synthetic class-mean maps: {err}")
         if scope is not None:
             report["synthetic_group"] = scope.group
             report["synthetic_group_subjects"] = sorted(held_out)
@@ -719,6 +726,20 @@ def _bank(source: SyntheticData, recipe: GenerationRecipe, pool: Sequence[object
         return recipe.build_bank(records=records, by_subject=True)
     except RecipeError as err:
         raise SynthesisError(f"remedy synthesis: {err}") from err
+
+
+def _domain_maps(context: FoldContext, pool: SyntheticSet, frames: SyntheticFrames) -> Path:
+    """The run's real samples against the pool's clips (``domain_maps.json``), written once
+    per run and pool under ``<shared dir>/domain_maps/<pool key>/``."""
+    from recognizer.remedies.domain_maps import write_domain_maps
+
+    shared = Path(context.shared_dir or Path(context.fold_dir).parent)
+    real, labels = (context.pool, context.pool_labels) if context.pool else (
+        context.train, context.train_labels)  # fmt: skip
+    return write_domain_maps(
+        shared / "domain_maps" / pool.key[:16], real, labels, pool.samples, pool.labels,
+        context.class_names, frames,
+    )  # fmt: skip
 
 
 def _safe(name: str) -> str:
