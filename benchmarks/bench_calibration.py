@@ -11,8 +11,8 @@ head and skin motion, sensor noise, brightness drift: :data:`HIDDEN`). Then:
 2. recognizer: STSTNet is trained on the apex flows of (a) uncalibrated synthetic clips (the
    recipe's defaults) and (b) the same plan rendered with the calibrated profile, and tested on
    the hidden domain rendered again with other identity augmentations and other clip seeds
-   (never seen by the search or the training). UF1 and UAR (:mod:`recognizer.metrics`), mean
-   and std over training seeds.
+   (never seen by the search or the training). UF1 and UAR
+   (:mod:`recognizer.evaluation.metrics`), mean and std over training seeds.
 
     PYTHONPATH=. python benchmarks/bench_calibration.py                 # a few minutes, 2 cores
     PYTHONPATH=. python benchmarks/bench_calibration.py --trials 40 --seeds 5
@@ -127,7 +127,7 @@ def train_and_test(
     UF1/UAR on ``test``."""
     import torch
 
-    from recognizer.metrics import uar, uf1
+    from recognizer.evaluation.metrics import uar, uf1
     from recognizer.models import create_model
 
     torch.manual_seed(seed)

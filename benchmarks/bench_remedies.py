@@ -18,8 +18,8 @@ protocol.val_fraction=0``, Adam ``--lr``, L2 ``--weight-decay``, batch ``--batch
 column, templates mined from ``aus`` plus the expert table). Arms: ``none``, ``oversample``,
 ``fill``, ``fill+flows``, ``fill+adversarial``, ``fill+utility``. The table gives per arm the
 pooled UF1/UAR mean ± sd over seeds and the paired difference to ``none`` with a 95 % interval
-(:func:`recognizer.compare.compare_arms`: whole test subjects and seeds resampled), and the
-wall time of each arm. The subjects are augmented copies of two people, so subjects are not
+(:func:`recognizer.evaluation.compare.compare_arms`: whole test subjects and seeds resampled),
+and the wall time of each arm. The subjects are augmented copies of two people, so subjects are not
 independent persons here: the intervals are over subjects as LOSO holds them out, not over
 people, and every arm trains on other copies of the test person alike.
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     if "none" not in arms:
         parser.error("--arms must include none (the baseline of the paired differences)")
 
-    from recognizer.compare import arms_from_mapping, comparison_section
+    from recognizer.evaluation.compare import arms_from_mapping, comparison_section
 
     print(f"load average before: {os.getloadavg()}", flush=True)
     args.root.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,8 @@ from mesynth.keyframes import sample_key_frames
 from mesynth.templates.bank import TemplateBank
 from mesynth.templates.types import Template
 from recognizer.data.representations import SyntheticFrames
-from recognizer.leakage import (
+from recognizer.mixing import DomainMixing, MixingError
+from recognizer.protocols.leakage import (
     LeakageError,
     SubjectSet,
     profile_leaks,
@@ -110,7 +111,6 @@ from recognizer.leakage import (
     sample_person,
     subject_persons,
 )
-from recognizer.mixing import DomainMixing, MixingError
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.calibration import (
     GROUP_COUNTS,

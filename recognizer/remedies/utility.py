@@ -58,8 +58,8 @@ from mesynth.calibration.adversarial import (
     profile_from_parameters,
 )
 from mesynth.calibration.profile import CalibrationProfile
-from recognizer.leakage import check_fold
-from recognizer.metrics import uar, uf1
+from recognizer.evaluation.metrics import uar, uf1
+from recognizer.protocols.leakage import check_fold
 from recognizer.remedies.base import FoldContext, FoldData
 from recognizer.remedies.calibration import (
     CalibrationScope,

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from recognizer.experiment import run_protocol
+from recognizer.experiments.runner import run_protocol
 from recognizer.mixing import (
     DomainMixing,
     MixingError,
@@ -29,7 +29,7 @@ from recognizer.remedies.base import FoldContext
 from recognizer.remedies.calibration import FoldCalibrationError, as_calibration
 from recognizer.remedies.losses import FocalLoss
 from recognizer.remedies.utility import search_space, trial_settings, trial_source
-from recognizer.train import Trainer, TrainerConfig
+from recognizer.training.trainer import Trainer, TrainerConfig
 from tests.recognizer.helpers import TensorClips, feature_factory
 
 

@@ -18,8 +18,8 @@ from mesynth.calibration.profile import CalibrationProfile
 from recognizer.cli import main as mer_main
 from recognizer.data.representations import ApexFlow, KeyFrameClip
 from recognizer.datasets import load
-from recognizer.leakage import LeakageError
 from recognizer.protocols import Fold
+from recognizer.protocols.leakage import LeakageError
 from recognizer.remedies import calibration, create_remedy, synthetic
 from recognizer.remedies.base import FoldContext
 from recognizer.remedies.calibration import (

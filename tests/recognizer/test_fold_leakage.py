@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError
+from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import create_protocol
+from recognizer.protocols.leakage import LeakageError
 from recognizer.remedies import FoldContext, FoldData, Remedy
-from recognizer.train import TrainerConfig
+from recognizer.training.trainer import TrainerConfig
 from tests.recognizer.helpers import FakeSample, feature_factory
 
 

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-import recognizer.batched as batched
-import recognizer.experiment as experiment
+import recognizer.experiments.runner as experiment
+import recognizer.training.batched as batched
 from recognizer.cli import main as mer_main
 from recognizer.data.representations import ApexFlow
 from recognizer.data.torch_dataset import ClipDataset
-from recognizer.experiment import RunConfigError, run_protocol, run_protocol_seeds
+from recognizer.experiments.runner import RunConfigError, run_protocol, run_protocol_seeds
 from recognizer.models import create_model
-from recognizer.train import Trainer, TrainerConfig, read_checkpoint
+from recognizer.training.trainer import Trainer, TrainerConfig, read_checkpoint
 from tests.recognizer.test_experiment_cli import blob_store
 from tests.recognizer.test_fast_path import _apex_set
 

@@ -25,7 +25,7 @@ from hydra.core.utils import JobStatus
 
 from mesynth.cli.app import config_dir
 from recognizer.cli import main as mer_main
-from recognizer.metrics import uf1
+from recognizer.evaluation.metrics import uf1
 from tests.distributed import run
 from tests.recognizer.test_experiment_cli import blob_store
 

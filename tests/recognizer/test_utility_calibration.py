@@ -19,10 +19,10 @@ from mesynth.calibration.profile import CalibrationProfile
 from recognizer.cli import main as mer_main
 from recognizer.data.representations import ApexFlow
 from recognizer.datasets import load
-from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError, check_fold, find_leaks
+from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import Fold, create_protocol
+from recognizer.protocols.leakage import LeakageError, check_fold, find_leaks
 from recognizer.remedies import FoldData, Remedy, create_remedy, synthetic, utility
 from recognizer.remedies.base import FoldContext
 from recognizer.remedies.calibration import CalibrationScope
@@ -32,7 +32,7 @@ from recognizer.remedies.utility import (
     search_space,
     trial_settings,
 )
-from recognizer.train import TrainerConfig
+from recognizer.training.trainer import TrainerConfig
 from tests.flow_fixtures import MANIFEST_SUBJECTS, write_flow_manifest
 from tests.recognizer.helpers import feature_factory
 
@@ -415,7 +415,7 @@ def test_zero_weights_leave_the_model_unchanged() -> None:
     import torch
 
     from recognizer.remedies.losses import FocalLoss
-    from recognizer.train import Trainer
+    from recognizer.training.trainer import Trainer
     from tests.recognizer.test_fold_leakage import LABELS, SAMPLES
 
     torch.manual_seed(0)
