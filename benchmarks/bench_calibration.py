@@ -62,29 +62,25 @@ def render_domain(
     out: Path, size: int, per_class: int, identity_seed: int, plan_seed: int
 ) -> list[StoreRecord]:
     """The hidden domain: ``per_class`` clips per class (onset and apex), returns records."""
-    from mesynth.calibration.profile_effects import calibrated_motion
     from mesynth.face.identities import IdentityAugmentation, load_identities
     from mesynth.generation.balance import equal
-    from mesynth.generation.pipeline import generate
+    from mesynth.generation.pipeline import generate_from_profile
     from mesynth.generation.store_reader import store_records
-    from mesynth.motion.au_basis import MotionModel
-    from mesynth.motion.timing import TimingSampler
-    from mesynth.templates.bank import TemplateBank
+    from mesynth.labels.emotions import scheme_labels
 
     profile = hidden_profile()
     faces = load_identities(
         "builtin", size=size, seed=identity_seed, augmentation=IdentityAugmentation(copies=3)
     )
-    bank = TemplateBank.expert(SCHEME)
-    generate(
+    plan = equal(per_class, list(scheme_labels(SCHEME)), seed=plan_seed)
+    generate_from_profile(
         faces,
-        bank,
-        calibrated_motion(MotionModel.expert(), profile, bank),
-        TimingSampler(fps=FPS),
-        equal(per_class, list(bank.emotions), seed=plan_seed),
+        profile,
+        plan,
         out,
+        scheme=SCHEME,
+        fps=FPS,
         mode="onset_apex",
-        effects=profile,
         device="cpu",
         progress=False,
     )

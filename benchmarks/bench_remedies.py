@@ -77,16 +77,12 @@ def make_proxy(root: Path, clips: int, copies: int, identity_seed: int) -> Path:
     import cv2
     from bench_calibration import hidden_profile
 
-    from mesynth.calibration.profile_effects import calibrated_motion
     from mesynth.face.identities import IdentityAugmentation, load_identities
     from mesynth.flow import apex_flow, save_apex_flow
     from mesynth.generation.balance import BalancePlan
-    from mesynth.generation.pipeline import generate
+    from mesynth.generation.pipeline import generate_from_profile
     from mesynth.generation.store_reader import store_records
-    from mesynth.motion.au_basis import MotionModel
-    from mesynth.motion.timing import TimingSampler
     from mesynth.records import apex_of, read_record_frames
-    from mesynth.templates.bank import TemplateBank
 
     profile = hidden_profile()
     faces = load_identities(
@@ -97,17 +93,16 @@ def make_proxy(root: Path, clips: int, copies: int, identity_seed: int) -> Path:
         cache_dir=root / "landmarks",
     )
     subjects = [f for f in faces.identities if f.person != f.name]  # the copies only
-    bank = TemplateBank.expert(SCHEME)
+    plan = BalancePlan(scaled_counts(clips), seed=identity_seed + 1000)
     store = root / "store"
-    generate(
+    generate_from_profile(
         subjects,
-        bank,
-        calibrated_motion(MotionModel.expert(), profile, bank),
-        TimingSampler(fps=200),
-        BalancePlan(scaled_counts(clips), seed=identity_seed + 1000),
+        profile,
+        plan,
         store,
+        scheme=SCHEME,
+        fps=200,
         mode="onset_apex",
-        effects=profile,
         device="cpu",
         progress=False,
     )

@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mesynth.cli.app import Command, run_command
-from mesynth.cli.main import env_command
+from mesynth.cli.main import ENV_COMMAND
 from recognizer.data.input_config import InputConfig
 
 
@@ -463,9 +463,7 @@ class CollectResults(Callback):
 
 
 COMMANDS: dict[str, Command] = {
-    "env": Command(
-        "env", env_command, "show versions, devices and available backends", run_dir=False
-    ),
+    "env": ENV_COMMAND,
     "prepare": Command(
         "prepare",
         prepare_command,
