@@ -13,13 +13,13 @@ $(STAMP): pyproject.toml scripts/setup_venv.sh
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m recognizer.demo
+	$(PY) -m recognizer.studies.demo
 
 # The imbalance study on a synthetic stand-in target (budget: 30 min on 2 CPU cores; last
 # measured at 11 min, see docs/study.md): rewrites
 # docs/study.md and docs/img/study/.
 study: $(STAMP)
-	$(PY) -m recognizer.study --out study_out --docs docs/study.md
+	$(PY) -m recognizer.studies.imbalance --out study_out --docs docs/study.md
 
 test: $(STAMP)
 	$(PY) -m ruff check .

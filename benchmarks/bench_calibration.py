@@ -11,8 +11,8 @@ head and skin motion, sensor noise, brightness drift: :data:`HIDDEN`). Then:
 2. recognizer: STSTNet is trained on the apex flows of (a) uncalibrated synthetic clips (the
    recipe's defaults) and (b) the same plan rendered with the calibrated profile, and tested on
    the hidden domain rendered again with other identity augmentations and other clip seeds
-   (never seen by the search or the training). UF1 and UAR (:mod:`recognizer.metrics`), mean
-   and std over training seeds.
+   (never seen by the search or the training). UF1 and UAR
+   (:mod:`recognizer.evaluation.metrics`), mean and std over training seeds.
 
     PYTHONPATH=. python benchmarks/bench_calibration.py                 # a few minutes, 2 cores
     PYTHONPATH=. python benchmarks/bench_calibration.py --trials 40 --seeds 5
@@ -62,29 +62,25 @@ def render_domain(
     out: Path, size: int, per_class: int, identity_seed: int, plan_seed: int
 ) -> list[StoreRecord]:
     """The hidden domain: ``per_class`` clips per class (onset and apex), returns records."""
-    from mesynth.calibration.profile_effects import calibrated_motion
     from mesynth.face.identities import IdentityAugmentation, load_identities
     from mesynth.generation.balance import equal
-    from mesynth.generation.pipeline import generate
+    from mesynth.generation.pipeline import generate_from_profile
     from mesynth.generation.store_reader import store_records
-    from mesynth.motion.au_basis import MotionModel
-    from mesynth.motion.timing import TimingSampler
-    from mesynth.templates.bank import TemplateBank
+    from mesynth.labels.emotions import scheme_labels
 
     profile = hidden_profile()
     faces = load_identities(
         "builtin", size=size, seed=identity_seed, augmentation=IdentityAugmentation(copies=3)
     )
-    bank = TemplateBank.expert(SCHEME)
-    generate(
+    plan = equal(per_class, list(scheme_labels(SCHEME)), seed=plan_seed)
+    generate_from_profile(
         faces,
-        bank,
-        calibrated_motion(MotionModel.expert(), profile, bank),
-        TimingSampler(fps=FPS),
-        equal(per_class, list(bank.emotions), seed=plan_seed),
+        profile,
+        plan,
         out,
+        scheme=SCHEME,
+        fps=FPS,
         mode="onset_apex",
-        effects=profile,
         device="cpu",
         progress=False,
     )
@@ -127,7 +123,7 @@ def train_and_test(
     UF1/UAR on ``test``."""
     import torch
 
-    from recognizer.metrics import uar, uf1
+    from recognizer.evaluation.metrics import uar, uf1
     from recognizer.models import create_model
 
     torch.manual_seed(seed)

@@ -2,9 +2,9 @@
 
 Sections (markdown tables on stdout and in ``--out``; raw numbers in ``--json``):
 
-    compute: the trainer's own training step (``recognizer.train.Trainer``, SGD, channels-last
-             on CUDA) on batches already on the device, so nothing is loaded: clips/s and peak
-             memory in fp32 and bf16 AMP, and the AMP speed-up.
+    compute: the trainer's own training step (``recognizer.training.trainer.Trainer``, SGD,
+             channels-last on CUDA) on batches already on the device, so nothing is loaded:
+             clips/s and peak memory in fp32 and bf16 AMP, and the AMP speed-up.
     fed:     ``Trainer.fit`` on a ``ClipDataset`` read from a clip store on disk (16 key-frames,
              ``KeyFrameClip`` with training jitter and flips, ``--workers`` loader processes):
              one warm-up epoch, then one timed epoch (the loader's start included, as in every
@@ -69,7 +69,7 @@ def _sync(device: torch.device) -> None:
 
 def _trainer(p: Preset, device: str, amp: str, workers: int = 0):
     from recognizer.models import create_model
-    from recognizer.train import Trainer, TrainerConfig
+    from recognizer.training.trainer import Trainer, TrainerConfig
 
     config = TrainerConfig(
         epochs=1, batch_size=p.batch, amp=amp, device=device, num_workers=workers, progress=False

@@ -12,7 +12,7 @@ timers start on both sides. The optional side ``plain-malloc`` is the plain loop
 keep freed memory (``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``, the settings the
 library applies with ``mallopt``), to show how much of a difference is the allocator. The
 side ``batched`` is the library side with ``batched_folds=true``: the folds train together as
-one model over stacked weights (:mod:`recognizer.batched`), same data, seeds and settings.
+one model over stacked weights (:mod:`recognizer.training.batched`), same data, seeds and settings.
 
 Each (epochs, folds) setting runs each side in a fresh process, rotating which goes first from
 one setting to the next so the load of a shared machine falls on every side. With fewer
@@ -163,7 +163,7 @@ def synthetic_pool(images: dict[str, np.ndarray], seed: int = 1) -> tuple[list, 
     per composite subject and class, :data:`POOL_CLIPS` clips animating that subject's face
     (provenance ``identity_subject``), with the composite's class signal on fresh noise."""
     from recognizer.data.samples import Sample
-    from recognizer.leakage import provenance
+    from recognizer.protocols.leakage import provenance
 
     rng = np.random.default_rng(seed)
     samples, labels = [], []
@@ -213,10 +213,10 @@ def run_library(epochs: int, folds: int, recipe: Recipe, side: str = "library") 
     :func:`pretrain_remedy` with 5 groups and per fold (``batched_folds=auto``)."""
     from recognizer.data.representations import ApexFlow
     from recognizer.data.torch_dataset import ClipDataset
-    from recognizer.experiment import run_protocol
+    from recognizer.experiments.runner import run_protocol
     from recognizer.models import create_model
     from recognizer.runtime import resolve_threads
-    from recognizer.train import TrainerConfig
+    from recognizer.training.trainer import TrainerConfig
 
     samples, labels, images = composite()
     source, representation = ImageSource(images), ApexFlow()
@@ -330,10 +330,10 @@ def run_library_seeds(epochs: int, folds: int, seeds: int) -> dict:
     (``run_protocol_seeds``): the wall time and each seed's pooled predictions."""
     from recognizer.data.representations import ApexFlow
     from recognizer.data.torch_dataset import ClipDataset
-    from recognizer.experiment import run_protocol_seeds
+    from recognizer.experiments.runner import run_protocol_seeds
     from recognizer.models import create_model
     from recognizer.runtime import resolve_threads
-    from recognizer.train import TrainerConfig
+    from recognizer.training.trainer import TrainerConfig
 
     samples, labels, images = composite()
     source, representation = ImageSource(images), ApexFlow()
@@ -441,7 +441,7 @@ def pretrain_main(settings: str, sides: Sequence[str]) -> None:
 
 def pooled(true: list[int], predicted: list[int], resamples: int = 1000) -> dict[str, float]:
     """Pooled UF1 and UAR, and the bootstrap standard deviation of the UF1."""
-    from recognizer.metrics import uar, uf1
+    from recognizer.evaluation.metrics import uar, uf1
 
     t, p = np.asarray(true), np.asarray(predicted)
     rng = np.random.default_rng(0)
@@ -551,10 +551,11 @@ PAIRS = (("library", "plain"), ("batched", "plain"), ("oversample", "plain-overs
 def agreement(runs: dict[tuple[int, int, str], list[dict]]) -> None:
     """Library minus plain for each pair of sides run: the difference of the pooled metrics
     (mean over the runs' seeds) with a 95 % bootstrap interval over test subjects and seeds
-    (:func:`recognizer.compare.compare_arms`); "no evidence of a difference" is agreement."""
+    (:func:`recognizer.evaluation.compare.compare_arms`); "no evidence of a difference" is
+    agreement."""
     import pandas as pd
 
-    from recognizer.compare import Arm, compare_arms
+    from recognizer.evaluation.compare import Arm, compare_arms
 
     columns = ("index", "subject", "true", "predicted")
     rows = []

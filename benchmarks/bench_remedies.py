@@ -18,8 +18,8 @@ protocol.val_fraction=0``, Adam ``--lr``, L2 ``--weight-decay``, batch ``--batch
 column, templates mined from ``aus`` plus the expert table). Arms: ``none``, ``oversample``,
 ``fill``, ``fill+flows``, ``fill+adversarial``, ``fill+utility``. The table gives per arm the
 pooled UF1/UAR mean ± sd over seeds and the paired difference to ``none`` with a 95 % interval
-(:func:`recognizer.compare.compare_arms`: whole test subjects and seeds resampled), and the
-wall time of each arm. The subjects are augmented copies of two people, so subjects are not
+(:func:`recognizer.evaluation.compare.compare_arms`: whole test subjects and seeds resampled),
+and the wall time of each arm. The subjects are augmented copies of two people, so subjects are not
 independent persons here: the intervals are over subjects as LOSO holds them out, not over
 people, and every arm trains on other copies of the test person alike.
 
@@ -77,16 +77,12 @@ def make_proxy(root: Path, clips: int, copies: int, identity_seed: int) -> Path:
     import cv2
     from bench_calibration import hidden_profile
 
-    from mesynth.calibration.profile_effects import calibrated_motion
     from mesynth.face.identities import IdentityAugmentation, load_identities
     from mesynth.flow import apex_flow, save_apex_flow
     from mesynth.generation.balance import BalancePlan
-    from mesynth.generation.pipeline import generate
+    from mesynth.generation.pipeline import generate_from_profile
     from mesynth.generation.store_reader import store_records
-    from mesynth.motion.au_basis import MotionModel
-    from mesynth.motion.timing import TimingSampler
     from mesynth.records import apex_of, read_record_frames
-    from mesynth.templates.bank import TemplateBank
 
     profile = hidden_profile()
     faces = load_identities(
@@ -97,17 +93,16 @@ def make_proxy(root: Path, clips: int, copies: int, identity_seed: int) -> Path:
         cache_dir=root / "landmarks",
     )
     subjects = [f for f in faces.identities if f.person != f.name]  # the copies only
-    bank = TemplateBank.expert(SCHEME)
+    plan = BalancePlan(scaled_counts(clips), seed=identity_seed + 1000)
     store = root / "store"
-    generate(
+    generate_from_profile(
         subjects,
-        bank,
-        calibrated_motion(MotionModel.expert(), profile, bank),
-        TimingSampler(fps=200),
-        BalancePlan(scaled_counts(clips), seed=identity_seed + 1000),
+        profile,
+        plan,
         store,
+        scheme=SCHEME,
+        fps=200,
         mode="onset_apex",
-        effects=profile,
         device="cpu",
         progress=False,
     )
@@ -179,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     if "none" not in arms:
         parser.error("--arms must include none (the baseline of the paired differences)")
 
-    from recognizer.compare import arms_from_mapping, comparison_section
+    from recognizer.evaluation.compare import arms_from_mapping, comparison_section
 
     print(f"load average before: {os.getloadavg()}", flush=True)
     args.root.mkdir(parents=True, exist_ok=True)

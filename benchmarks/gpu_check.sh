@@ -90,7 +90,7 @@ find_python() {
     return 1
 }
 
-MODULES="mesynth.generation.pipeline, recognizer.train, recognizer.models, recognizer.datasets, \
+MODULES="mesynth.generation.pipeline, recognizer.training.trainer, recognizer.models, recognizer.datasets, \
 recognizer.data.representations, cv2, scipy, skimage, sklearn, pandas, yaml, tqdm, matplotlib, PIL, pytest"
 
 setup() {

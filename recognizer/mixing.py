@@ -1,8 +1,9 @@
 """Training-side options for mixing a real and a synthetic domain in one training set.
 
 :class:`DomainMixing` holds the two options (the remedy keys ``remedy.domain_bn`` and
-``remedy.mixup``/``remedy.mixup_alpha``); :class:`recognizer.train.Trainer` applies them when
-``Trainer.fit`` gets each training item's domain (``domains``: ``True`` for a synthetic item).
+``remedy.mixup``/``remedy.mixup_alpha``); :class:`recognizer.training.trainer.Trainer` applies
+them when ``Trainer.fit`` gets each training item's domain (``domains``: ``True`` for a
+synthetic item).
 
 - **Domain-specific BatchNorm** (:func:`domain_batchnorm`): while training, every
   ``nn.BatchNorm1d/2d/3d`` of the model normalises a batch's real rows and its synthetic rows
@@ -86,7 +87,7 @@ class DomainMixing:
         return self.domain_bn or self.mixup > 0
 
     def unsupported_reason(self) -> str | None:
-        """Why batched folds (:mod:`recognizer.batched`) cannot train with these options
+        """Why batched folds (:mod:`recognizer.training.batched`) cannot train with these options
         (``None``: they can, the options are off)."""
         names = [k for k, on in (("domain_bn", self.domain_bn), ("mixup", self.mixup > 0)) if on]
         if not names:

@@ -5,23 +5,21 @@ image) plus one face crop per subject, listed in a manifest CSV."""
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from mesynth.calibration.profile import CalibrationProfile
-from mesynth.calibration.profile_effects import calibrated_motion
 from mesynth.face.identities import IdentityAugmentation, load_identities
 from mesynth.flow import apex_flow, save_apex_flow
 from mesynth.generation.balance import equal
-from mesynth.generation.pipeline import generate
+from mesynth.generation.pipeline import generate_from_profile
 from mesynth.generation.store_reader import store_records
-from mesynth.motion.au_basis import MotionModel
-from mesynth.motion.timing import TimingSampler
+from mesynth.labels.emotions import scheme_labels
 from mesynth.records import apex_of, read_record_frames
-from mesynth.templates.bank import TemplateBank
+from tests.fake_records import FakeRecord
 
 #: rendered crop side and flow-image side (the composite's 28 x 28)
 CROP = 64
@@ -29,24 +27,11 @@ FLOW = 28
 
 
 @dataclass(frozen=True)
-class FlowRow:
-    """A manifest row holding one apex-flow image (duck-typed like recognizer's Sample)."""
-
-    subject: str
-    clip: str
-    emotion: str
-    frames: tuple[str, ...]
-    frame_numbers: tuple[int, ...] = (0,)
-    onset: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class FakeComposite:
     """The manifest, its rows, the faces' true landmarks (normalised) and their subjects."""
 
     manifest: Path
-    rows: list[FlowRow]
+    rows: list[FakeRecord]
     landmarks: np.ndarray
     subjects: list[str]
 
@@ -61,19 +46,10 @@ def make_composite(
     faces = load_identities(
         "builtin", size=CROP, seed=0, augmentation=IdentityAugmentation(copies=3)
     )
-    bank = TemplateBank.expert("dfme7")
+    plan = equal(per_class, list(scheme_labels("dfme7")), seed=seed)
     store = root / "store"
-    generate(
-        faces,
-        bank,
-        calibrated_motion(MotionModel.expert(), profile, bank),
-        TimingSampler(fps=60),
-        equal(per_class, list(bank.emotions), seed=seed),
-        store,
-        mode="onset_apex",
-        effects=profile,
-        device="cpu",
-        progress=False,
+    generate_from_profile(
+        faces, profile, plan, store, mode="onset_apex", device="cpu", progress=False
     )
     subject_of = {name: f"fake/s{i:02d}" for i, name in enumerate(faces.names)}
     (root / "faces").mkdir(parents=True, exist_ok=True)
@@ -88,7 +64,14 @@ def make_composite(
         if not face.is_file():
             cv2.imwrite(str(face), np.ascontiguousarray(onset[:, :, ::-1]))
         rows.append(
-            FlowRow(subject, f"c{i:03d}", record.emotion, (str(path),), extra={"face": str(face)})
+            FakeRecord(
+                subject,
+                f"c{i:03d}",
+                emotion=record.emotion,
+                frames=(str(path),),
+                frame_numbers=(0,),
+                extra={"face": str(face)},
+            )
         )
         lines.append(
             [subject, f"c{i:03d}", record.emotion, f"flows/{i:03d}.png", f"faces/{face.name}"]
@@ -135,3 +118,19 @@ def write_flow_manifest(root: Path) -> Path:
             })  # fmt: skip
     pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
     return root
+
+
+def synth_fill_flow_run(manifest: Path, render_size: int, cache_dir: Path) -> list[str]:
+    """``mer train`` arguments of a one-epoch LOSO STSTNet run with ``synth_fill`` on an
+    apex-flow ``manifest``: synthetic clips animate the manifest's own face crops (no copies),
+    rendered at ``render_size`` px on the CPU and cached in ``cache_dir``."""
+    return [
+        "train", "data=manifest", f"data.loader.root={manifest}",
+        "representation=apex_flow", f"representation.render_size={render_size}", "model=ststnet",
+        "protocol=loso", "remedy=synth_fill", "protocol.val_fraction=0", "trainer=ststnet",
+        "trainer.epochs=1", "trainer.batch_size=8", "trainer.device=cpu",
+        "trainer.num_workers=0", "trainer.progress=false",
+        "remedy.synthesis.identities.source=data", "remedy.synthesis.identities.face_crops=true",
+        "remedy.synthesis.identities.copies=0", "remedy.synthesis.device=cpu",
+        "remedy.pool_margin=1.0", f"remedy.cache_dir={cache_dir}",
+    ]  # fmt: skip

@@ -324,7 +324,7 @@ def test_train_without_out_dir_makes_its_folder_only_when_it_writes(
 
 
 def test_demo_help_is_whole_sentences(capsys: pytest.CaptureFixture[str]) -> None:
-    from recognizer.demo import main as demo_main
+    from recognizer.studies.demo import main as demo_main
 
     with pytest.raises(SystemExit) as done:
         demo_main(["--help"])
@@ -338,7 +338,7 @@ def test_an_out_dir_that_cannot_be_written_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """(The table's case is skipped for root, who may write anywhere.)"""
-    from recognizer import validation
+    from recognizer.experiments import run_checks as validation
 
     monkeypatch.setattr(validation.os, "access", lambda path, mode: False)
     with pytest.raises(validation.RunInputError, match=f"folder {tmp_path} is not writable"):

@@ -16,6 +16,7 @@ import pytest
 from mesynth.cli.app import Command, with_overrides
 from mesynth.cli.main import main as mesynth_main
 from recognizer.cli import main as mer_main
+from tests.recognizer.helpers import TINY_KFOLD
 from tests.recognizer.test_experiment_cli import blob_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -162,13 +163,7 @@ def test_ctrl_c_during_training_names_the_folder_to_resume(tmp_path) -> None:
         *_cli("mer"),
         "train",
         f"data.loader.root={store}",
-        "representation.num_frames=4",
-        "representation.size=16",
-        "+model.widths=[4,4,4,4]",
-        "protocol=kfold",
-        "protocol.n_splits=2",
-        "protocol.val_fraction=0",
-        "trainer=debug",
+        *TINY_KFOLD,
         "trainer.epochs=100000",
         "trainer.progress=false",
     ]

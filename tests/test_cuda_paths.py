@@ -22,7 +22,7 @@ from mesynth.motion.au_basis import MotionModel
 from mesynth.motion.timing import TimingSampler
 from mesynth.templates.bank import TemplateBank
 from recognizer.models import create_model
-from recognizer.train import Trainer, TrainerConfig
+from recognizer.training.trainer import Trainer, TrainerConfig
 
 pytestmark = pytest.mark.gpu
 

@@ -433,7 +433,7 @@ def calibrate(
     fps = sorted({float(getattr(s, "fps", 0) or 0) for s in samples})
     source = {
         "n_samples": len(samples),
-        # checked by recognizer.leakage.check_profile against a fold's test subjects
+        # checked by recognizer.protocols.leakage.check_profile against a fold's test subjects
         "real_subjects": sorted({str(getattr(s, "subject", "")) for s in samples} - {""}),
         "datasets": datasets,
         "fps": fps,

@@ -29,7 +29,7 @@ from flow images; they come from ``base`` (the adversarial search,
 :func:`mesynth.calibration.adversarial.adversarial_calibration` with ``real_flows=``, fits them
 against the same images). The profile's ``source`` records the measured statistics and the
 subjects whose images were used (``real_subjects``), so
-:func:`recognizer.leakage.check_profile` can refuse it for a fold that tests one of them.
+:func:`recognizer.protocols.leakage.check_profile` can refuse it for a fold that tests one of them.
 
 Convention:
     Flow images are ``(N, S, S, 3)`` float in ``[0, 1]`` (stored ``uint8`` divided by 255),

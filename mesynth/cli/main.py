@@ -192,10 +192,13 @@ def templates_command(cfg: DictConfig) -> None:
         print(bank.to_frame().drop(columns="citation").to_string(index=False))
 
 
+#: ``env``, shared by both tools (``mer env`` reports the same environment).
+ENV_COMMAND = Command(
+    "env", env_command, "show versions, devices and available backends", run_dir=False
+)
+
 COMMANDS: dict[str, Command] = {
-    "env": Command(
-        "env", env_command, "show versions, devices and available backends", run_dir=False
-    ),
+    "env": ENV_COMMAND,
     "generate": Command(
         "generate",
         generate_command,

@@ -35,15 +35,15 @@ import numpy as np
 import pandas as pd
 
 from mesynth.evaluation.domain_test import DomainTestResult, domain_classifier_test
-from mesynth.evaluation.features import create_feature
 from mesynth.evaluation.realism_report import (
     REGIONS,
     ReportError,
-    _features,
+    _feature,
     _groups,
     _history_markdown,
     _pool,
     _read_history,
+    _read_sets,
     _table,
     emotion_or_all,
     region_energy,
@@ -152,23 +152,10 @@ def calibration_comparison(
         ReportError: a set has fewer than two readable clips, the sets give different image
             shapes, or ``history`` is not a readable search history.
     """
-    feature = (
-        create_feature(representation, size=size)
-        if isinstance(representation, str)
-        else representation
-    )
+    feature = _feature(representation, size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    skipped: list[tuple[str, str]] = []
-    images: dict[str, np.ndarray] = {}
-    kept: dict[str, list[object]] = {}
-    for name, records in zip(SETS, (real, uncalibrated, calibrated)):
-        images[name], kept[name] = _features(list(records), feature, skipped)
-        if len(kept[name]) < 2:
-            raise ReportError(
-                f"the {name} set has {len(kept[name])} readable clips (need >= 2); "
-                f"skipped: {skipped[:3]}"
-            )
+    images, kept, skipped = _read_sets(dict(zip(SETS, (real, uncalibrated, calibrated))), feature)
     shapes = {name: x.shape[1:] for name, x in images.items()}
     if len(set(shapes.values())) > 1:
         raise ReportError(f"the sets give different image shapes: {shapes}")

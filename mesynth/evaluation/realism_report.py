@@ -16,7 +16,7 @@ differences with ``representation="clip"``) and writes ``report.md`` plus figure
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,19 +24,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from mesynth.calibration.flow_images import REGIONS as REGIONS  # the report's face regions
+from mesynth.calibration.flow_images import region_masks as face_region_masks
 from mesynth.evaluation.domain_test import DomainTestResult, domain_classifier_test
 from mesynth.evaluation.features import create_feature
-from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
+from mesynth.face.canonical import canonical_landmarks
 from mesynth.records import RecordReadError, record_name
-
-#: landmark groups of the canonical face that define the report's regions.
-REGIONS: dict[str, np.ndarray] = {
-    "brows": np.arange(17, 27),
-    "eyes": np.arange(36, 48),
-    "nose": np.arange(27, 36),
-    "mouth": np.arange(48, 68),
-    "cheeks": np.array([1, 2, 3, 13, 14, 15, 31, 35, 48, 54]),
-}
 
 
 class ReportError(ValueError):
@@ -70,19 +63,10 @@ class ReportResult:
 
 
 def region_masks(size: int, radius_iod: float = 0.15) -> dict[str, np.ndarray]:
-    """``(size, size)`` bool masks of :data:`REGIONS`: the convex hull of each landmark group of
-    the canonical face, grown by ``radius_iod``."""
-    points = canonical_landmarks(size)
-    grow = max(1, int(round(radius_iod * float(inter_ocular_distance(points)))))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    out = {}
-    for name, indices in REGIONS.items():
-        mask = np.zeros((size, size), np.uint8)
-        for group in (indices,) if name != "eyes" else (indices[:6], indices[6:]):
-            hull = cv2.convexHull((points[group] - 0.5).astype(np.float32))
-            cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
-        out[name] = cv2.dilate(mask, kernel).astype(bool)
-    return out
+    """``(size, size)`` bool masks of :data:`REGIONS` on the canonical face: the convex hull of
+    each landmark group, grown by ``radius_iod``
+    (:func:`mesynth.calibration.flow_images.region_masks` of the canonical landmarks)."""
+    return face_region_masks(canonical_landmarks(size), size, radius_iod)
 
 
 def _features(
@@ -99,6 +83,36 @@ def _features(
     if not images:
         return np.zeros((0, 1, 1, 1), np.float32), kept
     return np.stack(images), kept
+
+
+def _feature(
+    representation: str | Callable[[object], np.ndarray], size: int
+) -> Callable[[object], np.ndarray]:
+    """The feature of ``representation``: a name of :func:`create_feature`, or itself."""
+    if isinstance(representation, str):
+        return create_feature(representation, size=size)
+    return representation
+
+
+def _read_sets(
+    sets: Mapping[str, Sequence[object]], feature: Callable[[object], np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, list[object]], list[tuple[str, str]]]:
+    """Each set's images and readable records, and the ``(clip, reason)`` of every skipped one.
+
+    Raises:
+        ReportError: a set has fewer than two readable clips.
+    """
+    skipped: list[tuple[str, str]] = []
+    images: dict[str, np.ndarray] = {}
+    kept: dict[str, list[object]] = {}
+    for name, records in sets.items():
+        images[name], kept[name] = _features(list(records), feature, skipped)
+        if len(kept[name]) < 2:
+            raise ReportError(
+                f"the {name} set has {len(kept[name])} readable clips (need >= 2); "
+                f"skipped: {skipped[:3]}"
+            )
+    return images, kept, skipped
 
 
 def _groups(records: Sequence[object]) -> np.ndarray:
@@ -198,22 +212,10 @@ def realism_report(
         ReportError: a set has fewer than two readable clips, or ``history`` is not a readable
             search history.
     """
-    feature = (
-        create_feature(representation, size=size)
-        if isinstance(representation, str)
-        else representation
-    )
+    feature = _feature(representation, size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    skipped: list[tuple[str, str]] = []
-    images, kept = {}, {}
-    for name, records in (("real", real), ("synthetic", synthetic)):
-        images[name], kept[name] = _features(list(records), feature, skipped)
-        if len(kept[name]) < 2:
-            raise ReportError(
-                f"the {name} set has {len(kept[name])} readable clips (need >= 2); "
-                f"skipped: {skipped[:3]}"
-            )
+    images, kept, skipped = _read_sets({"real": real, "synthetic": synthetic}, feature)
     shapes = {name: x.shape[1:] for name, x in images.items()}
     if shapes["real"] != shapes["synthetic"]:
         raise ReportError(f"the two sets give different image shapes: {shapes}")

@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mesynth.calibration.profile_effects import Effects, ProfileEffects, resolve_effects
+from mesynth.calibration.profile_effects import (
+    Effects,
+    ProfileEffects,
+    calibrated_motion,
+    resolve_effects,
+)
 from mesynth.environment import resolve_device
 from mesynth.face.canonical import inter_ocular_distance
 from mesynth.face.identities import Identity, IdentitySet
@@ -566,6 +571,38 @@ def generate(
         skipped_identities=skipped,
         manifest=manifest,
         apex_iod=motion.apex_iod,
+    )
+
+
+def generate_from_profile(
+    identities: IdentitySet | Sequence[Identity],
+    profile: CalibrationProfile,
+    plan: BalancePlan,
+    out_dir: str | Path,
+    *,
+    scheme: str = "dfme7",
+    fps: float = 60.0,
+    **options: Any,
+) -> GenerateSummary:
+    """Generate ``plan`` as a calibration profile describes it: the profile's effects, and the
+    expert AU motion scaled so the median clip has the profile's apex size
+    (:func:`~mesynth.calibration.profile_effects.calibrated_motion`), with the expert template
+    bank of ``scheme`` and timing at ``fps``.
+
+    Args:
+        identities, plan, out_dir: as :func:`generate`; ``plan`` classes must be among the
+            emotions of ``scheme``.
+        profile: the calibration profile.
+        options: the other keywords of :func:`generate` (``mode``, ``device``, ``progress``...).
+    """
+    from mesynth.motion.au_basis import MotionModel
+    from mesynth.motion.timing import TimingSampler
+    from mesynth.templates.bank import TemplateBank
+
+    bank = TemplateBank.expert(scheme)
+    motion = calibrated_motion(MotionModel.expert(), profile, bank)
+    return generate(
+        identities, bank, motion, TimingSampler(fps=fps), plan, out_dir, effects=profile, **options
     )
 
 

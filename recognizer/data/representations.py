@@ -73,6 +73,17 @@ class SyntheticFrames:
     flow_method: str = "auto"
 
 
+def _model_input(config: InputConfig) -> dict[str, object]:
+    """The settings a model's input config fixes in any representation: size, statistics and
+    pixel scaling."""
+    return {
+        "size": config.size,
+        "mean": config.mean,
+        "std": config.std,
+        "input_scale": config.input_scale,
+    }
+
+
 def _check_stats(mean: Sequence[float], std: Sequence[float], input_scale: str) -> None:
     if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
         raise ValueError(f"mean and std need 3 values with std > 0; got {mean}, {std}")
@@ -80,7 +91,33 @@ def _check_stats(mean: Sequence[float], std: Sequence[float], input_scale: str) 
         raise ValueError(f"input_scale must be one of {sorted(INPUT_SCALES)}, got {input_scale!r}")
 
 
-class KeyFrameClip:
+class Representation:
+    """A rule that turns a sample into a model input:
+    ``representation(sample, source, train=..., generator=...)``.
+
+    Subclasses define :meth:`tensor`; training draws (key-frame jitter, flips) come from
+    ``generator``, and only when ``train`` (evaluation is deterministic).
+    """
+
+    def __call__(
+        self,
+        sample: Sample,
+        source: FrameSource,
+        *,
+        train: bool = False,
+        generator: np.random.Generator | None = None,
+    ) -> torch.Tensor:
+        return self.tensor(sample, source, generator if train else None)
+
+    def tensor(
+        self, sample: Sample, source: FrameSource, generator: np.random.Generator | None
+    ) -> torch.Tensor:
+        """The input of ``sample``; ``generator`` draws the training variations (``None``:
+        none)."""
+        raise NotImplementedError
+
+
+class KeyFrameClip(Representation):
     """T key frames of a clip as ``(C=3, T, H=size, W=size)`` float32, normalised.
 
     Args:
@@ -122,12 +159,9 @@ class KeyFrameClip:
             raise ValueError("config describes a 2D model (num_frames None); use ApexFlow")
         return KeyFrameClip(
             num_frames=config.num_frames,
-            size=config.size,
             sampling=self.sampling,
-            mean=config.mean,
-            std=config.std,
-            input_scale=config.input_scale,
             flip=self.flip,
+            **_model_input(config),
         )
 
     def key_frames(
@@ -144,15 +178,10 @@ class KeyFrameClip:
             generator,
         )
 
-    def __call__(
-        self,
-        sample: Sample,
-        source: FrameSource,
-        *,
-        train: bool = False,
-        generator: np.random.Generator | None = None,
+    def tensor(
+        self, sample: Sample, source: FrameSource, generator: np.random.Generator | None
     ) -> torch.Tensor:
-        keys = self.key_frames(sample, source, generator if train else None)
+        keys = self.key_frames(sample, source, generator)
         frames = source.read(sample, keys.frame_numbers)
         if frames.shape[1:3] != (self.size, self.size):
             frames = np.stack(
@@ -161,7 +190,7 @@ class KeyFrameClip:
                     for f in frames
                 ]
             )
-        if train and self.flip and generator is not None and generator.random() < 0.5:
+        if self.flip and generator is not None and generator.random() < 0.5:
             frames = frames[:, :, ::-1]
         return _normalise(frames, self.mean, self.std, self.input_scale)
 
@@ -171,7 +200,7 @@ class KeyFrameClip:
         return SyntheticFrames("keyframes", max(self.num_frames, 2), self.sampling, self.size)
 
 
-class ApexFlow:
+class ApexFlow(Representation):
     """The apex-flow image ``(C=3, H=size, W=size)`` float32: channels (u, v, strain).
 
     Computed from the onset and apex frames of the source (:func:`mesynth.flow.apex_flow`,
@@ -217,13 +246,10 @@ class ApexFlow:
         """The same representation with the size, scaling and statistics of ``config``
         (its ``num_frames`` does not apply: an apex-flow image has no time axis)."""
         return ApexFlow(
-            size=config.size,
             method=self.method,
-            mean=config.mean,
-            std=config.std,
-            input_scale=config.input_scale,
             flip=self.flip,
             render_size=self.render_size,
+            **_model_input(config),
         )
 
     def synthetic_frames(self) -> SyntheticFrames:
@@ -268,15 +294,10 @@ class ApexFlow:
         onset, apex = source.read(sample, pair.frame_numbers)
         return apex_flow(onset, apex, self.size, self.method)
 
-    def __call__(
-        self,
-        sample: Sample,
-        source: FrameSource,
-        *,
-        train: bool = False,
-        generator: np.random.Generator | None = None,
+    def tensor(
+        self, sample: Sample, source: FrameSource, generator: np.random.Generator | None
     ) -> torch.Tensor:
         image = self.image(sample, source)
-        if train and self.flip and generator is not None and generator.random() < FLIP_PROBABILITY:
+        if self.flip and generator is not None and generator.random() < FLIP_PROBABILITY:
             image = flip_apex_flow(image)
         return _normalise(image, self.mean, self.std, self.input_scale)

@@ -12,25 +12,14 @@ gets the same jitter and flip whatever the worker count or batch size; call
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from recognizer.data.frame_source import FrameSource, RawFrames
+from recognizer.data.representations import Representation
 from recognizer.data.samples import Sample
-
-
-class Representation(Protocol):
-    def __call__(
-        self,
-        sample: Sample,
-        source: FrameSource,
-        *,
-        train: bool = False,
-        generator: np.random.Generator | None = None,
-    ) -> torch.Tensor: ...
 
 
 class ClipDataset(Dataset):

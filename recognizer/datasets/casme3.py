@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from mesynth.face.frame_files import split_trailing_number
-from recognizer.datasets.engine import ReleaseSpec, load_release
+from recognizer.datasets.engine import ReleaseSpec, sheet_loader
 from recognizer.datasets.layouts import Row, SubjectClipFolders
-from recognizer.datasets.report import LoadResult
 
 
 def number_repeated_videos(rows: Sequence[Row]) -> list[Row]:
@@ -75,19 +73,4 @@ SPEC = ReleaseSpec(
 )
 
 
-def load(
-    root: str | Path,
-    *,
-    annotation: str | Path | None = None,
-    sheet: str = "label",
-    missing_apex: str = "middle",
-) -> LoadResult:
-    """Load CAS(ME)^3 part A (the ME rows of the label sheet, colour frames).
-
-    Args:
-        root: the release folder.
-        annotation: the label sheet; default ``cas(me)3_part_A_ME_label*.xlsx`` in ``root``.
-        sheet: the sheet to read.
-        missing_apex: ``"middle"`` or ``"skip"`` for rows without an apex.
-    """
-    return load_release(SPEC, root, annotation=annotation, sheet=sheet, missing_apex=missing_apex)
+load = sheet_loader(SPEC, what="CAS(ME)^3 part A (the ME rows of the label sheet, colour frames)")

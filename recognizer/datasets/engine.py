@@ -211,6 +211,42 @@ def load_release(
     return verify_media(result) if verify else result
 
 
+def sheet_loader(
+    spec: ReleaseSpec, *, what: str, root_doc: str = "the release folder."
+) -> Callable[..., LoadResult]:
+    """The ``load`` of a release read from one sheet as ``spec`` declares it, with nothing
+    to choose but the annotation file, the sheet and the rows without an apex (SAMM, MMEW,
+    CAS(ME)^3).
+
+    Args:
+        spec: the release.
+        what: what ``load`` reads, for its docstring (``"SAMM"``).
+        root_doc: what ``root`` is, for its docstring.
+    """
+
+    def load(
+        root: str | Path,
+        *,
+        annotation: str | Path | None = None,
+        sheet: str | None = spec.sheet,
+        missing_apex: str = "middle",
+    ) -> LoadResult:
+        return load_release(
+            spec, root, annotation=annotation, sheet=sheet, missing_apex=missing_apex
+        )
+
+    default_sheet = f"``{spec.sheet}``" if spec.sheet else "the first"
+    load.__doc__ = f"""Load {what}.
+
+    Args:
+        root: {root_doc}
+        annotation: the {spec.what}; default ``{spec.sheet_patterns[0]}`` in ``root``.
+        sheet: the sheet to read (default {default_sheet}).
+        missing_apex: ``"middle"`` or ``"skip"`` for rows without an apex.
+    """
+    return load
+
+
 def _row(
     spec: ReleaseSpec,
     table: Table,

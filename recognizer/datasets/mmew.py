@@ -12,11 +12,8 @@ must be unique there).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, load_release
+from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, sheet_loader
 from recognizer.datasets.layouts import ClipFoldersAnywhere
-from recognizer.datasets.report import LoadResult
 
 SPEC = ReleaseSpec(
     name="mmew",
@@ -32,17 +29,4 @@ SPEC = ReleaseSpec(
 )
 
 
-def load(
-    root: str | Path,
-    *,
-    annotation: str | Path | None = None,
-    missing_apex: str = "middle",
-) -> LoadResult:
-    """Load MMEW's micro-expressions.
-
-    Args:
-        root: the release folder.
-        annotation: the sheet; default ``MMEW_Micro_Exp*.xlsx`` in ``root``.
-        missing_apex: ``"middle"`` or ``"skip"`` for rows without an apex.
-    """
-    return load_release(SPEC, root, annotation=annotation, missing_apex=missing_apex)
+load = sheet_loader(SPEC, what="MMEW's micro-expressions")

@@ -11,10 +11,7 @@ clip; frames are found by number. Subjects keep their text spelling ('006'). 200
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, load_release
-from recognizer.datasets.report import LoadResult
+from recognizer.datasets.engine import COMMON_COLUMNS, ReleaseSpec, sheet_loader
 
 SPEC = ReleaseSpec(
     name="samm",
@@ -31,19 +28,8 @@ SPEC = ReleaseSpec(
 )
 
 
-def load(
-    root: str | Path,
-    *,
-    annotation: str | Path | None = None,
-    sheet: str = "MICRO_ONLY",
-    missing_apex: str = "middle",
-) -> LoadResult:
-    """Load SAMM.
-
-    Args:
-        root: the release folder (subject folders, or a ``SAMM/`` folder holding them).
-        annotation: the FACS-code sheet; default ``SAMM_Micro_FACS_Codes*.xlsx`` in ``root``.
-        sheet: the sheet to read.
-        missing_apex: ``"middle"`` or ``"skip"`` for rows without an apex.
-    """
-    return load_release(SPEC, root, annotation=annotation, sheet=sheet, missing_apex=missing_apex)
+load = sheet_loader(
+    SPEC,
+    what="SAMM",
+    root_doc="the release folder (subject folders, or a ``SAMM/`` folder holding them).",
+)

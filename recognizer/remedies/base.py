@@ -10,7 +10,7 @@ A :class:`Remedy` combines
   (:mod:`recognizer.remedies.synthetic`) add or substitute synthetic clips.
 
 A source receives the fold's real training samples after the split (nothing of the test
-subjects) and returns a :class:`FoldData`; :func:`recognizer.experiment.run_protocol` runs the
+subjects) and returns a :class:`FoldData`; :func:`recognizer.experiments.runner.run_protocol` runs the
 leakage checker on the result before training.
 """
 
@@ -50,10 +50,10 @@ class FoldContext:
             of the run) on the first two arguments and scores it on the last two:
             ``inner_score(train, train_labels, test, test_labels, epochs=, seed=,
             sample_weights=, domains=, mixing=) -> {"uf1", "uar", "predicted"}``
-            (:class:`recognizer.inner_score.InnerScorer`; ``None``: the remedy runs
-            outside :func:`recognizer.experiment.run_protocol`).
+            (:class:`recognizer.training.inner_score.InnerScorer`; ``None``: the remedy runs
+            outside :func:`recognizer.experiments.runner.run_protocol`).
         shared_dir: the folder every seed of the run shares (the seeds folder of
-            :func:`recognizer.experiment.run_protocol_seeds`, else the run folder; ``None``:
+            :func:`recognizer.experiments.runner.run_protocol_seeds`, else the run folder; ``None``:
             the parent of ``fold_dir``). Fold-internal calibration caches under it, so the
             seeds of a run calibrate once.
     """
@@ -99,7 +99,7 @@ class FoldData:
             ``train_domains``.
         searched_subjects: ``{search step: subjects}`` whose samples, faces, templates or
             flows a search inside the fold used (e.g. each utility-calibration trial);
-            :func:`recognizer.leakage.check_fold` refuses any test subject among them.
+            :func:`recognizer.protocols.leakage.check_fold` refuses any test subject among them.
     """
 
     train: list[object]

@@ -2,7 +2,7 @@
 the synthetic remedies, leak-free by construction.
 
 A remedy renders its synthetic clips with one recipe, and a calibration profile measured on the
-whole dataset has seen every fold's test subject (:func:`recognizer.leakage.profile_leaks`
+whole dataset has seen every fold's test subject (:func:`recognizer.protocols.leakage.profile_leaks`
 refuses it in every such fold). :class:`FoldCalibration` (config key ``remedy.calibration``)
 calibrates inside the protocol instead:
 

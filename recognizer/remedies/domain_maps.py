@@ -6,7 +6,7 @@ energy of the run's real samples, of the pool's synthetic clips, and their diffe
 ``domain_maps.json`` (per class the counts, the energy ratio synthetic / real and the Pearson
 correlation of the two mean maps: a ratio far from 1 says the synthetic motion is too strong
 or too weak, a low correlation that it sits elsewhere on the face, e.g. another framing).
-``mer report`` embeds both (:mod:`recognizer.report`).
+``mer report`` embeds both (:mod:`recognizer.evaluation.report`).
 
 It is a diagnostic of the data, never training input: it reads every real sample of the run,
 test subjects included, and nothing of it reaches a fold.

@@ -34,12 +34,12 @@ the whole run (:attr:`FoldContext.pool`, every subject):
 The store is rendered once (cached under ``<cache_dir>/<hash of its inputs>`` and reused by
 every fold, seed and model with the same inputs). Every clip records the subject and the
 person of its face and the subjects its template was mined from
-(:func:`recognizer.leakage.provenance`, from ``<store>/provenance.json`` and the clip's
+(:func:`recognizer.protocols.leakage.provenance`, from ``<store>/provenance.json`` and the clip's
 ``params/<clip>.json``). Each fold keeps only the clips that touch no *held-out* subject (its
 test and validation subjects and every pool subject outside its training side) and show no
 *held-out person* (the person of any held-out subject: every augmented copy of a held-out
 portrait, the portrait itself), takes what it needs of them in store order, and reports
-the excluded subjects and persons; :func:`recognizer.leakage.check_fold` verifies the
+the excluded subjects and persons; :func:`recognizer.protocols.leakage.check_fold` verifies the
 recorded fields.
 The pool is sized for the neediest fold: the whole pool's deficit plus the largest one-subject
 class count, when clips carry subject data times ``(1 + pool_margin) / (1 - 2 / S)`` (``S``
@@ -55,8 +55,8 @@ its training set), the run's subjects are split into ``K`` seeded groups
 the calibration groups), and a fold whose test subjects all lie in group ``g`` takes the clips
 that touch no subject of ``g`` and show no person of ``g``: one set per group, so every fold
 of the group has the same ``pretrain_key`` and starts from one model pretrained once
-(:func:`recognizer.experiment.run_protocol`, ``pretrain/<key>/``). The fold's test subjects
-are in ``g``, so :func:`recognizer.leakage.check_fold` proves, on the samples used, that none
+(:func:`recognizer.experiments.runner.run_protocol`, ``pretrain/<key>/``). The fold's test subjects
+are in ``g``, so :func:`recognizer.protocols.leakage.check_fold` proves, on the samples used, that none
 of their faces or templates entered the set; the fold's validation subjects outside ``g`` may
 (as with calibration groups). A fold whose test subjects span several groups (k-fold, the
 MEGC2019 protocol), and every fold with ``pretrain_groups: fold`` (``0``), gets its own set as
@@ -102,7 +102,8 @@ from mesynth.keyframes import sample_key_frames
 from mesynth.templates.bank import TemplateBank
 from mesynth.templates.types import Template
 from recognizer.data.representations import SyntheticFrames
-from recognizer.leakage import (
+from recognizer.mixing import DomainMixing, MixingError
+from recognizer.protocols.leakage import (
     LeakageError,
     SubjectSet,
     profile_leaks,
@@ -110,7 +111,6 @@ from recognizer.leakage import (
     sample_person,
     subject_persons,
 )
-from recognizer.mixing import DomainMixing, MixingError
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.calibration import (
     GROUP_COUNTS,
@@ -176,7 +176,7 @@ class SyntheticSet:
         root: the store folder.
         key: its content key.
         samples: ``(N,)`` clips (apex-flow images when the frames spec asks for a flow), in
-            store order, each with :func:`recognizer.leakage.provenance` in ``extra``.
+            store order, each with :func:`recognizer.protocols.leakage.provenance` in ``extra``.
         labels: ``(N,)`` their class indices.
         made: whether this process rendered it (else reused or given).
         templates: the bank it was made from (empty for a given store).
@@ -611,7 +611,7 @@ def recipe_profiles(recipe: GenerationRecipe) -> list[tuple[str, CalibrationProf
 
 def check_profiles(recipe: GenerationRecipe, context: FoldContext) -> None:
     """Refuse a fold whose test subjects a calibration profile of ``recipe`` was measured on
-    (:func:`recognizer.leakage.profile_leaks`).
+    (:func:`recognizer.protocols.leakage.profile_leaks`).
 
     Raises:
         LeakageError: the violations, naming the profile and the subjects.

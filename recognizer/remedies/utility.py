@@ -22,7 +22,7 @@ the settings of the synthetic pool by what they do to the run's own recognizer:
 The best trial is used only when it beats the baseline; otherwise the fold trains on its real
 samples alone and says so. Every trial records the subjects it used (inner training and
 held-out subjects, the faces and templates of its clips, its profile's subjects), and
-:func:`recognizer.leakage.check_fold` refuses a fold whose test subject is among them.
+:func:`recognizer.protocols.leakage.check_fold` refuses a fold whose test subject is among them.
 
 Files under ``<calibration dir>/<scope>/``: ``measured/`` (the ``flows`` measurement the
 profiles start from), ``search/search.json`` (settings hash: another setting restarts the
@@ -32,7 +32,7 @@ atomically; a rerun re-reads them and continues up to ``trials``), ``history.csv
 
 Convention:
     Scores are pooled over the inner held-out subjects' real samples: UF1 and UAR of
-    :mod:`recognizer.metrics` on the concatenated predictions of every inner fold.
+    :mod:`recognizer.evaluation.metrics` on the concatenated predictions of every inner fold.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ from mesynth.calibration.adversarial import (
     profile_from_parameters,
 )
 from mesynth.calibration.profile import CalibrationProfile
-from recognizer.leakage import check_fold
-from recognizer.metrics import uar, uf1
+from recognizer.evaluation.metrics import uar, uf1
+from recognizer.protocols.leakage import check_fold
 from recognizer.remedies.base import FoldContext, FoldData
 from recognizer.remedies.calibration import (
     CalibrationScope,
@@ -379,7 +379,7 @@ def calibrate_utility(
     if scorer is None:
         raise FoldCalibrationError(
             "remedy.calibration.method=utility trains the run's model on inner folds: run it "
-            "through recognizer.experiment.run_protocol (FoldContext.inner_score is not set)"
+            "through recognizer.experiments.runner.run_protocol (FoldContext.inner_score is not set)"
         )
     wanted = set(scope.subjects)
     chosen = [(s, int(y)) for s, y in zip(samples, labels) if str(s.subject) in wanted]

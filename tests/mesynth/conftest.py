@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,34 +10,22 @@ import skimage.data
 
 from mesynth.face.canonical import STABLE_INDICES, align_to_canonical, warp_with_matrix
 from mesynth.face.landmarks import create_detector, detect_landmarks
+from tests.fake_records import FakeRecord
 
 SIZE = 96
 
 
-@dataclass(frozen=True)
-class FakeRecord:
-    """A clip record like recognizer's Sample (duck-typed), stored as a .npy array."""
-
-    subject: str
-    clip: str
-    array_path: Path
-    onset: int
-    apex: int
-    offset: int
-    fps: float = 100.0
-    aus: str = ""
-    emotion: str = "happiness"
-    identity: str | None = None
-    frames: tuple = ()
-    frame_numbers: tuple = ()
-    extra: dict = field(default_factory=dict)
+@pytest.fixture(scope="session")
+def dlib_detector():
+    """The offline dlib landmark detector, loaded once."""
+    return create_detector("dlib")
 
 
 @pytest.fixture(scope="session")
-def aligned_face() -> tuple[np.ndarray, np.ndarray]:
+def aligned_face(dlib_detector) -> tuple[np.ndarray, np.ndarray]:
     """The astronaut aligned to the canonical 96 px crop: image (96, 96, 3) and landmarks."""
     image = skimage.data.astronaut()
-    landmarks = detect_landmarks(image, create_detector("dlib"))
+    landmarks = detect_landmarks(image, dlib_detector)
     face = align_to_canonical(image, landmarks, SIZE)
     return face.image, face.landmarks
 
@@ -79,3 +66,25 @@ def write_clip(folder: Path, name: str, frames: list[np.ndarray], **fields: obje
         extra={"frame_numbers": numbers},
         **{**defaults, **fields},
     )
+
+
+def moving_clips(folder, face, n, shift_px, noise, seed, prefix) -> list[FakeRecord]:
+    """``n`` onset/apex clips of ``face`` whose apex is shifted by ``shift_px`` (normal, px) with
+    sensor noise ``noise``; five subjects, alternating happiness and surprise."""
+    image, landmarks = face
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        tx, ty = rng.normal(0, shift_px, 2)
+        apex = move(image, similarity_about(landmarks, tx, ty, 0.0, 1.0))
+        frames = [quantise(image, noise, rng), quantise(apex, noise, rng)]
+        out.append(
+            write_clip(
+                folder,
+                f"{prefix}{i}",
+                frames,
+                subject=f"{prefix}/s{i % 5}",
+                emotion=("happiness", "surprise")[i % 2],
+            )
+        )
+    return out

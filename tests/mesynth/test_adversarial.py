@@ -14,83 +14,33 @@ from mesynth.calibration.adversarial import (
     adversarial_calibration,
     profile_from_parameters,
     quiet_profile,
-    record_features,
 )
 from mesynth.calibration.profile import CalibrationProfile
-from mesynth.calibration.profile_effects import calibrated_motion
-from mesynth.evaluation.domain_test import domain_classifier_test
 from mesynth.evaluation.realism_report import realism_report
-from mesynth.face.identities import IdentityAugmentation, load_identities
-from mesynth.generation.balance import equal
-from mesynth.generation.pipeline import generate
-from mesynth.generation.recipe import GenerationRecipe, ProfileSource, run_recipe
+from mesynth.generation.recipe import GenerationRecipe
 from mesynth.generation.store_reader import store_records
-from mesynth.motion.au_basis import MotionModel
-from mesynth.motion.timing import TimingSampler
-from mesynth.templates.bank import TemplateBank
-from tests.profile_fixtures import make_profile
+from tests.adversarial_fixtures import before_and_after, hidden_store, search_recipe
 
 SIZE = 48
 TRIALS = 32
-#: the hidden real-like domain: larger motion, head and skin motion, noise and drift
-HIDDEN = make_profile(0.08, (0.04, 1.5, 0.015), (0.05, 0.3), 8.0, 0.2)
 
 
 def _recipe(**changes: object) -> GenerationRecipe:
-    settings = {
-        "size": SIZE,
-        "device": "cpu",
-        "timing": {"fps": 60},
-        "identities": {"copies": 3},
-        "frames": {"mode": "onset_apex"},
-    }
-    return GenerationRecipe(**(settings | changes))
+    return search_recipe(SIZE, {"mode": "onset_apex"}, **changes)
 
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
     root = tmp_path_factory.mktemp("adversarial")
-    faces = load_identities(
-        "builtin", size=SIZE, seed=0, augmentation=IdentityAugmentation(copies=3)
-    )
-    bank = TemplateBank.expert("dfme7")
-    generate(
-        faces,
-        bank,
-        calibrated_motion(MotionModel.expert(), HIDDEN, bank),
-        TimingSampler(fps=60),
-        equal(8, list(bank.emotions), seed=101),
-        root / "real",
-        mode="onset_apex",
-        effects=HIDDEN,
-        device="cpu",
-        progress=False,
-    )
-    real = store_records(root / "real")
+    real = hidden_store(root / "real", SIZE, 8, mode="onset_apex")
     result = adversarial_calibration(
         real, _recipe(), trials=TRIALS, out_dir=root / "search", seed=0, clips=56
     )
     return {"root": root, "real": real, "result": result}
 
 
-def _accuracy(real, root, name, recipe):
-    """Domain accuracy of real vs a fresh store made with ``recipe`` (seeds the search never
-    rendered)."""
-    run_recipe(recipe, equal(16, list(TemplateBank.expert("dfme7").emotions), seed=7), root / name)
-    synthetic = store_records(root / name)
-    (r, rg), (s, sg) = record_features(real), record_features(synthetic)
-    return domain_classifier_test(r, s, rg, sg, n_permutations=0, c=1.0).accuracy
-
-
 def test_search_brings_the_domain_classifier_to_near_chance(search):
-    root, real, result = search["root"], search["real"], search["result"]
-    clean = _accuracy(real, root, "clean", _recipe())
-    calibrated = _accuracy(
-        real,
-        root,
-        "calibrated",
-        _recipe(effects=ProfileSource(str(result.profile_path)), motion={"apex_iod": "profile"}),
-    )
+    clean, calibrated = before_and_after(search, _recipe)
     print(f"domain accuracy: clean {clean:.3f}, calibrated {calibrated:.3f}")
     assert clean >= 0.95
     assert calibrated <= 0.65

@@ -13,19 +13,10 @@ from mesynth.calibration.adversarial import (
     record_features,
 )
 from mesynth.calibration.clip_features import frame_differences, key_frame_clip_image
-from mesynth.calibration.profile_effects import calibrated_motion
-from mesynth.evaluation.domain_test import domain_classifier_test
-from mesynth.face.identities import IdentityAugmentation, load_identities
-from mesynth.generation.balance import equal
-from mesynth.generation.pipeline import generate
-from mesynth.generation.recipe import GenerationRecipe, ProfileSource, run_recipe
-from mesynth.generation.store_reader import store_records
+from mesynth.generation.recipe import GenerationRecipe
 from mesynth.keyframes import sample_key_frames
-from mesynth.motion.au_basis import MotionModel
-from mesynth.motion.timing import TimingSampler
 from mesynth.records import read_record_frames, record_frame_numbers
-from mesynth.templates.bank import TemplateBank
-from tests.profile_fixtures import make_profile
+from tests.adversarial_fixtures import before_and_after, hidden_store, search_recipe
 
 SIZE = 48
 FRAMES = 4
@@ -33,73 +24,32 @@ FRAMES = 4
 #: trial's accuracy low enough that the best trial is not just a lucky draw.
 TRIALS = 48
 CLIPS = 112
-#: the hidden real-like domain of tests/mesynth/test_adversarial.py
-HIDDEN = make_profile(0.08, (0.04, 1.5, 0.015), (0.05, 0.3), 8.0, 0.2)
 CLIP = {"representation": "clip", "num_frames": FRAMES}
 
 
 def _recipe(**changes: object) -> GenerationRecipe:
-    settings = {
-        "size": SIZE,
-        "device": "cpu",
-        "timing": {"fps": 60},
-        "identities": {"copies": 3},
-        "frames": {"mode": "keyframes", "num_frames": FRAMES},
-    }
-    return GenerationRecipe(**(settings | changes))
+    return search_recipe(SIZE, {"mode": "keyframes", "num_frames": FRAMES}, **changes)
 
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
+    """The hidden domain of tests/adversarial_fixtures.py as 4-key-frame clips."""
     root = tmp_path_factory.mktemp("adversarial_clip")
-    faces = load_identities(
-        "builtin", size=SIZE, seed=0, augmentation=IdentityAugmentation(copies=3)
-    )
-    bank = TemplateBank.expert("dfme7")
-    generate(
-        faces,
-        bank,
-        calibrated_motion(MotionModel.expert(), HIDDEN, bank),
-        TimingSampler(fps=60),
-        equal(16, list(bank.emotions), seed=101),
-        root / "real",
-        mode="keyframes",
-        num_frames=FRAMES,
-        effects=HIDDEN,
-        device="cpu",
-        progress=False,
-    )
-    real = store_records(root / "real")
+    real = hidden_store(root / "real", SIZE, 16, mode="keyframes", num_frames=FRAMES)
     result = adversarial_calibration(
         real, _recipe(), trials=TRIALS, out_dir=root / "search", seed=0, clips=CLIPS, **CLIP
     )
     return {"root": root, "real": real, "result": result}
 
 
-def _accuracy(real, root, name, recipe):
-    """Domain accuracy of real vs a fresh clip store made with ``recipe`` (clip seeds the
-    search never rendered), on the search's clip features."""
-    run_recipe(recipe, equal(16, list(TemplateBank.expert("dfme7").emotions), seed=7), root / name)
-    synthetic = store_records(root / name)
-    (r, rg), (s, sg) = record_features(real, **CLIP), record_features(synthetic, **CLIP)
-    return domain_classifier_test(r, s, rg, sg, n_permutations=0, c=1.0).accuracy
-
-
 def test_clip_search_brings_the_domain_classifier_toward_chance(search):
-    root, real, result = search["root"], search["real"], search["result"]
-    clean = _accuracy(real, root, "clean", _recipe())
-    calibrated = _accuracy(
-        real,
-        root,
-        "calibrated",
-        _recipe(effects=ProfileSource(str(result.profile_path)), motion={"apex_iod": "profile"}),
-    )
+    clean, calibrated = before_and_after(search, _recipe, **CLIP)
     print(f"clip domain accuracy: clean {clean:.3f}, calibrated {calibrated:.3f}")
     assert clean >= 0.95
     # 112 clips a side: one accuracy's binomial std is about 0.035 near 0.6; held-out calibrated
     # sets measured 0.59-0.60 over two search seeds, so 0.70 is three std above, far below clean
     assert calibrated <= 0.70
-    assert result.profile.source["representation"] == "clip"
+    assert search["result"].profile.source["representation"] == "clip"
 
 
 def test_clip_features_are_the_key_frame_differences(search):

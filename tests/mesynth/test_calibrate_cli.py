@@ -23,6 +23,21 @@ def _manifest(folder, face, n, shift_px, noise, seed, source):
     return folder / "manifest.csv"
 
 
+def _realism(tmp_path, real, synthetic, out_dir, *extra: str) -> list[str]:
+    """``mesynth realism`` of two manifests, writing ``out_dir``."""
+    return [
+        "realism",
+        f"paths.root_dir={tmp_path}",
+        "data=manifest",
+        f"data.loader.root={real}",
+        "synthetic.name=manifest",
+        f"synthetic.root={synthetic}",
+        f"out_dir={out_dir}",
+        "scheme=null",
+        *extra,
+    ]
+
+
 def test_calibrate_and_realism_commands(aligned_face, tmp_path, capsys):
     real = _manifest(tmp_path / "real", aligned_face, 12, 1.0, 3.0, 0, "real")
     synthetic = _manifest(tmp_path / "syn", aligned_face, 12, 0.0, 0.0, 1, "synthetic")
@@ -33,16 +48,7 @@ def test_calibrate_and_realism_commands(aligned_face, tmp_path, capsys):
     assert profile.source["n_measured"] == 12
     assert profile.noise_sigma.median > 2.0
     report_dir = tmp_path / "report"
-    args = [
-        "realism",
-        *common,
-        "synthetic.name=manifest",
-        f"synthetic.root={synthetic}",
-        f"out_dir={report_dir}",
-        "n_permutations=5",
-        "scheme=null",
-    ]
-    assert main(args) == 0
+    assert main(_realism(tmp_path, real, synthetic, report_dir, "n_permutations=5")) == 0
     out = capsys.readouterr().out
     assert "domain classifier: balanced accuracy" in out
     text = (report_dir / "report.md").read_text()
@@ -94,20 +100,8 @@ def test_realism_command_compares_before_and_after_calibration(aligned_face, tmp
     search.mkdir()
     rows = ["trial,accuracy,objective,best_accuracy", "0,0.9,0.4,0.9", "1,0.55,0.05,0.55"]
     (search / "history.csv").write_text("\n".join(rows) + "\n")
-    args = [
-        "realism",
-        f"paths.root_dir={tmp_path}",
-        "data=manifest",
-        f"data.loader.root={real}",
-        "synthetic.name=manifest",
-        f"synthetic.root={clean}",
-        f"calibrated={tuned}",
-        f"history={search}",
-        f"out_dir={report_dir}",
-        "n_permutations=0",
-        "scheme=null",
-    ]
-    assert main(args) == 0
+    extra = [f"calibrated={tuned}", f"history={search}", "n_permutations=0"]
+    assert main(_realism(tmp_path, real, clean, report_dir, *extra)) == 0
     out = capsys.readouterr().out
     assert "real vs uncalibrated: balanced accuracy" in out
     assert "real vs calibrated: balanced accuracy" in out
@@ -144,18 +138,6 @@ def test_realism_command_compares_frame_differences(aligned_face, tmp_path):
     real = _manifest(tmp_path / "real", aligned_face, 6, 1.0, 3.0, 0, "real")
     clean = _manifest(tmp_path / "clean", aligned_face, 6, 0.0, 0.0, 1, "synthetic")
     report_dir = tmp_path / "report"
-    args = [
-        "realism",
-        f"paths.root_dir={tmp_path}",
-        "data=manifest",
-        f"data.loader.root={real}",
-        "synthetic.name=manifest",
-        f"synthetic.root={clean}",
-        "input=clip",
-        f"out_dir={report_dir}",
-        "n_permutations=0",
-        "scheme=null",
-    ]
-    assert main(args) == 0
+    assert main(_realism(tmp_path, real, clean, report_dir, "input=clip", "n_permutations=0")) == 0
     text = (report_dir / "report.md").read_text()
     assert "Representation: `clip`" in text and "| d1 |" in text

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import move, quantise, similarity_about, write_clip
+from conftest import moving_clips
 
 from mesynth.evaluation.calibration_comparison import calibration_comparison, region_ratios
 from mesynth.evaluation.domain_test import domain_classifier_test
@@ -15,35 +15,15 @@ from mesynth.evaluation.realism_report import REGIONS, ReportError, region_masks
 from mesynth.flow import apex_flow
 
 
-def _clips(folder, face, n, shift_px, noise, seed, prefix):
-    image, landmarks = face
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        tx, ty = rng.normal(0, shift_px, 2)
-        apex = move(image, similarity_about(landmarks, tx, ty, 0.0, 1.0))
-        frames = [quantise(image, noise, rng), quantise(apex, noise, rng)]
-        out.append(
-            write_clip(
-                folder,
-                f"{prefix}{i}",
-                frames,
-                subject=f"{prefix}/s{i % 5}",
-                emotion=("happiness", "surprise")[i % 2],
-            )
-        )
-    return out
-
-
 @pytest.fixture(scope="module")
 def comparison(aligned_face, tmp_path_factory):
     root = tmp_path_factory.mktemp("comparison")
     sets = {
-        "real": _clips(root, aligned_face, 20, 1.0, 4.0, 0, "real"),
+        "real": moving_clips(root, aligned_face, 20, 1.0, 4.0, 0, "real"),
         # still and clean: what an uncalibrated generator gives
-        "uncalibrated": _clips(root, aligned_face, 20, 0.0, 0.0, 1, "clean"),
+        "uncalibrated": moving_clips(root, aligned_face, 20, 0.0, 0.0, 1, "clean"),
         # the real setting drawn again: what a perfect calibration gives
-        "calibrated": _clips(root, aligned_face, 20, 1.0, 4.0, 2, "tuned"),
+        "calibrated": moving_clips(root, aligned_face, 20, 1.0, 4.0, 2, "tuned"),
     }
     result = calibration_comparison(
         sets["real"],

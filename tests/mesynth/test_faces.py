@@ -16,14 +16,9 @@ from mesynth.face.identities import (
     load_identities,
     person_of,
 )
-from mesynth.face.landmarks import create_detector, detect_landmarks, save_pts
+from mesynth.face.landmarks import detect_landmarks, save_pts
 
 SIZE = 64
-
-
-@pytest.fixture(scope="module")
-def dlib_detector():
-    return create_detector("dlib")
 
 
 @pytest.fixture(scope="module")

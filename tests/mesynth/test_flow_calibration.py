@@ -25,7 +25,6 @@ from mesynth.calibration.flow_images import (
 )
 from mesynth.calibration.framing_search import FRAMING_SPACE, moved_framing
 from mesynth.calibration.profile import CalibrationProfile
-from mesynth.face.landmarks import create_detector
 from mesynth.generation.recipe import GenerationRecipe
 from tests.flow_fixtures import CROP, FLOW, make_composite
 from tests.profile_fixtures import make_profile
@@ -34,11 +33,6 @@ from tests.profile_fixtures import make_profile
 CLEAN = make_profile(0.08, (0.0, 0.0, 0.0), (0.0, 0.0), 0.0, 0.0)
 DIFFUSE = make_profile(0.08, (0.0, 0.0, 0.0), (0.06, 0.3), 0.0, 0.0)
 NOISY = make_profile(0.08, (0.0, 0.0, 0.0), (0.0, 0.0), 8.0, 0.0)
-
-
-@pytest.fixture(scope="module")
-def detector():
-    return create_detector("dlib")
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +45,9 @@ def composites(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def profiles(composites, detector):
+def profiles(composites, dlib_detector):
     return {
-        name: calibrate_from_flows(read_flow_records(c.rows), detector=detector)
+        name: calibrate_from_flows(read_flow_records(c.rows), detector=dlib_detector)
         for name, c in composites.items()
     }
 
@@ -116,20 +110,22 @@ def test_framing_measured_from_the_face_crops_is_the_known_one(composites, profi
     assert profiles["clean"].source["n_faces"] == 8
 
 
-def test_residual_scales_with_the_apex_anchor(composites, detector):
+def test_residual_scales_with_the_apex_anchor(composites, dlib_detector):
     flows = read_flow_records(composites["diffuse"].rows)
-    one = calibrate_from_flows(flows, detector=detector, apex_peak_iod=0.05)
-    two = calibrate_from_flows(flows, detector=detector, apex_peak_iod=0.10)
+    one = calibrate_from_flows(flows, detector=dlib_detector, apex_peak_iod=0.05)
+    two = calibrate_from_flows(flows, detector=dlib_detector, apex_peak_iod=0.10)
     assert two.residual_rms_iod.median == pytest.approx(2 * one.residual_rms_iod.median)
     assert two.residual_correlation_iod == one.residual_correlation_iod
     assert two.apex_peak_iod.median == 0.10
 
 
-def test_calibration_sees_only_the_chosen_subjects_and_records_them(composites, detector, tmp_path):
+def test_calibration_sees_only_the_chosen_subjects_and_records_them(
+    composites, dlib_detector, tmp_path
+):
     composite = composites["clean"]
     flows = read_flow_records(composite.rows)
     test_subject = composite.subjects[0]
-    profile = calibrate_from_flows(flows, exclude=[test_subject], detector=detector)
+    profile = calibrate_from_flows(flows, exclude=[test_subject], detector=dlib_detector)
     seen = profile.source["real_subjects"]
     assert test_subject not in seen and sorted(set(composite.subjects) - {test_subject}) == seen
     assert profile.source["n_real"] == sum(s != test_subject for s in flows.subjects)
@@ -144,7 +140,7 @@ def test_calibration_sees_only_the_chosen_subjects_and_records_them(composites, 
         select_subjects(flows, exclude=composite.subjects)
 
 
-def test_bad_input_names_the_file_or_row(composites, tmp_path, detector):
+def test_bad_input_names_the_file_or_row(composites, tmp_path, dlib_detector):
     good = composites["clean"].rows[0]
     narrow = tmp_path / "narrow.png"
     cv2.imwrite(str(narrow), np.zeros((FLOW, FLOW - 8, 3), np.uint8))
@@ -167,10 +163,10 @@ def test_bad_input_names_the_file_or_row(composites, tmp_path, detector):
     broken.write_bytes(b"not a png")
     no_face = dataclasses.replace(good, extra={"face": str(broken)})
     with pytest.raises(FlowCalibrationError, match="broken.png"):
-        calibrate_from_flows(read_flow_records([no_face]), detector=detector)
+        calibrate_from_flows(read_flow_records([no_face]), detector=dlib_detector)
     faceless = dataclasses.replace(good, extra={})
     with pytest.raises(FlowCalibrationError, match="`face` column"):
-        calibrate_from_flows(read_flow_records([faceless]), detector=detector)
+        calibrate_from_flows(read_flow_records([faceless]), detector=dlib_detector)
     with pytest.raises(FlowCalibrationError, match=r"\(N, S, S, 3\)"):
         measure_flow_images(np.zeros((2, FLOW, FLOW)), np.zeros((68, 2)))
 

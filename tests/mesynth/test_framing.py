@@ -29,7 +29,7 @@ from mesynth.face.identities import (
     builtin_images,
     load_identities,
 )
-from mesynth.face.landmarks import create_detector, detect_landmarks
+from mesynth.face.landmarks import detect_landmarks
 from mesynth.generation.recipe import GenerationRecipe, RecipeError
 from tests.profile_fixtures import EXAMPLE_PROFILE
 
@@ -38,15 +38,11 @@ CROP = 128
 
 
 @pytest.fixture(scope="module")
-def detector():
-    return create_detector("dlib")
-
-
-@pytest.fixture(scope="module")
-def portraits(detector):
+def portraits(dlib_detector):
     """``{name: (image, landmarks)}`` of the two public-domain portraits (dlib landmarks)."""
     return {
-        name: (image, detect_landmarks(image, detector)) for name, image in builtin_images().items()
+        name: (image, detect_landmarks(image, dlib_detector))
+        for name, image in builtin_images().items()
     }
 
 
@@ -59,14 +55,14 @@ def _tight_crop(image, landmarks, top, scale):
     return warp_with_matrix(image, matrix, CROP), apply_affine(landmarks, matrix)
 
 
-def test_framing_measured_on_crops_matches_the_known_landmark_positions(portraits, detector):
+def test_framing_measured_on_crops_matches_the_known_landmark_positions(portraits, dlib_detector):
     crops, known = [], []
     for top, scale in ((0.28, 0.42), (0.24, 0.46), (0.30, 0.40)):
         for image, landmarks in portraits.values():
             crop, points = _tight_crop(image, landmarks, top, scale)
             crops.append(crop)
             known.append(normalise(points, crop.shape))
-    measured = measure_crop_framing(crops, detector)
+    measured = measure_crop_framing(crops, dlib_detector)
     assert measured.per_crop.shape == (6, 68, 2) and not measured.skipped
     error_px = np.linalg.norm(measured.mean - np.mean(known, axis=0), axis=1) * CROP
     # dlib re-detected on the crop vs the similarity-mapped original landmarks
@@ -76,13 +72,13 @@ def test_framing_measured_on_crops_matches_the_known_landmark_positions(portrait
     assert eyes[:, 1] == pytest.approx([0.2733, 0.2733], abs=0.02)  # mean of 0.28, 0.24, 0.30
 
 
-def test_framing_measurement_skips_blank_crops_and_names_them(portraits, detector):
+def test_framing_measurement_skips_blank_crops_and_names_them(portraits, dlib_detector):
     crop, _ = _tight_crop(*portraits["astronaut"], 0.3, 0.4)
     blank = np.full((CROP, CROP, 3), 128, np.uint8)
-    measured = measure_crop_framing([crop, blank], detector, names=["a.png", "blank.png"])
+    measured = measure_crop_framing([crop, blank], dlib_detector, names=["a.png", "blank.png"])
     assert measured.sources == ("a.png",) and measured.skipped[0][0] == "blank.png"
     with pytest.raises(FramingError, match="blank.png"):
-        measure_crop_framing([blank], detector, names=["blank.png"])
+        measure_crop_framing([blank], dlib_detector, names=["blank.png"])
 
 
 def test_own_framing_keeps_each_crop_only_resized(portraits):
@@ -94,18 +90,18 @@ def test_own_framing_keeps_each_crop_only_resized(portraits):
     assert face.image.shape == (SIZE, SIZE, 3)
 
 
-def test_canonical_stays_the_default_and_unchanged(portraits, detector):
+def test_canonical_stays_the_default_and_unchanged(portraits, dlib_detector):
     image, points = portraits["astronaut"]
     default = align_identity("a", image, points, SIZE, "a")
     matrix = estimate_similarity(points, canonical_landmarks(SIZE), STABLE_INDICES)
     np.testing.assert_array_equal(default.image, warp_with_matrix(image, matrix, SIZE))
-    loaded = load_identities("builtin", size=SIZE, detector=detector)
-    explicit = load_identities("builtin", size=SIZE, detector=detector, framing="canonical")
+    loaded = load_identities("builtin", size=SIZE, detector=dlib_detector)
+    explicit = load_identities("builtin", size=SIZE, detector=dlib_detector, framing="canonical")
     for a, b in zip(loaded.identities, explicit.identities):
         np.testing.assert_array_equal(a.image, b.image)
 
 
-def test_profile_framing_puts_the_face_on_the_target_and_follows_offsets(portraits, detector):
+def test_profile_framing_puts_the_face_on_the_target_and_follows_offsets(portraits, dlib_detector):
     crop, points = _tight_crop(*portraits["astronaut"], 0.3, 0.4)
     target = normalise(points, crop.shape)
     face = align_identity("a", crop, points, SIZE, "a", framing="profile", target=target)
@@ -117,7 +113,7 @@ def test_profile_framing_puts_the_face_on_the_target_and_follows_offsets(portrai
     expected = (centre + 1.1 * (target - centre) + [0.05, -0.03]) * SIZE
     np.testing.assert_allclose(shifted.landmarks, expected, atol=1e-6)
     # another face: its stable points land on the target's within a few pixels
-    hopper = load_identities("builtin", size=SIZE, detector=detector, framing="profile",
+    hopper = load_identities("builtin", size=SIZE, detector=dlib_detector, framing="profile",
                              target=target)[1]  # fmt: skip
     error = np.linalg.norm(hopper.landmarks[STABLE_INDICES] - target[STABLE_INDICES] * SIZE, 1)
     assert error.max() < 0.1 * SIZE
@@ -127,13 +123,13 @@ def test_profile_framing_puts_the_face_on_the_target_and_follows_offsets(portrai
     np.testing.assert_allclose(key_points(by_three.landmarks), three * SIZE, atol=1e-6)
 
 
-def test_augmented_copies_keep_a_non_canonical_framing(portraits, detector):
+def test_augmented_copies_keep_a_non_canonical_framing(portraits, dlib_detector):
     crop, points = _tight_crop(*portraits["astronaut"], 0.22, 0.5)
     target = normalise(points, crop.shape)
     faces = load_identities(
         "builtin",
         size=SIZE,
-        detector=detector,
+        detector=dlib_detector,
         framing="profile",
         target=target,
         augmentation=IdentityAugmentation(copies=2, mirror=False),
@@ -163,7 +159,7 @@ def test_bad_framing_arguments_are_named():
 
 
 def test_profile_framing_with_landmarks_round_trips_and_drives_the_recipe(
-    tmp_path, portraits, detector
+    tmp_path, portraits, dlib_detector
 ):
     crop, points = _tight_crop(*portraits["hopper"], 0.26, 0.44)
     target = normalise(points, crop.shape)

@@ -18,11 +18,6 @@ from mesynth.face.landmarks import (
 )
 
 
-@pytest.fixture(scope="module")
-def dlib_detector():
-    return create_detector("dlib")
-
-
 def _portraits() -> dict[str, np.ndarray]:
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         hopper = np.asarray(Image.open(f).convert("RGB"))

@@ -17,29 +17,27 @@ from mesynth.calibration.profile_effects import (
     resolve_effects,
 )
 from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
-from mesynth.face.identities import Identity
 from mesynth.generation.balance import PlannedClip, equal
-from mesynth.generation.pipeline import clip_displacements, generate, sample_clip_parameters
+from mesynth.generation.pipeline import (
+    clip_displacements,
+    generate,
+    generate_from_profile,
+    sample_clip_parameters,
+)
 from mesynth.motion.au_basis import MotionModel
 from mesynth.motion.timing import TimingSampler
 from mesynth.render.effects import EffectParams, EffectsConfig, flicker_gains, head_affines
 from mesynth.render.warp import FaceWarper, WarpRequest
 from mesynth.templates.bank import TemplateBank
-from tests.profile_fixtures import EXAMPLE_PROFILE, textured_face
+from tests.profile_fixtures import EXAMPLE_PROFILE as PROFILE
+from tests.profile_fixtures import textured_face
 
 SIZE = 32
 
 
-PROFILE = EXAMPLE_PROFILE
-
-
-def _face(name: str, seed: int) -> Identity:
-    return textured_face(name, seed, SIZE)
-
-
 def _parts():
     return {
-        "identities": [_face("anna", 1), _face("ben", 2)],
+        "identities": [textured_face("anna", 1, SIZE), textured_face("ben", 2, SIZE)],
         "bank": TemplateBank.expert("dfme7"),
         "motion": MotionModel.expert(),
         "timing_sampler": TimingSampler(fps=60),
@@ -70,6 +68,20 @@ def test_profile_renders_do_not_depend_on_batch_size(tmp_path):
     clean = tmp_path / "clean"
     generate(out_dir=clean, effects="none", **_parts())
     assert any(first[k] != _files(clean)[k] for k in clips)
+
+
+def test_generate_from_profile_is_generate_with_the_profile_and_its_calibrated_motion(tmp_path):
+    parts = _parts()
+    explicit = parts | {"motion": calibrated_motion(parts["motion"], PROFILE, parts["bank"])}
+    generate(out_dir=tmp_path / "explicit", effects=PROFILE, mode="onset_apex", **explicit)
+    summary = generate_from_profile(
+        parts["identities"], PROFILE, parts["plan"], tmp_path / "short", mode="onset_apex",
+        device="cpu", progress=False,
+    )  # fmt: skip
+    assert summary.apex_iod == pytest.approx(explicit["motion"].apex_iod)
+    clips, again = _files(tmp_path / "explicit"), _files(tmp_path / "short")
+    assert sorted(clips) == sorted(again) and len([k for k in clips if k.endswith(".npy")]) == 6
+    assert all(clips[k] == again[k] for k in clips if k.endswith(".npy"))
 
 
 def test_missing_or_malformed_profiles_are_named(tmp_path):

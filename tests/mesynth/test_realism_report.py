@@ -4,36 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FakeRecord, move, quantise, similarity_about, write_clip
+from conftest import FakeRecord, moving_clips
 
 from mesynth.evaluation.domain_test import domain_classifier_test
 from mesynth.evaluation.realism_report import ReportError, realism_report, region_masks
 from mesynth.flow import apex_flow, save_apex_flow
 
 
-def _clips(folder, face, n, shift_px, noise, seed, prefix):
-    image, landmarks = face
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        tx, ty = rng.normal(0, shift_px, 2)
-        apex = move(image, similarity_about(landmarks, tx, ty, 0.0, 1.0))
-        frames = [quantise(image, noise, rng), quantise(apex, noise, rng)]
-        out.append(
-            write_clip(
-                folder,
-                f"{prefix}{i}",
-                frames,
-                subject=f"{prefix}/s{i % 5}",
-                emotion=("happiness", "surprise")[i % 2],
-            )
-        )
-    return out
-
-
 def test_different_sets_are_told_apart_and_the_report_is_written(aligned_face, tmp_path):
-    real = _clips(tmp_path, aligned_face, 20, 1.0, 4.0, 0, "real")
-    clean = _clips(tmp_path, aligned_face, 20, 0.0, 0.0, 1, "syn")
+    real = moving_clips(tmp_path, aligned_face, 20, 1.0, 4.0, 0, "real")
+    clean = moving_clips(tmp_path, aligned_face, 20, 0.0, 0.0, 1, "syn")
     result = realism_report(real, clean, tmp_path / "report", n_permutations=20)
     assert result.domain_accuracy > 0.9
     assert result.domain.binomial_p < 0.01
@@ -55,14 +35,14 @@ def test_different_sets_are_told_apart_and_the_report_is_written(aligned_face, t
 
 
 def test_two_draws_of_one_setting_are_indistinguishable(aligned_face, tmp_path):
-    first = _clips(tmp_path, aligned_face, 20, 1.0, 2.0, 2, "a")
-    second = _clips(tmp_path, aligned_face, 20, 1.0, 2.0, 3, "b")
+    first = moving_clips(tmp_path, aligned_face, 20, 1.0, 2.0, 2, "a")
+    second = moving_clips(tmp_path, aligned_face, 20, 1.0, 2.0, 3, "b")
     result = realism_report(first, second, tmp_path / "same", n_permutations=0)
     assert result.domain_accuracy < 0.75
 
 
 def test_precomputed_apex_flow_images_are_read_as_images(aligned_face, tmp_path):
-    clips = _clips(tmp_path, aligned_face, 4, 1.0, 2.0, 4, "p")
+    clips = moving_clips(tmp_path, aligned_face, 4, 1.0, 2.0, 4, "p")
     images = []
     for clip in clips:
         frames = np.load(clip.array_path)
@@ -98,7 +78,7 @@ def test_domain_test_keeps_groups_whole():
 
 
 def test_too_few_clips_is_a_clear_error(aligned_face, tmp_path):
-    clips = _clips(tmp_path, aligned_face, 3, 1.0, 2.0, 5, "x")
+    clips = moving_clips(tmp_path, aligned_face, 3, 1.0, 2.0, 5, "x")
     with pytest.raises(ReportError, match="real set has 1 readable clips"):
         realism_report(clips[:1], clips, tmp_path / "r")
 

@@ -11,7 +11,6 @@ import torch
 
 from mesynth.calibration.profile_effects import ProfileEffects, calibrated_motion
 from mesynth.environment import resolve_device
-from mesynth.face.identities import Identity
 from mesynth.generation.balance import equal
 from mesynth.generation.pipeline import generate
 from mesynth.generation.recipe import (
@@ -30,16 +29,10 @@ from mesynth.motion.au_basis import MotionModel
 from mesynth.motion.timing import TimingSampler
 from mesynth.render.effects import EffectsConfig
 from mesynth.templates.bank import TemplateBank
-from tests.profile_fixtures import EXAMPLE_PROFILE, textured_face
+from tests.profile_fixtures import EXAMPLE_PROFILE as PROFILE
+from tests.profile_fixtures import textured_face
 
 SIZE = 32
-
-
-PROFILE = EXAMPLE_PROFILE
-
-
-def _face(name: str, seed: int) -> Identity:
-    return textured_face(name, seed, SIZE)
 
 
 def _compose(overrides: list[str]):
@@ -125,7 +118,7 @@ def test_mined_templates_and_onset_faces_need_what_only_a_fold_has() -> None:
 def test_generate_uses_the_callers_motion_model_even_with_a_profile(tmp_path) -> None:
     motion = MotionModel.expert(apex_iod=0.05)
     summary = generate(
-        [_face("anna", 1)],
+        [textured_face("anna", 1, SIZE)],
         TemplateBank.expert("dfme7"),
         motion,
         TimingSampler(fps=60),

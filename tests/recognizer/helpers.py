@@ -66,6 +66,80 @@ def feature_factory(samples: Sequence[FakeSample], labels: Sequence[int], train:
     return TensorClips(x, labels)
 
 
+def two_class_samples() -> tuple[list[FakeSample], list[int]]:
+    """24 samples of 4 CASME II subjects, 6 clips each, two classes told apart by the feature."""
+    rng = np.random.default_rng(0)
+    samples, labels = [], []
+    for s in range(4):
+        for c in range(6):
+            label = c % 2
+            feature = tuple(float(v) for v in np.eye(3)[label] + rng.normal(0, 0.1, 3))
+            samples.append(FakeSample("casme2", f"casme2/s{s}", f"c{c}", feature=feature))
+            labels.append(label)
+    return samples, labels
+
+
+SAMPLES, LABELS = two_class_samples()
+
+
+def kfold_run(remedy: object, out_dir: object, epochs: int = 1, **trainer: object) -> object:
+    """:func:`~recognizer.experiments.runner.run_protocol` of a tiny STSTNet with ``remedy`` over
+    :data:`SAMPLES`, 2-fold without validation, on the CPU; ``trainer``: more
+    :class:`~recognizer.training.trainer.TrainerConfig` settings."""
+    from recognizer.experiments.runner import run_protocol
+    from recognizer.models import create_model
+    from recognizer.protocols import create_protocol
+    from recognizer.training.trainer import TrainerConfig
+
+    return run_protocol(
+        SAMPLES,
+        LABELS,
+        protocol=create_protocol("kfold", n_splits=2, val_fraction=0.0),
+        dataset_factory=feature_factory,
+        model_factory=lambda k: create_model("ststnet", k),
+        remedy=remedy,
+        trainer_config=TrainerConfig(
+            epochs=epochs, batch_size=8, lr=0.05, device="cpu", progress=False, **trainer
+        ),
+        out_dir=out_dir,
+    )
+
+
+def held_out_fold_context(
+    rows: Sequence, subjects: Sequence[str], tested: str, classes: Sequence[str], fold_dir, **extra
+) -> object:
+    """The :class:`~recognizer.remedies.FoldContext` of fold 0 testing ``tested``: training on
+    the rows of the other ``subjects``, no validation subjects, every row in the pool;
+    ``extra``: more context fields (``inner_score``)."""
+    from recognizer.protocols import Fold
+    from recognizer.remedies import FoldContext
+
+    train = [r for r in rows if r.subject != tested]
+    fold = Fold(0, frozenset(subjects) - {tested}, frozenset(), frozenset([tested]))
+    return FoldContext(
+        fold,
+        train,
+        [classes.index(r.emotion) for r in train],
+        list(classes),
+        fold_dir,
+        pool=rows,
+        pool_labels=[classes.index(r.emotion) for r in rows],
+        **extra,
+    )
+
+
+#: ``mer train`` overrides of a tiny run: R3D of width 4 on 4 key-frames of 16 px, 2-fold
+#: k-fold without validation subjects, the debug trainer
+TINY_KFOLD = [
+    "representation.num_frames=4",
+    "representation.size=16",
+    "+model.widths=[4,4,4,4]",
+    "protocol=kfold",
+    "protocol.n_splits=2",
+    "protocol.val_fraction=0",
+    "trainer=debug",
+]
+
 #: a toy release declared by a spec alone (tests of the engine and of load checks)
 TOY = ReleaseSpec(
     name="toy",

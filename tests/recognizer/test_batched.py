@@ -1,4 +1,4 @@
-"""Batched folds (recognizer.batched): the folds of a protocol trained together equal the
+"""Batched folds (recognizer.training.batched): the folds of a protocol trained together equal the
 folds trained one by one, up to float rounding.
 
 Tolerances. The training logic (batches, per-fold losses, masking of folds without a batch,
@@ -20,20 +20,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import recognizer.experiment as experiment
-from recognizer.batched import (
+import recognizer.experiments.runner as experiment
+from recognizer.data.representations import ApexFlow
+from recognizer.data.torch_dataset import ClipDataset
+from recognizer.experiments.runner import evaluate_run, run_protocol
+from recognizer.models import create_model
+from recognizer.remedies.losses import FocalLoss
+from recognizer.training.batched import (
     FoldJob,
     StackedOptimizer,
     StackedSTSTNet,
     model_reason,
     train_folds_batched,
 )
-from recognizer.data.representations import ApexFlow
-from recognizer.data.torch_dataset import ClipDataset
-from recognizer.experiment import evaluate_run, run_protocol
-from recognizer.models import create_model
-from recognizer.remedies.losses import FocalLoss
-from recognizer.train import Trainer, TrainerConfig, read_checkpoint
+from recognizer.training.trainer import Trainer, TrainerConfig, read_checkpoint
 from tests.recognizer.helpers import FakeSample, feature_factory
 from tests.recognizer.test_fast_path import _apex_set
 

@@ -20,19 +20,19 @@ import pandas as pd
 import pytest
 import torch
 
-import recognizer.experiment as experiment
-from recognizer.batched import StackedSTSTNet
+import recognizer.experiments.runner as experiment
 from recognizer.data.representations import ApexFlow
 from recognizer.data.samples import Sample
 from recognizer.data.torch_dataset import ClipDataset
-from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError, find_leaks, provenance
+from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import create_protocol
+from recognizer.protocols.leakage import LeakageError, find_leaks, provenance
 from recognizer.remedies import FoldContext, Remedy
 from recognizer.remedies.calibration import subject_groups
 from recognizer.remedies.synthetic import SynthesisError, SyntheticData, SyntheticSet
-from recognizer.train import TrainerConfig, read_checkpoint
+from recognizer.training.batched import StackedSTSTNet
+from recognizer.training.trainer import TrainerConfig, read_checkpoint
 from tests.recognizer.test_batched import per_stream_forward
 from tests.recognizer.test_fast_path import ImageSource
 
@@ -113,7 +113,8 @@ def _run(tmp_path, name: str, remedy: Remedy, **kw):
 
 
 def _counted(real, calls: list[int]):
-    """``real`` (:func:`recognizer.experiment.pretrain_group`), noting each group it trains."""
+    """``real`` (:func:`recognizer.experiments.runner.pretrain_group`), noting each group it
+    trains."""
 
     def counted(data, folder, **kw):
         calls.append(data.pretrain_group)

@@ -1,5 +1,5 @@
-"""recognizer.compare: paired bootstrap intervals over subjects and seeds, chance levels, and
-`mer compare` end to end on runs the test makes."""
+"""recognizer.evaluation.compare: paired bootstrap intervals over subjects and seeds, chance
+levels, and `mer compare` end to end on runs the test makes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from recognizer.cli import main as mer_main
-from recognizer.compare import (
+from recognizer.evaluation.compare import (
     Arm,
     CompareError,
     arms_from_runs,
@@ -22,7 +22,7 @@ from recognizer.compare import (
     metrics_from_confusion,
     read_arm,
 )
-from recognizer.metrics import confusion_matrix
+from recognizer.evaluation.metrics import confusion_matrix
 
 
 def _table(true: list[int], predicted: list[int], subjects: list[str]) -> pd.DataFrame:

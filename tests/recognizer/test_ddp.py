@@ -141,7 +141,7 @@ import json, sys
 from pathlib import Path
 import torch
 from recognizer.models import create_model
-from recognizer.train import Trainer, TrainerConfig, distributed_env
+from recognizer.training.trainer import Trainer, TrainerConfig, distributed_env
 from tests.recognizer.helpers import TensorClips, moving_blobs
 
 out = Path(sys.argv[1])
@@ -227,7 +227,7 @@ from mesynth.templates.bank import TemplateBank
 from recognizer.datasets import load
 from recognizer.protocols import Fold
 from recognizer.remedies import FoldContext, create_remedy
-from recognizer.train import init_distributed
+from recognizer.training.trainer import init_distributed
 
 NAMES = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
 out, world = Path(sys.argv[1]), len(sys.argv) > 2
@@ -279,10 +279,10 @@ def test_a_synthetic_remedy_renders_one_store_over_the_ranks(tmp_path) -> None:
 REFUSAL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from recognizer.experiment import RunConfigError, run_protocol
+from recognizer.experiments.runner import RunConfigError, run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import create_protocol
-from recognizer.train import TrainerConfig, distributed_env
+from recognizer.training.trainer import TrainerConfig, distributed_env
 from tests.recognizer.helpers import FakeSample, feature_factory
 
 out = Path(sys.argv[1])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recognizer.demo import (
+from recognizer.studies.demo import (
     chance_levels,
     clip_progress,
     comparison_section,
@@ -83,7 +83,7 @@ def test_the_synthetic_clips_trained_on_are_read_from_the_fold_folders(tmp_path)
 
 
 def test_the_comparison_section_reads_the_runs_with_a_paired_interval(tmp_path) -> None:
-    from recognizer.compare import Arm, compare_arms
+    from recognizer.evaluation.compare import Arm, compare_arms
 
     truth = [0, 1, 2, 0, 1, 2, 0, 1] * 2
     subjects = [f"target/p{i // 4}" for i in range(len(truth))]

@@ -14,7 +14,7 @@ from scipy.stats import pearsonr
 
 from recognizer.cli import main as mer_main
 from recognizer.remedies.domain_maps import class_statistics, flow_energies
-from tests.flow_fixtures import MANIFEST_SUBJECTS, write_flow_manifest
+from tests.flow_fixtures import MANIFEST_SUBJECTS, synth_fill_flow_run, write_flow_manifest
 
 
 def test_energy_is_the_flow_magnitude_about_the_median_flow() -> None:
@@ -50,14 +50,7 @@ def test_synth_fill_on_apex_flow_reports_its_class_mean_maps(tmp_path: Path) -> 
     table.to_csv(root / "manifest4.csv", index=False)
     out = tmp_path / "run"
     argv = [
-        "train", "data=manifest", f"data.loader.root={root / 'manifest4.csv'}",
-        "representation=apex_flow", "representation.render_size=32", "model=ststnet",
-        "protocol=loso", "remedy=synth_fill", "protocol.val_fraction=0", "trainer=ststnet",
-        "trainer.epochs=1", "trainer.batch_size=8", "trainer.device=cpu",
-        "trainer.num_workers=0", "trainer.progress=false",
-        "remedy.synthesis.identities.source=data", "remedy.synthesis.identities.face_crops=true",
-        "remedy.synthesis.identities.copies=0", "remedy.synthesis.device=cpu",
-        "remedy.pool_margin=1.0", f"remedy.cache_dir={tmp_path / 'cache'}",
+        *synth_fill_flow_run(root / "manifest4.csv", 32, tmp_path / "cache"),
         f"out_dir={out}", f"paths.root_dir={tmp_path}",
     ]  # fmt: skip
     assert mer_main(argv) == 0

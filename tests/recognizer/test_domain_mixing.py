@@ -14,7 +14,6 @@ import pytest
 import torch
 from torch import nn
 
-from recognizer.experiment import run_protocol
 from recognizer.mixing import (
     DomainMixing,
     MixingError,
@@ -23,14 +22,13 @@ from recognizer.mixing import (
     draw_mixup,
 )
 from recognizer.models import create_model
-from recognizer.protocols import create_protocol
 from recognizer.remedies import FoldData, Remedy, create_remedy
 from recognizer.remedies.base import FoldContext
 from recognizer.remedies.calibration import FoldCalibrationError, as_calibration
 from recognizer.remedies.losses import FocalLoss
 from recognizer.remedies.utility import search_space, trial_settings, trial_source
-from recognizer.train import Trainer, TrainerConfig
-from tests.recognizer.helpers import TensorClips, feature_factory
+from recognizer.training.trainer import Trainer, TrainerConfig
+from tests.recognizer.helpers import TensorClips, kfold_run
 
 
 def _net() -> nn.Module:
@@ -340,16 +338,7 @@ class MixesHalf(Remedy):
 
 
 def _mixed_run(tmp_path: Path, batched: object):
-    from tests.recognizer.test_fold_leakage import LABELS, SAMPLES
-
-    return run_protocol(
-        SAMPLES, LABELS, protocol=create_protocol("kfold", n_splits=2, val_fraction=0.0),
-        dataset_factory=feature_factory, model_factory=lambda k: create_model("ststnet", k),
-        remedy=MixesHalf("mixes"),
-        trainer_config=TrainerConfig(epochs=1, batch_size=8, lr=0.05, device="cpu",
-                                     progress=False, batched_folds=batched),
-        out_dir=tmp_path,
-    )  # fmt: skip
+    return kfold_run(MixesHalf("mixes"), tmp_path, epochs=1, batched_folds=batched)
 
 
 def test_protocol_runs_pass_the_mixing_to_the_trainer_fold_by_fold(

@@ -13,8 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 
 from mesynth.cli.app import config_dir
 from recognizer.cli import main as mer_main
-from recognizer.collect import collect, summary_table
-from recognizer.metrics import uar, uf1
+from recognizer.evaluation.grid import collect, summary_table
+from recognizer.evaluation.metrics import uar, uf1
 
 STORE_HEADER = (
     "clip_id,identity,label,emotion,aus,template_source,onset,apex,offset,fps,n_frames,mode,"

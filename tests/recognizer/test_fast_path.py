@@ -10,7 +10,7 @@ from recognizer.data.in_memory import first_draws, tensorize
 from recognizer.data.representations import ApexFlow, KeyFrameClip
 from recognizer.data.samples import Sample
 from recognizer.data.torch_dataset import ClipDataset, MixedDataset
-from recognizer.experiment import run_protocol
+from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model
 from recognizer.remedies.losses import FocalLoss
 from recognizer.runtime import (
@@ -21,7 +21,7 @@ from recognizer.runtime import (
     usable_cores,
     use_threads_for_process,
 )
-from recognizer.train import Trainer, TrainerConfig
+from recognizer.training.trainer import Trainer, TrainerConfig
 from tests.recognizer.helpers import TensorClips
 
 

@@ -11,12 +11,12 @@ import torch
 
 from mesynth.labels.emotions import scheme_labels
 from recognizer.cli import main as mer_main
-from recognizer.clip_input import PredictInputError, frame_of
-from recognizer.collect import collect
-from recognizer.compare import CompareError, read_arm
-from recognizer.final_model import FinalModelError, load_final_model
+from recognizer.evaluation.compare import CompareError, read_arm
+from recognizer.evaluation.grid import collect
+from recognizer.evaluation.report import results_table
+from recognizer.inference.clip_input import PredictInputError, frame_of
 from recognizer.protocols import create_protocol
-from recognizer.report import results_table
+from recognizer.training.final_model import FinalModelError, load_final_model
 from tests.recognizer.test_experiment_cli import blob_store
 
 

@@ -18,8 +18,8 @@ from mesynth.calibration.profile import CalibrationProfile
 from recognizer.cli import main as mer_main
 from recognizer.data.representations import ApexFlow, KeyFrameClip
 from recognizer.datasets import load
-from recognizer.leakage import LeakageError
 from recognizer.protocols import Fold
+from recognizer.protocols.leakage import LeakageError
 from recognizer.remedies import calibration, create_remedy, synthetic
 from recognizer.remedies.base import FoldContext
 from recognizer.remedies.calibration import (
@@ -29,7 +29,8 @@ from recognizer.remedies.calibration import (
     fold_scope,
     subject_groups,
 )
-from tests.flow_fixtures import MANIFEST_SUBJECTS, write_flow_manifest
+from tests.flow_fixtures import MANIFEST_SUBJECTS, synth_fill_flow_run, write_flow_manifest
+from tests.recognizer.helpers import held_out_fold_context
 
 CLASSES = ["negative", "positive", "surprise"]
 
@@ -170,18 +171,8 @@ def test_a_wrong_group_profile_is_refused_by_the_leakage_check(
     rows: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tested = MANIFEST_SUBJECTS[0]
-    labels = [CLASSES.index(r.emotion) for r in rows]
-    train = [r for r in rows if r.subject != tested]
-    fold = Fold(0, frozenset(MANIFEST_SUBJECTS[1:]), frozenset(), frozenset([tested]))
-    context = FoldContext(
-        fold,
-        train,
-        [CLASSES.index(r.emotion) for r in train],
-        CLASSES,
-        tmp_path / "run" / "fold_00",
-        pool=rows,
-        pool_labels=labels,
-    )
+    fold_dir = tmp_path / "run" / "fold_00"
+    context = held_out_fold_context(rows, MANIFEST_SUBJECTS, tested, CLASSES, fold_dir)
     remedy = create_remedy(
         "synth_fill",
         synthesis={"size": 32, "device": "cpu"},
@@ -255,14 +246,7 @@ def test_the_folds_profile_drives_effects_motion_size_and_framing(
 
 def _train(composite: Path, tmp_path: Path, out: Path, *extra: str) -> None:
     argv = [
-        "train", "data=manifest", f"data.loader.root={composite / 'manifest.csv'}",
-        "representation=apex_flow", "representation.render_size=64", "model=ststnet",
-        "protocol=loso", "remedy=synth_fill", "protocol.val_fraction=0", "trainer=ststnet",
-        "trainer.epochs=1", "trainer.batch_size=8", "trainer.device=cpu",
-        "trainer.num_workers=0", "trainer.progress=false",
-        "remedy.synthesis.identities.source=data", "remedy.synthesis.identities.face_crops=true",
-        "remedy.synthesis.identities.copies=0", "remedy.synthesis.device=cpu",
-        "remedy.pool_margin=1.0", f"remedy.cache_dir={tmp_path / 'cache'}",
+        *synth_fill_flow_run(composite / "manifest.csv", 64, tmp_path / "cache"),
         "remedy.calibration.method=flows", "remedy.calibration.groups=3",
         f"out_dir={out}", f"paths.root_dir={tmp_path}", *extra,
     ]  # fmt: skip

@@ -13,10 +13,10 @@ from recognizer.data.input_config import InputConfig, resolve_input_config
 from recognizer.data.representations import ApexFlow, KeyFrameClip
 from recognizer.data.samples import Sample
 from recognizer.data.torch_dataset import ClipDataset
-from recognizer.experiment import run_protocol
+from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model, list_models
 from recognizer.protocols import create_protocol
-from recognizer.train import TrainerConfig
+from recognizer.training.trainer import TrainerConfig
 
 SIZE, FRAMES = 8, 4
 #: uint8 -> float scaling of each convention, written out independently of the library

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import sys
 import numpy as np
-from recognizer.experiment import run_protocol
+from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import create_protocol
-from recognizer.train import TrainerConfig
+from recognizer.training.trainer import TrainerConfig
 from tests.recognizer.helpers import FakeSample, feature_factory
 
 rng = np.random.default_rng(3)

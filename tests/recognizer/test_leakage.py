@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from recognizer.data.samples import Sample
-from recognizer.leakage import LeakageError, check_fold, find_leaks, provenance, split_key
+from recognizer.protocols.leakage import LeakageError, check_fold, find_leaks, provenance, split_key
 
 
 def _real(subject: str, clip: str) -> Sample:

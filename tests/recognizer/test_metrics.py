@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recognizer.metrics import accuracy, confusion_matrix, summarize, uar, uf1
+from recognizer.evaluation.metrics import accuracy, confusion_matrix, summarize, uar, uf1
 
 # Worked example: classes 0-2 are true; class 3 is predicted once but never true; class 4 is
 # absent from both. Per class (TP, FP, FN): 0 -> (2, 1, 1), 1 -> (1, 1, 1), 2 -> (2, 0, 1),

@@ -10,25 +10,19 @@ from recognizer.models import (
     load_pretrained,
 )
 
-# REFERENCES.md, "Model reference parameter counts" (trainable parameters).
+# REFERENCES.md, "Model reference parameter counts" (trainable parameters): per model and
+# builder keywords, {classes: count}.
+REFERENCE_TABLE = [
+    ("r3d18", {}, {400: 33_409_104, 3: 33_205_443, 5: 33_206_469, 7: 33_207_495}),
+    ("r3d18", {"stem": "torchvision"}, {400: 33_371_472}),
+    ("p3d63", {}, {400: 25_745_232, 3: 24_931_779, 5: 24_935_877, 7: 24_939_975}),
+    ("d3d121", {}, {400: 11_696_528, 3: 11_289_603, 5: 11_291_653, 7: 11_293_703}),
+    ("i3d", {}, {400: 12_697_264, 3: 12_290_339, 5: 12_292_389, 7: 12_294_439}),
+]
 REFERENCE_COUNTS = [
-    ("r3d18", {}, 400, 33_409_104),
-    ("r3d18", {}, 3, 33_205_443),
-    ("r3d18", {}, 5, 33_206_469),
-    ("r3d18", {}, 7, 33_207_495),
-    ("r3d18", {"stem": "torchvision"}, 400, 33_371_472),
-    ("p3d63", {}, 400, 25_745_232),
-    ("p3d63", {}, 3, 24_931_779),
-    ("p3d63", {}, 5, 24_935_877),
-    ("p3d63", {}, 7, 24_939_975),
-    ("d3d121", {}, 400, 11_696_528),
-    ("d3d121", {}, 3, 11_289_603),
-    ("d3d121", {}, 5, 11_291_653),
-    ("d3d121", {}, 7, 11_293_703),
-    ("i3d", {}, 400, 12_697_264),
-    ("i3d", {}, 3, 12_290_339),
-    ("i3d", {}, 5, 12_292_389),
-    ("i3d", {}, 7, 12_294_439),
+    (name, kwargs, classes, count)
+    for name, kwargs, counts in REFERENCE_TABLE
+    for classes, count in counts.items()
 ]
 
 

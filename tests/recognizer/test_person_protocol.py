@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from recognizer.leakage import subject_persons
 from recognizer.protocols import (
     LosoProtocol,
     PersonProtocol,
@@ -12,6 +11,7 @@ from recognizer.protocols import (
     create_protocol,
     folds_person_independent,
 )
+from recognizer.protocols.leakage import subject_persons
 from tests.recognizer.helpers import FakeSample
 
 

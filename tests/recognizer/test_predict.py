@@ -11,7 +11,7 @@ import pytest
 
 from mesynth.cli import main as mesynth_main
 from recognizer.cli import main as mer_main
-from recognizer.predict import spot_apex
+from recognizer.inference.prediction import spot_apex
 
 
 @pytest.fixture(scope="module")

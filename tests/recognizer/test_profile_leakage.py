@@ -9,8 +9,8 @@ import pytest
 from mesynth.calibration.flow_images import calibrate_from_flows, read_flow_records
 from mesynth.face.landmarks import create_detector
 from recognizer.datasets import load
-from recognizer.leakage import LeakageError, check_profile, profile_leaks
 from recognizer.protocols import Fold
+from recognizer.protocols.leakage import LeakageError, check_profile, profile_leaks
 from recognizer.remedies import create_remedy
 from recognizer.remedies.base import FoldContext
 from tests.flow_fixtures import make_composite

@@ -12,16 +12,16 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from sklearn.metrics import precision_recall_fscore_support
 
-import recognizer.report as report_module
-from recognizer.collect import collect
-from recognizer.metrics import confusion_matrix, per_class, summarize
-from recognizer.report import per_class_table, plot_curves, write_report
+import recognizer.evaluation.report as report_module
+from recognizer.evaluation.grid import collect
+from recognizer.evaluation.metrics import confusion_matrix, per_class, summarize
+from recognizer.evaluation.report import per_class_table, plot_curves, write_report
 
 NAMES = ["anger", "disgust", "fear"]
 
 
 def fake_run(root: Path, remedy: str, seed: int, rng: np.random.Generator) -> Path:
-    """A run folder as :func:`recognizer.experiment.run_protocol` writes it: two folds of
+    """A run folder as :func:`recognizer.experiments.runner.run_protocol` writes it: two folds of
     random predictions (better than chance), ``results.json`` and per-fold ``curves.csv``."""
     run = root / remedy / f"seed{seed}"
     true = rng.integers(0, 3, 40)

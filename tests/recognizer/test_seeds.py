@@ -11,14 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-import recognizer.batched as batched
-import recognizer.experiment as experiment
+import recognizer.experiments.runner as experiment
+import recognizer.training.batched as batched
 from recognizer.cli import main as mer_main
 from recognizer.data.representations import ApexFlow
 from recognizer.data.torch_dataset import ClipDataset
-from recognizer.experiment import RunConfigError, run_protocol, run_protocol_seeds
+from recognizer.experiments.runner import RunConfigError, run_protocol, run_protocol_seeds
 from recognizer.models import create_model
-from recognizer.train import Trainer, TrainerConfig, read_checkpoint
+from recognizer.training.trainer import Trainer, TrainerConfig, read_checkpoint
+from tests.recognizer.helpers import TINY_KFOLD
 from tests.recognizer.test_experiment_cli import blob_store
 from tests.recognizer.test_fast_path import _apex_set
 
@@ -205,11 +206,8 @@ def test_mer_train_with_seeds_writes_the_seed_folders(tmp_path, capsys) -> None:
     store = blob_store(tmp_path / "store", identities=4, per_identity=4)
     out = tmp_path / "run"
     code = mer_main([
-        "train", f"data.loader.root={store}", "representation.num_frames=4",
-        "representation.size=16", "+model.widths=[4,4,4,4]", "protocol=kfold",
-        "protocol.n_splits=2", "protocol.val_fraction=0", "trainer=debug",
-        "trainer.progress=false", "trainer.seeds=[0,1]", f"paths.root_dir={tmp_path}",
-        f"out_dir={out}",
+        "train", f"data.loader.root={store}", *TINY_KFOLD, "trainer.progress=false",
+        "trainer.seeds=[0,1]", f"paths.root_dir={tmp_path}", f"out_dir={out}",
     ])  # fmt: skip
     assert code == 0
     assert json.loads((out / "seeds.json").read_text())["runs"] == ["seed_0", "seed_1"]

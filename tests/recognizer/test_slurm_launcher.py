@@ -25,18 +25,13 @@ from hydra.core.utils import JobStatus
 
 from mesynth.cli.app import config_dir
 from recognizer.cli import main as mer_main
-from recognizer.metrics import uf1
+from recognizer.evaluation.metrics import uf1
 from tests.distributed import run
+from tests.recognizer.helpers import TINY_KFOLD
 from tests.recognizer.test_experiment_cli import blob_store
 
 CELL = [
-    "representation.num_frames=4",
-    "representation.size=16",
-    "+model.widths=[4,4,4,4]",
-    "protocol=kfold",
-    "protocol.n_splits=2",
-    "protocol.val_fraction=0",
-    "trainer=debug",
+    *TINY_KFOLD,
     "trainer.progress=false",
     "trainer.lr=0.05",
     "trainer.threads=1",

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from recognizer.study import (
+from recognizer.studies.imbalance import (
     DFME_COUNTS,
     StudyConfig,
     proportional_counts,

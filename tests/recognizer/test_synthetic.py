@@ -20,13 +20,13 @@ from mesynth.templates.bank import TemplateBank
 from recognizer.data.representations import KeyFrameClip
 from recognizer.data.torch_dataset import ClipDataset
 from recognizer.datasets import load
-from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError, check_fold, find_leaks
+from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import Fold, by_person, create_protocol
+from recognizer.protocols.leakage import LeakageError, check_fold, find_leaks
 from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy, synthetic
 from recognizer.remedies.synthetic import SynthesisError, load_synthetic, synthesize_pool
-from recognizer.train import TrainerConfig
+from recognizer.training.trainer import TrainerConfig
 
 NAMES = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
 SIZE = 32

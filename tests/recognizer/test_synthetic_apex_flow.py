@@ -16,7 +16,7 @@ from mesynth.flow import apex_flow
 from mesynth.generation.store import load_clip
 from recognizer.cli import main as mer_main
 from recognizer.remedies import synthetic
-from tests.flow_fixtures import MANIFEST_SUBJECTS, write_flow_manifest
+from tests.flow_fixtures import MANIFEST_SUBJECTS, synth_fill_flow_run, write_flow_manifest
 
 SUBJECTS = MANIFEST_SUBJECTS
 
@@ -37,16 +37,10 @@ def test_mer_train_synth_fill_on_apex_flow_renders_one_pool_and_excludes_each_te
     )
     out, cache = tmp_path / "run", tmp_path / "cache"
     argv = [
-        "train", "data=manifest", f"data.loader.root={composite / 'manifest.csv'}",
-        "representation=apex_flow", "representation.render_size=64", "model=ststnet",
-        "protocol=loso", "remedy=synth_fill", "protocol.val_fraction=0", "trainer=ststnet",
-        "trainer.epochs=1",
-        "trainer.batch_size=8", "trainer.device=cpu", "trainer.num_workers=0",
-        "trainer.progress=false", "remedy.synthesis.identities.source=data",
-        "remedy.synthesis.identities.face_crops=true", "remedy.synthesis.identities.copies=0",
-        "remedy.synthesis.device=cpu", "remedy.pool_margin=1.0", f"remedy.cache_dir={cache}",
-        f"out_dir={out}", f"paths.root_dir={tmp_path}",
-    ]  # fmt: skip
+        *synth_fill_flow_run(composite / "manifest.csv", 64, cache),
+        f"out_dir={out}",
+        f"paths.root_dir={tmp_path}",
+    ]
     assert mer_main(argv) == 0
 
     # rendered once for the six folds: one store, one generate call

@@ -15,11 +15,11 @@ from sklearn.metrics import (
 
 from recognizer.cli import DataConfigError, build_data
 from recognizer.cli import main as mer_main
-from recognizer.experiment import evaluate_run, run_protocol
+from recognizer.experiments.runner import evaluate_run, run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import create_protocol
 from recognizer.remedies.losses import FocalLoss
-from recognizer.train import CheckpointMismatchError, Trainer, TrainerConfig
+from recognizer.training.trainer import CheckpointMismatchError, Trainer, TrainerConfig
 from tests.recognizer.helpers import FakeSample, TensorClips, feature_factory, moving_blobs
 
 TINY_R3D = {"widths": (4, 8, 8, 16)}
@@ -332,7 +332,7 @@ def _small_run(tmp_path, **trainer):
 
 
 def test_a_rerun_with_other_settings_is_refused_by_name_unless_overwritten(tmp_path) -> None:
-    from recognizer.experiment import RunConfigError
+    from recognizer.experiments.runner import RunConfigError
 
     samples, labels, run = _small_run(tmp_path)
     first = run_protocol(samples, labels, **run)
@@ -369,7 +369,7 @@ def test_a_torn_fold_result_is_run_again_not_reused(tmp_path) -> None:
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
 def test_a_broken_checkpoint_names_its_file_and_what_to_do(tmp_path, content) -> None:
-    from recognizer.train import CheckpointReadError
+    from recognizer.training.trainer import CheckpointReadError
 
     path = tmp_path / "last.pt"
     path.write_bytes(content)

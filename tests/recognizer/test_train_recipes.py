@@ -12,11 +12,11 @@ from hydra.utils import instantiate
 
 from mesynth.cli.app import config_dir
 from recognizer.data.torch_dataset import ClipDataset, MixedDataset
-from recognizer.experiment import evaluate_run, run_protocol
+from recognizer.experiments.runner import evaluate_run, run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import create_protocol
 from recognizer.remedies.losses import FocalLoss
-from recognizer.train import Trainer, TrainerConfig
+from recognizer.training.trainer import Trainer, TrainerConfig
 from tests.recognizer.helpers import FakeSample, TensorClips, feature_factory, moving_blobs
 
 TINY_R3D = {"widths": (4, 8, 8, 16)}

@@ -19,10 +19,8 @@ from mesynth.calibration.profile import CalibrationProfile
 from recognizer.cli import main as mer_main
 from recognizer.data.representations import ApexFlow
 from recognizer.datasets import load
-from recognizer.experiment import run_protocol
-from recognizer.leakage import LeakageError, check_fold, find_leaks
 from recognizer.models import create_model
-from recognizer.protocols import Fold, create_protocol
+from recognizer.protocols.leakage import LeakageError, check_fold, find_leaks
 from recognizer.remedies import FoldData, Remedy, create_remedy, synthetic, utility
 from recognizer.remedies.base import FoldContext
 from recognizer.remedies.calibration import CalibrationScope
@@ -32,9 +30,15 @@ from recognizer.remedies.utility import (
     search_space,
     trial_settings,
 )
-from recognizer.train import TrainerConfig
-from tests.flow_fixtures import MANIFEST_SUBJECTS, write_flow_manifest
-from tests.recognizer.helpers import feature_factory
+from recognizer.training.trainer import TrainerConfig
+from tests.flow_fixtures import MANIFEST_SUBJECTS, synth_fill_flow_run, write_flow_manifest
+from tests.recognizer.helpers import (
+    LABELS,
+    SAMPLES,
+    feature_factory,
+    held_out_fold_context,
+    kfold_run,
+)
 
 CLASSES = ["negative", "positive", "surprise"]
 SUBJECTS = MANIFEST_SUBJECTS[:4]
@@ -70,18 +74,8 @@ class FakeScorer:
 
 
 def _context(rows: list, tmp_path: Path, tested: str, scorer: object) -> FoldContext:
-    train = [r for r in rows if r.subject != tested]
-    fold = Fold(0, frozenset(SUBJECTS) - {tested}, frozenset(), frozenset([tested]))
-    return FoldContext(
-        fold,
-        train,
-        [CLASSES.index(r.emotion) for r in train],
-        CLASSES,
-        tmp_path / "run" / "fold_00",
-        pool=rows,
-        pool_labels=[CLASSES.index(r.emotion) for r in rows],
-        inner_score=scorer,
-    )
+    fold_dir = tmp_path / "run" / "fold_00"
+    return held_out_fold_context(rows, SUBJECTS, tested, CLASSES, fold_dir, inner_score=scorer)
 
 
 def _source(tmp_path: Path, **calibration: object):
@@ -207,22 +201,9 @@ class SearchesOnTheTestSubject(Remedy):
 
 
 def test_run_protocol_refuses_a_fold_whose_search_used_a_test_subject(tmp_path: Path) -> None:
-    from tests.recognizer.test_fold_leakage import LABELS, SAMPLES
-
     remedy = SearchesOnTheTestSubject("planted")
     with pytest.raises(LeakageError) as err:
-        run_protocol(
-            SAMPLES,
-            LABELS,
-            protocol=create_protocol("kfold", n_splits=2, val_fraction=0.0),
-            dataset_factory=feature_factory,
-            model_factory=lambda k: create_model("ststnet", k),
-            remedy=remedy,
-            trainer_config=TrainerConfig(
-                epochs=3, batch_size=8, lr=0.05, device="cpu", progress=False
-            ),
-            out_dir=tmp_path,
-        )
+        kfold_run(remedy, tmp_path, epochs=3)
     assert {v.kind for v in err.value.violations} == {"search"}
     assert not list(tmp_path.rglob("*.pt"))
     # the run's scorer trained the run's model on the inner split
@@ -326,14 +307,7 @@ def test_data_face_crops_render_in_their_own_framing_by_default() -> None:
 
 def _utility_argv(composite: Path, tmp_path: Path, out: Path) -> list[str]:
     return [
-        "train", "data=manifest", f"data.loader.root={composite / 'manifest4.csv'}",
-        "representation=apex_flow", "representation.render_size=32", "model=ststnet",
-        "protocol=loso", "remedy=synth_fill", "protocol.val_fraction=0", "trainer=ststnet",
-        "trainer.epochs=1", "trainer.batch_size=8", "trainer.device=cpu",
-        "trainer.num_workers=0", "trainer.progress=false",
-        "remedy.synthesis.identities.source=data", "remedy.synthesis.identities.face_crops=true",
-        "remedy.synthesis.identities.copies=0", "remedy.synthesis.device=cpu",
-        "remedy.pool_margin=1.0", f"remedy.cache_dir={tmp_path / 'cache'}",
+        *synth_fill_flow_run(composite / "manifest4.csv", 32, tmp_path / "cache"),
         "remedy.calibration.method=utility", "remedy.calibration.groups=2",
         "remedy.calibration.trials=1", "remedy.calibration.startup_trials=1",
         "remedy.calibration.n_splits=2", "remedy.calibration.inner_epochs=1",
@@ -416,16 +390,7 @@ class WeighsHalfTheSamples(Remedy):
 
 
 def _weighted_run(tmp_path: Path, batched: object):
-    from tests.recognizer.test_fold_leakage import LABELS, SAMPLES
-
-    return run_protocol(
-        SAMPLES, LABELS, protocol=create_protocol("kfold", n_splits=2, val_fraction=0.0),
-        dataset_factory=feature_factory, model_factory=lambda k: create_model("ststnet", k),
-        remedy=WeighsHalfTheSamples("weighted"),
-        trainer_config=TrainerConfig(epochs=2, batch_size=8, lr=0.05, device="cpu",
-                                     progress=False, batched_folds=batched),
-        out_dir=tmp_path,
-    )  # fmt: skip
+    return kfold_run(WeighsHalfTheSamples("weighted"), tmp_path, epochs=2, batched_folds=batched)
 
 
 def test_weighted_folds_train_fold_by_fold(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -440,8 +405,7 @@ def test_zero_weights_leave_the_model_unchanged() -> None:
     import torch
 
     from recognizer.remedies.losses import FocalLoss
-    from recognizer.train import Trainer
-    from tests.recognizer.test_fold_leakage import LABELS, SAMPLES
+    from recognizer.training.trainer import Trainer
 
     torch.manual_seed(0)
     model = create_model("ststnet", 2)

@@ -7,10 +7,11 @@ Every ``results.json`` under the given folders is one run. :func:`collect` write
 - ``summary.csv``: one row per (model, protocol, remedy): mean and std over seeds of the pooled
   and the per-fold-mean metrics (std with ddof 0; 0 for a single seed);
 - ``per_class.csv``: one row per (model, protocol, remedy, class): support and the mean over
-  seeds of the pooled precision, recall and F1 (:func:`recognizer.report.per_class_table`);
+  seeds of the pooled precision, recall and F1
+  (:func:`recognizer.evaluation.report.per_class_table`);
 - ``report.md``: the summary as a Markdown table (``mean ± std`` cells only where there are
   several seeds), per (model, protocol) with several remedies the paired comparison of
-  :mod:`recognizer.compare` (intervals over subjects and seeds, chance levels), then the
+  :mod:`recognizer.evaluation.compare` (intervals over subjects and seeds, chance levels), then the
   figures: ``metrics.png`` (UF1/UAR bars per remedy labelled with their
   values, error bars over seeds), ``class_distribution.png`` (training clips per class before
   and after each remedy, from the folds' ``class_counts.json``), the per-class table and
@@ -29,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recognizer.compare import runs_comparison_section
-from recognizer.report import (
+from recognizer.evaluation.compare import runs_comparison_section
+from recognizer.evaluation.report import (
     find_results,
     markdown_table,
     per_class_table,

@@ -8,14 +8,15 @@ person is the portrait it was copied from, and the source animates the same two 
 So the folds are person-independent (:func:`recognizer.protocols.by_person`: with two
 portraits, two folds, each training on one person's copies and testing on the other's), and
 each fold's synthetic pool leaves out the test person's face. The remedies are compared on the
-same folds and seeds with :func:`recognizer.experiment.run_protocol`, and
-:func:`recognizer.collect.collect` writes the table and figures; :func:`fold_persons` says
+same folds and seeds with :func:`recognizer.experiments.runner.run_protocol`, and
+:func:`recognizer.evaluation.grid.collect` writes the table and figures; :func:`fold_persons` says
 what the folds and pools kept apart, from what was run.
 
 The target is synthetic: the study shows how the remedies behave under a domain gap and a
 known imbalance, not how they do on real micro-expressions.
 
-Run it with ``make study`` (``python -m recognizer.study``); ``make demo`` runs a tiny version.
+Run it with ``make study`` (``python -m recognizer.studies.imbalance``); ``make demo`` runs a
+tiny version.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mesynth.render.effects import EffectsConfig
-from recognizer.collect import Collected, collect
+from recognizer.evaluation.grid import Collected, collect
 from recognizer.runtime import use_threads_for_process
 
 if TYPE_CHECKING:
@@ -201,8 +202,8 @@ def source_recipe(cfg: StudyConfig) -> GenerationRecipe:
 def study_protocol(cfg: StudyConfig, samples: Sequence[object]) -> object:
     """The study's protocol: ``kfold`` over the target's persons (:func:`by_person`), with
     ``min(n_splits, persons)`` folds."""
-    from recognizer.leakage import subject_persons
     from recognizer.protocols import by_person
+    from recognizer.protocols.leakage import subject_persons
 
     persons = len(set(subject_persons(samples).values()))
     splits = max(2, min(cfg.n_splits, persons))
@@ -217,7 +218,7 @@ def fold_persons(run: Path, samples: Sequence[object]) -> dict[str, object]:
     persons any fold's training data shows)."""
     import json
 
-    from recognizer.leakage import subject_persons
+    from recognizer.protocols.leakage import subject_persons
 
     persons = subject_persons(samples)
     folds, shared = [], set()
@@ -277,9 +278,9 @@ def run_study(cfg: StudyConfig, *, log: bool = True) -> Collected:
     """Generate the target, run every (remedy, seed) on the same folds, collect the report."""
     from recognizer.data.representations import KeyFrameClip
     from recognizer.data.torch_dataset import ClipDataset
-    from recognizer.experiment import run_protocol
+    from recognizer.experiments.runner import run_protocol
     from recognizer.models import create_model
-    from recognizer.train import TrainerConfig
+    from recognizer.training.trainer import TrainerConfig
 
     start = time.perf_counter()
     samples, labels, names = make_target(cfg)
@@ -361,8 +362,8 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
     the page under ``img/study/``) and the plain statement that the target is synthetic."""
     import shutil
 
-    from recognizer.collect import mean_std, per_class_display, per_class_summary
-    from recognizer.report import markdown_table
+    from recognizer.evaluation.grid import mean_std, per_class_display, per_class_summary
+    from recognizer.evaluation.report import markdown_table
 
     images = page.parent / "img" / "study"
     images.mkdir(parents=True, exist_ok=True)
@@ -405,7 +406,7 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
         "DFME. For those, run the study on the real releases "
         "([tutorial](tutorials/imbalance_study.md)).",
         "",
-        "Made by `make study` (`python -m recognizer.study --docs docs/study.md`) in "
+        "Made by `make study` (`python -m recognizer.studies.imbalance --docs docs/study.md`) in "
         f"{seconds / 60:.0f} minutes on a shared 2-core CPU.",
         "",
         "## Setup",
@@ -488,8 +489,8 @@ def write_study_page(collected: Collected, cfg: StudyConfig, page: Path, seconds
         "",
         "The model is tiny and trained for a few epochs on a few hundred clips, so differences "
         "of a few points are within the spread over seeds. Re-run with more clips, epochs and "
-        "seeds (`python -m recognizer.study --help`) before drawing conclusions, and use the "
-        "real datasets for any claim about micro-expression recognition.",
+        "seeds (`python -m recognizer.studies.imbalance --help`) before drawing conclusions, "
+        "and use the real datasets for any claim about micro-expression recognition.",
         "",
     ]
     page.parent.mkdir(parents=True, exist_ok=True)

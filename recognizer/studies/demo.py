@@ -2,8 +2,8 @@
 imbalance study (``none`` vs ``synth_fill``, one seed) and write ``demo_out/report.md``.
 
 About a minute on an idle 2-core CPU (53 s measured). The "real" data of the study is a
-synthetic stand-in with DFME's class imbalance (see :mod:`recognizer.study`); ``make study``
-runs the full version.
+synthetic stand-in with DFME's class imbalance (see :mod:`recognizer.studies.imbalance`);
+``make study`` runs the full version.
 
 The report says first what the demo can and cannot show (:func:`limits_section`: the chance
 level of UF1, UAR and ACC for the target's label distribution, and whether its folds are
@@ -110,7 +110,7 @@ def describe_balanced_set(
     from mesynth.evaluation.preview import choose_clips, key_frame_sheet
     from mesynth.evaluation.stats import plot_stats, store_table, summarize
     from mesynth.labels.emotions import scheme_labels
-    from recognizer.report import markdown_table
+    from recognizer.evaluation.report import markdown_table
 
     table = store_table(store)
     histogram = plot_stats(table, out_dir)[0]
@@ -244,10 +244,10 @@ def used_synthetic_section(run: Path, out_dir: Path, report_dir: Path) -> list[s
 def comparison_section(runs_dir: Path, baseline: str = "none") -> list[str]:
     """The comparison of the study's arms (the runs under ``runs_dir``): per arm the pooled
     UF1, UAR and ACC against chance, and the paired difference to ``baseline`` with its
-    bootstrap interval over the test subjects (:mod:`recognizer.compare`; one seed, so seed
-    noise is not in it, and the reading says so)."""
+    bootstrap interval over the test subjects (:mod:`recognizer.evaluation.compare`; one seed,
+    so seed noise is not in it, and the reading says so)."""
     from mesynth.face.identities import person_of
-    from recognizer.compare import CompareError, arms_from_runs, compare_arms
+    from recognizer.evaluation.compare import CompareError, arms_from_runs, compare_arms
 
     lines = ["## The comparison", ""]
     try:
@@ -270,7 +270,7 @@ def comparison_section(runs_dir: Path, baseline: str = "none") -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from recognizer.runtime import use_threads_for_process
-    from recognizer.study import StudyConfig, proportional_counts, run_study
+    from recognizer.studies.imbalance import StudyConfig, proportional_counts, run_study
 
     threads = use_threads_for_process("auto")
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))

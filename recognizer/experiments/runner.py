@@ -3,8 +3,8 @@ test subjects, pool, and write the results.
 
 Before training, each fold's remedy builds the fold's training data (:meth:`Remedy.fold_data`:
 the real training samples, plus synthetic ones for the synthetic remedies) and
-:func:`recognizer.leakage.check_fold` checks the actual training, validation and test samples;
-a leak raises :class:`recognizer.leakage.LeakageError` and nothing is trained.
+:func:`recognizer.protocols.leakage.check_fold` checks the actual training, validation and test
+samples; a leak raises :class:`recognizer.protocols.leakage.LeakageError` and nothing is trained.
 
 Outputs in ``out_dir``: ``folds.json`` (the subject sets of every fold), ``fold_XX/`` (the
 trainer's checkpoints and ``curves.csv``, that fold's ``predictions.csv`` and
@@ -42,7 +42,21 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from mesynth.environment import resolve_device
-from recognizer.batched import (
+from recognizer.data.input_config import resolve_input_config
+from recognizer.evaluation.metrics import (
+    METRICS,
+    accuracy,
+    confusion_matrix,
+    per_class,
+    summarize,
+    uar,
+    uf1,
+)
+from recognizer.mixing import DomainMixing
+from recognizer.protocols import Fold, Protocol, create_protocol
+from recognizer.protocols.leakage import check_fold
+from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy
+from recognizer.training.batched import (
     FoldJob,
     config_reason,
     held_bytes,
@@ -51,14 +65,8 @@ from recognizer.batched import (
     train_folds_batched,
     unsupported_reason,
 )
-from recognizer.data.input_config import resolve_input_config
-from recognizer.inner_score import InnerScorer
-from recognizer.leakage import check_fold
-from recognizer.metrics import METRICS, accuracy, confusion_matrix, per_class, summarize, uar, uf1
-from recognizer.mixing import DomainMixing
-from recognizer.protocols import Fold, Protocol, create_protocol
-from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy
-from recognizer.train import (
+from recognizer.training.inner_score import InnerScorer
+from recognizer.training.trainer import (
     Predictions,
     Trainer,
     TrainerConfig,
@@ -84,8 +92,8 @@ class ProtocolResult:
 
     Attributes:
         predictions: one row per test sample (columns :data:`PREDICTION_COLUMNS`).
-        summary: :func:`recognizer.metrics.summarize` of the predictions plus the confusion
-            matrix and settings (the content of ``results.json``).
+        summary: :func:`recognizer.evaluation.metrics.summarize` of the predictions plus the
+            confusion matrix and settings (the content of ``results.json``).
         folds: the protocol's folds.
     """
 
@@ -147,13 +155,13 @@ def run_protocol(
         dataset_factory_for_seed: optional ``seed -> dataset_factory`` (``dataset_factory`` is
             that of ``trainer_config.seed``): fold-internal searches (utility calibration)
             then train their inner models with the search's own seed, flips included, so the
-            search is the same for every run seed (see :class:`recognizer.inner_score.InnerScorer`).
+            search is the same for every run seed (see :class:`recognizer.training.inner_score.InnerScorer`).
 
     Raises:
         RunConfigError: ``out_dir`` holds a run of another configuration (without
             ``overwrite``), or the ranks of a DDP run were given different folders.
-        recognizer.leakage.LeakageError: a fold's training or validation data carries anything
-            of its test subjects (the message lists every leak).
+        recognizer.protocols.leakage.LeakageError: a fold's training or validation data carries
+            anything of its test subjects (the message lists every leak).
 
     Warns:
         UserWarning: a fold's training data lacks a class (the counts are in the message).
@@ -551,7 +559,7 @@ def _train_folds(
 ) -> Iterator[tuple[_Run, Fold, pd.DataFrame, float]]:
     """Train and predict the pending folds of ``runs`` (one run, or one per seed); yields
     ``(run, fold, predictions, seconds)`` as each finishes: fold by fold, or in batches
-    (``trainer_config.batched_folds``, see :mod:`recognizer.batched`), where the streams of
+    (``trainer_config.batched_folds``, see :mod:`recognizer.training.batched`), where the streams of
     a batch are the pending ``(fold, run)`` pairs in fold order, and the runs of one fold share
     one held copy of its training data when it is the same. A fold with a ``last.pt`` from an
     interrupted run resumes fold by fold."""

@@ -1,8 +1,9 @@
 """The inner score of fold-internal searches: the run's own model, trained on inner-fold data.
 
-:class:`InnerScorer` is what :func:`recognizer.experiment.run_protocol` puts on
+:class:`InnerScorer` is what :func:`recognizer.experiments.runner.run_protocol` puts on
 :attr:`recognizer.remedies.base.FoldContext.inner_score`; remedies (utility calibration) call it
-without importing the trainer, so ``recognizer.remedies`` never depends on ``recognizer.train``.
+without importing the trainer, so ``recognizer.remedies`` never depends on
+``recognizer.training``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from recognizer.metrics import uar, uf1
+from recognizer.evaluation.metrics import uar, uf1
 from recognizer.mixing import DomainMixing
 
 #: trainer settings that never change an inner score (speed, logging; epochs are the search's)
@@ -30,7 +31,8 @@ class InnerScorer:
     Attributes:
         model_factory: ``model_factory(num_classes) -> nn.Module`` of the run.
         dataset_factory: ``dataset_factory(samples, labels, train) -> Dataset`` of the run.
-        trainer_config: the run's :class:`recognizer.train.TrainerConfig` (epochs replaced).
+        trainer_config: the run's :class:`recognizer.training.trainer.TrainerConfig` (epochs
+            replaced).
         remedy: the run's :class:`recognizer.remedies.base.Remedy` (its loss and sampler).
         num_classes: ``K``.
         dataset_factory_for_seed: ``seed -> dataset_factory`` (``None``: ``dataset_factory``
@@ -85,7 +87,7 @@ class InnerScorer:
         """
         import torch
 
-        from recognizer.train import Trainer
+        from recognizer.training.trainer import Trainer
 
         config = replace(
             self.trainer_config, epochs=int(epochs), patience=None, selection="last",

@@ -230,7 +230,7 @@ class AllProtocol(Protocol):
     ``val_fraction`` > 0 for ``selection="best_val"``) and whose test set is empty, so a run
     has no test score (``results.json`` says so: ``has_test`` is false). The recipe and seeds
     are those of any other protocol; ``mer train protocol=all`` writes ``final.pt``
-    (:mod:`recognizer.final_model`) for ``mer predict``. One subject is enough.
+    (:mod:`recognizer.training.final_model`) for ``mer predict``. One subject is enough.
     """
 
     name = "all"
@@ -323,13 +323,13 @@ class PersonProtocol(Protocol):
 
 def by_person(protocol: Protocol | str, samples: Iterable[object], **kwargs: object) -> Protocol:
     """``protocol`` (or ``create_protocol(protocol, **kwargs)``) holding out whole persons of
-    ``samples`` (:func:`recognizer.leakage.subject_persons`: ``extra["person"]``, else the
+    ``samples`` (:func:`recognizer.protocols.leakage.subject_persons`: ``extra["person"]``, else the
     subject). When every subject is its own person, the protocol itself is returned unchanged.
 
     Raises:
         ValueError: a subject's samples name two persons.
     """
-    from recognizer.leakage import subject_persons
+    from recognizer.protocols.leakage import subject_persons
 
     inner = create_protocol(protocol, **kwargs) if isinstance(protocol, str) else protocol
     persons = subject_persons(samples)

@@ -28,10 +28,10 @@ from torch import nn
 from recognizer import __version__
 from recognizer.data.input_config import InputConfig
 from recognizer.data.representations import ApexFlow, KeyFrameClip
-from recognizer.train import CheckpointReadError, read_checkpoint
+from recognizer.training.trainer import CheckpointReadError, read_checkpoint
 
 FINAL_MODEL = "final.pt"
-FORMAT = "recognizer.final_model/1"
+FORMAT = "recognizer.training.final_model/1"
 
 #: representation kind -> (class, the constructor settings it is rebuilt from)
 _REPRESENTATIONS: dict[str, tuple[type, tuple[str, ...]]] = {
@@ -142,7 +142,7 @@ def save_final_model(
     """Write ``<run_dir>/final.pt`` from the weights the run selected (see the module).
 
     Args:
-        run_dir: a finished :func:`recognizer.experiment.run_protocol` folder of protocol
+        run_dir: a finished :func:`recognizer.experiments.runner.run_protocol` folder of protocol
             ``all`` (its ``fold_00`` weights are the final model).
         model_name, model_kwargs, num_classes: what :func:`recognizer.models.create_model`
             takes to rebuild the network.

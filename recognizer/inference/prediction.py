@@ -1,6 +1,7 @@
 """``mer predict``: a final model (``final.pt``) applied to someone's own clip.
 
-Input: a video file (:func:`recognizer.clip_input.read_video`) or a folder of frames. Per clip:
+Input: a video file (:func:`recognizer.inference.clip_input.read_video`) or a folder of frames.
+Per clip:
 
 1. **Window.** ``onset`` (default: the first frame) to ``offset`` (default: ``onset +
    max_duration`` seconds, 0.5 s, the DFME bound on a micro-expression, or the last frame).
@@ -15,7 +16,7 @@ Input: a video file (:func:`recognizer.clip_input.read_video`) or a folder of fr
 4. **Model.** The run's representation (key frames or apex flow) and model; softmax
    probabilities per class.
 
-Times are frame numbers or seconds (``0.4s``; :func:`recognizer.clip_input.frame_of`).
+Times are frame numbers or seconds (``0.4s``; :func:`recognizer.inference.clip_input.frame_of`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ import torch
 
 from mesynth.face.landmarks import LandmarkError
 from mesynth.flow import apex_flow, optical_flow
-from recognizer.clip_input import (
+from recognizer.data.preprocess import PreprocessSettings, align_frames
+from recognizer.data.representations import ApexFlow
+from recognizer.data.samples import Sample
+from recognizer.inference.clip_input import (
     ClipFrames,
     ClipTooShortError,
     PredictInputError,
@@ -40,10 +44,7 @@ from recognizer.clip_input import (
     read_video,
     video_fps,
 )
-from recognizer.data.preprocess import PreprocessSettings, align_frames
-from recognizer.data.representations import ApexFlow
-from recognizer.data.samples import Sample
-from recognizer.final_model import FinalModel, load_final_model
+from recognizer.training.final_model import FinalModel, load_final_model
 
 SPOT_SIZE = 64
 

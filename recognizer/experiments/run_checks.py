@@ -1,7 +1,7 @@
 """Checks of a training run's whole configuration before anything is written.
 
 ``mer train`` (and :func:`check_run` for any caller of
-:func:`recognizer.experiment.run_protocol`) refuses a run that cannot work before its output
+:func:`recognizer.experiments.runner.run_protocol`) refuses a run that cannot work before its output
 folder exists: trainer settings (learning rate, device), the protocol against the subjects
 actually loaded, the output folder itself and, with ``data_path="memory"``, the header of every
 file the run will read. Each refusal is a :class:`RunInputError` whose one-line message names
@@ -28,7 +28,7 @@ def check_trainer(config: object, model_name: str) -> None:
     """Refuse trainer settings that would fail only once training starts.
 
     Args:
-        config: a :class:`recognizer.train.TrainerConfig`.
+        config: a :class:`recognizer.training.trainer.TrainerConfig`.
         model_name: the registered model name (``cfg.model.name``), for its default
             learning rate.
 

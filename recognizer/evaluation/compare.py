@@ -21,8 +21,8 @@ with 2 to 5 seeds (the usual budget) is unstable or undefined; the percentile in
 plain quantiles of the resampled differences, easy to check by hand.
 
 A resample's metrics come from summed confusion matrices (one per test subject and seed,
-computed once), with the conventions of :mod:`recognizer.metrics`: UF1 over the classes in
-true ∪ predicted, UAR over the classes in true.
+computed once), with the conventions of :mod:`recognizer.evaluation.metrics`: UF1 over the
+classes in true ∪ predicted, UAR over the classes in true.
 
 Chance levels (:func:`chance_levels`) are those of a guess made without looking at the input,
 for the pooled test label proportions ``p_k`` over ``K`` classes: UAR is ``1/K`` for *any* such
@@ -188,7 +188,7 @@ def chance_levels(labels: Sequence[int], num_classes: int | None = None) -> dict
 
 def metrics_from_confusion(matrix: np.ndarray) -> dict[str, np.ndarray]:
     """UF1, UAR and ACC of ``(..., K, K)`` confusion matrices (rows true), with the
-    conventions of :mod:`recognizer.metrics`; each value has shape ``(...)``."""
+    conventions of :mod:`recognizer.evaluation.metrics`; each value has shape ``(...)``."""
     c = np.asarray(matrix, dtype=np.float64)
     diag = np.diagonal(c, axis1=-2, axis2=-1)
     rows, cols = c.sum(-1), c.sum(-2)
@@ -276,7 +276,8 @@ def compare_arms(
         seed: the bootstrap's generator seed.
         unit_of: ``{subject: unit}``, the resampled unit of each test subject when subjects
             are not independent (e.g. augmented copies of one person:
-            :func:`recognizer.leakage.subject_persons`); default: each subject is its own unit.
+            :func:`recognizer.protocols.leakage.subject_persons`); default: each subject is its
+            own unit.
 
     Raises:
         CompareError: fewer than two arms, duplicate names, an unknown baseline, or arms whose

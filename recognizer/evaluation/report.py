@@ -1,4 +1,4 @@
-"""Turn result folders of :func:`recognizer.experiment.run_protocol` into tables (CSV and
+"""Turn result folders of :func:`recognizer.experiments.runner.run_protocol` into tables (CSV and
 Markdown) and PNG figures: confusion matrices, UF1/UAR bars per remedy labelled with their values
 (error bars over seeds when there are several), per-class precision/recall/F1, training curves
 per fold (``fold_XX/curves.csv``), and training class distributions before and after a
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recognizer.compare import runs_comparison_section
-from recognizer.metrics import per_class
+from recognizer.evaluation.compare import runs_comparison_section
+from recognizer.evaluation.metrics import per_class
 
 #: columns of :func:`per_class_table`
 PER_CLASS_COLUMNS = ("class", "support", "precision", "recall", "F1")
@@ -169,8 +169,9 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: 
     line styles.
 
     Args:
-        curves: ``{fold label: curves.csv table}`` (:data:`recognizer.train.CURVE_COLUMNS`;
-            the ``val_*`` columns are drawn when present).
+        curves: ``{fold label: curves.csv table}``
+            (:data:`recognizer.training.trainer.CURVE_COLUMNS`; the ``val_*`` columns are drawn
+            when present).
 
     Raises:
         ValueError: no curves, or a table without ``epoch`` and ``loss``.
@@ -215,8 +216,8 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     """Write ``report.md`` (the table; with runs of two or more settings, their paired
-    comparison (:func:`recognizer.compare.comparison_section`); then per run its confusion
-    matrix, per-class precision,
+    comparison (:func:`recognizer.evaluation.compare.comparison_section`); then per run its
+    confusion matrix, per-class precision,
     recall and F1, and training curves) with one ``confusion_<i>.png`` and, where the folds kept
     ``curves.csv``, one ``curves_<i>.png`` per run."""
     out = Path(out_dir)
@@ -294,7 +295,7 @@ def plot_metric_bars(
     remedy has several seeds (none for a single seed).
 
     Args:
-        table: :func:`recognizer.collect.runs_table` rows (columns ``model``, ``protocol``,
+        table: :func:`recognizer.evaluation.grid.runs_table` rows (columns ``model``, ``protocol``,
             ``remedy``, ``seed`` and the metrics).
     """
     import matplotlib
@@ -381,7 +382,7 @@ def plot_per_class_f1(table: pd.DataFrame, path: str | Path, *, title: str = "")
 
     Args:
         table: one row per (remedy, class) with columns ``remedy``, ``class`` and ``F1``
-            (e.g. :func:`recognizer.collect.per_class_summary`), classes in display order.
+            (e.g. :func:`recognizer.evaluation.grid.per_class_summary`), classes in display order.
     """
     import matplotlib
 

@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from mesynth.environment import resolve_device
 from recognizer.data.in_memory import InMemoryData, tensorize
-from recognizer.metrics import uar, uf1
+from recognizer.evaluation.metrics import uar, uf1
 from recognizer.mixing import (
     DomainMixing,
     DomainRouter,
@@ -105,7 +105,7 @@ class TrainerConfig:
         deterministic: deterministic algorithms (slower), for exact reproduction.
         seed: seed of the sample order, dropout and initialisation in :func:`run_protocol`.
         seeds: several seeds, one run each (``None``: the one ``seed``); when given it
-            overrides ``seed``: :func:`recognizer.experiment.run_protocol_seeds` writes one
+            overrides ``seed``: :func:`recognizer.experiments.runner.run_protocol_seeds` writes one
             complete run per seed under ``out_dir/seed_<s>/`` (each with ``seed=s``) and
             ``out_dir/seeds.json``; under batched folds the seeds train together with the
             folds. Non-empty, distinct integers.
@@ -126,9 +126,10 @@ class TrainerConfig:
             package, ``pip install 'mesynth[tensorboard]'``; ``curves.csv`` is written either
             way).
         batched_folds: train a protocol's folds together as one model over stacked weights
-            (:mod:`recognizer.batched`; used by :func:`recognizer.experiment.run_protocol`):
-            ``False``, ``True`` (an error when a setting, model or fold cannot be batched) or
-            ``"auto"`` (batched when possible, else fold by fold with the reason logged).
+            (:mod:`recognizer.training.batched`; used by
+            :func:`recognizer.experiments.runner.run_protocol`): ``False``, ``True`` (an error
+            when a setting, model or fold cannot be batched) or ``"auto"`` (batched when
+            possible, else fold by fold with the reason logged).
     """
 
     epochs: int = 30

@@ -16,7 +16,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mesynth.cli.app import Command, run_command
-from mesynth.cli.main import env_command
+from mesynth.cli.main import ENV_COMMAND
 from recognizer.data.input_config import InputConfig
 
 
@@ -26,10 +26,10 @@ def prepare_command(cfg: DictConfig) -> None:
     ``write_apex_flow=true``."""
     from hydra.utils import instantiate
 
+    from recognizer.data.export import write_apex_flow_images
     from recognizer.data.preprocess import CachedFrames, preprocess
     from recognizer.data.representations import ApexFlow
     from recognizer.datasets.checks import verify_media
-    from recognizer.prepare import write_apex_flow_images
 
     result = instantiate(cfg.data.loader)()
     if cfg.verify:
@@ -65,7 +65,7 @@ def annotations_command(cfg: DictConfig) -> None:
     with AUs as a CSV (``out``) for ``mesynth generate`` to mine templates from."""
     from hydra.utils import instantiate
 
-    from recognizer.prepare import write_annotation_table
+    from recognizer.data.export import write_annotation_table
 
     if not cfg.out:
         raise CommandArgumentError(
@@ -116,7 +116,7 @@ def build_data(cfg: DictConfig) -> DataSide:
             "list (e.g. `+data=casme2 +representation=clip`)"
         )
     from mesynth.labels.emotions import scheme_labels
-    from recognizer.validation import check_loaded
+    from recognizer.experiments.run_checks import check_loaded
 
     loaded = instantiate(cfg.data.loader)()
     print(loaded.report)
@@ -154,7 +154,7 @@ def build_representation(cfg: DictConfig, num_classes: int) -> tuple[object, Inp
     from hydra.utils import instantiate
 
     from recognizer.data.input_config import resolve_input_config
-    from recognizer.validation import RunInputError
+    from recognizer.experiments.run_checks import RunInputError
 
     try:
         model = instantiate(cfg.model)(num_classes=num_classes)
@@ -211,11 +211,12 @@ def join_submitit_tasks() -> int:
 
 def trainer_config_of(cfg: DictConfig):
     """``cfg.trainer`` built; a value the trainer refuses (``trainer.epochs=0``) is one
-    :class:`~recognizer.validation.RunInputError` naming the key, not Hydra's wrapper."""
+    :class:`~recognizer.experiments.run_checks.RunInputError` naming the key, not Hydra's
+    wrapper."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from recognizer.validation import RunInputError
+    from recognizer.experiments.run_checks import RunInputError
 
     try:
         return instantiate(cfg.trainer)
@@ -229,8 +230,9 @@ def trainer_config_of(cfg: DictConfig):
 def check_run_config(
     cfg: DictConfig, samples, labels, protocol, trainer_config, remedy, num_classes: int
 ) -> None:
-    """The whole run checked before its folder is made (:func:`recognizer.validation.check_run`)."""
-    from recognizer.validation import check_run
+    """The whole run checked before its folder is made
+    (:func:`recognizer.experiments.run_checks.check_run`)."""
+    from recognizer.experiments.run_checks import check_run
 
     check_run(
         samples=samples,
@@ -250,16 +252,16 @@ def train_command(cfg: DictConfig) -> None:
     (model statistics, size, clip length) goes to ``results.json`` under ``settings.input``.
     The remedy is bound to the representation (:meth:`Remedy.for_representation`: synthetic
     remedies render what it needs). With ``trainer.seeds=[...]``, one run per seed under
-    ``out_dir/seed_<s>/`` (:func:`recognizer.experiment.run_protocol_seeds`) and a table of
+    ``out_dir/seed_<s>/`` (:func:`recognizer.experiments.runner.run_protocol_seeds`) and a table of
     the pooled metrics per seed."""
     from dataclasses import asdict
 
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from recognizer.experiment import run_protocol, run_protocol_seeds
-    from recognizer.report import markdown_table, results_table
-    from recognizer.train import distributed_env
+    from recognizer.evaluation.report import markdown_table, results_table
+    from recognizer.experiments.runner import run_protocol, run_protocol_seeds
+    from recognizer.training.trainer import distributed_env
 
     join_submitit_tasks()
     samples, labels, dataset_factory, names, input_config, representation = build_data(cfg)
@@ -321,10 +323,10 @@ def train_command(cfg: DictConfig) -> None:
 def _write_final_model(
     cfg: DictConfig, run_dir, names, representation, input_config, seed: int, n: int
 ) -> None:
-    """``final.pt`` of a ``protocol=all`` run (:mod:`recognizer.final_model`)."""
+    """``final.pt`` of a ``protocol=all`` run (:mod:`recognizer.training.final_model`)."""
     from omegaconf import OmegaConf
 
-    from recognizer.final_model import save_final_model
+    from recognizer.training.final_model import save_final_model
 
     model = OmegaConf.to_container(cfg.model, resolve=True)
     kwargs = {k: v for k, v in model.items() if k not in ("_target_", "_partial_", "name")}
@@ -348,8 +350,8 @@ def evaluate_command(cfg: DictConfig) -> None:
     """Re-predict the test folds of ``cfg.run_dir`` from its saved weights."""
     from hydra.utils import instantiate
 
-    from recognizer.experiment import evaluate_run
-    from recognizer.report import markdown_table, results_table
+    from recognizer.evaluation.report import markdown_table, results_table
+    from recognizer.experiments.runner import evaluate_run
 
     if not cfg.get("run_dir"):
         raise CommandArgumentError("mer evaluate needs run_dir=<a `mer train` output folder>")
@@ -367,8 +369,9 @@ def evaluate_command(cfg: DictConfig) -> None:
 
 
 def predict_command(cfg: DictConfig) -> None:
-    """Predict ``cfg.input`` with the final model of ``cfg.run_dir`` (:mod:`recognizer.predict`)."""
-    from recognizer.predict import predict
+    """Predict ``cfg.input`` with the final model of ``cfg.run_dir``
+    (:mod:`recognizer.inference.prediction`)."""
+    from recognizer.inference.prediction import predict
 
     if not cfg.get("run_dir") or not cfg.get("input"):
         raise CommandArgumentError(
@@ -387,7 +390,7 @@ def predict_command(cfg: DictConfig) -> None:
 
 def report_command(cfg: DictConfig) -> None:
     """Write ``report.md`` and confusion-matrix PNGs for ``cfg.runs`` into ``cfg.out_dir``."""
-    from recognizer.report import write_report
+    from recognizer.evaluation.report import write_report
 
     runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
     if not runs:
@@ -400,7 +403,12 @@ def report_command(cfg: DictConfig) -> None:
 def compare_command(cfg: DictConfig) -> None:
     """Write ``compare.md``, ``compare.csv`` and ``compare.png`` for ``cfg.arms`` (``{name:
     folder}``) or ``cfg.runs`` (grouped into arms by settings) into ``cfg.out_dir``."""
-    from recognizer.compare import arms_from_mapping, arms_from_runs, compare_arms, write_comparison
+    from recognizer.evaluation.compare import (
+        arms_from_mapping,
+        arms_from_runs,
+        compare_arms,
+        write_comparison,
+    )
 
     runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
     mapping = dict(cfg.arms or {})
@@ -428,7 +436,7 @@ def experiment_command(cfg: DictConfig) -> None:
 
 def experiment_report_command(cfg: DictConfig) -> None:
     """Collect ``cfg.runs`` (grid folders) into tables, figures and ``report.md``."""
-    from recognizer.collect import collect
+    from recognizer.evaluation.grid import collect
 
     runs = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs or [])
     if not runs:
@@ -442,14 +450,14 @@ def experiment_report_command(cfg: DictConfig) -> None:
 
 class CollectResults(Callback):
     """Hydra callback of ``mer experiment``: after the grid, collect the sweep folder into
-    ``<sweep dir>/report`` (see :mod:`recognizer.collect`)."""
+    ``<sweep dir>/report`` (see :mod:`recognizer.evaluation.grid`)."""
 
     def __init__(self, enabled: bool = True, title: str = "Experiment") -> None:
         self.enabled = enabled
         self.title = title
 
     def on_multirun_end(self, config: DictConfig, **kwargs: object) -> None:
-        from recognizer.collect import collect
+        from recognizer.evaluation.grid import collect
 
         if not self.enabled:
             return
@@ -459,9 +467,7 @@ class CollectResults(Callback):
 
 
 COMMANDS: dict[str, Command] = {
-    "env": Command(
-        "env", env_command, "show versions, devices and available backends", run_dir=False
-    ),
+    "env": ENV_COMMAND,
     "prepare": Command(
         "prepare",
         prepare_command,
@@ -496,20 +502,20 @@ COMMANDS: dict[str, Command] = {
 def _user_errors() -> tuple[type[BaseException], ...]:
     """The mesynth user errors plus the recognizer's: one line, no traceback."""
     from mesynth.cli.main import USER_ERRORS
-    from recognizer.clip_input import PredictInputError
-    from recognizer.compare import CompareError
     from recognizer.data.safe_paths import UnsafePathError
     from recognizer.datasets.errors import DatasetError
-    from recognizer.experiment import RunConfigError
-    from recognizer.final_model import FinalModelError
-    from recognizer.leakage import LeakageError
+    from recognizer.evaluation.compare import CompareError
+    from recognizer.experiments.run_checks import RunInputError
+    from recognizer.experiments.runner import RunConfigError
+    from recognizer.inference.clip_input import PredictInputError
     from recognizer.models.registry import UnknownModelError
     from recognizer.models.weights import WeightLoadError
     from recognizer.protocols import UnknownProtocolError
+    from recognizer.protocols.leakage import LeakageError
     from recognizer.remedies.registry import UnknownRemedyError
     from recognizer.remedies.synthetic import SynthesisError
-    from recognizer.train import CheckpointMismatchError, CheckpointReadError
-    from recognizer.validation import RunInputError
+    from recognizer.training.final_model import FinalModelError
+    from recognizer.training.trainer import CheckpointMismatchError, CheckpointReadError
 
     return (
         *USER_ERRORS,

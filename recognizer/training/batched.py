@@ -10,7 +10,7 @@ gradients), and one vectorised optimiser step (:class:`StackedOptimizer`) update
 Convention (what stays per fold, as fold-by-fold training has it):
 
 - initial weights: each fold's model is built by the caller exactly as
-  :func:`recognizer.experiment.run_protocol` builds it (torch seeded from
+  :func:`recognizer.experiments.runner.run_protocol` builds it (torch seeded from
   ``(seed, 3, fold)``; for a synthetic pretraining remedy, the weights its pretraining left:
   the fold's own, or its subject group's, pretrained once for every fold of the group), then
   stacked, so the batched folds fine-tune from their pretrained weights;
@@ -18,7 +18,7 @@ Convention (what stays per fold, as fold-by-fold training has it):
   and the batch size) and its own in-memory flips (:class:`recognizer.data.in_memory.InMemoryData`),
   so fold ``f`` sees the batches of fold-by-fold training in the same order; a last batch of
   one sample is dropped, as the trainer drops it;
-- seeds: the folds of several seeds' runs (:func:`recognizer.experiment.run_protocol_seeds`)
+- seeds: the folds of several seeds' runs (:func:`recognizer.experiments.runner.run_protocol_seeds`)
   are simply more streams, one per (fold, seed), each with its own trainer (seed), initial
   weights, sampler and flips; streams of one fold may share one held copy of its data
   (:func:`share`), each drawing its flips from its own seed;
@@ -34,8 +34,9 @@ streams run as one 16-channel channels-last convolution, whose sums round differ
 bit for bit. Dropout is not supported (its masks come from the global generator, one stream
 per fold), nor validation sets, best-validation selection, early stopping, AMP, DDP or
 periodic checkpoints: :func:`unsupported_reason` says which one blocks a run. Pretraining is
-not part of the batched training: it runs before (:func:`recognizer.experiment.pretrain_group`),
-and the fine-tuning is an ordinary training from other initial weights.
+not part of the batched training: it runs before
+(:func:`recognizer.experiments.runner.pretrain_group`), and the fine-tuning is an ordinary
+training from other initial weights.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from recognizer.data.in_memory import InMemoryData, reseeded, tensorize
 from recognizer.models.ststnet import STSTNet
 from recognizer.remedies.samplers import create_sampler
 from recognizer.runtime import intra_op_threads, keep_freed_memory
-from recognizer.train import Trainer, TrainerConfig, TrainState
+from recognizer.training.trainer import Trainer, TrainerConfig, TrainState
 
 #: the values of ``TrainerConfig.batched_folds``
 BATCHED_FOLDS = (False, True, "auto")
