@@ -155,7 +155,8 @@ def run_protocol(
         dataset_factory_for_seed: optional ``seed -> dataset_factory`` (``dataset_factory`` is
             that of ``trainer_config.seed``): fold-internal searches (utility calibration)
             then train their inner models with the search's own seed, flips included, so the
-            search is the same for every run seed (see :class:`recognizer.training.inner_score.InnerScorer`).
+            search is the same for every run seed (see
+            :class:`recognizer.training.inner_score.InnerScorer`).
 
     Raises:
         RunConfigError: ``out_dir`` holds a run of another configuration (without

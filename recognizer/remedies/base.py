@@ -10,7 +10,7 @@ A :class:`Remedy` combines
   (:mod:`recognizer.remedies.synthetic`) add or substitute synthetic clips.
 
 A source receives the fold's real training samples after the split (nothing of the test
-subjects) and returns a :class:`FoldData`; :func:`recognizer.experiments.runner.run_protocol` runs the
+subjects) and returns a :class:`FoldData`; :func:`recognizer.experiments.run_protocol` runs the
 leakage checker on the result before training.
 """
 
@@ -51,9 +51,9 @@ class FoldContext:
             ``inner_score(train, train_labels, test, test_labels, epochs=, seed=,
             sample_weights=, domains=, mixing=) -> {"uf1", "uar", "predicted"}``
             (:class:`recognizer.training.inner_score.InnerScorer`; ``None``: the remedy runs
-            outside :func:`recognizer.experiments.runner.run_protocol`).
+            outside :func:`recognizer.experiments.run_protocol`).
         shared_dir: the folder every seed of the run shares (the seeds folder of
-            :func:`recognizer.experiments.runner.run_protocol_seeds`, else the run folder; ``None``:
+            :func:`recognizer.experiments.run_protocol_seeds`, else the run folder; ``None``:
             the parent of ``fold_dir``). Fold-internal calibration caches under it, so the
             seeds of a run calibrate once.
     """

@@ -55,9 +55,10 @@ its training set), the run's subjects are split into ``K`` seeded groups
 the calibration groups), and a fold whose test subjects all lie in group ``g`` takes the clips
 that touch no subject of ``g`` and show no person of ``g``: one set per group, so every fold
 of the group has the same ``pretrain_key`` and starts from one model pretrained once
-(:func:`recognizer.experiments.runner.run_protocol`, ``pretrain/<key>/``). The fold's test subjects
-are in ``g``, so :func:`recognizer.protocols.leakage.check_fold` proves, on the samples used, that none
-of their faces or templates entered the set; the fold's validation subjects outside ``g`` may
+(:func:`recognizer.experiments.run_protocol`, ``pretrain/<key>/``). The fold's test subjects
+are in ``g``, so :func:`recognizer.protocols.leakage.check_fold` proves, on the samples used,
+that none of their faces or templates entered the set; the fold's validation subjects outside
+``g`` may
 (as with calibration groups). A fold whose test subjects span several groups (k-fold, the
 MEGC2019 protocol), and every fold with ``pretrain_groups: fold`` (``0``), gets its own set as
 described above (``FoldData.pretrain_group`` is then ``None``).

@@ -379,7 +379,7 @@ def calibrate_utility(
     if scorer is None:
         raise FoldCalibrationError(
             "remedy.calibration.method=utility trains the run's model on inner folds: run it "
-            "through recognizer.experiments.runner.run_protocol (FoldContext.inner_score is not set)"
+            "through recognizer.experiments.run_protocol (FoldContext.inner_score is not set)"
         )
     wanted = set(scope.subjects)
     chosen = [(s, int(y)) for s, y in zip(samples, labels) if str(s.subject) in wanted]
