@@ -369,23 +369,53 @@ def evaluate_command(cfg: DictConfig) -> None:
 
 
 def predict_command(cfg: DictConfig) -> None:
-    """Predict ``cfg.input`` with the final model of ``cfg.run_dir``
-    (:mod:`recognizer.inference.prediction`)."""
+    """Predict ``cfg.input`` (a clip, or every row of a manifest CSV) with the final model of
+    ``cfg.run_dir`` (:mod:`recognizer.inference.prediction`,
+    :mod:`recognizer.inference.manifest_input`)."""
+    from recognizer.inference.manifest_input import is_manifest
     from recognizer.inference.prediction import predict
 
     if not cfg.get("run_dir") or not cfg.get("input"):
         raise CommandArgumentError(
             "mer predict needs run_dir=<a `mer train protocol=all` folder> and "
-            "input=<a video file or a folder of frames>"
+            "input=<a video file, a folder of frames, a .npy clip or a manifest CSV>"
         )
+    options = {
+        "fps": cfg.fps, "max_duration": cfg.max_duration,
+        "landmark_backend": str(cfg.landmark_backend), "crop_size": int(cfg.crop_size),
+        "whole_image_fallback": bool(cfg.whole_image_fallback),
+    }  # fmt: skip
+    if is_manifest(cfg.input):
+        _predict_manifest_command(cfg, options)
+        return
     table = predict(
         cfg.run_dir, [cfg.input], cfg.out_dir, preview=bool(cfg.preview), onset=cfg.onset,
-        apex=cfg.apex, offset=cfg.offset, fps=cfg.fps, max_duration=cfg.max_duration,
-        landmark_backend=str(cfg.landmark_backend), crop_size=int(cfg.crop_size),
-        whole_image_fallback=bool(cfg.whole_image_fallback),
+        apex=cfg.apex, offset=cfg.offset, **options,
     )  # fmt: skip
     print(table.to_string(index=False))
     print(f"written: {cfg.out_dir}/predictions.csv")
+
+
+def _predict_manifest_command(cfg: DictConfig, options: dict[str, object]) -> None:
+    """``mer predict input=<clips.csv>``: every row; exits 2 when a row failed."""
+    from recognizer.inference.manifest_input import ClipsFailedError, predict_manifest
+
+    given = [key for key in ("onset", "apex", "offset") if cfg.get(key) is not None]
+    if given:
+        raise CommandArgumentError(
+            f"mer predict input={cfg.input}: {', '.join(f'{k}=' for k in given)} applies to one "
+            "clip; a manifest gives the times of each row in its onset, apex and offset columns"
+        )
+    result = predict_manifest(
+        cfg.run_dir, cfg.input, cfg.out_dir, preview=bool(cfg.preview),
+        overwrite=bool(cfg.overwrite), progress=bool(cfg.progress), **options,
+    )  # fmt: skip
+    print(result)
+    print(f"written: {result.path}")
+    if len(result.failed):
+        raise ClipsFailedError(
+            f"{len(result.failed)} of {len(result.table)} clips failed (see {result.path})"
+        )
 
 
 def report_command(cfg: DictConfig) -> None:
@@ -481,7 +511,9 @@ COMMANDS: dict[str, Command] = {
         "annotations", annotations_command, "write a release's AU annotations as a CSV to mine"
     ),
     "evaluate": Command("evaluate", evaluate_command, "re-predict a finished run's test folds"),
-    "predict": Command("predict", predict_command, "a final model on your own clip"),
+    "predict": Command(
+        "predict", predict_command, "a final model on your own clips", resumable=True
+    ),
     "report": Command("report", report_command, "Markdown table + confusion matrices of runs"),
     "compare": Command(
         "compare", compare_command, "paired intervals of arms over seeds and subjects"

@@ -24,6 +24,8 @@ and row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,85 @@ from recognizer.datasets.sheets import cell_int, read_table
 REQUIRED = ("subject", "clip", "label", "path")
 
 
+@dataclass(frozen=True)
+class ManifestRow:
+    """One manifest row with its cells checked, before its media is looked at: what a sample
+    (:func:`load`) or a prediction (:mod:`recognizer.inference.manifest_input`) is made from.
+
+    Attributes:
+        row: the 1-based spreadsheet row number.
+        subject: the dataset-qualified subject (``casme2/sub01``); ``dataset``: its dataset.
+        clip: the ``clip`` cell.
+        path: the ``path`` cell, resolved against the CSV's folder (not checked to exist).
+        onset, apex, offset: the frame-number cells (``None``: blank).
+        fps: the ``fps`` cell (``None``: blank).
+        face: the ``face`` cell, resolved like ``path`` (``None``: blank).
+        cells: every cell of the row as text.
+    """
+
+    row: int
+    subject: str
+    dataset: str
+    clip: str
+    path: Path
+    onset: int | None
+    apex: int | None
+    offset: int | None
+    fps: float | None
+    face: Path | None
+    cells: Mapping[str, str]
+
+
+def manifest_csv(root: str | Path) -> Path:
+    """The CSV of ``root``: the file itself, or ``manifest.csv`` in a folder."""
+    root = Path(root)
+    return root / "manifest.csv" if root.is_dir() else root
+
+
+def parse_row(csv: Path, row: int, cells: Mapping[str, str], dataset: str) -> ManifestRow:
+    """Check one row's cells (see the module for the columns).
+
+    Args:
+        csv: the manifest file (``path`` cells are relative to its folder).
+        row: the row's spreadsheet number, for messages.
+        cells: the row's cells as text (:meth:`recognizer.datasets.sheets.Table.records`).
+        dataset: the dataset of a row without a ``dataset`` cell.
+
+    Raises:
+        AnnotationError: a blank or path-like subject or dataset cell, or a subject qualified
+            with another dataset than the row's (the file and row are named).
+        ValueError: an onset, apex, offset or fps cell that is no number (the caller names
+            the row).
+    """
+    subject, dataset_name = _qualified_subject(
+        csv, row, cells["subject"], cells.get("dataset") or "", dataset
+    )
+    path, face = Path(cells["path"]), cells.get("face") or ""
+    onset, apex, offset = (cell_int(cells.get(k, "")) for k in ("onset", "apex", "offset"))
+    fps = cells.get("fps") or ""
+    try:
+        rate = float(fps) if fps else None
+    except ValueError as err:
+        raise ValueError(f"fps {fps!r} is no number") from err
+    return ManifestRow(
+        row=row,
+        subject=subject,
+        dataset=dataset_name,
+        clip=cells["clip"],
+        path=_resolved(csv, path),
+        onset=onset,
+        apex=apex,
+        offset=offset,
+        fps=rate,
+        face=_resolved(csv, Path(face)) if face else None,
+        cells=dict(cells),
+    )
+
+
+def _resolved(csv: Path, path: Path) -> Path:
+    return path if path.is_absolute() else csv.parent / path
+
+
 def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> LoadResult:
     """Load a manifest CSV.
 
@@ -52,18 +133,15 @@ def load(root: str | Path, *, fps: float = 0.0, dataset: str = "manifest") -> Lo
             dataset than its row's (``samm/006`` on a ``casme2`` row), or a subject or dataset
             cell is blank or no plain name (``../x``); the file and row are named.
     """
-    root = Path(root)
-    csv = root / "manifest.csv" if root.is_dir() else root
+    csv = manifest_csv(root)
     table = read_table(csv, required=REQUIRED, what="manifest CSV")
-    base = csv.parent
     report = LoadReport("manifest", str(csv), rows_read=len(table.rows))
     samples = []
     for row, cells in table.records():
-        subject, dataset_name = _qualified_subject(
-            csv, row, cells["subject"], cells.get("dataset") or "", dataset
-        )
         try:
-            sample = _row_sample(base, row, cells, fps, dataset_name, subject, report)
+            sample = _row_sample(parse_row(csv, row, cells, dataset), fps, report)
+        except AnnotationError:
+            raise
         except ValueError as err:
             report.skip(row, f"{cells['subject']}/{cells['clip']}", str(err))
             continue
@@ -117,22 +195,13 @@ def _check_name(csv: Path, row: int, column: str, value: str) -> None:
         )
 
 
-def _row_sample(
-    base: Path,
-    row: int,
-    cells: dict[str, str],
-    fps: float,
-    dataset: str,
-    subject: str,
-    report: LoadReport,
-) -> Sample | None:
+def _row_sample(parsed: ManifestRow, fps: float, report: LoadReport) -> Sample | None:
+    cells, row, path = parsed.cells, parsed.row, parsed.path
     name = f"{cells['subject']}/{cells['clip']}"
-    path = Path(cells["path"])
-    path = path if path.is_absolute() else base / path
     source = cells.get("source") or "real"
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    onset, apex, offset = (cell_int(cells.get(k, "")) for k in ("onset", "apex", "offset"))
+    onset, apex, offset = parsed.onset, parsed.apex, parsed.offset
     frames: tuple[Path, ...] = ()
     numbers: tuple[int, ...] = ()
     array_path = None
@@ -167,28 +236,26 @@ def _row_sample(
     elif apex is None:
         apex = onset
     extra = {"row": str(row), "emotion": cells.get("emotion", "")}
-    if cells.get("face"):
-        face = Path(cells["face"])
-        face = face if face.is_absolute() else base / face
-        if not face.is_file():
-            raise ValueError(f"face image not found: {face}")
-        extra["face"] = str(face.resolve())
+    if parsed.face is not None:
+        if not parsed.face.is_file():
+            raise ValueError(f"face image not found: {parsed.face}")
+        extra["face"] = str(parsed.face.resolve())
     if array_path is not None and numbers == ():
         extra["frame_numbers"] = ";".join(str(n) for n in range(first, last + 1))
     return Sample(
-        dataset=dataset,
-        subject=subject,
-        clip=cells["clip"],
+        dataset=parsed.dataset,
+        subject=parsed.subject,
+        clip=parsed.clip,
         frames=frames,
         frame_numbers=numbers,
         onset=onset,
         apex=apex,
         offset=offset,
-        fps=float(cells.get("fps") or fps),
+        fps=float(parsed.fps or fps),
         emotion=cells["label"],
         aus=cells.get("aus", ""),
         source=source,
-        identity=subject,
+        identity=parsed.subject,
         array_path=array_path,
         extra=extra,
     )

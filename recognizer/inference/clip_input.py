@@ -1,9 +1,11 @@
-"""Someone's own clip, read for ``mer predict``: a video file or a folder of frames.
+"""Someone's own clip, read for ``mer predict``: a video file, a folder of frames or an array.
 
 A video is anything OpenCV's ``VideoCapture`` opens (MP4, AVI, MOV, ...); its frames are
 numbered 0, 1, 2, ... and its frame rate is the container's. A folder of frames is read like a
 release's clip folder (:func:`mesynth.face.frame_files.discover_frames`: image files numbered by
 the trailing integer of their name); its frame rate is given (``fps``), since images carry none.
+A ``.npy`` clip (``(T, H, W, 3)`` uint8, as a manifest row may point at) has frames 0..T-1 and
+a given frame rate too.
 
 Times (``onset=``, ``apex=``, ``offset=``) are frame numbers (``12``) or seconds from the first
 frame (``"0.4s"``, ``"400ms"``): :func:`frame_of`.
@@ -169,6 +171,28 @@ def read_video(
             "check onset= or give a folder of its frames"
         )
     return ClipFrames(path, np.stack(frames), tuple(numbers), declared or fps)
+
+
+def read_array_clip(path: str | Path, *, fps: float | None = None) -> ClipFrames:
+    """The frames of a ``.npy`` clip: ``(T, H, W, 3)`` (or ``(T, H, W, 1)`` grey) uint8 RGB,
+    numbered 0..T-1.
+
+    Raises:
+        PredictInputError: the file is missing or unreadable, or holds no such array (the
+            message names the file and the shape it holds).
+    """
+    path = Path(path)
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as err:
+        raise PredictInputError(f"{path}: cannot read this .npy array ({err})") from err
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[3] not in (1, 3) or not len(array):
+        raise PredictInputError(
+            f"{path}: a .npy clip is (T, H, W, 3) uint8 RGB; this one is {array.dtype} "
+            f"{tuple(array.shape)}"
+        )
+    frames = np.repeat(array, 3, axis=3) if array.shape[3] == 1 else np.asarray(array)
+    return ClipFrames(path, frames, tuple(range(len(frames))), fps)
 
 
 def read_frame_folder(

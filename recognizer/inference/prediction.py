@@ -1,7 +1,8 @@
 """``mer predict``: a final model (``final.pt``) applied to someone's own clip.
 
-Input: a video file (:func:`recognizer.inference.clip_input.read_video`) or a folder of frames.
-Per clip:
+Input: a video file (:func:`recognizer.inference.clip_input.read_video`), a folder of frames or
+a ``.npy``
+clip. Per clip:
 
 1. **Window.** ``onset`` (default: the first frame) to ``offset`` (default: ``onset +
    max_duration`` seconds, 0.5 s, the DFME bound on a micro-expression, or the last frame).
@@ -17,10 +18,16 @@ Per clip:
    probabilities per class.
 
 Times are frame numbers or seconds (``0.4s``; :func:`recognizer.inference.clip_input.frame_of`).
+
+A manifest CSV (``input=clips.csv``, the ``data=manifest`` columns) is many clips, one per row,
+predicted by :mod:`recognizer.inference.manifest_input`: rows that fail are kept apart in an
+``error``
+column, a rerun resumes, and a row may be a precomputed apex-flow image (:func:`predict_image`).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +39,7 @@ import torch
 
 from mesynth.face.landmarks import LandmarkError
 from mesynth.flow import apex_flow, optical_flow
+from recognizer.data.frame_source import RawFrames
 from recognizer.data.preprocess import PreprocessSettings, align_frames
 from recognizer.data.representations import ApexFlow
 from recognizer.data.samples import Sample
@@ -40,6 +48,7 @@ from recognizer.inference.clip_input import (
     ClipTooShortError,
     PredictInputError,
     frame_of,
+    read_array_clip,
     read_frame_folder,
     read_video,
     video_fps,
@@ -47,6 +56,9 @@ from recognizer.inference.clip_input import (
 from recognizer.training.final_model import FinalModel, load_final_model
 
 SPOT_SIZE = 64
+#: tells every prediction's sample apart: an apex-flow representation memoises its image per
+#: sample id, and two inputs of one name (or one video at two windows) must not share one
+_PREDICTIONS = itertools.count()
 
 
 class ArrayFrames:
@@ -61,6 +73,11 @@ class ArrayFrames:
     def read(self, sample: Sample, numbers: Sequence[int]) -> np.ndarray:
         position = {n: i for i, n in enumerate(self.numbers)}
         return self.frames[[position[n] for n in numbers]]
+
+
+def unique_clip_id(path: Path) -> str:
+    """``<file name>#<n>``, a new ``n`` at every call: the clip id of a prediction's sample."""
+    return f"{path.name}#{next(_PREDICTIONS)}"
 
 
 def spot_apex(crops: np.ndarray, numbers: Sequence[int]) -> tuple[int, np.ndarray]:
@@ -109,10 +126,12 @@ class ClipPrediction:
 def read_input(
     path: Path, onset: object, offset: object, fps: float | None, max_duration: float | None
 ) -> tuple[ClipFrames, int, int]:
-    """The clip of a video or frame folder, cut to its onset..offset window."""
+    """The clip of a video, frame folder or ``.npy`` clip, cut to its onset..offset window."""
     if path.is_dir():
         clip = read_frame_folder(path, fps=fps)
         first = clip.numbers[0]
+    elif path.suffix.lower() == ".npy":
+        clip, first = read_array_clip(path, fps=fps), 0
     else:
         rate = video_fps(path) or fps
         first, clip = 0, None
@@ -182,8 +201,8 @@ def predict_clip(
                                 f"{start}..{end} after the onset")  # fmt: skip
     else:
         peak, rule = given, "given"
-    sample = Sample("predict", "predict/input", path.name, (), (), start, peak, end,
-                    float(clip.fps or 0.0), "")  # fmt: skip
+    sample = Sample("predict", "predict/input", unique_clip_id(path), (), (),
+                    start, peak, end, float(clip.fps or 0.0), "")  # fmt: skip
     source = ArrayFrames(aligned.frames, aligned.frame_numbers)
     x = final.representation(sample, source)
     with torch.no_grad():
@@ -191,6 +210,25 @@ def predict_clip(
     return ClipPrediction(path, start, peak, end, clip.fps, rule, probabilities.astype(np.float64),
                           final.classes[int(np.argmax(probabilities))], aligned.frames,
                           aligned.frame_numbers)  # fmt: skip
+
+
+def predict_image(final: FinalModel, path: Path) -> np.ndarray:
+    """``(K,)`` class probabilities of a precomputed apex-flow image, taken as is (resized).
+
+    Raises:
+        PredictInputError: the run's representation is key frames, not apex flow.
+        FrameReadError: the image cannot be read.
+    """
+    if not isinstance(final.representation, ApexFlow):
+        raise PredictInputError(
+            f"{path} is one image (an apex-flow image?), but this run's model takes "
+            f"{final.representation.num_frames} key frames: give a clip, or use an apex-flow run"
+        )
+    sample = Sample("predict", "predict/input", unique_clip_id(path), (), (), 0, 0, 0, 0.0, "",
+                    array_path=path)  # fmt: skip
+    x = final.representation(sample, RawFrames())
+    with torch.no_grad():
+        return torch.softmax(final.model(x[None]).float(), dim=1)[0].numpy().astype(np.float64)
 
 
 def write_preview(prediction: ClipPrediction, path: Path, scale: int = 4) -> Path:
@@ -210,6 +248,17 @@ def write_preview(prediction: ClipPrediction, path: Path, scale: int = 4) -> Pat
     return path
 
 
+def prediction_row(prediction: ClipPrediction, classes: Sequence[str]) -> dict[str, object]:
+    """One clip's row of ``predictions.csv``: input, onset, apex, offset, fps, apex_rule,
+    ``p_<class>`` per class (in ``classes`` order), predicted."""
+    return {
+        "input": str(prediction.input), "onset": prediction.onset, "apex": prediction.apex,
+        "offset": prediction.offset, "fps": prediction.fps, "apex_rule": prediction.apex_rule,
+        **{f"p_{c}": float(p) for c, p in zip(classes, prediction.probabilities)},
+        "predicted": prediction.predicted,
+    }  # fmt: skip
+
+
 def predict(
     run_dir: str | Path, inputs: Sequence[str | Path], out_dir: str | Path, *,
     preview: bool = False, **options: object,
@@ -226,12 +275,7 @@ def predict(
     rows = []
     for item in inputs:
         done = predict_clip(final, item, **options)  # type: ignore[arg-type]
-        rows.append({
-            "input": str(done.input), "onset": done.onset, "apex": done.apex,
-            "offset": done.offset, "fps": done.fps, "apex_rule": done.apex_rule,
-            **{f"p_{c}": float(p) for c, p in zip(final.classes, done.probabilities)},
-            "predicted": done.predicted,
-        })  # fmt: skip
+        rows.append(prediction_row(done, final.classes))
         if preview:
             write_preview(done, out / "preview" / f"{done.input.stem}.png")
     table = pd.DataFrame(rows)

@@ -14,11 +14,10 @@ from recognizer.cli import main as mer_main
 from recognizer.inference.prediction import spot_apex
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def train_predict_run(root: Path) -> dict[str, Path]:
     """A rendered store (megc3, 30 fps, full rate, 64 px), its first clip as an MP4 (face
-    padded into a 128 px frame, 2 still frames first) and a protocol=all run on the store."""
-    root = tmp_path_factory.mktemp("predict")
+    padded into a 128 px frame, 2 still frames first) and a protocol=all run on the store,
+    under ``root``."""
     store = root / "store"
     assert mesynth_main([
         "generate", "mesynth.plan.n_per_class=2", "recipe.size=64", "recipe.scheme=megc3",
@@ -44,6 +43,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ]) == 0  # fmt: skip
     return {"root": root, "video": video, "run": run, "frames": len(frames),
             "apex": int(row["apex"]) + 2}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """:func:`train_predict_run` once for the module."""
+    return train_predict_run(tmp_path_factory.mktemp("predict"))
 
 
 def _predict(trained, out: Path, *extra: str) -> int:
