@@ -290,7 +290,7 @@ def finish_frames(
     JPEG round trip. ``overwrite=True`` lets the rounding reuse ``frames``' memory (frames that
     are not read again, see :func:`~mesynth.render.warp.to_uint8`).
     """
-    # channel-first view: the renderer's frames are views of a (C, B, T, H, W) batch, where
+    # channel-first view: the renderer's frames are views of a (B, C, T, H, W) batch, where
     # every channel plane is contiguous and the (H, W, C) order is not
     out = frames.permute(3, 0, 1, 2)
     owned = overwrite

@@ -382,8 +382,10 @@ def prefiltered_source(image: np.ndarray, sigma: float, factor: int) -> np.ndarr
 def sample_clips(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
     """Render all frames of ``B`` clips of one face with one ``grid_sample``.
 
-    All frame grids are stacked along the grid's height, so the single source image is read by
-    every frame without copying it.
+    Each clip's frame grids are stacked along the grid's height, one batch entry per clip, and
+    the single source image is expanded over the batch (a stride-0 view): every frame reads it
+    without a copy, and ``grid_sample``, which splits its work between threads by batch entry,
+    gets one entry per clip.
 
     Args:
         image: ``(C, H', W')`` float source face (any resolution; see
@@ -391,17 +393,18 @@ def sample_clips(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
         grids: ``(B, T, H, W, 2)`` normalised sampling positions.
 
     Returns:
-        ``(B, T, H, W, C)`` float frames.
+        ``(B, T, H, W, C)`` float frames, a view of a ``(B, C, T, H, W)`` tensor (every clip's
+        channel planes contiguous).
     """
     batch, frames, height, width, _ = grids.shape
     out = F.grid_sample(
-        image[None],
-        grids.reshape(1, batch * frames * height, width, 2),
+        image[None].expand(batch, -1, -1, -1),
+        grids.reshape(batch, frames * height, width, 2),
         mode="bilinear",
         padding_mode="border",
         align_corners=False,
-    )  # (1, C, B*T*H, W)
-    return out.reshape(image.shape[0], batch, frames, height, width).permute(1, 2, 3, 4, 0)
+    )  # (B, C, T*H, W)
+    return out.view(batch, -1, frames, height, width).permute(0, 2, 3, 4, 1)
 
 
 @dataclass(frozen=True)
@@ -819,10 +822,23 @@ def to_uint8(frames: torch.Tensor | np.ndarray, *, overwrite: bool = False) -> n
     if frames.ndim < 3 or frames.device.type != "cpu" or frames.stride(-1) == 1:
         shifted = frames.add_(0.5) if in_place else frames + 0.5
         return shifted.clamp_(0, 255).to(torch.uint8).cpu().numpy()
-    planes = frames.movedim(-1, 0)
-    shifted = planes.add_(0.5) if in_place else planes + 0.5
-    quantised = shifted.clamp_(0, 255).to(torch.uint8).numpy()
-    *lead, height, width = quantised.shape[1:]
-    rows = int(np.prod(lead, dtype=np.int64)) * height
-    merged = cv2.merge([plane.reshape(rows, width) for plane in quantised])
-    return merged.reshape(*lead, height, width, len(quantised))
+    planar = frames.movedim(-1, -3)  # (..., C, H, W): the layout in memory
+    shifted = planar.add_(0.5) if in_place else planar + 0.5
+    quantised = shifted.clamp_(0, 255).to(torch.uint8).numpy()  # strides kept
+    out = np.empty(frames.shape, dtype=np.uint8)
+    _interleave(quantised, out)
+    return out
+
+
+def _interleave(planar: np.ndarray, out: np.ndarray) -> None:
+    """Write ``(..., C, H, W)`` uint8 ``planar`` into ``out`` ``(..., H, W, C)`` with
+    ``cv2.merge``, over the fewest blocks in which every channel's planes are one contiguous
+    run of rows."""
+    planes = [planar[..., c, :, :] for c in range(planar.shape[-3])]
+    if all(p.flags.c_contiguous for p in planes) or planar.ndim == 3:
+        width = planar.shape[-1]
+        rows = [np.ascontiguousarray(p).reshape(-1, width) for p in planes]
+        cv2.merge(rows, dst=out.reshape(len(rows[0]), width, len(planes)))  # a view of out
+        return
+    for block, target in zip(planar, out):
+        _interleave(block, target)
