@@ -49,6 +49,7 @@ Artefacts the renderer avoids, because they move with the expression and so give
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -275,30 +276,79 @@ def _lattice_grid(shape: tuple[int, int], dtype: torch.dtype, device: torch.devi
     return _LATTICE_GRIDS[key]
 
 
+#: a band of an interpolation matrix: output indices ``[a0, a1)`` read input nodes ``[i0, i1)``
+#: with weights ``block`` (``(a1 - a0, i1 - i0)``, or spread over two components, see
+#: :func:`interpolation_blocks`)
+Band = tuple[int, int, int, int, torch.Tensor]
+
+
+def interpolation_blocks(
+    n_out: int,
+    n_in: int,
+    n_blocks: int = 4,
+    components: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> list[Band]:
+    """:func:`interpolation_matrix` cut into ``n_blocks`` bands of output indices, each with
+    only the input nodes it reads: the matrix is banded (two weights a row), so the products
+    of :func:`upsample_flow` skip most of its zeros. The skipped terms are exact zeros: the
+    result is the same as with the whole matrix.
+
+    Args:
+        n_out, n_in: pixels and lattice nodes of the axis.
+        n_blocks: number of bands (at most ``n_out``).
+        components: ``2`` returns every band transposed and spread over the ``(x, y)``
+            components (``kron(block.T, eye(2))``, ``(2 (i1 - i0), 2 (a1 - a0))``), for the x
+            axis of ``(..., w, 2)`` offsets; ``1`` returns the blocks as they are.
+    """
+    matrix = interpolation_matrix(n_out, n_in)
+    edges = np.linspace(0, n_out, min(n_blocks, n_out) + 1).astype(int)
+    bands = []
+    for a0, a1 in itertools.pairwise(edges):
+        used = np.flatnonzero(matrix[a0:a1].any(axis=0))
+        i0, i1 = int(used[0]), int(used[-1]) + 1
+        block = matrix[a0:a1, i0:i1]
+        if components == 2:
+            block = np.kron(block.T, np.eye(2))
+        bands.append((int(a0), int(a1), i0, i1, torch.from_numpy(block).to(device, dtype)))
+    return bands
+
+
 def upsample_flow(
     flow: torch.Tensor,
-    rows: torch.Tensor,
-    cols: torch.Tensor,
+    rows: Sequence[Band],
+    cols: Sequence[Band],
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Bilinear interpolation of lattice offsets to every pixel centre, as two matrix products.
+    """Bilinear interpolation of lattice offsets to every pixel centre, as matrix products
+    (along x, then along y, band by band).
 
     Args:
         flow: ``(T, h, w, 2)`` offsets at the lattice nodes.
-        rows: ``(H, h)`` :func:`interpolation_matrix` of the y axis.
-        cols: ``(2w, 2W)`` the x axis's matrix, transposed and spread over the two
-            components (``kron(interpolation_matrix(W, w).T, eye(2))``).
+        rows: :func:`interpolation_blocks` of the y axis (``H`` pixels from ``h`` nodes).
+        cols: :func:`interpolation_blocks` of the x axis with ``components=2``.
         out: optional contiguous ``(T, H, W, 2)`` tensor to write into.
 
     Returns:
-        ``(T, H, W, 2)`` offsets (``out`` if given).
+        ``(T, H, W, 2)`` offsets (``out`` if given): the same values as
+        ``F.interpolate(flow.permute(0, 3, 1, 2), (H, W), mode="bilinear",
+        align_corners=True)``, permuted back.
     """
     frames, h, w, _ = flow.shape
-    height, width2 = rows.shape[0], cols.shape[1]
-    along_x = (flow.reshape(frames * h, 2 * w) @ cols).view(frames, h, width2)
+    height, width = rows[-1][1], cols[-1][1]
     if out is None:
-        return torch.matmul(rows, along_x).view(frames, height, width2 // 2, 2)
-    torch.matmul(rows, along_x, out=out.view(frames, height, width2))
+        out = torch.empty(frames, height, width, 2, dtype=flow.dtype, device=flow.device)
+    nodes = flow.reshape(frames * h, w, 2)
+    along_x = torch.empty(frames * h, 2 * width, dtype=flow.dtype, device=flow.device)
+    for x0, x1, j0, j1, block in cols:
+        torch.matmul(
+            nodes[:, j0:j1].reshape(frames * h, -1), block, out=along_x[:, 2 * x0 : 2 * x1]
+        )
+    along_x = along_x.view(frames, h, 2 * width)
+    pixels = out.view(frames, height, 2 * width)
+    for y0, y1, i0, i1, block in rows:
+        torch.matmul(block, along_x[:, i0:i1], out=pixels[:, y0:y1])
     return out
 
 
@@ -456,8 +506,8 @@ class _Face:
     influence_t: torch.Tensor  # (N, h*w) TPS operator at the lattice nodes, transposed, masked
     lattice: tuple[int, int]  # (h, w) field lattice nodes per axis
     node_support: torch.Tensor  # (h, w, 1) 1 at the nodes inside the mask's support, else 0
-    rows: torch.Tensor  # (H, h) lattice-to-pixel interpolation along y
-    cols: torch.Tensor  # (2w, 2W) along x, transposed, spread over (x, y) components
+    rows: list[Band]  # lattice-to-pixel interpolation along y (interpolation_blocks)
+    cols: list[Band]  # along x, spread over the (x, y) components
     leak: torch.Tensor  # flat indices of pixels outside the mask the interpolation reaches
     source: torch.Tensor  # (C, f*H, f*W) pre-filtered, upsampled face
     mask: torch.Tensor | None  # (H, W, 1) face mask at the pixels, computed on first use
@@ -586,8 +636,6 @@ class FaceWarper:
         influence_t[:, support] = (
             tps_influence(landmarks, size, points=nodes[support]).T * node_mask[support]
         )
-        rows = interpolation_matrix(size[0], lattice[0])
-        cols = interpolation_matrix(size[1], lattice[1])
         leak = self._leak(landmarks, size, lattice, node_mask)
         upper, lower = lid_polylines(landmarks)
 
@@ -598,8 +646,10 @@ class FaceWarper:
             influence_t=tensor(influence_t),
             lattice=lattice,
             node_support=tensor(support.reshape(*lattice, 1)),
-            rows=tensor(rows),
-            cols=tensor(np.kron(cols.T, np.eye(2))),
+            rows=interpolation_blocks(size[0], lattice[0], dtype=self.dtype, device=self.device),
+            cols=interpolation_blocks(
+                size[1], lattice[1], components=2, dtype=self.dtype, device=self.device
+            ),
             leak=torch.from_numpy(leak).to(self.device),
             source=tensor(self.source(key)).permute(2, 0, 1),
             mask=None,
