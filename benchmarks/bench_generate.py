@@ -21,13 +21,20 @@ CUDA: ``torch.cuda.max_memory_allocated``). Speeds are timed in one process per 
 the methods taking turns, best of ``--repeats`` (the machine may be shared: slower runs
 measure the other users, and taking turns exposes every method to the same load).
 
-    python benchmarks/bench_generate.py [--clips 32] [--naive-clips 2] [--repeats 3]
+The machine's 1-minute load average is printed before and after, with the intra-op thread
+count (``--threads N`` sets ``torch.set_num_threads(N)`` in every worker, for all methods
+alike; by default torch's own choice). On a shared machine the thread count matters as much as
+the code: OpenMP threads that wait for a busy core cost every parallel operation a scheduler
+tick, and the naive baseline, with many small operations per frame, loses most.
+
+    python benchmarks/bench_generate.py [--clips 32] [--naive-clips 2] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -174,6 +181,8 @@ def _child(args: argparse.Namespace, *worker: str) -> object:
     command = [sys.executable, __file__, "--worker", *worker]
     command += ["--clips", str(args.clips), "--naive-clips", str(args.naive_clips)]
     command += ["--batch-size", str(args.batch_size), "--repeats", str(args.repeats)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=Path.cwd())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -185,9 +194,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--devices", default="auto", help="auto | cpu | cpu,cuda")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="intra-op threads in every worker (0: torch's)"
+    )
     parser.add_argument("--worker", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
         if args.worker[0] == "speed":
             print(json.dumps(speed_worker(args.worker[1], args.worker[2], args)))
         else:
@@ -198,6 +214,10 @@ def main() -> None:
     devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
     if args.devices != "auto":
         devices = args.devices.split(",")
+    threads = args.threads or torch.get_num_threads()
+    print(
+        f"load average before: {_load()}; torch {torch.__version__}, {threads} threads", flush=True
+    )
     results = []
     for case in CASES:
         for device in devices:
@@ -222,6 +242,12 @@ def main() -> None:
             f"{r['frames_per_clip']:>11.1f} {r['clips_per_s']:>9.2f} {r['frames_per_s']:>9.1f} "
             f"{r['peak_mb']:>8.0f} {r['frames_per_s'] / naive['frames_per_s']:>8.1f}x"
         )
+    print(f"load average after: {_load()}")
+
+
+def _load() -> str:
+    """The 1-, 5- and 15-minute load averages."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -51,12 +51,14 @@ from mesynth.render.effects import (
     EffectParams,
     blink_closure,
     blink_displacements,
+    changes_brightness,
+    compress_frames,
     finish_frames,
     head_affines,
     sample_effects,
     skin_field,
 )
-from mesynth.render.warp import FaceWarper, WarpRequest
+from mesynth.render.warp import FaceWarper, WarpRequest, to_uint8
 from mesynth.templates.bank import TemplateAU
 
 if TYPE_CHECKING:
@@ -302,11 +304,21 @@ def render_clips(
                 closure if closure.any() else None,
             )
         )
-    frames = warper.render(requests)
-    return [
-        finish_frames(f, p.realism, p.frame_numbers, p.times_s, p.seed)
-        for f, p in zip(frames, params)
-    ]
+    out: list[np.ndarray] = [np.empty(0, np.uint8)] * len(params)
+    # the rendered floats are read once, so rounding may reuse their memory
+    for indices, frames in warper.render_groups(requests):
+        group = [params[i] for i in indices]
+        if any(changes_brightness(p.realism) for p in group):
+            for b, (i, p) in enumerate(zip(indices, group)):
+                clip = frames[b, : len(p.frame_numbers)]
+                out[i] = finish_frames(
+                    clip, p.realism, p.frame_numbers, p.times_s, p.seed, overwrite=True
+                )
+        else:  # rounding only: one pass over the whole group (the same values clip by clip)
+            quantised = to_uint8(frames, overwrite=True)
+            for b, (i, p) in enumerate(zip(indices, group)):
+                out[i] = compress_frames(quantised[b, : len(p.frame_numbers)], p.realism)
+    return out
 
 
 @dataclass

@@ -280,19 +280,24 @@ def finish_frames(
     frame_numbers: np.ndarray,
     times_s: np.ndarray,
     clip_seed: int,
+    *,
+    overwrite: bool = False,
 ) -> np.ndarray:
     """Photometric effects and quantisation: float ``(T, H, W, C)`` 0-255 RGB -> uint8 array.
 
     Order: flicker and drift gain, sensor noise (drawn on the CPU per frame from a generator
     seeded with ``(clip_seed, frame number)``, so it does not depend on the device), rounding,
-    JPEG round trip.
+    JPEG round trip. ``overwrite=True`` lets the rounding reuse ``frames``' memory (frames that
+    are not read again, see :func:`~mesynth.render.warp.to_uint8`).
     """
-    # channel-first view: the renderer's frames are views of a (C, B, T, H, W) batch, where
+    # channel-first view: the renderer's frames are views of a (B, C, T, H, W) batch, where
     # every channel plane is contiguous and the (H, W, C) order is not
     out = frames.permute(3, 0, 1, 2)
+    owned = overwrite
     if params.flicker_amplitude != 0 or params.drift_per_s != 0:
         gains = torch.as_tensor(flicker_gains(params, times_s), dtype=out.dtype)
         out = out * gains.to(out.device)[None, :, None, None]
+        owned = True
     if params.noise_sigma > 0:
         noise = np.stack(
             [
@@ -304,9 +309,21 @@ def finish_frames(
         )
         noise = torch.from_numpy(noise * np.float32(params.noise_sigma)).to(out.device)
         out = out + noise.permute(3, 0, 1, 2)
-    quantised = to_uint8(out.permute(1, 2, 3, 0))
+        owned = True
+    return compress_frames(to_uint8(out.permute(1, 2, 3, 0), overwrite=owned), params)
+
+
+def changes_brightness(params: EffectParams) -> bool:
+    """Whether :func:`finish_frames` changes a clip's float frames before rounding them
+    (flicker, drift or sensor noise); without it a clip is just rounded and compressed."""
+    return params.flicker_amplitude != 0 or params.drift_per_s != 0 or params.noise_sigma > 0
+
+
+def compress_frames(quantised: np.ndarray, params: EffectParams) -> np.ndarray:
+    """The last step of :func:`finish_frames`: the JPEG round trip of ``(T, H, W, 3)`` uint8
+    frames when ``params.jpeg_quality > 0``, else the frames themselves."""
     if params.jpeg_quality > 0:
-        quantised = np.stack([jpeg_round_trip(f, params.jpeg_quality) for f in quantised])
+        return np.stack([jpeg_round_trip(f, params.jpeg_quality) for f in quantised])
     return quantised
 
 

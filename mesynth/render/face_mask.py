@@ -71,18 +71,28 @@ def face_mask(
         falloff_iod: width of the falloff, IOD (> 0).
 
     Returns:
-        ``(H, W)`` float64 mask in ``[0, 1]``.
+        ``(H, W)`` float64 mask in ``[0, 1]`` at the pixel centres.
     """
+    height, width = size
+    ys, xs = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
+    centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    return face_mask_at(landmarks, centres, margin_iod, falloff_iod).reshape(height, width)
+
+
+def face_mask_at(
+    landmarks: np.ndarray,
+    points: np.ndarray,
+    margin_iod: float = DEFAULT_MARGIN_IOD,
+    falloff_iod: float = DEFAULT_FALLOFF_IOD,
+) -> np.ndarray:
+    """:func:`face_mask` at arbitrary ``(P, 2)`` pixel positions ``(x, y)``; ``(P,)`` float64."""
     if margin_iod < 0 or not falloff_iod > 0:
         raise ValueError(
             f"need margin_iod >= 0 and falloff_iod > 0, got {margin_iod} and {falloff_iod}"
         )
-    height, width = size
-    ys, xs = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
-    centres = np.stack([xs.ravel(), ys.ravel()], axis=1)
     iod = float(inter_ocular_distance(landmarks))
-    u = np.clip((hull_distance(landmarks, centres) / iod - margin_iod) / falloff_iod, 0.0, 1.0)
-    return (1.0 - u * u * (3.0 - 2.0 * u)).reshape(height, width)
+    u = np.clip((hull_distance(landmarks, points) / iod - margin_iod) / falloff_iod, 0.0, 1.0)
+    return 1.0 - u * u * (3.0 - 2.0 * u)
 
 
 def face_support(

@@ -2,9 +2,12 @@
 
 For a fixed identity the thin-plate spline (TPS) whose centres are the neutral landmarks is
 *linear* in the values it interpolates. :func:`tps_influence` precomputes, once per identity,
-the dense operator ``A`` of shape ``(H*W, N)``: the TPS interpolant of landmark values ``v``
-(``(N, 2)``) at every pixel is ``A @ v``. A frame's displacement field is then one small matrix
-product, and all frames of many clips are resampled by a single
+the operator ``A`` of shape ``(P, N)``: the TPS interpolant of landmark values ``v``
+(``(N, 2)``) at ``P`` points is ``A @ v``. TPS fields are smooth, so the points are the nodes of
+a coarse *field lattice* (:func:`lattice_shape`, about 0.05 IOD apart: some 60 x 60 nodes for
+a canonical crop of any size) rather than every pixel: a frame's backward map is one small matrix
+product on the lattice, refined there, and interpolated bilinearly to every pixel by two matrix
+products (:func:`upsample_flow`). All frames of many clips are then resampled by a single
 :func:`torch.nn.functional.grid_sample`.
 
 Convention:
@@ -16,10 +19,13 @@ Convention:
     ``-d`` at the neutral landmark positions (fixed TPS centres) to get a backward field ``v``;
     ``s(x) = x + v(x)`` is the first-order approximation (error ``O(|d| |grad d|)``, negligible
     for micro-expression displacements of 1-3 px). ``inverse_iterations`` fixed-point steps
-    ``s <- x + v(s)`` (one ``grid_sample`` of the field each) make it second order and better,
-    which matters for large motions such as blinks. ``grid_sample`` is called with normalised
-    coordinates, ``align_corners=False`` (pixel centre ``x`` maps to ``2 x / W - 1``), bilinear
-    interpolation and ``padding_mode="border"``.
+    ``s <- x + v(s)`` (one ``grid_sample`` of the lattice field each) make it second order and
+    better, which matters for large motions such as blinks. The lattice's corner nodes are the
+    corner pixel centres (:func:`lattice_points`): on the lattice ``grid_sample`` uses
+    ``align_corners=True``, and the lattice-to-pixel interpolation is bilinear with the same
+    convention (``F.interpolate(..., align_corners=True)``). The image itself is sampled with
+    normalised coordinates, ``align_corners=False`` (pixel centre ``x`` maps to ``2 x / W - 1``),
+    bilinear interpolation and ``padding_mode="border"``.
 
 Artefacts the renderer avoids, because they move with the expression and so give the label away:
 
@@ -33,29 +39,40 @@ Artefacts the renderer avoids, because they move with the expression and so give
   its pixels moved. ``grid_sample`` coordinates are unchanged: with ``align_corners=False`` the
   normalised coordinates cover the same image extent at any resolution.
 * *Motion outside the face.* Every per-AU field and the skin field is multiplied by
-  :func:`mesynth.render.face_mask.face_mask` (1 on the face, 0 a little outside its hull).
+  :func:`mesynth.render.face_mask.face_mask` (1 on the face, 0 a little outside its hull); the
+  AU fields at the lattice nodes, and the few pixels just outside the mask's support that the
+  interpolation from a node inside it still reaches are set back to 0, so no pixel outside the
+  support moves.
 * *Blinks that squash the iris.* A blink is an occlusion drawn by
   :func:`mesynth.render.eyelids.blink_offsets` at the AU-warped positions, not a landmark motion.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mesynth.face.canonical import inter_ocular_distance
 from mesynth.render.eyelids import (
     DEFAULT_LID_HEIGHT_IOD,
     blink_offsets,
     lid_height_px,
     lid_polylines,
 )
-from mesynth.render.face_mask import DEFAULT_FALLOFF_IOD, DEFAULT_MARGIN_IOD, face_mask
+from mesynth.render.face_mask import (
+    DEFAULT_FALLOFF_IOD,
+    DEFAULT_MARGIN_IOD,
+    face_mask,
+    face_mask_at,
+)
 
 #: Tikhonov term added to the TPS kernel diagonal (normalised coordinates); it keeps the system
 #: solvable when two landmarks (e.g. the inner lips of a closed mouth) nearly coincide.
@@ -67,6 +84,11 @@ DEFAULT_PREFILTER_SIGMA = 0.5
 #: upsampling factor of the source face: bilinear sampling on a 4x finer grid adds at most
 #: 1/64 px^2 of blur variance, whatever the offset.
 DEFAULT_UPSAMPLE = 4
+#: spacing of the lattice the backward map is evaluated on, IOD (3.6 px at a 224 px canonical
+#: crop, 1.6 px at 96 px): TPS fields are smooth, so the map is computed at the lattice nodes
+#: and interpolated bilinearly to every pixel (:func:`lattice_shape`); 0 evaluates it at every
+#: pixel centre.
+DEFAULT_FIELD_SPACING_IOD = 0.05
 
 
 def _tps_kernel(sq_dist: np.ndarray) -> np.ndarray:
@@ -131,48 +153,203 @@ def _square_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a[:, None, 0] - b[None, :, 0]) ** 2 + (a[:, None, 1] - b[None, :, 1]) ** 2
 
 
+def lattice_shape(size: tuple[int, int], spacing_px: float) -> tuple[int, int]:
+    """Nodes per axis ``(h, w)`` of the field lattice of an ``(H, W)`` image.
+
+    The lattice spans the image from the first to the last pixel centre with at most
+    ``spacing_px`` between neighbouring nodes; ``spacing_px <= 1`` gives one node per pixel
+    centre (``(H, W)``), where interpolating from the lattice is the identity.
+    """
+    if spacing_px <= 1:
+        return (int(size[0]), int(size[1]))
+    return tuple(min(n, max(2, math.ceil((n - 1) / spacing_px) + 1)) for n in size)
+
+
+def lattice_points(size: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Pixel positions ``(h*w, 2)`` ``(x, y)`` of the lattice nodes, row-major.
+
+    Convention: node ``(i, j)`` lies at ``x = 0.5 + j (W - 1) / (w - 1)``,
+    ``y = 0.5 + i (H - 1) / (h - 1)``: the corner nodes are the corner pixel centres, so the
+    lattice is a ``grid_sample`` grid with ``align_corners=True`` over the same extent (a
+    one-node axis sits at the first pixel centre).
+    """
+    axes = [0.5 + np.arange(m) * ((n - 1) / (m - 1) if m > 1 else 0.0) for n, m in zip(size, shape)]
+    ys, xs = np.meshgrid(*axes, indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def interpolation_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """``(n_out, n_in)`` linear interpolation from ``n_in`` lattice nodes to ``n_out`` pixel
+    centres of one axis (the :func:`lattice_points` convention; ``align_corners=True``).
+
+    Each row has at most two non-zero weights, summing to 1; ``n_in == n_out`` is the identity.
+    """
+    if n_in == n_out:
+        return np.eye(n_out)
+    lower, frac = _cells(n_out, n_in)
+    out = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    out[rows, lower] = 1.0 - frac
+    if n_in > 1:
+        out[rows, lower + 1] += frac
+    return out
+
+
+def _cells(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel of an axis: the lattice cell it lies in (its lower node, ``(n_out,)`` int)
+    and its fractional position in that cell (``(n_out,)`` in ``[0, 1]``)."""
+    position = np.arange(n_out) * ((n_in - 1) / (n_out - 1)) if n_in > 1 else np.zeros(n_out)
+    lower = np.minimum(np.floor(position).astype(int), max(n_in - 2, 0))
+    return lower, position - lower
+
+
 def backward_flow(
     influence_t: torch.Tensor,
     patterns: torch.Tensor,
     weights: torch.Tensor,
     size: tuple[int, int],
     inverse_iterations: int = 1,
+    lattice: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Backward sampling offsets of every frame of a clip.
+    """Backward sampling offsets of every frame of a clip (or a batch of clips), at the field
+    lattice's nodes.
 
     The clip's forward landmark displacement at frame ``t`` is ``sum_k weights[t, k] *
     patterns[k]`` (e.g. one pattern per AU, weighted by its intensity curve). Each pattern's
-    dense field is computed once (``2K`` rows times the operator), then every frame is a
-    ``(T, K) @ (K, 2*H*W)`` product.
+    field is computed once (``2K`` rows times the operator), then every frame is a
+    ``(T, K) @ (K, 2*h*w)`` product. The fixed-point refinement samples that field on the
+    lattice too (bilinear, ``align_corners=True``, see :func:`lattice_points`).
 
     Args:
-        influence_t: ``(N, H*W)``, the *transpose* of :func:`tps_influence` (this layout makes
-            the product come out as ``(T, 2, H, W)`` without a copy).
-        patterns: ``(K, N, 2)`` forward landmark displacement patterns, pixels.
-        weights: ``(T, K)`` weight of each pattern in each frame.
-        size: ``(H, W)``.
+        influence_t: ``(N, h*w)``, the *transpose* of :func:`tps_influence` at the lattice
+            nodes (this layout makes the product come out as ``(T, 2, h, w)`` without a copy).
+        patterns: ``(..., K, N, 2)`` forward landmark displacement patterns, pixels (leading
+            dimensions: a batch of clips, zero-padded to a common ``K``).
+        weights: ``(..., T, K)`` weight of each pattern in each frame.
+        size: ``(H, W)`` of the image.
         inverse_iterations: fixed-point refinements of the backward map (0 = first order).
+        lattice: ``(h, w)`` nodes per axis (:func:`lattice_shape`); ``None``: every pixel
+            centre, ``(H, W)``.
 
     Returns:
-        ``(T, H, W, 2)`` offsets ``s(x) - x`` in *normalised* ``grid_sample`` units
-        (``(x, y)`` order; one pixel is ``2 / W`` in x and ``2 / H`` in y).
+        ``(..., T, h, w, 2)`` offsets ``s(x) - x`` at the nodes in *normalised*
+        ``grid_sample`` units of the image (``(x, y)`` order; one pixel is ``2 / W`` in x and
+        ``2 / H`` in y), contiguous.
     """
     height, width = size
-    n_patterns, n_points, _ = patterns.shape
-    scale = torch.tensor(
-        [2.0 / width, 2.0 / height], dtype=influence_t.dtype, device=influence_t.device
-    )
-    values = (patterns * -scale).permute(0, 2, 1).reshape(n_patterns * 2, n_points)
-    fields = (values @ influence_t).view(n_patterns, 2 * height * width)
-    field = (weights @ fields).view(len(weights), 2, height, width)
+    rows, cols = size if lattice is None else lattice
+    *lead, n_patterns, n_points, _ = patterns.shape
+    n_frames = weights.shape[-2]
+    options = {"dtype": influence_t.dtype, "device": influence_t.device}
+    # the lattice's own align_corners=True units (one pixel: 2 / (W - 1)), so that a node's
+    # sampling position is one exact addition; converted to image units at the end
+    spans = (max(width - 1, 1), max(height - 1, 1))
+    unit = torch.tensor([2.0 / spans[0], 2.0 / spans[1]], **options)
+    values = (patterns * -unit).transpose(-1, -2).reshape(-1, n_points)
+    fields = (values @ influence_t).view(*lead, n_patterns, 2 * rows * cols)
+    field = (weights @ fields).view(-1, 2, rows, cols)
     flow = field.permute(0, 2, 3, 1)
     if inverse_iterations > 0:
-        base = normalised_pixel_grid(size, flow.dtype, flow.device)
+        nodes = _lattice_grid((rows, cols), **options)
         for _ in range(inverse_iterations):
             flow = F.grid_sample(
-                field, base + flow, mode="bilinear", padding_mode="border", align_corners=False
+                field,
+                torch.add(nodes, flow),
+                mode="bilinear",
+                padding_mode="border",
+                align_corners=True,
             ).permute(0, 2, 3, 1)
-    return flow
+    to_image = torch.tensor([spans[0] / width, spans[1] / height], **options)
+    return torch.mul(flow, to_image).view(*lead, n_frames, rows, cols, 2)
+
+
+_LATTICE_GRIDS: dict[tuple[tuple[int, int], torch.dtype, str], torch.Tensor] = {}
+
+
+def _lattice_grid(shape: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(h, w, 2)`` ``align_corners=True`` coordinates of the lattice nodes (cached)."""
+    key = (tuple(shape), dtype, str(device))
+    if key not in _LATTICE_GRIDS:
+        ys, xs = (torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device) for n in shape)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        _LATTICE_GRIDS[key] = torch.stack([grid_x, grid_y], dim=-1)
+    return _LATTICE_GRIDS[key]
+
+
+#: a band of an interpolation matrix: output indices ``[a0, a1)`` read input nodes ``[i0, i1)``
+#: with weights ``block`` (``(a1 - a0, i1 - i0)``, or spread over two components, see
+#: :func:`interpolation_blocks`)
+Band = tuple[int, int, int, int, torch.Tensor]
+
+
+def interpolation_blocks(
+    n_out: int,
+    n_in: int,
+    n_blocks: int = 4,
+    components: int = 1,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> list[Band]:
+    """:func:`interpolation_matrix` cut into ``n_blocks`` bands of output indices, each with
+    only the input nodes it reads: the matrix is banded (two weights a row), so the products
+    of :func:`upsample_flow` skip most of its zeros. The skipped terms are exact zeros: the
+    result is the same as with the whole matrix.
+
+    Args:
+        n_out, n_in: pixels and lattice nodes of the axis.
+        n_blocks: number of bands (at most ``n_out``).
+        components: ``2`` returns every band transposed and spread over the ``(x, y)``
+            components (``kron(block.T, eye(2))``, ``(2 (i1 - i0), 2 (a1 - a0))``), for the x
+            axis of ``(..., w, 2)`` offsets; ``1`` returns the blocks as they are.
+    """
+    matrix = interpolation_matrix(n_out, n_in)
+    edges = np.linspace(0, n_out, min(n_blocks, n_out) + 1).astype(int)
+    bands = []
+    for a0, a1 in itertools.pairwise(edges):
+        used = np.flatnonzero(matrix[a0:a1].any(axis=0))
+        i0, i1 = int(used[0]), int(used[-1]) + 1
+        block = matrix[a0:a1, i0:i1]
+        if components == 2:
+            block = np.kron(block.T, np.eye(2))
+        bands.append((int(a0), int(a1), i0, i1, torch.from_numpy(block).to(device, dtype)))
+    return bands
+
+
+def upsample_flow(
+    flow: torch.Tensor,
+    rows: Sequence[Band],
+    cols: Sequence[Band],
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Bilinear interpolation of lattice offsets to every pixel centre, as matrix products
+    (along x, then along y, band by band).
+
+    Args:
+        flow: ``(T, h, w, 2)`` offsets at the lattice nodes.
+        rows: :func:`interpolation_blocks` of the y axis (``H`` pixels from ``h`` nodes).
+        cols: :func:`interpolation_blocks` of the x axis with ``components=2``.
+        out: optional contiguous ``(T, H, W, 2)`` tensor to write into.
+
+    Returns:
+        ``(T, H, W, 2)`` offsets (``out`` if given): the same values as
+        ``F.interpolate(flow.permute(0, 3, 1, 2), (H, W), mode="bilinear",
+        align_corners=True)``, permuted back.
+    """
+    frames, h, w, _ = flow.shape
+    height, width = rows[-1][1], cols[-1][1]
+    if out is None:
+        out = torch.empty(frames, height, width, 2, dtype=flow.dtype, device=flow.device)
+    nodes = flow.reshape(frames * h, w, 2)
+    along_x = torch.empty(frames * h, 2 * width, dtype=flow.dtype, device=flow.device)
+    for x0, x1, j0, j1, block in cols:
+        torch.matmul(
+            nodes[:, j0:j1].reshape(frames * h, -1), block, out=along_x[:, 2 * x0 : 2 * x1]
+        )
+    along_x = along_x.view(frames, h, 2 * width)
+    pixels = out.view(frames, height, 2 * width)
+    for y0, y1, i0, i1, block in rows:
+        torch.matmul(block, along_x[:, i0:i1], out=pixels[:, y0:y1])
+    return out
 
 
 def pixel_grid(size: tuple[int, int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -255,8 +432,10 @@ def prefiltered_source(image: np.ndarray, sigma: float, factor: int) -> np.ndarr
 def sample_clips(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
     """Render all frames of ``B`` clips of one face with one ``grid_sample``.
 
-    All frame grids are stacked along the grid's height, so the single source image is read by
-    every frame without copying it.
+    Each clip's frame grids are stacked along the grid's height, one batch entry per clip, and
+    the single source image is expanded over the batch (a stride-0 view): every frame reads it
+    without a copy, and ``grid_sample``, which splits its work between threads by batch entry,
+    gets one entry per clip.
 
     Args:
         image: ``(C, H', W')`` float source face (any resolution; see
@@ -264,17 +443,18 @@ def sample_clips(image: torch.Tensor, grids: torch.Tensor) -> torch.Tensor:
         grids: ``(B, T, H, W, 2)`` normalised sampling positions.
 
     Returns:
-        ``(B, T, H, W, C)`` float frames.
+        ``(B, T, H, W, C)`` float frames, a view of a ``(B, C, T, H, W)`` tensor (every clip's
+        channel planes contiguous).
     """
     batch, frames, height, width, _ = grids.shape
     out = F.grid_sample(
-        image[None],
-        grids.reshape(1, batch * frames * height, width, 2),
+        image[None].expand(batch, -1, -1, -1),
+        grids.reshape(batch, frames * height, width, 2),
         mode="bilinear",
         padding_mode="border",
         align_corners=False,
-    )  # (1, C, B*T*H, W)
-    return out.reshape(image.shape[0], batch, frames, height, width).permute(1, 2, 3, 4, 0)
+    )  # (B, C, T*H, W)
+    return out.view(batch, -1, frames, height, width).permute(0, 2, 3, 4, 1)
 
 
 @dataclass(frozen=True)
@@ -323,9 +503,14 @@ class WarpRequest:
 class _Face:
     """A registered face's device tensors (see :meth:`FaceWarper.add_identity`)."""
 
-    influence_t: torch.Tensor  # (N, H*W) TPS operator, transposed, times the face mask
+    influence_t: torch.Tensor  # (N, h*w) TPS operator at the lattice nodes, transposed, masked
+    lattice: tuple[int, int]  # (h, w) field lattice nodes per axis
+    node_support: torch.Tensor  # (h, w, 1) 1 at the nodes inside the mask's support, else 0
+    rows: list[Band]  # lattice-to-pixel interpolation along y (interpolation_blocks)
+    cols: list[Band]  # along x, spread over the (x, y) components
+    leak: torch.Tensor  # flat indices of pixels outside the mask the interpolation reaches
     source: torch.Tensor  # (C, f*H, f*W) pre-filtered, upsampled face
-    mask: torch.Tensor  # (H, W, 1) face mask
+    mask: torch.Tensor | None  # (H, W, 1) face mask at the pixels, computed on first use
     upper: torch.Tensor  # (2, 4, 2) upper lid polylines, pixels
     lower: torch.Tensor  # (2, 4, 2) lower lid polylines, pixels
     lid_height: float  # pixels
@@ -348,6 +533,11 @@ class FaceWarper:
             (:func:`mesynth.render.face_mask.face_mask`).
         lid_height_iod: lid skin that stretches over the eye in a blink, IOD
             (:mod:`mesynth.render.eyelids`).
+        field_spacing_iod: spacing of the lattice the backward map is computed on, IOD
+            (:func:`lattice_shape`; rounded per identity so the lattice spans the crop); the
+            map at every pixel is interpolated bilinearly from it. 0 computes it at every
+            pixel. The lattice map differs from the per-pixel one by a mean of < 0.01 px on the
+            built-in portraits at 224 px (``tests/mesynth/test_warp_lattice.py``).
 
     Results depend only on each clip's request, never on which other clips share the batch:
     every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` treats
@@ -365,6 +555,7 @@ class FaceWarper:
         mask_margin_iod: float = DEFAULT_MARGIN_IOD,
         mask_falloff_iod: float = DEFAULT_FALLOFF_IOD,
         lid_height_iod: float = DEFAULT_LID_HEIGHT_IOD,
+        field_spacing_iod: float = DEFAULT_FIELD_SPACING_IOD,
     ) -> None:
         if inverse_iterations < 0:
             raise ValueError(f"inverse_iterations must be >= 0, got {inverse_iterations}")
@@ -373,6 +564,8 @@ class FaceWarper:
                 "need prefilter_sigma >= 0, upsample >= 1 and mask_margin_iod >= 0, got "
                 f"{prefilter_sigma}, {upsample} and {mask_margin_iod}"
             )
+        if not field_spacing_iod >= 0:
+            raise ValueError(f"field_spacing_iod must be >= 0, got {field_spacing_iod}")
         if not (mask_falloff_iod > 0 and lid_height_iod > 0):
             raise ValueError(
                 "need mask_falloff_iod > 0 and lid_height_iod > 0, got "
@@ -387,8 +580,10 @@ class FaceWarper:
         self.mask_margin_iod = float(mask_margin_iod)
         self.mask_falloff_iod = float(mask_falloff_iod)
         self.lid_height_iod = float(lid_height_iod)
+        self.field_spacing_iod = float(field_spacing_iod)
         self._faces: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
         self._operators: OrderedDict[Hashable, _Face] = OrderedDict()
+        self._grids = torch.empty(0, dtype=dtype, device=self.device)
 
     def settings(self) -> dict[str, float | int]:
         """The settings that change rendered pixels (for a store's configuration hash)."""
@@ -399,6 +594,7 @@ class FaceWarper:
             "mask_margin_iod": self.mask_margin_iod,
             "mask_falloff_iod": self.mask_falloff_iod,
             "lid_height_iod": self.lid_height_iod,
+            "field_spacing_iod": self.field_spacing_iod,
         }
 
     def add_identity(self, key: Hashable, image: np.ndarray, landmarks: np.ndarray) -> None:
@@ -429,14 +625,18 @@ class FaceWarper:
             self._operators.move_to_end(key)
             return self._operators[key]
         image, landmarks = self._known(key)
-        mask = self.face_mask(key)
+        size = (image.shape[0], image.shape[1])
+        spacing = self.field_spacing_iod * inter_ocular_distance(landmarks)
+        lattice = lattice_shape(size, spacing)
+        nodes = lattice_points(size, lattice)
+        node_mask = face_mask_at(landmarks, nodes, self.mask_margin_iod, self.mask_falloff_iod)
         # the operator is zero where the mask is: evaluate the TPS on the mask's support only
-        support = mask.reshape(-1) > 0
-        influence_t = np.zeros((len(landmarks), support.size))
-        points = pixel_centres(image.shape[:2])[support]
+        support = node_mask > 0
+        influence_t = np.zeros((len(landmarks), len(nodes)))
         influence_t[:, support] = (
-            tps_influence(landmarks, image.shape[:2], points=points).T * mask.reshape(-1)[support]
+            tps_influence(landmarks, size, points=nodes[support]).T * node_mask[support]
         )
+        leak = self._leak(landmarks, size, lattice, node_mask)
         upper, lower = lid_polylines(landmarks)
 
         def tensor(array: np.ndarray) -> torch.Tensor:
@@ -444,38 +644,145 @@ class FaceWarper:
 
         entry = _Face(
             influence_t=tensor(influence_t),
+            lattice=lattice,
+            node_support=tensor(support.reshape(*lattice, 1)),
+            rows=interpolation_blocks(size[0], lattice[0], dtype=self.dtype, device=self.device),
+            cols=interpolation_blocks(
+                size[1], lattice[1], components=2, dtype=self.dtype, device=self.device
+            ),
+            leak=torch.from_numpy(leak).to(self.device),
             source=tensor(self.source(key)).permute(2, 0, 1),
-            mask=tensor(mask[..., None]),
+            mask=None,
             upper=tensor(upper),
             lower=tensor(lower),
             lid_height=lid_height_px(landmarks, self.lid_height_iod),
-            size=(image.shape[0], image.shape[1]),
+            size=size,
         )
         self._operators[key] = entry
         while len(self._operators) > self.cache_size:
             self._operators.popitem(last=False)
         return entry
 
+    def _leak(
+        self,
+        landmarks: np.ndarray,
+        size: tuple[int, int],
+        lattice: tuple[int, int],
+        node_mask: np.ndarray,
+    ) -> np.ndarray:
+        """Flat indices of the pixels outside the face mask's support that the bilinear
+        weights of a masked lattice node still reach (their offsets are zeroed after the
+        interpolation, so nothing outside the mask ever moves).
+
+        Only pixels of lattice cells that straddle the support's edge are tested: the support
+        (the hull grown by the margin and falloff) is convex, so a cell whose four corners are
+        inside it lies inside it, and a cell whose corners are all outside reaches no pixel.
+        """
+        if lattice == size:
+            return np.zeros(0, dtype=np.int64)
+        inside = node_mask.reshape(lattice) > 1e-6  # clear of the edge by far more than rounding
+        reached = node_mask.reshape(lattice) > 0
+        (row_cell, row_frac), (col_cell, col_frac) = (
+            _cells(size[0], lattice[0]),
+            _cells(size[1], lattice[1]),
+        )
+
+        def corners(flags: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+            # per pixel: the flags of its cell's corners (pixels on a node line ignore the
+            # corners they give zero weight), reduced by `reduce`
+            out = None
+            for dy, wy in ((0, 1 - row_frac), (1, row_frac)):
+                for dx, wx in ((0, 1 - col_frac), (1, col_frac)):
+                    rows = np.minimum(row_cell + dy, lattice[0] - 1)
+                    cols = np.minimum(col_cell + dx, lattice[1] - 1)
+                    flag = flags[np.ix_(rows, cols)]
+                    if reduce is np.logical_or:
+                        flag = flag & (wy[:, None] > 0) & (wx[None, :] > 0)
+                    out = flag if out is None else reduce(out, flag)
+            return out
+
+        doubtful = corners(reached, np.logical_or) & ~corners(inside, np.logical_and)
+        candidates = np.flatnonzero(doubtful)
+        centres = pixel_centres(size)[candidates]
+        mask = face_mask_at(landmarks, centres, self.mask_margin_iod, self.mask_falloff_iod)
+        return candidates[mask <= 0]
+
+    def _pixel_mask(self, key: Hashable, face: _Face) -> torch.Tensor:
+        """``(H, W, 1)`` face mask of an identity at its pixels (computed once)."""
+        if face.mask is None:
+            mask = torch.from_numpy(self.face_mask(key)[..., None]).to(self.device, self.dtype)
+            face = replace(face, mask=mask)
+            if key in self._operators:
+                self._operators[key] = face
+        return face.mask
+
     def grids(self, request: WarpRequest, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalised sampling grid ``(T, H, W, 2)`` of one clip (written into ``out`` if given)."""
+        """Normalised sampling grid ``(T, H, W, 2)`` of one clip (written into ``out`` if given,
+        a contiguous ``(T, H, W, 2)`` tensor)."""
         face = self._operator(request.identity)
+        if out is None:
+            out = torch.empty(request.n_frames, *face.size, 2, dtype=self.dtype, device=self.device)
+        self._write_grids(face, [request], out[None])
+        return out
+
+    def _write_grids(self, face: _Face, requests: Sequence[WarpRequest], out: torch.Tensor) -> None:
+        """Write the sampling grids of clips of one face into contiguous ``out``
+        ``(B, T_max, H, W, 2)``; frames past a clip's end get the still face's grid.
+
+        The backward maps of all clips are computed together (one product per step, however
+        many clips), zero-padded to a common number of patterns and frames: the zeros add
+        exact zeros, and every step treats each clip's rows alike, so a clip's grid does not
+        depend on the others (``tests/mesynth/test_warp.py``).
+        """
         size = face.size
-        patterns = torch.as_tensor(request.patterns, dtype=self.dtype).to(self.device)
-        weights = torch.as_tensor(request.weights, dtype=self.dtype).to(self.device)
         n_points = face.influence_t.shape[0]
-        if patterns.ndim != 3 or patterns.shape[1:] != (n_points, 2):
-            raise ValueError(f"patterns must be (K, {n_points}, 2), got {tuple(patterns.shape)}")
-        if weights.ndim != 2 or weights.shape[1] != patterns.shape[0]:
-            raise ValueError(
-                f"weights must be (T, K={patterns.shape[0]}), got {tuple(weights.shape)}"
-            )
-        flow = backward_flow(face.influence_t, patterns, weights, size, self.inverse_iterations)
+        n_patterns = max(len(np.asarray(r.patterns)) for r in requests)
+        patterns = torch.zeros(len(requests), n_patterns, n_points, 2, dtype=self.dtype)
+        weights = torch.zeros(len(requests), out.shape[1], n_patterns, dtype=self.dtype)
+        for b, request in enumerate(requests):
+            pattern = torch.as_tensor(request.patterns, dtype=self.dtype)
+            weight = torch.as_tensor(request.weights, dtype=self.dtype)
+            if pattern.ndim != 3 or pattern.shape[1:] != (n_points, 2):
+                raise ValueError(f"patterns must be (K, {n_points}, 2), got {tuple(pattern.shape)}")
+            if weight.ndim != 2 or weight.shape[1] != pattern.shape[0]:
+                raise ValueError(
+                    f"weights must be (T, K={pattern.shape[0]}), got {tuple(weight.shape)}"
+                )
+            patterns[b, : len(pattern)] = pattern
+            weights[b, : len(weight), : len(pattern)] = weight
+        flow = backward_flow(
+            face.influence_t,
+            patterns.to(self.device),
+            weights.to(self.device),
+            size,
+            self.inverse_iterations,
+            face.lattice,
+        )
+        # the field is 0 at a node outside the support, so is its refinement v(x + v(x)) = v(x)
+        # (grid_sample's rounding would leave a trace of the neighbours there)
+        flow.mul_(face.node_support)
+        frames = out.view(-1, *size, 2)
+        if face.lattice == size:
+            frames.copy_(flow.view(frames.shape))
+        else:
+            upsample_flow(flow.view(-1, *face.lattice, 2), face.rows, face.cols, out=frames)
+            frames.view(len(frames), -1, 2).index_fill_(1, face.leak, 0.0)
+        finished = {
+            b: self._finish_grid(request, face, out[b, : request.n_frames])
+            for b, request in enumerate(requests)
+            if not (request.field is None and request.affines is None and request.blink is None)
+        }
+        frames.add_(normalised_pixel_grid(size, self.dtype, self.device))
+        for b, grid in finished.items():
+            out[b, : len(grid)] = grid
+
+    def _finish_grid(self, request: WarpRequest, face: _Face, flow: torch.Tensor) -> torch.Tensor:
+        """``(T, H, W, 2)`` grid from a clip's AU offsets ``flow`` plus its skin field, blink
+        and head motion."""
+        size = face.size
         if request.field is not None:
             flow = flow + self._field_offsets(request, face)
-        base = normalised_pixel_grid(size, self.dtype, self.device)
-        if request.affines is None and request.blink is None:
-            return torch.add(flow, base, out=out)
-        points = from_normalised(flow + base, size)
+        points = from_normalised(flow + normalised_pixel_grid(size, self.dtype, self.device), size)
         if request.blink is not None:
             closure = torch.as_tensor(request.blink, dtype=self.dtype).to(self.device)
             if closure.shape != (request.n_frames,):
@@ -486,8 +793,7 @@ class FaceWarper:
         if request.affines is not None:
             affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
             points = apply_backward_affine(points, affines, (size[1] / 2, size[0] / 2))
-        grid = to_normalised(points, size)
-        return grid if out is None else out.copy_(grid)
+        return to_normalised(points, size)
 
     def _field_offsets(self, request: WarpRequest, face: _Face) -> torch.Tensor:
         """``(T, H, W, 2)`` normalised offsets of a request's extra field, inside the face mask."""
@@ -499,7 +805,16 @@ class FaceWarper:
             raise ValueError(f"field_weights must be ({request.n_frames},) with a field")
         weights = torch.as_tensor(request.field_weights, dtype=self.dtype).to(self.device)
         scale = torch.tensor([2.0 / size[1], 2.0 / size[0]], dtype=self.dtype, device=self.device)
-        return weights[:, None, None, None] * (field * face.mask * scale)
+        mask = self._pixel_mask(request.identity, face)
+        return weights[:, None, None, None] * (field * mask * scale)
+
+    def _grid_buffer(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """A ``shape`` tensor for sampling grids, reusing one buffer between calls (a fresh
+        allocation of this size is paged in anew by the kernel every time)."""
+        numel = math.prod(shape)
+        if self._grids.numel() < numel:
+            self._grids = torch.empty(numel, dtype=self.dtype, device=self.device)
+        return self._grids[:numel].view(shape)
 
     def render(self, requests: Sequence[WarpRequest]) -> list[torch.Tensor]:
         """Render clips: one float ``(T, H, W, C)`` tensor (0-255 scale) per request, on the
@@ -508,41 +823,72 @@ class FaceWarper:
         Clips may differ in identity and length (not in size); the clips of one identity share
         one ``grid_sample``, shorter clips padded for it and trimmed afterwards.
         """
-        if not requests:
-            return []
         out: list[torch.Tensor | None] = [None] * len(requests)
+        for indices, frames in self.render_groups(requests):
+            for b, i in enumerate(indices):
+                out[i] = frames[b, : requests[i].n_frames]
+        return [f for f in out if f is not None]
+
+    def render_groups(
+        self, requests: Sequence[WarpRequest]
+    ) -> list[tuple[list[int], torch.Tensor]]:
+        """:meth:`render` by identity: ``(indices, frames)`` per identity, ``frames`` the
+        float ``(B, T_max, H, W, C)`` clips of the requests at ``indices`` (frames past a
+        clip's length show the still face), so that per-frame work after rendering can run
+        once over all of them."""
         by_identity: dict[Hashable, list[int]] = {}
         for index, request in enumerate(requests):
             by_identity.setdefault(request.identity, []).append(index)
+        groups = []
         for key, indices in by_identity.items():
             face = self._operator(key)
-            height, width = face.size
             lengths = [requests[i].n_frames for i in indices]
-            grids = torch.empty(len(indices), max(lengths), height, width, 2, dtype=self.dtype)
-            grids = grids.to(self.device)
-            base = normalised_pixel_grid(face.size, self.dtype, self.device)
-            for b, (i, length) in enumerate(zip(indices, lengths)):
-                self.grids(requests[i], out=grids[b, :length])
-                grids[b, length:] = base  # padding frames: any valid grid, trimmed later
-            frames = sample_clips(face.source, grids)
-            for b, (i, length) in enumerate(zip(indices, lengths)):
-                out[i] = frames[b, :length]
-        return [f for f in out if f is not None]
+            grids = self._grid_buffer((len(indices), max(lengths), *face.size, 2))
+            if self.device.type == "cpu":
+                self._write_grids(face, [requests[i] for i in indices], grids)
+            else:  # batched products may pick shape-dependent kernels there: one clip at a time
+                base = normalised_pixel_grid(face.size, self.dtype, self.device)
+                for b, (i, length) in enumerate(zip(indices, lengths)):
+                    self._write_grids(face, [requests[i]], grids[b : b + 1, :length])
+                    grids[b, length:] = base
+            groups.append((indices, sample_clips(face.source, grids)))
+        return groups
 
 
-def to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+def to_uint8(frames: torch.Tensor | np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     """Round (half up) and clip 0-255 float frames to a uint8 array.
 
     ``(..., H, W, C)`` frames whose channel planes are contiguous (the renderer's output, see
     :func:`sample_clips`) are quantised plane by plane and interleaved as bytes: the same values
     as quantising them in ``(H, W, C)`` order, without reading the floats across planes.
+
+    Args:
+        frames: ``(..., H, W, C)`` float frames, 0-255 scale.
+        overwrite: round and clip a float CPU tensor in its own memory (left shifted by 0.5
+            and clipped) instead of in a full-size temporary; for frames nobody reads again.
     """
     frames = torch.as_tensor(frames)
+    in_place = overwrite and frames.device.type == "cpu" and frames.is_floating_point()
     if frames.ndim < 3 or frames.device.type != "cpu" or frames.stride(-1) == 1:
-        return (frames + 0.5).clamp_(0, 255).to(torch.uint8).cpu().numpy()
-    planes = frames.movedim(-1, 0)
-    quantised = (planes + 0.5).clamp_(0, 255).to(torch.uint8).numpy()
-    *lead, height, width = quantised.shape[1:]
-    rows = int(np.prod(lead, dtype=np.int64)) * height
-    merged = cv2.merge([plane.reshape(rows, width) for plane in quantised])
-    return merged.reshape(*lead, height, width, len(quantised))
+        shifted = frames.add_(0.5) if in_place else frames + 0.5
+        return shifted.clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    planar = frames.movedim(-1, -3)  # (..., C, H, W): the layout in memory
+    shifted = planar.add_(0.5) if in_place else planar + 0.5
+    quantised = shifted.clamp_(0, 255).to(torch.uint8).numpy()  # strides kept
+    out = np.empty(frames.shape, dtype=np.uint8)
+    _interleave(quantised, out)
+    return out
+
+
+def _interleave(planar: np.ndarray, out: np.ndarray) -> None:
+    """Write ``(..., C, H, W)`` uint8 ``planar`` into ``out`` ``(..., H, W, C)`` with
+    ``cv2.merge``, over the fewest blocks in which every channel's planes are one contiguous
+    run of rows."""
+    planes = [planar[..., c, :, :] for c in range(planar.shape[-3])]
+    if all(p.flags.c_contiguous for p in planes) or planar.ndim == 3:
+        width = planar.shape[-1]
+        rows = [np.ascontiguousarray(p).reshape(-1, width) for p in planes]
+        cv2.merge(rows, dst=out.reshape(len(rows[0]), width, len(planes)))  # a view of out
+        return
+    for block, target in zip(planar, out):
+        _interleave(block, target)

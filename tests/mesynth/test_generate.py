@@ -99,6 +99,13 @@ def test_batch_size_does_not_change_a_byte(reference, parts, tmp_path) -> None:
     assert _files(tmp_path) == _files(out)
 
 
+def test_batch_size_does_not_change_a_byte_without_effects(parts, tmp_path) -> None:
+    # no brightness effect: a batch's clips are rounded together, in one pass
+    for batch_size in (4, 1):
+        _run(parts, tmp_path / str(batch_size), batch_size=batch_size, effects=EffectsConfig())
+    assert _files(tmp_path / "1") == _files(tmp_path / "4")
+
+
 def test_kill_and_resume_equals_an_uninterrupted_run(reference, parts, tmp_path) -> None:
     out, _ = reference
     done = []

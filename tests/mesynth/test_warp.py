@@ -118,14 +118,19 @@ def test_factorised_request_equals_per_frame_displacements(device) -> None:
     )
 
 
-def test_results_do_not_depend_on_batch_composition(device) -> None:
-    warper = _warper(device)
+@pytest.mark.parametrize("spacing_iod", [0.05, 0.3])
+def test_results_do_not_depend_on_batch_composition(device, spacing_iod) -> None:
+    # clips of one face are computed together (zero-padded to common K and T), on a lattice
+    # finer or coarser than the pixels, with and without head motion
+    warper = _warper(device, field_spacing_iod=spacing_iod)
     warper.add_identity("other", _texture(seed=5), canonical_landmarks(SIZE) + 0.7)
     rng = np.random.default_rng(0)
     requests = [
         WarpRequest.from_displacements(name, rng.normal(0, 1.5, (t, 68, 2)))
         for name, t in (("face", 4), ("other", 2), ("face", 5))
     ]
+    affines = np.tile(np.eye(3)[:2], (3, 1, 1)) + rng.normal(0, 0.01, (3, 2, 3))
+    requests.append(WarpRequest("face", rng.normal(0, 1, (2, 68, 2)), rng.random((3, 2)), affines))
     together = warper.render(requests)
     for request, expected in zip(requests, together):
         alone = warper.render([request])[0]
