@@ -125,8 +125,13 @@ class ClipPrediction:
 
 def read_input(
     path: Path, onset: object, offset: object, fps: float | None, max_duration: float | None
-) -> tuple[ClipFrames, int, int]:
-    """The clip of a video, frame folder or ``.npy`` clip, cut to its onset..offset window."""
+) -> tuple[ClipFrames, int, int, int]:
+    """The clip of a video, frame folder or ``.npy`` clip, cut to its onset..offset window.
+
+    Returns:
+        ``(window, onset, offset, first)``: the frames of the window, its first and last frame
+        numbers, and the input's first frame number (times in seconds count from it).
+    """
     if path.is_dir():
         clip = read_frame_folder(path, fps=fps)
         first = clip.numbers[0]
@@ -150,7 +155,7 @@ def read_input(
             f"{clip.numbers[0]}..{clip.numbers[-1]}"
         )
     window = replace(clip, frames=clip.frames[keep], numbers=tuple(clip.numbers[i] for i in keep))
-    return window, start, window.numbers[-1]
+    return window, start, window.numbers[-1], first
 
 
 def predict_clip(
@@ -173,7 +178,7 @@ def predict_clip(
             apex lies outside the window; ClipTooShortError: the window is too short.
     """
     path = Path(path)
-    clip, start, end = read_input(path, onset, offset, fps, max_duration)
+    clip, start, end, first = read_input(path, onset, offset, fps, max_duration)
     need = needed_frames(final.representation)
     if len(clip.numbers) < need:
         raise ClipTooShortError(
@@ -192,8 +197,7 @@ def predict_clip(
             f"{err}; no usable face: give a clip where the face is visible on the onset frame, "
             "or whole_image_fallback=true for a tight face crop"
         ) from err
-    given = frame_of(apex, fps=clip.fps, first=start if path.is_dir() else 0, key="apex",
-                     path=path)  # fmt: skip
+    given = frame_of(apex, fps=clip.fps, first=first, key="apex", path=path)
     if given is None:
         peak, rule = spot_apex(aligned.frames, aligned.frame_numbers)[0], "spotted"
     elif not start < given <= end:

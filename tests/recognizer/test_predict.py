@@ -79,6 +79,28 @@ def test_given_apex_in_seconds_is_the_same_frame_as_in_frames(trained, tmp_path)
     assert frames["p_negative"] == pytest.approx(seconds["p_negative"])
 
 
+def test_apex_in_seconds_counts_from_the_first_frame_of_a_frame_folder(trained, tmp_path) -> None:
+    # the video's frames as img010.png, img011.png, ...; onset at frame 11, so seconds counted
+    # from the onset (the old reading) would land one frame later than from the first frame
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    capture = cv2.VideoCapture(str(trained["video"]))
+    number = 10
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        cv2.imwrite(str(folder / f"img{number:03d}.png"), frame)
+        number += 1
+    capture.release()
+    args = ("onset=11", "fps=30", f"input={folder}")
+    assert _predict(trained, tmp_path / "s", *args, "apex=0.1333s") == 0
+    assert _predict(trained, tmp_path / "f", *args, "apex=14") == 0
+    seconds, frames = (pd.read_csv(tmp_path / d / "predictions.csv").iloc[0] for d in "sf")
+    assert seconds["onset"] == 11 and seconds["apex"] == frames["apex"] == 14
+    assert seconds["p_negative"] == pytest.approx(frames["p_negative"])
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
