@@ -4,8 +4,11 @@ Each N runs ``mesynth generate +preset=balanced10k mesynth.plan.n_per_class=N/7`
 frames at 112², every realism effect, templates mined from CASME II and SAMM annotation
 tables plus the expert tables) in a fresh process, into a fresh store, and reports the wall
 time of the generation (faces and templates loaded before the timer starts, as a user's
-run spends them once), clips/s and the process's peak resident memory (``ru_maxrss``). Flat
-memory and a constant clips/s mean the preset scales to 10,000 clips and beyond.
+run spends them once), clips/s, the CPU time of the generation (user + system of the process
+and any worker processes it waited for, ``getrusage``) per clip, the 1-minute load average
+when each N started, and the process's peak resident memory (``ru_maxrss``). Flat memory and a
+constant CPU time per clip mean the preset scales to 10,000 clips and beyond; on a shared
+machine clips/s also measures the other users (CPU time per clip much less so).
 
 The annotation tables are written by ``mer annotations`` from releases given with
 ``--casme2``/``--samm``; without them, from the small fake releases of the test suite (the
@@ -70,12 +73,22 @@ def child(n_per_class: int, out: Path, annotation_tables: list[str], device: str
     recipe = instantiate(cfg.recipe, _convert_="all")
     plan = _plan(cfg, recipe.scheme, recipe.seed)
     parts = recipe.build()
+    load = os.getloadavg()[0]
+    cpu_before = _cpu_seconds()
     start = time.perf_counter()
     summary = run_recipe(recipe, plan, out, parts=parts, progress=False)
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_before
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"clips": plan.total, "seconds": seconds, "peak_mib": peak_mib,
-                      "summary": str(summary)}))  # fmt: skip
+    print(json.dumps({"clips": plan.total, "seconds": seconds, "cpu_seconds": cpu, "load": load,
+                      "peak_mib": peak_mib, "summary": str(summary)}))  # fmt: skip
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its waited-for children."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                          resource.RUSAGE_CHILDREN))  # fmt: skip
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,11 +119,15 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(result)
             print(f"N={result['clips']}: {result['seconds']:.0f} s, "
                   f"{result['clips'] / result['seconds']:.2f} clips/s, "
-                  f"peak {result['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
+                  f"{1000 * result['cpu_seconds'] / result['clips']:.0f} CPU ms/clip, "
+                  f"load {result['load']:.1f}, peak {result['peak_mib']:.0f} MiB",
+                  flush=True)  # fmt: skip
             subprocess.run(["rm", "-rf", str(out)], check=False)
-    print("\n| clips | wall s | clips/s | peak RSS MiB |\n|---:|---:|---:|---:|")
+    print("\n| clips | load at start | wall s | clips/s | CPU ms per clip | peak RSS MiB |")
+    print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['clips']} | {r['seconds']:.0f} | {r['clips'] / r['seconds']:.2f} | "
+        print(f"| {r['clips']} | {r['load']:.1f} | {r['seconds']:.0f} | "
+              f"{r['clips'] / r['seconds']:.2f} | {1000 * r['cpu_seconds'] / r['clips']:.0f} | "
               f"{r['peak_mib']:.0f} |")  # fmt: skip
     print(f"\nload average after: {os.getloadavg()}")
 
