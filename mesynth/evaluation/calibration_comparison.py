@@ -39,6 +39,7 @@ from mesynth.evaluation.realism_report import (
     REGIONS,
     _table,
     emotion_or_all,
+    markdown_text,
     measure_sets,
     region_energy,
     region_masks,
@@ -265,6 +266,4 @@ def _markdown(
             "![strain histograms](strain_histograms.png)",
             "",
         ]
-    if skipped:
-        lines += ["## Skipped clips", ""] + [f"- {n}: {r}" for n, r in skipped] + [""]
-    return "\n".join(lines)
+    return markdown_text(lines, skipped)

@@ -363,6 +363,14 @@ def _history_markdown(trials: pd.DataFrame, path: Path) -> str:
     )
 
 
+def markdown_text(lines: list[str], skipped: Sequence[tuple[str, str]]) -> str:
+    """A report's Markdown: ``lines``, then a "Skipped clips" section listing the ``(clip,
+    reason)`` of ``skipped`` when there are any."""
+    if skipped:
+        lines = [*lines, "## Skipped clips", "", *(f"- {n}: {r}" for n, r in skipped), ""]
+    return "\n".join(lines)
+
+
 def _table(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
@@ -434,6 +442,4 @@ def _markdown(
         "![class means](class_means.png)",
         "",
     ]
-    if skipped:
-        lines += ["## Skipped clips", ""] + [f"- {n}: {r}" for n, r in skipped] + [""]
-    return "\n".join(lines)
+    return markdown_text(lines, skipped)
