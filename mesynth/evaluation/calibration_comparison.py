@@ -34,20 +34,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mesynth.evaluation.domain_test import DomainTestResult, domain_classifier_test
+from mesynth.evaluation.domain_test import DomainTestResult
 from mesynth.evaluation.realism_report import (
     REGIONS,
-    ReportError,
-    _feature,
-    _groups,
-    _history_markdown,
-    _pool,
-    _read_history,
-    _read_sets,
     _table,
     emotion_or_all,
+    markdown_text,
+    measure_sets,
     region_energy,
     region_masks,
+    write_markdown,
 )
 
 #: the three sets of a comparison, in report order.
@@ -152,27 +148,15 @@ def calibration_comparison(
         ReportError: a set has fewer than two readable clips, the sets give different image
             shapes, or ``history`` is not a readable search history.
     """
-    feature = _feature(representation, size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    images, kept, skipped = _read_sets(dict(zip(SETS, (real, uncalibrated, calibrated))), feature)
-    shapes = {name: x.shape[1:] for name, x in images.items()}
-    if len(set(shapes.values())) > 1:
-        raise ReportError(f"the sets give different image shapes: {shapes}")
-    channels = tuple(getattr(feature, "channels", None) or ())
-    energies = {name: np.stack([feature.energy(x) for x in imgs]) for name, imgs in images.items()}
-    labels = {name: np.array([str(label_of(r)) for r in kept[name]]) for name in SETS}
-    pooled = {name: _pool(imgs, pool) for name, imgs in images.items()}
+    sets = dict(zip(SETS, (real, uncalibrated, calibrated)))
+    measured = measure_sets(sets, representation, size, label_of)
+    images, kept = measured.images, measured.kept
+    energies, labels = measured.energies, measured.labels
+    channels = tuple(getattr(measured.feature, "channels", None) or ())
     domain = {
-        name: domain_classifier_test(
-            pooled["real"],
-            pooled[name],
-            _groups(kept["real"]),
-            _groups(kept[name]),
-            n_splits=n_splits,
-            n_permutations=n_permutations,
-            seed=seed,
-        )
+        name: measured.domain_test(name, pool, n_splits, n_permutations, seed)
         for name in SYNTHETIC_SETS
     }
     domain_table = pd.DataFrame(
@@ -187,7 +171,7 @@ def calibration_comparison(
             for name, test in domain.items()
         ]
     )
-    regions = region_energy(energies, labels, region_masks(shapes["real"][0]))
+    regions = region_energy(energies, labels, region_masks(measured.shape[0]))
     ratios = region_ratios(regions)
     strain = (
         strain_statistics(images, channels.index(STRAIN))
@@ -201,7 +185,6 @@ def calibration_comparison(
         plot_region_ratios,
         plot_value_histograms,
     )
-    from mesynth.evaluation.figures import plot_search_history
 
     figures = [
         plot_domain_before_after(domain, out_dir / "domain_before_after.png"),
@@ -216,14 +199,10 @@ def calibration_comparison(
             plot_value_histograms(strain_values, strain, out_dir / "strain_histograms.png")
         )
     name = representation if isinstance(representation, str) else type(representation).__name__
+    skipped = measured.skipped
     text = _markdown(title, name, kept, skipped, pool, domain, domain_table, ratios, strain)
-    if history is not None:
-        history = search_history_path(history)
-        trials = _read_history(history)
-        figures.append(plot_search_history(trials, out_dir / "search_history.png"))
-        text += _history_markdown(trials, history)
-    markdown = out_dir / "report.md"
-    markdown.write_text(text)
+    history = None if history is None else search_history_path(history)
+    markdown = write_markdown(out_dir, text, figures, history)
     return ComparisonResult(
         out_dir, markdown, figures, domain, domain_table, ratios, strain, regions, skipped
     )
@@ -287,6 +266,4 @@ def _markdown(
             "![strain histograms](strain_histograms.png)",
             "",
         ]
-    if skipped:
-        lines += ["## Skipped clips", ""] + [f"- {n}: {r}" for n, r in skipped] + [""]
-    return "\n".join(lines)
+    return markdown_text(lines, skipped)

@@ -115,6 +115,93 @@ def _read_sets(
     return images, kept, skipped
 
 
+@dataclass(frozen=True)
+class MeasuredSets:
+    """Clip sets read as one representation's images (:func:`measure_sets`).
+
+    Attributes:
+        feature: the representation (``record -> (H, W, C)``, with ``energy`` and optionally
+            ``channels``).
+        images: ``{set: (N, H, W, C)}`` of the readable records.
+        kept: ``{set: records}`` that could be read, in order.
+        skipped: ``(clip, reason)`` of every record that could not be read.
+        energies: ``{set: (N, H, W)}``, the feature's energy of each image.
+        labels: ``{set: (N,)}`` class names (``label_of`` of each kept record).
+    """
+
+    feature: Callable[[object], np.ndarray]
+    images: dict[str, np.ndarray]
+    kept: dict[str, list[object]]
+    skipped: list[tuple[str, str]]
+    energies: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(H, W, C)`` of every set's images."""
+        return next(iter(self.images.values())).shape[1:]
+
+    def domain_test(
+        self, name: str, pool: int, n_splits: int, n_permutations: int, seed: int
+    ) -> DomainTestResult:
+        """Set ``name`` against ``real`` in :func:`domain_classifier_test`, on images
+        average-pooled to ``pool x pool``, folds grouped by identity (else subject)."""
+        return domain_classifier_test(
+            _pool(self.images["real"], pool),
+            _pool(self.images[name], pool),
+            _groups(self.kept["real"]),
+            _groups(self.kept[name]),
+            n_splits=n_splits,
+            n_permutations=n_permutations,
+            seed=seed,
+        )
+
+
+def measure_sets(
+    sets: Mapping[str, Sequence[object]],
+    representation: str | Callable[[object], np.ndarray],
+    size: int,
+    label_of: Callable[[object], str],
+    what: str = "the sets",
+) -> MeasuredSets:
+    """Read every set of records as ``representation`` images at ``size``, with their energies
+    and class labels: the measurements both reports start from.
+
+    Raises:
+        ReportError: a set has fewer than two readable clips, or the sets (``what``, for the
+            message) give different image shapes.
+    """
+    feature = _feature(representation, size)
+    images, kept, skipped = _read_sets(sets, feature)
+    shapes = {name: x.shape[1:] for name, x in images.items()}
+    if len(set(shapes.values())) > 1:
+        raise ReportError(f"{what} give different image shapes: {shapes}")
+    energy = feature.energy
+    energies = {name: np.stack([energy(x) for x in imgs]) for name, imgs in images.items()}
+    labels = {name: np.array([str(label_of(r)) for r in kept[name]]) for name in kept}
+    return MeasuredSets(feature, images, kept, skipped, energies, labels)
+
+
+def write_markdown(
+    out_dir: Path, text: str, figures: list[Path], history: str | Path | None
+) -> Path:
+    """Write ``out_dir/report.md``: ``text``, followed by the section of an adversarial search
+    ``history`` (a ``history.csv``) when given, whose figure is added to ``figures``.
+
+    Raises:
+        ReportError: ``history`` is not a readable search history.
+    """
+    if history is not None:
+        from mesynth.evaluation.figures import plot_search_history
+
+        trials = _read_history(history)
+        figures.append(plot_search_history(trials, out_dir / "search_history.png"))
+        text += _history_markdown(trials, Path(history))
+    markdown = out_dir / "report.md"
+    markdown.write_text(text)
+    return markdown
+
+
 def _groups(records: Sequence[object]) -> np.ndarray:
     return np.array([str(getattr(r, "identity", None) or r.subject) for r in records])
 
@@ -212,38 +299,24 @@ def realism_report(
         ReportError: a set has fewer than two readable clips, or ``history`` is not a readable
             search history.
     """
-    feature = _feature(representation, size)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    images, kept, skipped = _read_sets({"real": real, "synthetic": synthetic}, feature)
-    shapes = {name: x.shape[1:] for name, x in images.items()}
-    if shapes["real"] != shapes["synthetic"]:
-        raise ReportError(f"the two sets give different image shapes: {shapes}")
+    sets = {"real": real, "synthetic": synthetic}
+    measured = measure_sets(sets, representation, size, label_of, what="the two sets")
+    images, kept = measured.images, measured.kept
+    energies, labels = measured.energies, measured.labels
     channels = tuple(
-        getattr(feature, "channels", None) or (f"c{i}" for i in range(shapes["real"][-1]))
+        getattr(measured.feature, "channels", None) or (f"c{i}" for i in range(measured.shape[-1]))
     )
-    energy = feature.energy
-    energies = {name: np.stack([energy(x) for x in imgs]) for name, imgs in images.items()}
-    labels = {name: np.array([str(label_of(r)) for r in kept[name]]) for name in kept}
-    masks = region_masks(shapes["real"][0])
-    domain = domain_classifier_test(
-        _pool(images["real"], pool),
-        _pool(images["synthetic"], pool),
-        _groups(kept["real"]),
-        _groups(kept["synthetic"]),
-        n_splits=n_splits,
-        n_permutations=n_permutations,
-        seed=seed,
-    )
+    domain = measured.domain_test("synthetic", pool, n_splits, n_permutations, seed)
     stats = channel_statistics(images, channels)
-    regions = region_energy(energies, labels, masks)
+    regions = region_energy(energies, labels, region_masks(measured.shape[0]))
 
     from mesynth.evaluation.figures import (
         plot_channels,
         plot_class_means,
         plot_domain_test,
         plot_region_energy,
-        plot_search_history,
     )
 
     figures = [
@@ -252,13 +325,9 @@ def realism_report(
         plot_class_means(energies, labels, out_dir / "class_means.png"),
         plot_domain_test(domain, out_dir / "domain_test.png"),
     ]
+    skipped = measured.skipped
     text = _markdown(title, kept, representation, domain, stats, regions, skipped, pool)
-    if history is not None:
-        trials = _read_history(history)
-        figures.append(plot_search_history(trials, out_dir / "search_history.png"))
-        text += _history_markdown(trials, Path(history))
-    markdown = out_dir / "report.md"
-    markdown.write_text(text)
+    markdown = write_markdown(out_dir, text, figures, history)
     return ReportResult(out_dir, markdown, figures, domain, stats, regions, skipped)
 
 
@@ -292,6 +361,14 @@ def _history_markdown(trials: pd.DataFrame, path: Path) -> str:
             "",
         ]
     )
+
+
+def markdown_text(lines: list[str], skipped: Sequence[tuple[str, str]]) -> str:
+    """A report's Markdown: ``lines``, then a "Skipped clips" section listing the ``(clip,
+    reason)`` of ``skipped`` when there are any."""
+    if skipped:
+        lines = [*lines, "## Skipped clips", "", *(f"- {n}: {r}" for n, r in skipped), ""]
+    return "\n".join(lines)
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -365,6 +442,4 @@ def _markdown(
         "![class means](class_means.png)",
         "",
     ]
-    if skipped:
-        lines += ["## Skipped clips", ""] + [f"- {n}: {r}" for n, r in skipped] + [""]
-    return "\n".join(lines)
+    return markdown_text(lines, skipped)

@@ -36,10 +36,12 @@ STEMS = ("hara", "torchvision")
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 
 
-class BasicBlock(ResidualBlock):
-    """Two 3×3×3 convolutions with an identity (or 1×1×1 projection) shortcut."""
+class R3DBlock(ResidualBlock):
+    """A block of an R3D stage, ``in_planes -> planes * expansion`` channels; ``stride`` and
+    ``downsample`` (the projection shortcut, ``None``: the identity) are set for the first block
+    of a stage. Subclasses define :meth:`build` and :meth:`ResidualBlock.residual`."""
 
-    expansion = 1
+    expansion: int
 
     def __init__(
         self,
@@ -51,41 +53,45 @@ class BasicBlock(ResidualBlock):
         act_layer: ActLayer,
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv3d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = norm_layer(planes)
-        self.act1 = act_layer()
-        self.conv2 = nn.Conv3d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = norm_layer(planes)
-        self.act_out = act_layer()
+        self.build(in_planes, planes, stride, norm_layer, act_layer)
         self.downsample = downsample
+
+    def build(self, cin: int, planes: int, stride: int, norm: NormLayer, act: ActLayer) -> None:
+        """Register the convolutions, norms and activations (``act_out`` among them); the
+        shortcut is registered after them, as in the reference."""
+        raise NotImplementedError
+
+
+class BasicBlock(R3DBlock):
+    """Two 3×3×3 convolutions with an identity (or 1×1×1 projection) shortcut."""
+
+    expansion = 1
+
+    def build(self, cin: int, planes: int, stride: int, norm: NormLayer, act: ActLayer) -> None:
+        self.conv1 = nn.Conv3d(cin, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = norm(planes)
+        self.act1 = act()
+        self.conv2 = nn.Conv3d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = norm(planes)
+        self.act_out = act()
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
 
 
-class Bottleneck(ResidualBlock):
+class Bottleneck(R3DBlock):
     """1×1×1 reduce, 3×3×3 (strided), 1×1×1 expand (×4), with a projection shortcut."""
 
     expansion = 4
 
-    def __init__(
-        self,
-        in_planes: int,
-        planes: int,
-        stride: int,
-        downsample: nn.Module | None,
-        norm_layer: NormLayer,
-        act_layer: ActLayer,
-    ) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv3d(in_planes, planes, 1, bias=False)
-        self.bn1 = norm_layer(planes)
+    def build(self, cin: int, planes: int, stride: int, norm: NormLayer, act: ActLayer) -> None:
+        self.conv1 = nn.Conv3d(cin, planes, 1, bias=False)
+        self.bn1 = norm(planes)
         self.conv2 = nn.Conv3d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = norm_layer(planes)
+        self.bn2 = norm(planes)
         self.conv3 = nn.Conv3d(planes, planes * 4, 1, bias=False)
-        self.bn3 = norm_layer(planes * 4)
-        self.act1, self.act2, self.act_out = act_layer(), act_layer(), act_layer()
-        self.downsample = downsample
+        self.bn3 = norm(planes * 4)
+        self.act1, self.act2, self.act_out = act(), act(), act()
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act1(self.bn1(self.conv1(x)))
@@ -112,7 +118,7 @@ class R3D(VideoClassifier):
     def __init__(
         self,
         *,
-        block: type[BasicBlock] | type[Bottleneck],
+        block: type[R3DBlock],
         layers: Sequence[int],
         name: str = "r3d",
         num_classes: int = 400,
@@ -154,7 +160,7 @@ class R3D(VideoClassifier):
 
     def _make_layer(
         self,
-        block: type[BasicBlock] | type[Bottleneck],
+        block: type[R3DBlock],
         planes: int,
         blocks: int,
         stride: int,

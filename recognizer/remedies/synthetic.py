@@ -10,6 +10,12 @@ held-out subjects reaches its training.
 ``synth_only``
     train on a balanced synthetic set only; validate and test on real data.
 
+**Where it lives.** This module holds the fold-data source (:class:`SyntheticData`) and the
+remedies built on it; the run's pool (rendering, caching, loading with provenance) is
+:mod:`recognizer.remedies.synthetic_pool`, the rule of which clips a fold may use
+:mod:`recognizer.remedies.fold_selection`, and the apex flows of synthetic clips
+:mod:`recognizer.remedies.synthetic_flows`. Their public names are importable from here too.
+
 **What is rendered.** The model's representation says what it needs from a synthetic clip
 (``representation.synthetic_frames()``, bound with :meth:`SyntheticData.for_representation`;
 ``mer train`` does this): key frames of the representation's own sampling rule at its size, or
@@ -49,19 +55,18 @@ fold holding one of them out loses its clips); a fold that still finds too few r
 shortfall. With ``pretrain_groups: K`` a set leaves out a whole group, about ``1 / K`` of the
 subjects, so ``S`` is taken as at most ``K``.
 
-**Pretraining groups.** With ``pretrain_groups: K`` (``synth_pretrain``; ``synth_only`` for
-its training set), the run's subjects are split into ``K`` seeded groups
-(:func:`recognizer.remedies.calibration.subject_groups` with ``pretrain_seed``, the rule of
-the calibration groups), and a fold whose test subjects all lie in group ``g`` takes the clips
-that touch no subject of ``g`` and show no person of ``g``: one set per group, so every fold
-of the group has the same ``pretrain_key`` and starts from one model pretrained once
+**Pretraining groups.** With ``pretrain_groups: K`` (``synth_pretrain``; ``synth_only`` for its
+training set), the run's subjects are split into ``K`` seeded groups
+(:func:`recognizer.remedies.calibration.subject_groups` with ``pretrain_seed``, the rule of the
+calibration groups), and a fold whose test subjects all lie in group ``g`` takes the clips that
+touch no subject of ``g`` and show no person of ``g``: one set per group, so every fold of the
+group has the same ``pretrain_key`` and starts from one model pretrained once
 (:func:`recognizer.experiments.run_protocol`, ``pretrain/<key>/``). The fold's test subjects
 are in ``g``, so :func:`recognizer.protocols.leakage.check_fold` proves, on the samples used,
 that none of their faces or templates entered the set; the fold's validation subjects outside
-``g`` may
-(as with calibration groups). A fold whose test subjects span several groups (k-fold, the
-MEGC2019 protocol), and every fold with ``pretrain_groups: fold`` (``0``), gets its own set as
-described above (``FoldData.pretrain_group`` is then ``None``).
+``g`` may (as with calibration groups). A fold whose test subjects span several groups (k-fold,
+the MEGC2019 protocol), and every fold with ``pretrain_groups: fold`` (``0``), gets its own set
+as described above (``FoldData.pretrain_group`` is then ``None``).
 
 **Calibration inside the protocol.** With ``calibration`` on
 (:mod:`recognizer.remedies.calibration`), each fold renders with the profile of its test
@@ -72,46 +77,16 @@ check runs on it like on any recipe profile.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import re
-import shutil
-import threading
-from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-import torch.distributed as dist
-
-from mesynth.calibration.profile import CalibrationProfile
-from mesynth.calibration.profile_effects import ProfileEffects, ProfileSwitches
-from mesynth.face.identities import IdentitySet
-from mesynth.generation.balance import BalancePlan, resolve_sampling_strategy
-from mesynth.generation.recipe import (
-    DATA_SOURCES,
-    FramesRecipe,
-    GenerationRecipe,
-    ProfileSource,
-    RecipeError,
-    run_recipe,
-)
+from mesynth.calibration.profile_effects import ProfileSwitches
+from mesynth.generation.recipe import FramesRecipe, GenerationRecipe, ProfileSource, RecipeError
 from mesynth.generation.store import config_hash
-from mesynth.keyframes import sample_key_frames
-from mesynth.templates.bank import TemplateBank
-from mesynth.templates.types import Template
 from recognizer.data.representations import SyntheticFrames
 from recognizer.mixing import DomainMixing, MixingError
-from recognizer.protocols.leakage import (
-    LeakageError,
-    SubjectSet,
-    profile_leaks,
-    provenance,
-    sample_person,
-    subject_persons,
-)
 from recognizer.remedies.base import FoldContext, FoldData, LossChoice, Remedy
 from recognizer.remedies.calibration import (
     GROUP_COUNTS,
@@ -124,14 +99,50 @@ from recognizer.remedies.calibration import (
     fold_scope,
     group_count,
 )
+from recognizer.remedies.fold_selection import (
+    check_profiles,
+    choose_clips,
+    clip_subjects,
+    exclude_clips,
+    face_person,
+    held_out_persons,
+    held_out_subjects,
+    recipe_profiles,
+    template_counts,
+)
 from recognizer.remedies.registry import register_remedy
+from recognizer.remedies.synthetic_flows import compute_flows, flow_folder
+from recognizer.remedies.synthetic_pool import (
+    PROVENANCE,
+    SynthesisError,
+    SyntheticSet,
+    face_persons,
+    fill_counts,
+    load_synthetic,
+    synthesize_pool,
+)
+
+__all__ = [
+    "MODES",
+    "PROVENANCE",
+    "SynthesisError",
+    "SyntheticData",
+    "SyntheticSet",
+    "check_profiles",
+    "clip_subjects",
+    "compute_flows",
+    "create_synth_remedy",
+    "face_persons",
+    "flow_folder",
+    "held_out_persons",
+    "held_out_subjects",
+    "load_synthetic",
+    "recipe_profiles",
+    "synthesize_pool",
+    "template_counts",
+]
 
 MODES = ("fill", "pretrain", "only")
-PROVENANCE = "provenance.json"
-
-
-class SynthesisError(ValueError):
-    """Synthesis settings or data that cannot make a store; the message says which."""
 
 
 def _recipe(value: GenerationRecipe | Mapping[str, object]) -> GenerationRecipe:
@@ -167,28 +178,6 @@ def _profile_effects(
     if not isinstance(value, Mapping):
         return value  # refused by _recipe with its message
     return {**{str(k): v for k, v in value.items()}, "effects": kept}
-
-
-@dataclass(frozen=True)
-class SyntheticSet:
-    """A synthetic store loaded with per-clip provenance.
-
-    Attributes:
-        root: the store folder.
-        key: its content key.
-        samples: ``(N,)`` clips (apex-flow images when the frames spec asks for a flow), in
-            store order, each with :func:`recognizer.protocols.leakage.provenance` in ``extra``.
-        labels: ``(N,)`` their class indices.
-        made: whether this process rendered it (else reused or given).
-        templates: the bank it was made from (empty for a given store).
-    """
-
-    root: Path
-    key: str
-    samples: list
-    labels: list[int]
-    made: bool
-    templates: tuple[Template, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -458,12 +447,12 @@ class SyntheticData:
         check_profiles(self.recipe(), context)
         pool, verb = self.load_pool(context)
         persons = held_out_persons(context, held_out)
-        kept, dropped, touched = _exclude(pool.samples, pool.labels, held_out, persons)
+        kept, dropped, touched = exclude_clips(pool.samples, pool.labels, held_out, persons)
         want = self._wanted(context, {s.emotion for s in pool.samples})
-        chosen, shortfall = _choose(kept, want, context.class_names)
+        chosen, shortfall = choose_clips(kept, want, context.class_names)
         samples = [s for s, _ in chosen]
         labels = [y for _, y in chosen]
-        used_persons = Counter(_face_person(s) for s in samples)
+        used_persons = Counter(face_person(s) for s in samples)
         notes = [
             f"synthetic pool {pool.root} ({verb}): {len(pool.samples)} clips; "
             f"{len(samples)} used (faces of {dict(sorted(used_persons.items()))}), {dropped} "
@@ -537,10 +526,7 @@ class SyntheticData:
         """Clips per class name this fold takes (classes without pool clips: 0)."""
         names = list(context.class_names)
         if self.mode == "fill":
-            counts = np.bincount(np.asarray(context.train_labels, int), minlength=len(names))
-            add = resolve_sampling_strategy(
-                self.strategy, {n: int(counts[i]) for i, n in enumerate(names)}
-            )
+            add = fill_counts(self.strategy, context.train_labels, names)
             return {n: (add[n] if n in present else 0) for n in names}
         return {n: (self.n_per_class if n in present else 0) for n in names}
 
@@ -573,162 +559,6 @@ for _mode in MODES:
     _register(f"synth_{_mode}", _mode)
 
 
-# --------------------------------------------------------------------------- per fold
-
-
-def held_out_subjects(context: FoldContext) -> set[str]:
-    """Subjects a fold may not touch: its test and validation subjects and every subject of
-    the pool outside its training side."""
-    train = {str(s.subject) for s in context.train}
-    fold = context.fold
-    held = {str(s) for s in getattr(fold, "test_subjects", ())}
-    held |= {str(s) for s in getattr(fold, "val_subjects", ())}
-    held |= {str(s.subject) for s in context.pool}
-    return held - train
-
-
-def held_out_persons(context: FoldContext, held_out: set[str]) -> SubjectSet:
-    """Persons a fold may not show: the persons of its held-out subjects (``held_out``, from
-    :func:`held_out_subjects`) in the pool, and those subjects themselves."""
-    pool = list(context.pool) or list(context.train)
-    return SubjectSet({sample_person(s) for s in pool if str(s.subject) in held_out} | held_out)
-
-
-def recipe_profiles(recipe: GenerationRecipe) -> list[tuple[str, CalibrationProfile]]:
-    """The calibration profiles ``recipe`` renders with, named by their config key: its
-    effects' profile and its framing profile."""
-    out = []
-    effects = recipe.effects
-    if isinstance(effects, ProfileSource) and effects.path:
-        out.append((f"recipe.effects.path {effects.path}", CalibrationProfile.load(effects.path)))
-    elif isinstance(effects, ProfileEffects):
-        out.append((f"recipe.effects {effects.path or '(in memory)'}", effects.profile))
-    framing = recipe.identities.framing_profile
-    if recipe.identities.framing == "profile" and framing:
-        label = f"recipe.identities.framing_profile {framing}"
-        out.append((label, CalibrationProfile.load(framing)))
-    return out
-
-
-def check_profiles(recipe: GenerationRecipe, context: FoldContext) -> None:
-    """Refuse a fold whose test subjects a calibration profile of ``recipe`` was measured on
-    (:func:`recognizer.protocols.leakage.profile_leaks`).
-
-    Raises:
-        LeakageError: the violations, naming the profile and the subjects.
-    """
-    tested = [str(s) for s in getattr(context.fold, "test_subjects", ())]
-    if not tested:
-        return
-    found = []
-    for label, profile in recipe_profiles(recipe):
-        found += profile_leaks(profile, tested, name=label)
-    if found:
-        raise LeakageError(getattr(context.fold, "index", context.fold), found)
-
-
-def clip_subjects(sample: object) -> set[str]:
-    """Dataset subjects a synthetic clip touches: its face's and its template's."""
-    extra = getattr(sample, "extra", None) or {}
-    fields = (extra.get("template_subjects", ""), extra.get("identity_subject", ""))
-    return {s for value in fields for s in str(value).split(";") if s}
-
-
-def _face_person(sample: object) -> str:
-    """The person whose face a synthetic clip animates (provenance, else the store's)."""
-    extra = getattr(sample, "extra", None) or {}
-    return str(extra.get("identity_person") or extra.get("person") or sample.subject)
-
-
-def _exclude(
-    samples: Sequence[object],
-    labels: Sequence[int],
-    held_out: set[str],
-    persons: SubjectSet | None = None,
-) -> tuple[list[tuple[object, int]], int, set[str]]:
-    """``(kept (sample, label) pairs, number left out, held-out subjects and persons they
-    touched)``: a clip is left out when it touches a ``held_out`` subject or animates the face
-    of one of ``persons``."""
-    persons = persons if persons is not None else SubjectSet(())
-    kept, dropped, touched = [], 0, set()
-    for sample, label in zip(samples, labels):
-        hit = (clip_subjects(sample) & held_out) | persons.matches({_face_person(sample)})
-        if hit:
-            dropped += 1
-            touched |= hit
-        else:
-            kept.append((sample, label))
-    return kept, dropped, touched
-
-
-def _choose(
-    kept: Sequence[tuple[object, int]], want: Mapping[str, int], class_names: Sequence[str]
-) -> tuple[list[tuple[object, int]], dict[str, int]]:
-    """The first ``want[class]`` kept clips of each class (store order) and the shortfall
-    ``{class: missing}``."""
-    taken: Counter[str] = Counter()
-    chosen = []
-    for sample, label in kept:
-        name = class_names[label]
-        if taken[name] < want.get(name, 0):
-            taken[name] += 1
-            chosen.append((sample, label))
-    shortfall = {n: want[n] - taken[n] for n in want if taken[n] < want[n]}
-    return chosen, shortfall
-
-
-def template_counts(
-    templates: Sequence[Template], held_out: set[str] = frozenset()
-) -> dict[str, dict[str, int]]:
-    """``{class: {source: templates}}`` of the templates touching no ``held_out`` subject
-    (source ``expert:<table>`` counts as ``expert``)."""
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for template in templates:
-        if not set(template.subjects) & held_out:
-            counts[template.emotion][template.source.split(":", 1)[0]] += 1
-    return {emotion: dict(sorted(c.items())) for emotion, c in sorted(counts.items())}
-
-
-# --------------------------------------------------------------------------- the pool
-
-_POOLS: dict[str, SyntheticSet] = {}
-
-
-def _scheme_index(class_names: Sequence[str], scheme: str) -> dict[str, int]:
-    from mesynth.labels.emotions import scheme_labels
-
-    labels = list(scheme_labels(scheme))
-    unknown = [c for c in class_names if c not in labels]
-    if unknown:
-        raise SynthesisError(
-            f"class names {unknown} are not labels of scheme {scheme!r} ({labels}); set the "
-            "remedy's scheme to the run's scheme"
-        )
-    return {c: i for i, c in enumerate(class_names)}
-
-
-def _pool(context: FoldContext) -> tuple[list[object], list[int]]:
-    if context.pool:
-        return list(context.pool), [int(y) for y in context.pool_labels]
-    return list(context.train), [int(y) for y in context.train_labels]
-
-
-def _bank(source: SyntheticData, recipe: GenerationRecipe, pool: Sequence[object]) -> TemplateBank:
-    """The pool's template bank; mined templates per source subject."""
-    mining = "mined" in recipe.templates.sources
-    if recipe.templates.annotation_tables:
-        raise SynthesisError(
-            "remedy.synthesis.templates.annotation_tables: the synthetic remedies mine each "
-            "fold's training side only (a table of the whole release would leak test subjects' "
-            "templates); leave it empty"
-        )
-    records = (source.template_records or tuple(pool)) if mining else ()
-    try:
-        return recipe.build_bank(records=records, by_subject=True)
-    except RecipeError as err:
-        raise SynthesisError(f"remedy synthesis: {err}") from err
-
-
 def _domain_maps(context: FoldContext, pool: SyntheticSet, frames: SyntheticFrames) -> Path:
     """The run's real samples against the pool's clips (``domain_maps.json``), written once
     per run and pool under ``<shared dir>/domain_maps/<pool key>/``."""
@@ -741,380 +571,3 @@ def _domain_maps(context: FoldContext, pool: SyntheticSet, frames: SyntheticFram
         shared / "domain_maps" / pool.key[:16], real, labels, pool.samples, pool.labels,
         context.class_names, frames,
     )  # fmt: skip
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _dataset_faces(pool: Sequence[object], folder: Path, face_column: bool) -> dict[str, str]:
-    """One face per subject of ``pool`` in ``folder``: the first ``face`` cell of its rows
-    (``face_column``), else the onset frame of its first clip with frames; returns
-    ``{identity name: subject}``.
-
-    Raises:
-        SynthesisError: a subject has neither (e.g. apex-flow image rows without ``face``).
-    """
-    import cv2
-
-    from recognizer.data.frame_source import RawFrames
-
-    frames = RawFrames()
-    by_subject: dict[str, list[object]] = defaultdict(list)
-    for sample in pool:
-        by_subject[str(sample.subject)].append(sample)
-    folder.mkdir(parents=True, exist_ok=True)
-    owners: dict[str, str] = {}
-    for subject, rows in by_subject.items():
-        name = _safe(subject)
-        faces = [r.extra["face"] for r in rows if face_column and (r.extra or {}).get("face")]
-        clips = [r for r in rows if len(frames.frame_numbers(r)) > 1]
-        if faces:
-            shutil.copyfile(faces[0], folder / f"{name}{Path(faces[0]).suffix.lower()}")
-        elif clips:
-            first = frames.frame_numbers(clips[0])[0]
-            image = frames.read(clips[0], [first])[0]
-            cv2.imwrite(str(folder / f"{name}.png"), np.ascontiguousarray(image[:, :, ::-1]))
-        else:
-            hint = "a `face` column in the manifest" if face_column else "clips with frames"
-            raise SynthesisError(
-                f"identities.source data: subject {subject!r} has no face (its rows, e.g. "
-                f"clip {rows[0].uid}, are single images without a face image); add {hint}"
-            )
-        owners[name] = subject
-    return owners
-
-
-def _identities(
-    source: SyntheticData, recipe: GenerationRecipe, context: FoldContext, pool: Sequence[object]
-) -> tuple[IdentitySet, dict[str, str]]:
-    """The pool's identities and ``{identity name: subject}`` of faces owned by subjects
-    (copies included: a copy belongs to the owner of its :attr:`Identity.person`).
-
-    Raises:
-        SynthesisError: a folder holds faces of unknown subjects and is not declared
-            subject-free while the protocol has test subjects.
-    """
-    given = recipe.identities.source
-    if given in DATA_SOURCES:
-        folder = Path(source.cache_dir) / f"faces_{given}"
-        owners = _dataset_faces(pool, folder, face_column=given == "data")
-        loaded = recipe.build_identities([p for p in sorted(folder.iterdir()) if p.is_file()])
-    else:
-        owners = dict(source.identity_subjects)
-        loaded = recipe.build_identities()
-    mapping, unknown = {}, set()
-    for face in loaded.identities:
-        base = face.person  # every augmented copy belongs to whom the original belongs
-        if base in owners:
-            mapping[face.name] = owners[base]
-        elif given != "builtin" and given not in DATA_SOURCES:
-            unknown.add(base)
-    tested = bool(getattr(context.fold, "test_subjects", ()))
-    if unknown and tested and not source.faces_subject_free:
-        raise SynthesisError(
-            f"remedy.synthesis.identities.source={given!r}: faces {sorted(unknown)[:5]} "
-            f"({len(unknown)} in all) belong to unknown subjects, so a test subject's face could "
-            "be animated. Use identities.source=data (a manifest `face` column: each face owned "
-            "by its row's subject), map them with remedy.identity_subjects, or declare them "
-            "subject-free with remedy.faces_subject_free=true (e.g. public portraits)"
-        )
-    return loaded, mapping
-
-
-def face_persons(
-    faces: IdentitySet, owners: Mapping[str, str], pool: Sequence[object]
-) -> dict[str, str]:
-    """``{identity name: person}``: a face owned by a subject shows that subject's person (in
-    the pool's samples), any other face its own :attr:`Identity.person`."""
-    of_subject = subject_persons(pool)
-    return {
-        face.name: of_subject.get(owners[face.name], owners[face.name])
-        if face.name in owners
-        else face.person
-        for face in faces.identities
-    }
-
-
-def _pool_plan(
-    source: SyntheticData,
-    pool: Sequence[object],
-    labels: Sequence[int],
-    class_names: Sequence[str],
-    emotions: Sequence[str],
-    owners: int,
-    held_persons: int = 0,
-) -> BalancePlan:
-    """Clips per class for the neediest fold (see the module docs); ``owners`` subjects own
-    faces or templates (a fold leaves out about ``2 / owners`` of the clips), and the faces
-    show ``held_persons`` persons that a fold can hold out (it loses ``1 / held_persons``)."""
-    names = list(class_names)
-    scale = 1.0
-    kept = 1.0
-    if owners:
-        kept *= 1.0 - 2.0 / owners
-    if held_persons:
-        kept *= 1.0 - 1.0 / max(held_persons, 2)
-    if owners or held_persons:
-        scale = (1.0 + source.pool_margin) / max(kept, 0.25)
-    if source.mode == "fill":
-        counts = np.bincount(np.asarray(labels, int), minlength=len(names))
-        add = resolve_sampling_strategy(
-            source.strategy, {n: int(counts[i]) for i, n in enumerate(names)}
-        )
-        per_subject: dict[str, Counter[int]] = defaultdict(Counter)
-        for sample, label in zip(pool, labels):
-            per_subject[str(sample.subject)][int(label)] += 1
-        largest = [max((c[i] for c in per_subject.values()), default=0) for i in range(len(names))]
-        want = {n: add[n] + largest[i] for i, n in enumerate(names)}
-    else:
-        want = {n: source.n_per_class for n in names}
-    counts_out = {n: (math.ceil(want[n] * scale) if n in emotions else 0) for n in names}
-    return BalancePlan(counts_out, source.synthesis.seed)
-
-
-def synthesize_pool(source: SyntheticData, context: FoldContext) -> SyntheticSet:
-    """Make (or reuse) the run's synthetic pool and load it with per-clip provenance.
-
-    The pool depends on the run's samples (``context.pool``), not on the fold: every fold of
-    a run gets the same store, rendered once (also memoised in this process).
-    """
-    recipe = source.recipe()
-    _scheme_index(context.class_names, recipe.scheme)
-    pool, labels = _pool(context)
-    memo = config_hash(
-        {
-            "settings": source.settings(),
-            "pool": [str(getattr(s, "uid", s)) for s in pool],
-            "labels": labels,
-            "classes": list(context.class_names),
-            # a profile file rewritten in place (recalibrated) makes another pool
-            "profiles": [p.to_dict() for _, p in recipe_profiles(recipe)],
-        }
-    )
-    if memo in _POOLS:
-        return replace(_POOLS[memo], made=False)
-    bank = _bank(source, recipe, pool)
-    faces, owners = _identities(source, recipe, context, pool)
-    persons = face_persons(faces, owners, pool)
-    parts = recipe.build(identities=faces, bank=bank)
-    record = {
-        "identity_subjects": owners,
-        "identity_persons": persons,
-        "template_subjects": sorted({s for t in bank.templates for s in t.subjects}),
-    }
-    owning = len(set(owners.values()) | set(record["template_subjects"]))
-    if source.pretrain_groups and source.mode != "fill":  # a set leaves out a whole group
-        owning = min(owning, source.pretrain_groups)
-    pool_persons = SubjectSet(sample_person(s) for s in pool)
-    holdable = len({p for p in set(persons.values()) if p in pool_persons})
-    plan = _pool_plan(source, pool, labels, context.class_names, bank.emotions, owning, holdable)
-    key = config_hash({"inputs": recipe.content(parts, plan), "provenance": record})
-    root = Path(source.cache_dir) / key
-    made = not (root / PROVENANCE).is_file()
-    if plan.total:
-        # under DDP each rank renders its shard of the clips (RANK/WORLD_SIZE) and the last
-        # one to finish merges the manifest: wait for it before anyone reads the store
-        run_recipe(recipe, plan, root, parts=parts, progress=False)
-    _every_rank_here()
-    if _rank() == 0:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = root / f".{PROVENANCE}.tmp"
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        tmp.replace(root / PROVENANCE)
-    _every_rank_here()
-    if plan.total:
-        loaded = load_synthetic(root, context.class_names, source.frames)
-        made_set = SyntheticSet(root, key, loaded.samples, loaded.labels, made, bank.templates)
-    else:
-        made_set = SyntheticSet(root, key, [], [], made, bank.templates)
-    _POOLS[memo] = made_set
-    return made_set
-
-
-def _rank() -> int:
-    """This process's rank in a DDP run (0 without one)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _every_rank_here() -> None:
-    """Wait until every rank of a DDP run gets here (nothing without one)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _builtin_identities(root: Path) -> set[str]:
-    """Names of a store's identities rendered from the built-in public-domain portraits
-    (their ``source`` in ``meta.json`` is ``builtin:<name>``): faces of no dataset subject."""
-    meta_path = root / "meta.json"
-    if not meta_path.is_file():
-        return set()
-    identities = json.loads(meta_path.read_text()).get("config", {}).get("identities", [])
-    return {
-        str(i.get("name"))
-        for i in identities
-        if isinstance(i, dict) and str(i.get("source", "")).startswith("builtin:")
-    }
-
-
-def _clip_template_subjects(root: Path, clip: str) -> list[str] | None:
-    """The template subjects of a clip's ``params/<clip>.json`` (``None``: not recorded)."""
-    path = root / "params" / f"{clip}.json"
-    if not path.is_file():
-        return None
-    subjects = json.loads(path.read_text()).get("template", {}).get("subjects")
-    return None if subjects is None else [str(s) for s in subjects]
-
-
-def flow_folder(root: str | Path, frames: SyntheticFrames) -> Path:
-    """Where a store's apex-flow images of ``frames`` are cached."""
-    from mesynth.flow import tvl1_available
-
-    method = frames.flow_method
-    if method == "auto":
-        method = "tvl1" if tvl1_available() else "farneback"
-    return Path(root) / f"apex_flow_{method}_{frames.flow_size}"
-
-
-def _flow_pair(sample: object) -> tuple[int, int]:
-    """The stored onset and apex frame numbers of a synthetic clip (its two key frames)."""
-    from recognizer.data.frame_source import RawFrames
-
-    return tuple(
-        sample_key_frames(
-            "onset_apex",
-            RawFrames().frame_numbers(sample),
-            sample.onset,
-            sample.apex_or_middle,
-            sample.offset,
-            2,
-        ).frame_numbers
-    )
-
-
-def _write_flow(sample: object, pair: tuple[int, int], frames: SyntheticFrames, path: Path) -> None:
-    """Compute ``sample``'s onset → apex flow image and write it to ``path`` atomically."""
-    from mesynth.flow import apex_flow, save_apex_flow
-    from recognizer.data.frame_source import RawFrames
-
-    onset, apex = RawFrames().read(sample, list(pair))
-    image = apex_flow(onset, apex, int(frames.flow_size or 0), frames.flow_method)
-    tmp = path.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}"
-    save_apex_flow(tmp, image)  # ranks and threads may cache the same clip
-    tmp.replace(path)
-
-
-def _as_flow(sample: object, pair: tuple[int, int], path: Path) -> object:
-    """``sample`` as its cached apex-flow image at ``path``, as
-    :class:`recognizer.data.representations.ApexFlow` sees real clips; the two frame numbers
-    are kept in ``extra["flow_frames"]``."""
-    extra = {**sample.extra, "frame_numbers": "0", "flow_frames": ";".join(map(str, pair))}
-    return replace(
-        sample, frames=(), frame_numbers=(), array_path=path, onset=0, apex=0, offset=0,
-        extra=extra,
-    )  # fmt: skip
-
-
-def compute_flows(
-    samples: Sequence[object], frames: SyntheticFrames, folder: Path, workers: int | None = None
-) -> list[object]:
-    """Each synthetic clip as its apex-flow image cached under ``folder``; the missing images
-    are computed by ``workers`` threads at once (OpenCV's optical flow releases the GIL, and
-    each thread's OpenCV runs single-threaded; ``None``: the usable cores,
-    :func:`recognizer.runtime.usable_cores`). Already cached images are reused as they are.
-
-    Returns:
-        the samples in order, each pointing at its ``.png`` flow image.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import cv2
-
-    from recognizer.runtime import usable_cores
-
-    jobs = []
-    for sample in samples:
-        pair = _flow_pair(sample)
-        jobs.append((sample, pair, folder / f"{_safe(sample.clip)}.png"))
-    missing = [job for job in jobs if not job[2].is_file()]
-    workers = max(1, min(usable_cores() if workers is None else int(workers), len(missing)))
-    if workers == 1 or len(missing) < 2:
-        for sample, pair, path in missing:
-            _write_flow(sample, pair, frames, path)
-    else:
-        previous = cv2.getNumThreads()
-        cv2.setNumThreads(1)  # one core per worker thread, not workers x OpenCV's pool
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(lambda job: _write_flow(job[0], job[1], frames, job[2]), missing))
-        finally:
-            cv2.setNumThreads(previous)
-    return [_as_flow(sample, pair, path) for sample, pair, path in jobs]
-
-
-def load_synthetic(
-    root: str | Path,
-    class_names: Sequence[str],
-    frames: SyntheticFrames | None = None,
-    workers: int | None = None,
-) -> SyntheticSet:
-    """Load a clip store's samples with their provenance, and their class indices in
-    ``class_names``.
-
-    Provenance: ``provenance.json`` gives the owners of the faces (``identity_subjects``) and
-    the persons they show (``identity_persons``; older records: the store's ``person``), the
-    split a store was made for (``train_subjects``, if any) and, for stores whose clips lack
-    them, the template subjects of the whole store; each clip's ``params/<clip>.json`` gives
-    the subjects of its own template. With ``frames`` asking for a flow, each clip becomes its
-    apex-flow image, cached in :func:`flow_folder` (the missing ones computed by ``workers``
-    threads at once, :func:`compute_flows`).
-
-    Raises:
-        SynthesisError: a clip's label is not among ``class_names``.
-    """
-    from recognizer.datasets import load
-
-    root = Path(root)
-    record = None
-    if (root / PROVENANCE).is_file():
-        record = json.loads((root / PROVENANCE).read_text())
-    index = {c: i for i, c in enumerate(class_names)}
-    faces = (record or {}).get("identity_subjects") or {}
-    face_people = (record or {}).get("identity_persons") or {}
-    subject_free_faces = _builtin_identities(root) if record is None else set()
-    folder = None
-    if frames is not None and frames.flow_size:
-        folder = flow_folder(root, frames)
-        folder.mkdir(parents=True, exist_ok=True)
-    samples, labels = [], []
-    for sample in load("mesynth", root).samples:
-        if sample.emotion not in index:
-            raise SynthesisError(
-                f"{root}: clip {sample.clip} has label {sample.emotion!r}, not one of "
-                f"{list(class_names)}"
-            )
-        mined = _clip_template_subjects(root, sample.clip)
-        if record is not None:
-            extra = provenance(
-                template_subjects=(record.get("template_subjects") or ())
-                if mined is None
-                else mined,
-                identity_subject=faces.get(sample.identity or ""),
-                identity_person=face_people.get(sample.identity or "")
-                or sample.extra.get("person"),
-                train_subjects=record.get("train_subjects"),
-            )
-        elif mined is not None and sample.identity in subject_free_faces:
-            # a store made outside a remedy: provable only for portraits that are no dataset
-            # subject's and templates whose subjects each clip records
-            extra = provenance(template_subjects=mined, identity_person=sample.extra.get("person"))
-        else:
-            extra = {}  # unknown provenance; the leakage checker refuses it on real folds
-        samples.append(replace(sample, extra={**sample.extra, **extra}))
-        labels.append(index[sample.emotion])
-    if folder is not None:
-        samples = compute_flows(samples, frames, folder, workers)
-    return SyntheticSet(root, root.name, samples, labels, made=False)

@@ -88,3 +88,15 @@ def moving_clips(folder, face, n, shift_px, noise, seed, prefix) -> list[FakeRec
             )
         )
     return out
+
+
+def read_written_report(result, headings: tuple[str, ...], figures: set[str]) -> str:
+    """The Markdown of a written report (realism or calibration comparison), after checking
+    that it has every one of ``headings`` and that exactly ``figures`` were drawn, each a PNG
+    with content."""
+    text = result.markdown.read_text()
+    for heading in headings:
+        assert heading in text
+    assert {p.name for p in result.figures} == figures
+    assert all(p.stat().st_size > 1000 for p in result.figures)
+    return text

@@ -24,7 +24,7 @@ from recognizer.experiments.runner import run_protocol
 from recognizer.models import create_model
 from recognizer.protocols import Fold, by_person, create_protocol
 from recognizer.protocols.leakage import LeakageError, check_fold, find_leaks
-from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy, synthetic
+from recognizer.remedies import FoldContext, FoldData, Remedy, create_remedy, synthetic_pool
 from recognizer.remedies.synthetic import SynthesisError, load_synthetic, synthesize_pool
 from recognizer.training.trainer import TrainerConfig
 
@@ -98,9 +98,9 @@ def test_synth_fill_renders_one_pool_and_balances_each_fold_from_it(
     samples, labels = target
     cache = tmp_path / "cache"
     renders = []
-    run_recipe = synthetic.run_recipe
+    run_recipe = synthetic_pool.run_recipe
     monkeypatch.setattr(
-        synthetic, "run_recipe", lambda *a, **k: renders.append(a[2]) or run_recipe(*a, **k)
+        synthetic_pool, "run_recipe", lambda *a, **k: renders.append(a[2]) or run_recipe(*a, **k)
     )
     remedy = _remedy("synth_fill", cache, templates=["mined", "expert"], pool_margin=1.0)
     result = _run(samples, labels, remedy, tmp_path / "run")

@@ -15,7 +15,7 @@ import pytest
 from mesynth.flow import apex_flow
 from mesynth.generation.store import load_clip
 from recognizer.cli import main as mer_main
-from recognizer.remedies import synthetic
+from recognizer.remedies import synthetic, synthetic_pool
 from tests.flow_fixtures import MANIFEST_SUBJECTS, synth_fill_flow_run, write_flow_manifest
 
 SUBJECTS = MANIFEST_SUBJECTS
@@ -31,9 +31,9 @@ def test_mer_train_synth_fill_on_apex_flow_renders_one_pool_and_excludes_each_te
     composite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders = []
-    run_recipe = synthetic.run_recipe
+    run_recipe = synthetic_pool.run_recipe
     monkeypatch.setattr(
-        synthetic, "run_recipe", lambda *a, **k: renders.append(a[2]) or run_recipe(*a, **k)
+        synthetic_pool, "run_recipe", lambda *a, **k: renders.append(a[2]) or run_recipe(*a, **k)
     )
     out, cache = tmp_path / "run", tmp_path / "cache"
     argv = [
