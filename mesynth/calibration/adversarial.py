@@ -18,12 +18,10 @@ brightness drift; the rest of the profile (framing, blink rate, the spreads' wid
 ``recipe/effects=profile recipe.effects.path=... recipe.motion.apex_iod=profile``; its
 ``source`` names the real subjects the search saw, so a later split can check for leakage.
 
-Resumable like the clip store: every finished trial is written atomically to
-``trials/trial_NNNN.json``; a rerun with the same settings re-reads them and continues (a
-larger ``trials`` extends the search), and a rerun with different settings is refused, naming
-the settings that differ. The sampler of trial ``n`` is seeded with ``(seed, n)`` and sees the
-finished trials, so an interrupted and resumed search proposes the same trials as an
-uninterrupted one.
+Resumable through the shared trial runner (:class:`mesynth.calibration.trials.TrialSearch`):
+a rerun with the same settings continues from ``trials/trial_NNNN.json`` (a larger ``trials``
+extends the search) and proposes what an uninterrupted search would; other settings are refused,
+naming them.
 
 Convention:
     Sizes in IOD units (see :mod:`mesynth.calibration.profile`); features are apex-flow images
@@ -36,9 +34,8 @@ Convention:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
-import json
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +69,7 @@ from mesynth.calibration.profile import (
     Spread,
 )
 from mesynth.calibration.profile_effects import ProfileEffects, apex_size_ratio
+from mesynth.calibration.trials import SAMPLERS, TrialSearch, TrialSettingsError, history_frame
 from mesynth.evaluation.domain_test import domain_classifier_test
 from mesynth.evaluation.features import ApexFlowFeature
 from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
@@ -95,7 +93,6 @@ DEFAULT_SPACE: dict[str, tuple[float, float]] = {
     "noise_sigma": (0.1, 12.0),
     "brightness_drift_per_s": (1e-3, 0.5),
 }
-SAMPLERS = ("tpe", "random")
 #: quartiles of a searched spread relative to its median when ``base`` has none.
 DEFAULT_QUARTILES = (0.8, 1.25)
 
@@ -130,7 +127,7 @@ class AdversarialResult:
     seconds: float
 
 
-def canonical_framing(size: int = 224) -> Framing:
+def _canonical_framing(size: int = 224) -> Framing:
     """Eye and mouth placement of the canonical aligned crop (:mod:`mesynth.face.canonical`)."""
     measured = face_framing(canonical_landmarks(size), (size, size))
     return Framing(
@@ -150,7 +147,7 @@ def quiet_profile() -> CalibrationProfile:
     ``base`` of the search)."""
     return CalibrationProfile(
         **{name: ZERO for name in _SPREAD_FIELDS},
-        framing=canonical_framing(),
+        framing=_canonical_framing(),
         blink_rate_per_s=0.0,
     )
 
@@ -220,7 +217,7 @@ def record_features(
     return search_features(images, pool), groups
 
 
-def flow_statistics(images: np.ndarray) -> np.ndarray:
+def _flow_statistics(images: np.ndarray) -> np.ndarray:
     """Texture of apex-flow images ``(N, H, W, C)``: per channel the spatial std, the mean
     absolute difference between vertical and between horizontal neighbours, and the median;
     ``(N, 4 * C)``. Pooling averages diffuse low-level motion and noise away; these keep it."""
@@ -233,12 +230,12 @@ def flow_statistics(images: np.ndarray) -> np.ndarray:
 
 def search_features(images: np.ndarray, pool: int) -> np.ndarray:
     """The search's domain-classifier input: apex-flow images ``(N, H, W, C)`` area-pooled to
-    ``pool x pool`` and flattened, followed by :func:`flow_statistics`;
+    ``pool x pool`` and flattened, followed by :func:`_flow_statistics`;
     ``(N, pool * pool * C + 4 * C)`` float32."""
     pooled = np.stack(
         [cv2.resize(x, (pool, pool), interpolation=cv2.INTER_AREA).reshape(-1) for x in images]
     )
-    return np.concatenate([pooled, flow_statistics(images)], axis=1).astype(np.float32)
+    return np.concatenate([pooled, _flow_statistics(images)], axis=1).astype(np.float32)
 
 
 class _TrialRenderer:
@@ -326,33 +323,6 @@ class _TrialRenderer:
         return frame_differences(frames[positions], self.size)
 
 
-def _hash(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _write_json(path: Path, value: object) -> None:
-    """Write atomically: a reader never sees half a file."""
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(value, indent=1, sort_keys=True))
-    os.replace(temporary, path)
-
-
-def _check_settings(out_dir: Path, settings: dict[str, object]) -> None:
-    """Write ``search.json`` or refuse an ``out_dir`` made with other settings."""
-    path = out_dir / "search.json"
-    hashed = {key: _hash(value) for key, value in settings.items()}
-    if path.is_file():
-        stored = json.loads(path.read_text()).get("settings", {})
-        differ = sorted(k for k in set(hashed) | set(stored) if hashed.get(k) != stored.get(k))
-        if differ:
-            raise AdversarialSearchError(
-                f"{out_dir} holds a search made with other settings (differ: {', '.join(differ)});"
-                " use a new out_dir or the same settings to continue it"
-            )
-        return
-    _write_json(path, {"settings": hashed, "described": settings})
-
-
 def _distributions(space: Mapping[str, tuple[float, float]]) -> dict:
     out = {}
     for name, (low, high) in space.items():
@@ -366,13 +336,6 @@ def _distributions(space: Mapping[str, tuple[float, float]]) -> dict:
             raise AdversarialSearchError(f"space[{name!r}] must be 0 < low < high, got {low, high}")
         out[name] = optuna.distributions.FloatDistribution(float(low), float(high), log=True)
     return out
-
-
-def _sampler(name: str, seed: int, number: int, startup: int) -> optuna.samplers.BaseSampler:
-    trial_seed = int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=startup)
-    return optuna.samplers.RandomSampler(seed=trial_seed)
 
 
 def adversarial_calibration(
@@ -511,35 +474,20 @@ def adversarial_calibration(
         settings["search"]["representation"] = representation
         settings["search"]["num_frames"] = num_frames
         settings["search"]["keyframe_sampling"] = keyframe_sampling
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_settings(out_dir, settings)
-    trial_dir = out_dir / "trials"
-    trial_dir.mkdir(exist_ok=True)
+    try:
+        search = TrialSearch(out_dir, settings, distributions, seed=seed, sampler=sampler,
+                             startup_trials=startup_trials)  # fmt: skip
+    except TrialSettingsError as err:
+        raise AdversarialSearchError(str(err)) from err
 
-    done: list[dict] = []
-    while (trial_dir / f"trial_{len(done):04d}.json").is_file():
-        done.append(json.loads((trial_dir / f"trial_{len(done):04d}.json").read_text()))
-    resumed = len(done)
-    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler())
-    for row in done:
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=row["params"], distributions=distributions, value=row["objective"]
-            )
-        )
-
-    start = time.perf_counter()
-    if len(done) < trials:
+    @functools.cache
+    def prepared() -> tuple[np.ndarray, np.ndarray, _TrialRenderer]:
+        """Real features, their groups and the trial renderer (built once a trial runs)."""
         if real_flows is None:
             real, real_groups = record_features(
-                real_records,
-                size,
-                pool,
-                flow_method,
-                representation=representation,
-                num_frames=num_frames,
-                keyframe_sampling=keyframe_sampling,
-            )
+                real_records, size, pool, flow_method, representation=representation,
+                num_frames=num_frames, keyframe_sampling=keyframe_sampling,
+            )  # fmt: skip
         else:
             real = search_features(real_flows, pool)
             real_groups = np.array([str(s) for s in real_subjects])
@@ -557,38 +505,29 @@ def adversarial_calibration(
             num_frames=num_frames,
             keyframe_sampling=keyframe_sampling,
         )
-        for number in range(len(done), trials):
-            study.sampler = _sampler(sampler, seed, number, startup_trials)
-            trial = study.ask(distributions)
-            tick = time.perf_counter()
-            synthetic, groups = renderer.features(profile_from_parameters(base, trial.params))
-            accuracy = domain_classifier_test(
-                real,
-                synthetic,
-                real_groups,
-                groups,
-                n_splits=n_splits,
-                n_permutations=0,
-                c=c,
-                seed=seed,
-            ).accuracy
-            objective = abs(accuracy - 0.5)
-            study.tell(trial, objective)
-            row = {
-                "trial": number,
-                "params": trial.params,
-                "accuracy": accuracy,
-                "objective": objective,
-                "seconds": time.perf_counter() - tick,
-            }
-            _write_json(trial_dir / f"trial_{number:04d}.json", row)
-            done.append(row)
-            if progress:
-                print(f"trial {number}: balanced accuracy {accuracy:.3f} ({row['seconds']:.1f} s)")
+        return real, real_groups, renderer
+
+    def objective(number: int, parameters: dict) -> dict[str, float]:
+        real, real_groups, renderer = prepared()
+        synthetic, groups = renderer.features(profile_from_parameters(base, parameters))
+        accuracy = domain_classifier_test(
+            real, synthetic, real_groups, groups, n_splits=n_splits, n_permutations=0, c=c,
+            seed=seed,
+        ).accuracy  # fmt: skip
+        return {"accuracy": accuracy, "objective": abs(accuracy - 0.5)}
+
+    def report(row: dict) -> None:
+        print(f"trial {row['trial']}: balanced accuracy {row['accuracy']:.3f} "
+              f"({row['seconds']:.1f} s)")  # fmt: skip
+
+    start = time.perf_counter()
+    done = search.run(objective, trials, progress=report if progress else None)
     seconds = time.perf_counter() - start
 
-    history = _history(done)
-    best = int(history["objective"].idxmin())
+    history = history_frame(done, ("accuracy", "objective"))
+    first_best = [int(history["objective"][: i + 1].idxmin()) for i in range(len(history))]
+    history.insert(4, "best_accuracy", history["accuracy"].to_numpy()[first_best])
+    best = search.best()
     profile = profile_from_parameters(base, done[best]["params"])
     profile = dataclasses.replace(
         profile,
@@ -621,7 +560,7 @@ def adversarial_calibration(
         history=history,
         history_path=history_path,
         figure_path=figure,
-        resumed=resumed,
+        resumed=search.resumed,
         seconds=seconds,
     )
 
@@ -652,21 +591,3 @@ def _real_flow_images(
             f"{checked.shape[1]} so the trial flows are computed at the same size"
         )
     return checked
-
-
-def _history(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        [
-            {
-                "trial": r["trial"],
-                "accuracy": r["accuracy"],
-                "objective": r["objective"],
-                "seconds": r["seconds"],
-                **{name: r["params"][name] for name in sorted(r["params"])},
-            }
-            for r in rows
-        ]
-    )
-    first_best = [int(frame["objective"][: i + 1].idxmin()) for i in range(len(frame))]
-    frame.insert(4, "best_accuracy", frame["accuracy"].to_numpy()[first_best])
-    return frame

@@ -270,24 +270,24 @@ def _with_clip_motion(
 
 
 @dataclass
-class CalibrationRun:
+class _CalibrationRun:
     """Per-clip measurements and the clips that could not be measured (``(name, reason)``)."""
 
     measurements: list[ClipMeasurement] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def measure_clips(
+def _measure_clips(
     samples: Iterable[object],
     landmarker: Landmarker,
     *,
     progress: bool = False,
     **options: object,
-) -> CalibrationRun:
+) -> _CalibrationRun:
     """:func:`measure_clip` over records; unreadable clips and faceless frames are skipped."""
     from tqdm.auto import tqdm
 
-    run = CalibrationRun()
+    run = _CalibrationRun()
     samples = list(samples)
     for record in tqdm(samples, desc="calibrate", unit="clip", disable=not progress):
         try:
@@ -297,7 +297,7 @@ def measure_clips(
     return run
 
 
-def fit_motion(
+def _fit_motion(
     measurements: Sequence[ClipMeasurement],
     *,
     min_samples: int = 40,
@@ -329,8 +329,8 @@ def fit_motion(
     return {code: fitted.basis(code) for code in codes}
 
 
-def summarise(
-    run: CalibrationRun,
+def _summarise(
+    run: _CalibrationRun,
     *,
     basis: dict[int, np.ndarray] | None = None,
     source: dict[str, object] | None = None,
@@ -403,7 +403,7 @@ def calibrate(
         flow_method: optical-flow method (``auto``: TV-L1 when available).
         max_frames: frames read across each clip for blinks and clip-long head motion.
         min_fit_samples, min_clips_per_au, ridge: when and how to fit the AU motion basis
-            (:func:`fit_motion`); otherwise the profile asks for the expert basis.
+            (:func:`_fit_motion`); otherwise the profile asks for the expert basis.
         progress: show a progress bar.
 
     Raises:
@@ -414,7 +414,7 @@ def calibrate(
     landmark_source = backend if landmarker is None else "custom"
     landmarker = landmarker or detector_landmarker(backend)
     samples = list(samples)
-    run = measure_clips(
+    run = _measure_clips(
         samples,
         landmarker,
         progress=progress,
@@ -423,7 +423,7 @@ def calibrate(
         flow_method=flow_method,
         max_frames=max_frames,
     )
-    basis = fit_motion(
+    basis = _fit_motion(
         run.measurements,
         min_samples=min_fit_samples,
         min_clips_per_au=min_clips_per_au,
@@ -441,4 +441,4 @@ def calibrate(
         "tracking": tracking,
         "flow_method": flow_method,
     }
-    return summarise(run, basis=basis, source=source)
+    return _summarise(run, basis=basis, source=source)

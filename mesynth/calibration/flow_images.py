@@ -247,7 +247,7 @@ def region_masks(
     return out
 
 
-def centred_flow(images: np.ndarray) -> np.ndarray:
+def _centred_flow(images: np.ndarray) -> np.ndarray:
     """``(u, v)`` minus each image's median ``(u, v)``: ``(N, S, S, 2)``."""
     uv = np.asarray(images, dtype=np.float64)[..., :2]
     return uv - np.median(uv.reshape(len(uv), -1, 2), axis=1)[:, None, None, :]
@@ -335,7 +335,7 @@ def measure_flow_images(images: np.ndarray, landmarks: np.ndarray) -> FlowStatis
             "the face regions cover the whole face in the flow image; no pixel is left for "
             "residual motion"
         )
-    uv = centred_flow(images)
+    uv = _centred_flow(images)
     energy = np.sqrt((uv**2).sum(-1))
     total = float(energy.mean())
     region_energy = {name: float(energy[:, m].mean()) for name, m in masks.items()}

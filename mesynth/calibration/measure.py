@@ -67,7 +67,7 @@ def robust_std(values: np.ndarray) -> float:
     return float(MAD_TO_STD * np.median(np.abs(values - np.median(values))))
 
 
-def sample_field(field: np.ndarray, points: np.ndarray) -> np.ndarray:
+def _sample_field(field: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Bilinear values of an ``(H, W, C)`` field at continuous ``(N, 2)`` points -> ``(N, C)``."""
     field = np.asarray(field, dtype=np.float64)
     points = np.asarray(points, dtype=np.float64)
@@ -83,7 +83,7 @@ def sample_field(field: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def track_points(points: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Where ``(N, 2)`` points of the first frame move in the second: ``p + flow(p)``."""
-    return np.asarray(points, dtype=np.float64) + sample_field(flow, points)
+    return np.asarray(points, dtype=np.float64) + _sample_field(flow, points)
 
 
 def rigid_motion(
@@ -141,7 +141,7 @@ def face_mask(landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return mask.astype(bool)
 
 
-def disks_mask(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
+def _disks_mask(points: np.ndarray, radius: float, shape: tuple[int, int]) -> np.ndarray:
     """``(H, W)`` bool: pixels whose centre lies within ``radius`` px of any of ``points``."""
     ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]] + 0.5
     mask = np.zeros(shape, dtype=bool)
@@ -166,7 +166,7 @@ def static_mask(
     codes = motion.known_codes if codes is None else codes
     points = np.union1d(au_points(codes, motion), EYE_INDICES)
     radius = radius_iod * float(inter_ocular_distance(landmarks))
-    explained = disks_mask(np.asarray(landmarks)[points], radius, shape)
+    explained = _disks_mask(np.asarray(landmarks)[points], radius, shape)
     return face_mask(landmarks, shape) & ~explained
 
 
@@ -231,7 +231,7 @@ def field_statistics(
     return rms, float(r - 1 + (before - 0.5) / (before - after))
 
 
-def warp_back(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def _warp_back(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """The second frame pulled onto the first: ``out(x) = image(x + flow(x))``, bilinear.
 
     Args:
@@ -266,7 +266,7 @@ def noise_from_pair(
         flow: ``(H, W, 2)`` flow from ``first`` to ``second``.
         mask: ``(H, W)`` bool, static pixels to use.
     """
-    warped = warp_back(second, flow)
+    warped = _warp_back(second, flow)
     frac = flow - np.floor(flow)
     gain = ((1 - frac[..., 0]) ** 2 + frac[..., 0] ** 2) * (
         (1 - frac[..., 1]) ** 2 + frac[..., 1] ** 2

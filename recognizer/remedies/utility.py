@@ -6,8 +6,8 @@ the settings of the synthetic pool by what they do to the run's own recognizer:
 
 1. the scope's real subjects are split into ``n_splits`` inner subject-grouped folds
    (:func:`inner_folds`, stratified by label where possible);
-2. each optuna trial (seeded TPE, one sampler seeded with ``(seed, trial)`` per trial, like
-   :func:`mesynth.calibration.adversarial.adversarial_calibration`) proposes apex size, effect
+2. each optuna trial (seeded TPE, one sampler seeded with ``(seed, trial)`` per trial, run by
+   the shared :class:`mesynth.calibration.trials.TrialSearch`) proposes apex size, effect
    strengths (head motion, skin motion, noise, blinks), the share of mined templates, the
    synthetic share per class (a fill ratio) and the render size (:data:`UTILITY_SPACE`,
    :func:`trial_settings`);
@@ -48,16 +48,10 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 
-from mesynth.calibration.adversarial import (
-    AdversarialSearchError,
-    _check_settings,
-    _sampler,
-    _write_json,
-    profile_from_parameters,
-)
+from mesynth.calibration.adversarial import profile_from_parameters
 from mesynth.calibration.profile import CalibrationProfile
+from mesynth.calibration.trials import TrialSearch, TrialSettingsError, history_frame, write_json
 from recognizer.evaluation.metrics import uar, uf1
 from recognizer.protocols.leakage import check_fold
 from recognizer.remedies.base import FoldContext, FoldData
@@ -427,19 +421,19 @@ def calibrate_utility(
         "space": {k: repr(v) for k, v in space.items()},
     }  # fmt: skip
     settings = json.loads(json.dumps(settings, default=str))
-    search = folder / "search"
     changed: tuple[str, ...] = ()
-    search.mkdir(parents=True, exist_ok=True)
+
+    def open_search() -> TrialSearch:
+        return TrialSearch(folder / "search", settings, space, seed=calibration.seed,
+                           sampler=calibration.sampler, startup_trials=calibration.startup_trials,
+                           direction="maximize")  # fmt: skip
+
     try:
-        _check_settings(search, settings)
-    except AdversarialSearchError:
-        old = json.loads((search / "search.json").read_text()).get("described", {})
-        changed = _differing(old, settings)
-        shutil.rmtree(search)
-        search.mkdir(parents=True)
-        _check_settings(search, settings)
-    trial_dir = search / "trials"
-    trial_dir.mkdir(exist_ok=True)
+        search = open_search()
+    except TrialSettingsError as err:  # another setting restarts the search
+        changed = _differing(err.described, settings)
+        shutil.rmtree(folder / "search")
+        search = open_search()
 
     def run_inner(trial_source_: object | None, label: str) -> tuple[dict, list[dict], set]:
         """Score one setting (``None``: real only) over the inner folds."""
@@ -481,61 +475,44 @@ def calibrate_utility(
 
     made = False
     start = time.perf_counter()
-    baseline_path = search / "baseline.json"
+    baseline_path = search.out_dir / "baseline.json"
     if baseline_path.is_file():
         baseline = json.loads(baseline_path.read_text())
     else:
         scores, _, used = run_inner(None, f"{scope.name} utility baseline")
         baseline = {**scores, "subjects": sorted(used)}
-        _write_json(baseline_path, baseline)
+        write_json(baseline_path, baseline)
         made = True
 
-    done: list[dict] = []
-    while (trial_dir / f"trial_{len(done):04d}.json").is_file():
-        done.append(json.loads((trial_dir / f"trial_{len(done):04d}.json").read_text()))
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler())
-    for row in done:
-        study.add_trial(optuna.trial.create_trial(
-            params=row["params"], distributions=space, value=row["objective"]))  # fmt: skip
     sources = recipe.templates.sources
-    for number in range(len(done), calibration.trials):
-        budget = calibration.time_budget_s
-        if budget is not None and done and time.perf_counter() - start > budget:
-            break  # spent (the baseline counts; the first trial always runs)
-        study.sampler = _sampler(calibration.sampler, calibration.seed, number,
-                                 calibration.startup_trials)  # fmt: skip
-        trial = study.ask(space)
-        tick = time.perf_counter()
-        chosen_settings = trial_settings(measured, trial.params, sources, source.frames.size)
-        profile_path = trial_dir / f"trial_{number:04d}.yaml"
-        temporary = chosen_settings.profile.save(trial_dir / f".tmp-trial_{number:04d}.yaml")
+
+    def objective(number: int, parameters: dict) -> dict[str, object]:
+        chosen_settings = trial_settings(measured, parameters, sources, source.frames.size)
+        profile_path = search.trial_path(number, ".yaml")
+        temporary = chosen_settings.profile.save(
+            profile_path.with_name(f".tmp-{profile_path.name}")
+        )
         temporary.replace(profile_path)
         label = f"{scope.name} utility trial {number}"
         scores, counts, used = run_inner(trial_source(source, chosen_settings, profile_path), label)
         used |= {str(s) for s in chosen_settings.profile.source.get("real_subjects") or ()}
-        study.tell(trial, scores["objective"])
-        row = {
-            "trial": number,
-            "params": trial.params,
-            "settings": chosen_settings.report(),
-            **scores,
-            "synthetic_per_inner_fold": counts,
-            "subjects": sorted(used),
-            "seconds": time.perf_counter() - tick,
-        }
-        _write_json(trial_dir / f"trial_{number:04d}.json", row)
-        done.append(row)
-        made = True
+        return {"settings": chosen_settings.report(), **scores,
+                "synthetic_per_inner_fold": counts, "subjects": sorted(used)}  # fmt: skip
 
-    history = pd.DataFrame(
-        [{"trial": r["trial"], "uf1": r["uf1"], "uar": r["uar"], "objective": r["objective"],
-          "seconds": r["seconds"], **r["params"]} for r in done]
-    )  # fmt: skip
+    def spent(done: Sequence[dict]) -> bool:
+        """The time budget is spent (the baseline counts; the first trial always runs)."""
+        budget = calibration.time_budget_s
+        return budget is not None and bool(done) and time.perf_counter() - start > budget
+
+    resumed = len(search.rows)
+    done = search.run(objective, calibration.trials, stop=spent)
+    made = made or len(done) > resumed
+    history = history_frame(done, ("uf1", "uar", "objective"))
     history.to_csv(folder / "history.csv", index=False)
     from mesynth.evaluation.figures import plot_utility_history
 
     figure = plot_utility_history(history, baseline["objective"], folder / "history.png")
-    best = max(range(len(done)), key=lambda i: done[i]["objective"]) if done else None
+    best = search.best()
     use = best is not None and done[best]["objective"] > baseline["objective"]
     path = None
     out = source
@@ -560,7 +537,7 @@ def calibrate_utility(
         "history": str(folder / "history.csv"),
         "figure": str(figure),
     }  # fmt: skip
-    _write_json(folder / "utility.json", record)
+    write_json(folder / "utility.json", record)
     searched = {f"{scope.name} utility baseline": list(baseline["subjects"])}
     searched |= {f"{scope.name} utility trial {r['trial']}": list(r["subjects"]) for r in done}
     choice = UtilityChoice(scope, path, made, changed, use, record, searched)
