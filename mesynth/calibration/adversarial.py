@@ -60,14 +60,7 @@ from mesynth.calibration.framing_search import (
     with_framing,
 )
 from mesynth.calibration.measure import face_framing
-from mesynth.calibration.profile import (
-    OPTIONAL_SPREADS,
-    REQUIRED_SPREADS,
-    ZERO,
-    CalibrationProfile,
-    Framing,
-    Spread,
-)
+from mesynth.calibration.profile import SPREADS, CalibrationProfile, Framing, Spread
 from mesynth.calibration.profile_effects import ProfileEffects, apex_size_ratio
 from mesynth.calibration.trials import SAMPLERS, TrialSearch, TrialSettingsError, history_frame
 from mesynth.evaluation.domain_test import domain_classifier_test
@@ -138,18 +131,10 @@ def _canonical_framing(size: int = 224) -> Framing:
     )
 
 
-#: every spread of a profile (the searchable quantities).
-_SPREAD_FIELDS = REQUIRED_SPREADS + OPTIONAL_SPREADS
-
-
 def quiet_profile() -> CalibrationProfile:
     """A profile with every effect at zero, the canonical framing and no blinks (the default
     ``base`` of the search)."""
-    return CalibrationProfile(
-        **{name: ZERO for name in _SPREAD_FIELDS},
-        framing=_canonical_framing(),
-        blink_rate_per_s=0.0,
-    )
+    return CalibrationProfile.quiet(_canonical_framing())
 
 
 def profile_from_parameters(
@@ -169,9 +154,9 @@ def profile_from_parameters(
     for name, value in parameters.items():
         if name in framing:
             continue
-        if name not in _SPREAD_FIELDS:
+        if name not in SPREADS:
             raise AdversarialSearchError(
-                f"search parameter {name!r} is not a profile spread (known: {_SPREAD_FIELDS})"
+                f"search parameter {name!r} is not a profile spread (known: {SPREADS})"
             )
         if not value > 0:
             raise AdversarialSearchError(f"search parameter {name!r} must be > 0, got {value}")

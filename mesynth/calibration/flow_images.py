@@ -49,14 +49,7 @@ import cv2
 import numpy as np
 
 from mesynth.calibration.measure import face_mask, field_statistics, robust_std
-from mesynth.calibration.profile import (
-    OPTIONAL_SPREADS,
-    REQUIRED_SPREADS,
-    ZERO,
-    CalibrationProfile,
-    Framing,
-    Spread,
-)
+from mesynth.calibration.profile import CalibrationProfile, Framing, Spread
 from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
 from mesynth.face.framing import CropFraming, measure_crop_framing, normalise
 from mesynth.face.image_io import ImageReadError, read_rgb
@@ -431,10 +424,7 @@ def calibrate_from_flows(
     size = chosen.images.shape[1]
     landmarks = framing.mean * size
     if base is None:  # every effect off, no blinks (as the adversarial search's default base)
-        spreads = {name: ZERO for name in REQUIRED_SPREADS + OPTIONAL_SPREADS}
-        base = CalibrationProfile(
-            **spreads, framing=Framing.of_landmarks(framing.mean), blink_rate_per_s=0.0
-        )
+        base = CalibrationProfile.quiet(Framing.of_landmarks(framing.mean))
     stats = measure_flow_images(chosen.images, landmarks)
     anchor = apex_peak_iod
     if anchor is None:

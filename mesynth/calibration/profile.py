@@ -84,6 +84,8 @@ REQUIRED_SPREADS = (
     "brightness_drift_per_s",
 )
 OPTIONAL_SPREADS = ("clip_head_translation_iod", "clip_head_rotation_deg")
+#: every spread of a profile.
+SPREADS = REQUIRED_SPREADS + OPTIONAL_SPREADS
 
 
 @dataclass(frozen=True)
@@ -177,11 +179,14 @@ class CalibrationProfile:
     source: Mapping[str, object] = field(default_factory=dict)
     version: int = PROFILE_VERSION
 
+    @classmethod
+    def quiet(cls, framing: Framing) -> CalibrationProfile:
+        """Every effect at zero and no blinks, in ``framing`` (the searches' default base)."""
+        return cls(**{name: ZERO for name in SPREADS}, framing=framing, blink_rate_per_s=0.0)
+
     def to_dict(self) -> dict[str, object]:
         """YAML-ready nested dict (the file format)."""
-        spreads = {
-            name: getattr(self, name).to_dict() for name in REQUIRED_SPREADS + OPTIONAL_SPREADS
-        }
+        spreads = {name: getattr(self, name).to_dict() for name in SPREADS}
         basis = None
         if self.motion_basis is not None:
             basis = {

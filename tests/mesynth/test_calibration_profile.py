@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import yaml
 
-from mesynth.calibration.profile import CalibrationProfile, Framing, ProfileError, Spread
+from mesynth.calibration.profile import (
+    SPREADS,
+    CalibrationProfile,
+    Framing,
+    ProfileError,
+    Spread,
+)
 
 
 def _profile(**changes: object) -> CalibrationProfile:
@@ -77,3 +83,12 @@ def test_fitted_profile_needs_a_68_point_basis(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ProfileError, match=r"short\.yaml: key 'motion\.basis\.12'"):
         CalibrationProfile.load(path)
+
+
+def test_a_quiet_profile_has_every_effect_off(tmp_path):
+    framing = Framing((0.35, 0.4), (0.65, 0.4), (0.5, 0.75), 0.3)
+    loaded = CalibrationProfile.load(CalibrationProfile.quiet(framing).save(tmp_path / "q.yaml"))
+    assert len(SPREADS) == len(set(SPREADS)) == 10
+    for name in SPREADS:
+        assert getattr(loaded, name) == Spread(0.0, 0.0, 0.0, 0), name
+    assert loaded.framing == framing and loaded.blink_rate_per_s == 0.0
