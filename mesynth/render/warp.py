@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from mesynth.face.canonical import inter_ocular_distance
+from mesynth.render import cpu_remap
 from mesynth.render.eyelids import (
     DEFAULT_LID_HEIGHT_IOD,
     blink_offsets,
@@ -538,6 +539,12 @@ class FaceWarper:
             map at every pixel is interpolated bilinearly from it. 0 computes it at every
             pixel. The lattice map differs from the per-pixel one by a mean of < 0.01 px on the
             built-in portraits at 224 px (``tests/mesynth/test_warp_lattice.py``).
+        sampler: how frames are resampled: ``"torch"`` (``grid_sample`` on planar channels,
+            any device), ``"cv2"`` (``cv2.remap`` on the interleaved source, CPU float32 only,
+            :mod:`mesynth.render.cpu_remap`), or ``"auto"``: ``"cv2"`` on CPU in float32,
+            ``"torch"`` otherwise. The two agree within a grey level (``cv2`` rounds positions
+            to 1/32 source pixel) but not byte for byte, so the resolved name is part of
+            :meth:`settings`.
 
     Results depend only on each clip's request, never on which other clips share the batch:
     every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` treats
@@ -556,6 +563,7 @@ class FaceWarper:
         mask_falloff_iod: float = DEFAULT_FALLOFF_IOD,
         lid_height_iod: float = DEFAULT_LID_HEIGHT_IOD,
         field_spacing_iod: float = DEFAULT_FIELD_SPACING_IOD,
+        sampler: str = "auto",
     ) -> None:
         if inverse_iterations < 0:
             raise ValueError(f"inverse_iterations must be >= 0, got {inverse_iterations}")
@@ -573,6 +581,7 @@ class FaceWarper:
             )
         self.device = torch.device(device)
         self.dtype = dtype
+        self.sampler = _resolve_sampler(sampler, self.device, dtype)
         self.inverse_iterations = inverse_iterations
         self.cache_size = cache_size
         self.prefilter_sigma = float(prefilter_sigma)
@@ -585,7 +594,7 @@ class FaceWarper:
         self._operators: OrderedDict[Hashable, _Face] = OrderedDict()
         self._grids = torch.empty(0, dtype=dtype, device=self.device)
 
-    def settings(self) -> dict[str, float | int]:
+    def settings(self) -> dict[str, float | int | str]:
         """The settings that change rendered pixels (for a store's configuration hash)."""
         return {
             "inverse_iterations": self.inverse_iterations,
@@ -595,6 +604,7 @@ class FaceWarper:
             "mask_falloff_iod": self.mask_falloff_iod,
             "lid_height_iod": self.lid_height_iod,
             "field_spacing_iod": self.field_spacing_iod,
+            "sampler": self.sampler,
         }
 
     def add_identity(self, key: Hashable, image: np.ndarray, landmarks: np.ndarray) -> None:
@@ -725,20 +735,23 @@ class FaceWarper:
         self._write_grids(face, [request], out[None])
         return out
 
-    def _write_grids(self, face: _Face, requests: Sequence[WarpRequest], out: torch.Tensor) -> None:
-        """Write the sampling grids of clips of one face into contiguous ``out``
-        ``(B, T_max, H, W, 2)``; frames past a clip's end get the still face's grid.
+    def _lattice_flow(
+        self, face: _Face, requests: Sequence[WarpRequest], n_frames: int
+    ) -> torch.Tensor:
+        """``(B, n_frames, h, w, 2)`` normalised AU offsets of clips of one face at the lattice
+        nodes (:func:`backward_flow`), 0 at the nodes outside the mask's support and in the
+        frames past a clip's end.
 
         The backward maps of all clips are computed together (one product per step, however
         many clips), zero-padded to a common number of patterns and frames: the zeros add
-        exact zeros, and every step treats each clip's rows alike, so a clip's grid does not
+        exact zeros, and every step treats each clip's rows alike, so a clip's map does not
         depend on the others (``tests/mesynth/test_warp.py``).
         """
         size = face.size
         n_points = face.influence_t.shape[0]
         n_patterns = max(len(np.asarray(r.patterns)) for r in requests)
         patterns = torch.zeros(len(requests), n_patterns, n_points, 2, dtype=self.dtype)
-        weights = torch.zeros(len(requests), out.shape[1], n_patterns, dtype=self.dtype)
+        weights = torch.zeros(len(requests), n_frames, n_patterns, dtype=self.dtype)
         for b, request in enumerate(requests):
             pattern = torch.as_tensor(request.patterns, dtype=self.dtype)
             weight = torch.as_tensor(request.weights, dtype=self.dtype)
@@ -760,7 +773,13 @@ class FaceWarper:
         )
         # the field is 0 at a node outside the support, so is its refinement v(x + v(x)) = v(x)
         # (grid_sample's rounding would leave a trace of the neighbours there)
-        flow.mul_(face.node_support)
+        return flow.mul_(face.node_support)
+
+    def _write_grids(self, face: _Face, requests: Sequence[WarpRequest], out: torch.Tensor) -> None:
+        """Write the normalised sampling grids of clips of one face into contiguous ``out``
+        ``(B, T_max, H, W, 2)``; frames past a clip's end get the still face's grid."""
+        size = face.size
+        flow = self._lattice_flow(face, requests, out.shape[1])
         frames = out.view(-1, *size, 2)
         if face.lattice == size:
             frames.copy_(flow.view(frames.shape))
@@ -770,19 +789,50 @@ class FaceWarper:
         finished = {
             b: self._finish_grid(request, face, out[b, : request.n_frames])
             for b, request in enumerate(requests)
-            if not (request.field is None and request.affines is None and request.blink is None)
+            if _has_extras(request)
         }
         frames.add_(normalised_pixel_grid(size, self.dtype, self.device))
         for b, grid in finished.items():
             out[b, : len(grid)] = grid
 
+    def _write_maps(self, face: _Face, requests: Sequence[WarpRequest], out: np.ndarray) -> None:
+        """Write the ``cv2.remap`` maps of clips of one face into C-contiguous float32 ``out``
+        ``(B, T_max, H, W, 2)``: source-pixel positions (:mod:`mesynth.render.cpu_remap`),
+        the same map as :meth:`_write_grids` in other units. The lattice of absolute positions
+        is interpolated, so no pass over every pixel adds the pixel grid."""
+        size = face.size
+        nodes, pixels = _source_positions(size, face.lattice, self.upsample)
+        scale = torch.tensor([self.upsample * size[1] / 2, self.upsample * size[0] / 2])
+        flow = self._lattice_flow(face, requests, out.shape[1])
+        lattice = torch.addcmul(nodes, flow.view(-1, *face.lattice, 2), scale)
+        frames = out.reshape(-1, *size, 2)
+        if face.lattice == size:
+            frames[...] = lattice.numpy()
+        else:
+            cpu_remap.upsample_lattice(lattice.numpy(), size, frames)
+            leak = face.leak.numpy()
+            frames.reshape(len(frames), -1, 2)[:, leak] = pixels.view(-1, 2).numpy()[leak]
+        for b, request in enumerate(requests):
+            if _has_extras(request):
+                maps = torch.from_numpy(out[b, : request.n_frames])
+                points = self._finish_points(request, face, (maps + 0.5) / self.upsample)
+                maps.copy_(points * self.upsample - 0.5)
+
     def _finish_grid(self, request: WarpRequest, face: _Face, flow: torch.Tensor) -> torch.Tensor:
         """``(T, H, W, 2)`` grid from a clip's AU offsets ``flow`` plus its skin field, blink
         and head motion."""
         size = face.size
-        if request.field is not None:
-            flow = flow + self._field_offsets(request, face)
         points = from_normalised(flow + normalised_pixel_grid(size, self.dtype, self.device), size)
+        return to_normalised(self._finish_points(request, face, points), size)
+
+    def _finish_points(
+        self, request: WarpRequest, face: _Face, points: torch.Tensor
+    ) -> torch.Tensor:
+        """``(T, H, W, 2)`` pixel sampling positions after the AU motion ``points`` plus a
+        clip's skin field, blink and head motion."""
+        size = face.size
+        if request.field is not None:
+            points = points + self._field_offsets(request, face)
         if request.blink is not None:
             closure = torch.as_tensor(request.blink, dtype=self.dtype).to(self.device)
             if closure.shape != (request.n_frames,):
@@ -793,10 +843,10 @@ class FaceWarper:
         if request.affines is not None:
             affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
             points = apply_backward_affine(points, affines, (size[1] / 2, size[0] / 2))
-        return to_normalised(points, size)
+        return points
 
     def _field_offsets(self, request: WarpRequest, face: _Face) -> torch.Tensor:
-        """``(T, H, W, 2)`` normalised offsets of a request's extra field, inside the face mask."""
+        """``(T, H, W, 2)`` pixel offsets of a request's extra field, inside the face mask."""
         size = face.size
         field = torch.as_tensor(request.field, dtype=self.dtype).to(self.device)
         if field.shape != (*size, 2):
@@ -804,9 +854,8 @@ class FaceWarper:
         if request.field_weights is None or len(request.field_weights) != request.n_frames:
             raise ValueError(f"field_weights must be ({request.n_frames},) with a field")
         weights = torch.as_tensor(request.field_weights, dtype=self.dtype).to(self.device)
-        scale = torch.tensor([2.0 / size[1], 2.0 / size[0]], dtype=self.dtype, device=self.device)
         mask = self._pixel_mask(request.identity, face)
-        return weights[:, None, None, None] * (field * mask * scale)
+        return weights[:, None, None, None] * (field * mask)
 
     def _grid_buffer(self, shape: tuple[int, ...]) -> torch.Tensor:
         """A ``shape`` tensor for sampling grids, reusing one buffer between calls (a fresh
@@ -844,6 +893,15 @@ class FaceWarper:
             face = self._operator(key)
             lengths = [requests[i].n_frames for i in indices]
             grids = self._grid_buffer((len(indices), max(lengths), *face.size, 2))
+            if self.sampler == "cv2":
+                with cpu_remap.cpu_threads():
+                    maps = grids.numpy()
+                    self._write_maps(face, [requests[i] for i in indices], maps)
+                    source = face.source.permute(1, 2, 0).numpy()  # the (H', W', C) array
+                    frames = np.empty((*maps.shape[:-1], source.shape[-1]), dtype=np.float32)
+                    cpu_remap.remap_clips(source, maps, frames)
+                groups.append((indices, torch.from_numpy(frames)))
+                continue
             if self.device.type == "cpu":
                 self._write_grids(face, [requests[i] for i in indices], grids)
             else:  # batched products may pick shape-dependent kernels there: one clip at a time
@@ -853,6 +911,40 @@ class FaceWarper:
                     grids[b, length:] = base
             groups.append((indices, sample_clips(face.source, grids)))
         return groups
+
+
+def _has_extras(request: WarpRequest) -> bool:
+    """Whether a request's map needs more than its AU motion (skin field, head, blink)."""
+    return not (request.field is None and request.affines is None and request.blink is None)
+
+
+_SOURCE_POSITIONS: dict[tuple[tuple[int, int], tuple[int, int], int], tuple] = {}
+
+
+def _source_positions(
+    size: tuple[int, int], lattice: tuple[int, int], factor: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source-pixel positions (:mod:`mesynth.render.cpu_remap`) of the lattice nodes
+    ``(h, w, 2)`` and of the pixel centres ``(H, W, 2)``, float32 (cached)."""
+    key = (tuple(size), tuple(lattice), factor)
+    if key not in _SOURCE_POSITIONS:
+        nodes = lattice_points(size, lattice).reshape(*lattice, 2) * factor - 0.5
+        pixels = pixel_centres(size).reshape(*size, 2) * factor - 0.5
+        _SOURCE_POSITIONS[key] = tuple(
+            torch.from_numpy(a.astype(np.float32)) for a in (nodes, pixels)
+        )
+    return _SOURCE_POSITIONS[key]
+
+
+def _resolve_sampler(sampler: str, device: torch.device, dtype: torch.dtype) -> str:
+    """``"torch"`` or ``"cv2"`` from a :class:`FaceWarper` ``sampler`` setting."""
+    if sampler == "auto":
+        return "cv2" if device.type == "cpu" and dtype == torch.float32 else "torch"
+    if sampler == "cv2" and not (device.type == "cpu" and dtype == torch.float32):
+        raise ValueError(f"sampler='cv2' needs a CPU float32 warper, got {device} {dtype}")
+    if sampler not in ("torch", "cv2"):
+        raise ValueError(f"sampler must be 'auto', 'torch' or 'cv2', got {sampler!r}")
+    return sampler
 
 
 def to_uint8(frames: torch.Tensor | np.ndarray, *, overwrite: bool = False) -> np.ndarray:
@@ -868,6 +960,8 @@ def to_uint8(frames: torch.Tensor | np.ndarray, *, overwrite: bool = False) -> n
             and clipped) instead of in a full-size temporary; for frames nobody reads again.
     """
     frames = torch.as_tensor(frames)
+    if frames.device.type == "cpu" and frames.dtype == torch.float32 and frames.is_contiguous():
+        return cpu_remap.quantise(frames.numpy())  # one pass, the same values
     in_place = overwrite and frames.device.type == "cpu" and frames.is_floating_point()
     if frames.ndim < 3 or frames.device.type != "cpu" or frames.stride(-1) == 1:
         shifted = frames.add_(0.5) if in_place else frames + 0.5

@@ -1,0 +1,184 @@
+"""CPU sampling of rendered frames with OpenCV's ``remap`` (the ``sampler="cv2"`` renderer).
+
+On CPU, :class:`mesynth.render.warp.FaceWarper` resamples frames with :func:`cv2.remap` on the
+interleaved ``(H', W', C)`` float source instead of :func:`torch.nn.functional.grid_sample` on
+planar channels (about twice as fast on two cores), and builds the map ``remap`` reads directly:
+the lattice of *absolute* sampling positions, in source pixels, interpolated bilinearly to every
+pixel (:func:`upsample_lattice`). Bilinear interpolation reproduces affine functions, so
+interpolating absolute positions equals interpolating offsets and adding the pixel grid
+afterwards, without the extra pass over every pixel.
+
+Convention:
+    A continuous image position ``p = (x, y)`` (pixel centre of ``(row i, column j)`` at
+    ``(j + 0.5, i + 0.5)``, :mod:`mesynth.face.canonical`) of an ``(H, W)`` frame is read from
+    source pixel ``f p - 0.5`` of the ``f``-times upsampled source (pixel centres at integers,
+    OpenCV's convention): the point ``grid_sample`` reads with ``align_corners=False``.
+    ``padding_mode="border"`` (clamp the position to the source) is ``BORDER_REPLICATE``: with
+    replicated edge pixels, every bilinear tap outside the source reads the edge pixel that the
+    clamped position reads. Lattice-to-pixel interpolation keeps the lattice's
+    ``align_corners=True`` convention (:func:`mesynth.render.warp.lattice_points`).
+
+Differences from the ``grid_sample`` path, and why they do not matter:
+    ``remap`` rounds every position to 1/32 of a source pixel (``INTER_TAB_SIZE``), 1/128 of a
+    frame pixel at the default 4x upsampling: far below the map's own error (< 0.01 px from the
+    lattice), and the value moves by at most 1/64 of the source's steepest step, under one grey
+    level for the pre-filtered faces (``tests/mesynth/test_cpu_remap.py`` compares the paths).
+    The rounding is a fixed function of the position, so it is the same in every frame and every
+    batch. For the same reason the lattice map is not interpolated with ``remap`` (its 1/32 of
+    a 3.6 px lattice cell would move pixels by up to 0.06 px) nor ``cv2.resize`` (half-pixel
+    convention, which cannot place the corner nodes on the corner pixels): a small numba kernel
+    interpolates with exact float weights.
+
+Threads: ``remap`` runs on OpenCV's pool and the interpolation on numba's; both are set to
+torch's intra-op thread count for the call (the count the rest of the renderer uses, see
+:func:`recognizer.runtime.use_threads_for_process`) and restored afterwards (:func:`cpu_threads`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from functools import cache
+
+import cv2
+import numba
+import numpy as np
+import torch
+
+#: most frame rows per ``remap`` call (OpenCV keeps positions in 16-bit integers)
+_MAX_ROWS = 16384
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None = None) -> Iterator[None]:
+    """OpenCV's and numba's thread counts set to ``threads`` (default: torch's intra-op count)
+    inside the block, the previous counts restored after."""
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    wanted = (threads, max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    previous = (cv2.getNumThreads(), numba.get_num_threads())
+    # only changed where they differ: OpenCV rebuilds its pool on every change
+    if previous != wanted:
+        cv2.setNumThreads(wanted[0])
+        numba.set_num_threads(wanted[1])
+    try:
+        yield
+    finally:
+        if previous != wanted:
+            cv2.setNumThreads(previous[0])
+            numba.set_num_threads(previous[1])
+
+
+@cache
+def axis_cells(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel of an axis of ``n_out`` pixels over ``n_in >= 2`` lattice nodes
+    (``align_corners=True``): its cell's lower node ``(n_out,)`` int64 and its fractional
+    position in the cell ``(n_out,)`` float32 in ``[0, 1]`` (read-only, cached)."""
+    if n_in < 2 or n_out < 2:
+        raise ValueError(f"need at least 2 pixels and 2 nodes, got {n_out} and {n_in}")
+    position = np.arange(n_out) * ((n_in - 1) / (n_out - 1))
+    lower = np.minimum(np.floor(position).astype(np.int64), n_in - 2)
+    frac = (position - lower).astype(np.float32)
+    lower.flags.writeable = frac.flags.writeable = False
+    return lower, frac
+
+
+@numba.njit(parallel=True, cache=True, boundscheck=False)
+def _upsample(lattice, row_cell, row_frac, col_cell, col_frac, out):  # pragma: no cover - jit
+    frames, height, width = out.shape[0], out.shape[1], out.shape[2]
+    nodes = lattice.shape[1]
+    one = np.float32(1.0)
+    for f in numba.prange(frames):
+        along_x = np.empty((nodes, 2 * width), np.float32)
+        for i in range(nodes):
+            for x in range(width):
+                j, a = col_cell[x], col_frac[x]
+                along_x[i, 2 * x] = lattice[f, i, j, 0] * (one - a) + lattice[f, i, j + 1, 0] * a
+                along_x[i, 2 * x + 1] = (
+                    lattice[f, i, j, 1] * (one - a) + lattice[f, i, j + 1, 1] * a
+                )
+        rows = out[f].reshape(height, 2 * width)
+        for y in range(height):
+            i, b = row_cell[y], row_frac[y]
+            for k in range(2 * width):
+                rows[y, k] = along_x[i, k] * (one - b) + along_x[i + 1, k] * b
+
+
+def upsample_lattice(lattice: np.ndarray, size: tuple[int, int], out: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of values at the lattice nodes to every pixel centre
+    (``align_corners=True``, the :func:`mesynth.render.warp.lattice_points` convention), along x
+    then along y, with exact float32 weights.
+
+    Args:
+        lattice: ``(F, h, w, 2)`` float32 C-contiguous values at the nodes (``h, w >= 2``).
+        size: ``(H, W)`` pixels.
+        out: ``(F, H, W, 2)`` float32 C-contiguous array to write into.
+
+    Returns:
+        ``out``: the values of :func:`mesynth.render.warp.upsample_flow` up to float32
+        rounding (the same two weights per axis, summed in another order).
+    """
+    frames, rows, cols, _ = lattice.shape
+    contiguous = out.flags.c_contiguous and lattice.flags.c_contiguous
+    if out.shape != (frames, *size, 2) or not contiguous:
+        raise ValueError(f"need C-contiguous lattice and out {(frames, *size, 2)}, got {out.shape}")
+    _upsample(lattice, *axis_cells(size[0], rows), *axis_cells(size[1], cols), out)
+    return out
+
+
+def remap_clips(source: np.ndarray, maps: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Render frames of clips of one face: bilinear ``cv2.remap`` with replicated borders.
+
+    Args:
+        source: ``(H', W', C)`` float32 C-contiguous source face, ``C <= 4``
+            (:func:`mesynth.render.warp.prefiltered_source`).
+        maps: ``(..., T, H, W, 2)`` float32 ``(x, y)`` source-pixel positions of every output
+            pixel (see the module's convention), C-contiguous.
+        out: ``(..., T, H, W, C)`` float32 C-contiguous array to write into.
+
+    Returns:
+        ``out``. Every output pixel depends only on its own position and the source.
+    """
+    *lead, height, width, _ = maps.shape
+    channels = source.shape[-1]
+    if out.shape != (*lead, height, width, channels):
+        raise ValueError(f"out must be {(*lead, height, width, channels)}, got {out.shape}")
+    flat_maps = maps.reshape(-1, height, width, 2)
+    flat_out = out.reshape(-1, height, width, channels)
+    step = max(1, _MAX_ROWS // height)
+    for start in range(0, len(flat_maps), step):
+        block = slice(start, start + step)
+        cv2.remap(
+            source,
+            flat_maps[block].reshape(-1, width, 2),
+            None,
+            cv2.INTER_LINEAR,
+            dst=flat_out[block].reshape(-1, width, channels),
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    return out
+
+
+@numba.njit(parallel=True, cache=True, boundscheck=False)
+def _quantise(frames, out):  # pragma: no cover - jit
+    half, top = np.float32(0.5), np.float32(255.0)
+    for i in numba.prange(frames.size):
+        value = frames[i] + half
+        out[i] = np.uint8(min(max(value, np.float32(0.0)), top))
+
+
+def quantise(frames: np.ndarray) -> np.ndarray:
+    """Round half up and clip float32 frames to uint8 in one pass: the values of
+    ``torch.clamp(frames + 0.5, 0, 255).to(torch.uint8)`` (float32 addition, truncation).
+
+    Args:
+        frames: C-contiguous float32 array, any shape, 0-255 scale.
+
+    Returns:
+        uint8 array of the same shape.
+    """
+    if frames.dtype != np.float32 or not frames.flags.c_contiguous:
+        raise ValueError(f"need C-contiguous float32 frames, got {frames.dtype}")
+    out = np.empty(frames.shape, dtype=np.uint8)
+    with cpu_threads():
+        _quantise(frames.reshape(-1), out.reshape(-1))
+    return out
