@@ -47,6 +47,8 @@ import torch
 
 #: most frame rows per ``remap`` call (OpenCV keeps positions in 16-bit integers)
 _MAX_ROWS = 16384
+#: pixels per ``remap`` call when rounding to uint8: a float buffer that stays in cache
+_SCRATCH_PIXELS = 1 << 18
 
 
 @contextlib.contextmanager
@@ -83,19 +85,21 @@ def axis_cells(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(parallel=True, cache=True, boundscheck=False)
-def _upsample(lattice, row_cell, row_frac, col_cell, col_frac, out):  # pragma: no cover - jit
+def _upsample(
+    offsets, origin, gain, row_cell, row_frac, col_cell, col_frac, out
+):  # pragma: no cover - jit
     frames, height, width = out.shape[0], out.shape[1], out.shape[2]
-    nodes = lattice.shape[1]
+    nodes = offsets.shape[1]
     one = np.float32(1.0)
     for f in numba.prange(frames):
         along_x = np.empty((nodes, 2 * width), np.float32)
         for i in range(nodes):
             for x in range(width):
                 j, a = col_cell[x], col_frac[x]
-                along_x[i, 2 * x] = lattice[f, i, j, 0] * (one - a) + lattice[f, i, j + 1, 0] * a
-                along_x[i, 2 * x + 1] = (
-                    lattice[f, i, j, 1] * (one - a) + lattice[f, i, j + 1, 1] * a
-                )
+                for c in range(2):
+                    left = origin[i, j, c] + gain[i, j, c] * offsets[f, i, j, c]
+                    right = origin[i, j + 1, c] + gain[i, j + 1, c] * offsets[f, i, j + 1, c]
+                    along_x[i, 2 * x + c] = left * (one - a) + right * a
         rows = out[f].reshape(height, 2 * width)
         for y in range(height):
             i, b = row_cell[y], row_frac[y]
@@ -103,25 +107,42 @@ def _upsample(lattice, row_cell, row_frac, col_cell, col_frac, out):  # pragma: 
                 rows[y, k] = along_x[i, k] * (one - b) + along_x[i + 1, k] * b
 
 
-def upsample_lattice(lattice: np.ndarray, size: tuple[int, int], out: np.ndarray) -> np.ndarray:
-    """Bilinear interpolation of values at the lattice nodes to every pixel centre
-    (``align_corners=True``, the :func:`mesynth.render.warp.lattice_points` convention), along x
-    then along y, with exact float32 weights.
+def upsample_positions(
+    offsets: np.ndarray, origin: np.ndarray, gain: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """Positions ``origin + gain * offsets`` at the lattice nodes, interpolated bilinearly to
+    every pixel centre (``align_corners=True``, the :func:`mesynth.render.warp.lattice_points`
+    convention) along x then along y with exact float32 weights, in one pass over the pixels.
 
     Args:
-        lattice: ``(F, h, w, 2)`` float32 C-contiguous values at the nodes (``h, w >= 2``).
-        size: ``(H, W)`` pixels.
+        offsets: ``(F, h, w, 2)`` float32 offsets at the nodes (``h, w >= 2``; any strides,
+            e.g. the channel planes :func:`mesynth.render.warp.backward_flow` leaves).
+        origin: ``(h, w, 2)`` float32 node positions.
+        gain: ``(h, w, 2)`` float32 factor of each node's offsets (units, and 0
+            at nodes that must not move).
         out: ``(F, H, W, 2)`` float32 C-contiguous array to write into.
 
     Returns:
-        ``out``: the values of :func:`mesynth.render.warp.upsample_flow` up to float32
-        rounding (the same two weights per axis, summed in another order).
+        ``out``: up to float32 rounding, :func:`mesynth.render.warp.upsample_flow` of the node
+        positions (the same two weights per axis, summed in another order), hence the
+        interpolated offsets plus the interpolated origin.
     """
-    frames, rows, cols, _ = lattice.shape
-    contiguous = out.flags.c_contiguous and lattice.flags.c_contiguous
-    if out.shape != (frames, *size, 2) or not contiguous:
-        raise ValueError(f"need C-contiguous lattice and out {(frames, *size, 2)}, got {out.shape}")
-    _upsample(lattice, *axis_cells(size[0], rows), *axis_cells(size[1], cols), out)
+    frames, rows, cols, _ = offsets.shape
+    arrays = (offsets, origin, gain, out)
+    if (
+        not all(a.dtype == np.float32 for a in arrays)
+        or not out.flags.c_contiguous
+        or origin.shape != (rows, cols, 2)
+        or gain.shape != (rows, cols, 2)
+        or out.shape[0] != frames
+        or out.shape[-1] != 2
+    ):
+        raise ValueError(
+            "need float32 offsets (F, h, w, 2), origin and gain (h, w, 2) and C-contiguous out "
+            f"(F, H, W, 2), got {[a.shape for a in arrays]}"
+        )
+    size = out.shape[1:3]
+    _upsample(offsets, origin, gain, *axis_cells(size[0], rows), *axis_cells(size[1], cols), out)
     return out
 
 
@@ -133,28 +154,36 @@ def remap_clips(source: np.ndarray, maps: np.ndarray, out: np.ndarray) -> np.nda
             (:func:`mesynth.render.warp.prefiltered_source`).
         maps: ``(..., T, H, W, 2)`` float32 ``(x, y)`` source-pixel positions of every output
             pixel (see the module's convention), C-contiguous.
-        out: ``(..., T, H, W, C)`` float32 C-contiguous array to write into.
+        out: ``(..., T, H, W, C)`` C-contiguous array to write into: float32 (0-255 scale), or
+            uint8 for frames rounded as :func:`quantise` does, a few frames at a time from a
+            small float buffer (no full-size float frames written and read back).
 
     Returns:
         ``out``. Every output pixel depends only on its own position and the source.
     """
     *lead, height, width, _ = maps.shape
     channels = source.shape[-1]
-    if out.shape != (*lead, height, width, channels):
-        raise ValueError(f"out must be {(*lead, height, width, channels)}, got {out.shape}")
+    if out.shape != (*lead, height, width, channels) or out.dtype not in (np.float32, np.uint8):
+        raise ValueError(
+            f"out must be float32 or uint8 {(*lead, height, width, channels)}, got "
+            f"{out.dtype} {out.shape}"
+        )
     flat_maps = maps.reshape(-1, height, width, 2)
     flat_out = out.reshape(-1, height, width, channels)
-    step = max(1, _MAX_ROWS // height)
+    rounded = out.dtype == np.uint8
+    step = max(1, (_SCRATCH_PIXELS if rounded else _MAX_ROWS * width) // (height * width))
+    if rounded:
+        scratch = np.empty((step * height, width, channels), dtype=np.float32)
     for start in range(0, len(flat_maps), step):
         block = slice(start, start + step)
+        block_maps = flat_maps[block].reshape(-1, width, 2)
+        target = flat_out[block].reshape(-1, width, channels)
+        dst = scratch[: len(target)] if rounded else target
         cv2.remap(
-            source,
-            flat_maps[block].reshape(-1, width, 2),
-            None,
-            cv2.INTER_LINEAR,
-            dst=flat_out[block].reshape(-1, width, channels),
-            borderMode=cv2.BORDER_REPLICATE,
+            source, block_maps, None, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE
         )
+        if rounded:
+            _quantise(dst.reshape(-1), target.reshape(-1))
     return out
 
 

@@ -735,12 +735,24 @@ class FaceWarper:
         self._write_grids(face, [request], out[None])
         return out
 
+    def maps(self, request: WarpRequest) -> np.ndarray:
+        """``cv2.remap`` maps ``(T, H, W, 2)`` float32 of one clip (``sampler="cv2"`` only):
+        source-pixel ``(x, y)`` positions (:mod:`mesynth.render.cpu_remap`), the map of
+        :meth:`grids` in other units."""
+        if self.sampler != "cv2":
+            raise ValueError(f"maps are the cv2 sampler's; this warper uses {self.sampler!r}")
+        face = self._operator(request.identity)
+        out = np.empty((1, request.n_frames, *face.size, 2), dtype=np.float32)
+        with cpu_remap.cpu_threads():
+            self._write_maps(face, [request], out)
+        return out[0]
+
     def _lattice_flow(
-        self, face: _Face, requests: Sequence[WarpRequest], n_frames: int
+        self, face: _Face, requests: Sequence[WarpRequest], n_frames: int, masked: bool = True
     ) -> torch.Tensor:
         """``(B, n_frames, h, w, 2)`` normalised AU offsets of clips of one face at the lattice
-        nodes (:func:`backward_flow`), 0 at the nodes outside the mask's support and in the
-        frames past a clip's end.
+        nodes (:func:`backward_flow`), 0 in the frames past a clip's end and (``masked``) at
+        the nodes outside the mask's support (otherwise the caller must zero them).
 
         The backward maps of all clips are computed together (one product per step, however
         many clips), zero-padded to a common number of patterns and frames: the zeros add
@@ -773,7 +785,7 @@ class FaceWarper:
         )
         # the field is 0 at a node outside the support, so is its refinement v(x + v(x)) = v(x)
         # (grid_sample's rounding would leave a trace of the neighbours there)
-        return flow.mul_(face.node_support)
+        return flow.mul_(face.node_support) if masked else flow
 
     def _write_grids(self, face: _Face, requests: Sequence[WarpRequest], out: torch.Tensor) -> None:
         """Write the normalised sampling grids of clips of one face into contiguous ``out``
@@ -802,14 +814,16 @@ class FaceWarper:
         is interpolated, so no pass over every pixel adds the pixel grid."""
         size = face.size
         nodes, pixels = _source_positions(size, face.lattice, self.upsample)
+        # normalised offsets to source pixels, and 0 outside the support (see _lattice_flow)
         scale = torch.tensor([self.upsample * size[1] / 2, self.upsample * size[0] / 2])
-        flow = self._lattice_flow(face, requests, out.shape[1])
-        lattice = torch.addcmul(nodes, flow.view(-1, *face.lattice, 2), scale)
+        gain = (face.node_support * scale).contiguous()
+        offsets = self._lattice_flow(face, requests, out.shape[1], masked=False)
+        offsets = offsets.view(-1, *face.lattice, 2)
         frames = out.reshape(-1, *size, 2)
         if face.lattice == size:
-            frames[...] = lattice.numpy()
+            frames[...] = torch.addcmul(nodes, offsets, gain).numpy()
         else:
-            cpu_remap.upsample_lattice(lattice.numpy(), size, frames)
+            cpu_remap.upsample_positions(offsets.numpy(), nodes.numpy(), gain.numpy(), frames)
             leak = face.leak.numpy()
             frames.reshape(len(frames), -1, 2)[:, leak] = pixels.view(-1, 2).numpy()[leak]
         for b, request in enumerate(requests):
@@ -873,18 +887,28 @@ class FaceWarper:
         one ``grid_sample``, shorter clips padded for it and trimmed afterwards.
         """
         out: list[torch.Tensor | None] = [None] * len(requests)
-        for indices, frames in self.render_groups(requests):
+        for indices, frames in self.render_groups(requests, rounded=None):
             for b, i in enumerate(indices):
                 out[i] = frames[b, : requests[i].n_frames]
         return [f for f in out if f is not None]
 
     def render_groups(
-        self, requests: Sequence[WarpRequest]
+        self, requests: Sequence[WarpRequest], rounded: Sequence[bool] | None = None
     ) -> list[tuple[list[int], torch.Tensor]]:
         """:meth:`render` by identity: ``(indices, frames)`` per identity, ``frames`` the
         float ``(B, T_max, H, W, C)`` clips of the requests at ``indices`` (frames past a
         clip's length show the still face), so that per-frame work after rendering can run
-        once over all of them."""
+        once over all of them.
+
+        Args:
+            requests: the clips.
+            rounded: per request, whether its frames are only going to be rounded; a group
+                whose requests all are comes back as a uint8 CPU tensor with
+                :func:`to_uint8`'s values (the ``cv2`` sampler rounds a few frames at a time
+                as it renders them, without full-size float frames).
+        """
+        if rounded is not None and len(rounded) != len(requests):
+            raise ValueError(f"rounded must have one flag per request ({len(requests)})")
         by_identity: dict[Hashable, list[int]] = {}
         for index, request in enumerate(requests):
             by_identity.setdefault(request.identity, []).append(index)
@@ -893,12 +917,16 @@ class FaceWarper:
             face = self._operator(key)
             lengths = [requests[i].n_frames for i in indices]
             grids = self._grid_buffer((len(indices), max(lengths), *face.size, 2))
+            as_uint8 = rounded is not None and all(rounded[i] for i in indices)
             if self.sampler == "cv2":
                 with cpu_remap.cpu_threads():
                     maps = grids.numpy()
                     self._write_maps(face, [requests[i] for i in indices], maps)
                     source = face.source.permute(1, 2, 0).numpy()  # the (H', W', C) array
-                    frames = np.empty((*maps.shape[:-1], source.shape[-1]), dtype=np.float32)
+                    frames = np.empty(
+                        (*maps.shape[:-1], source.shape[-1]),
+                        dtype=np.uint8 if as_uint8 else np.float32,
+                    )
                     cpu_remap.remap_clips(source, maps, frames)
                 groups.append((indices, torch.from_numpy(frames)))
                 continue
@@ -909,7 +937,10 @@ class FaceWarper:
                 for b, (i, length) in enumerate(zip(indices, lengths)):
                     self._write_grids(face, [requests[i]], grids[b : b + 1, :length])
                     grids[b, length:] = base
-            groups.append((indices, sample_clips(face.source, grids)))
+            frames = sample_clips(face.source, grids)
+            if as_uint8:  # the floats are not read again: rounding may reuse their memory
+                frames = torch.from_numpy(to_uint8(frames, overwrite=True))
+            groups.append((indices, frames))
         return groups
 
 
@@ -936,10 +967,16 @@ def _source_positions(
     return _SOURCE_POSITIONS[key]
 
 
+def default_sampler(device: str | torch.device, dtype: torch.dtype = torch.float32) -> str:
+    """The sampler ``FaceWarper(device, dtype, sampler="auto")`` uses: ``"cv2"`` on CPU in
+    float32, ``"torch"`` otherwise."""
+    return "cv2" if torch.device(device).type == "cpu" and dtype == torch.float32 else "torch"
+
+
 def _resolve_sampler(sampler: str, device: torch.device, dtype: torch.dtype) -> str:
     """``"torch"`` or ``"cv2"`` from a :class:`FaceWarper` ``sampler`` setting."""
     if sampler == "auto":
-        return "cv2" if device.type == "cpu" and dtype == torch.float32 else "torch"
+        return default_sampler(device, dtype)
     if sampler == "cv2" and not (device.type == "cpu" and dtype == torch.float32):
         raise ValueError(f"sampler='cv2' needs a CPU float32 warper, got {device} {dtype}")
     if sampler not in ("torch", "cv2"):
