@@ -29,26 +29,30 @@ Differences from the ``grid_sample`` path, and why they do not matter:
     convention, which cannot place the corner nodes on the corner pixels): a small numba kernel
     interpolates with exact float weights.
 
-Threads: ``remap`` runs on OpenCV's pool and the interpolation on numba's; both are set to
-torch's intra-op thread count for the call (the count the rest of the renderer uses, see
-:func:`recognizer.runtime.use_threads_for_process`) and restored afterwards (:func:`cpu_threads`).
+Threads: everything runs on torch's intra-op thread count (the count the rest of the renderer
+uses, see :func:`recognizer.runtime.use_threads_for_process`): the lattice interpolation on
+numba's pool, float frames on OpenCV's pool, rounded frames on that many Python threads with
+OpenCV's pool at one (:func:`remap_clips`). The pools' sizes are set for the call and restored
+afterwards (:func:`cpu_threads`): nothing process-wide is left changed.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import cv2
 import numba
 import numpy as np
 import torch
 
-#: most frame rows per ``remap`` call (OpenCV keeps positions in 16-bit integers)
-_MAX_ROWS = 16384
-#: pixels per ``remap`` call when rounding to uint8: a float buffer that stays in cache
-_SCRATCH_PIXELS = 1 << 18
+#: pixels per block of frames rendered at once: its maps and frames stay in cache
+_BLOCK_PIXELS = 1 << 17
 
 
 @contextlib.contextmanager
@@ -84,15 +88,15 @@ def axis_cells(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
     return lower, frac
 
 
-@numba.njit(parallel=True, cache=True, boundscheck=False)
+@numba.njit(nogil=True, cache=True, boundscheck=False)
 def _upsample(
     offsets, origin, gain, row_cell, row_frac, col_cell, col_frac, out
 ):  # pragma: no cover - jit
     frames, height, width = out.shape[0], out.shape[1], out.shape[2]
     nodes = offsets.shape[1]
     one = np.float32(1.0)
-    for f in numba.prange(frames):
-        along_x = np.empty((nodes, 2 * width), np.float32)
+    along_x = np.empty((nodes, 2 * width), np.float32)
+    for f in range(frames):
         for i in range(nodes):
             for x in range(width):
                 j, a = col_cell[x], col_frac[x]
@@ -112,7 +116,8 @@ def upsample_positions(
 ) -> np.ndarray:
     """Positions ``origin + gain * offsets`` at the lattice nodes, interpolated bilinearly to
     every pixel centre (``align_corners=True``, the :func:`mesynth.render.warp.lattice_points`
-    convention) along x then along y with exact float32 weights, in one pass over the pixels.
+    convention) along x then along y with exact float32 weights, in one pass over the pixels
+    (one thread; it releases the GIL).
 
     Args:
         offsets: ``(F, h, w, 2)`` float32 offsets at the nodes (``h, w >= 2``; any strides,
@@ -146,58 +151,139 @@ def upsample_positions(
     return out
 
 
-def remap_clips(source: np.ndarray, maps: np.ndarray, out: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class LatticeMaps:
+    """The ``remap`` maps of a clip's frames, given at the lattice nodes and made a few frames
+    at a time (:meth:`write`) where they are used, so full-size maps are never stored.
+
+    Attributes:
+        offsets: ``(T, h, w, 2)`` float32 offsets at the nodes, any strides.
+        origin: ``(h, w, 2)`` float32 source-pixel positions of the nodes.
+        gain: ``(h, w, 2)`` float32 factor from offsets to source pixels (0 at nodes that must
+            not move).
+        size: ``(H, W)`` pixels; a lattice of ``(H, W)`` nodes is the pixel grid itself.
+        fixed: ``(P,)`` int64 flat pixel indices whose positions are ``fixed_positions``
+            ``(P, 2)`` float32 in every frame (pixels that must not move but that the
+            interpolation from a moving node reaches).
+    """
+
+    offsets: np.ndarray
+    origin: np.ndarray
+    gain: np.ndarray
+    size: tuple[int, int]
+    fixed: np.ndarray
+    fixed_positions: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(T, H, W, 2)``, the shape of the maps."""
+        return (len(self.offsets), *self.size, 2)
+
+    def write(self, frames: slice, out: np.ndarray) -> np.ndarray:
+        """The maps of ``frames``, written into (the start of) C-contiguous float32 ``out``
+        ``(>= n, H, W, 2)``; returns the ``(n, H, W, 2)`` view of ``out`` they fill."""
+        offsets = self.offsets[frames]
+        out = out[: len(offsets)]
+        if self.offsets.shape[1:3] == tuple(self.size):
+            np.add(self.origin, self.gain * offsets, out=out)
+        else:
+            upsample_positions(offsets, self.origin, self.gain, out)
+        if len(self.fixed):
+            out.reshape(len(out), -1, 2)[:, self.fixed] = self.fixed_positions
+        return out
+
+
+def remap_clips(
+    source: np.ndarray, maps: Sequence[np.ndarray | LatticeMaps], out: np.ndarray
+) -> np.ndarray:
     """Render frames of clips of one face: bilinear ``cv2.remap`` with replicated borders.
 
     Args:
         source: ``(H', W', C)`` float32 C-contiguous source face, ``C <= 4``
             (:func:`mesynth.render.warp.prefiltered_source`).
-        maps: ``(..., T, H, W, 2)`` float32 ``(x, y)`` source-pixel positions of every output
-            pixel (see the module's convention), C-contiguous.
-        out: ``(..., T, H, W, C)`` C-contiguous array to write into: float32 (0-255 scale), or
-            uint8 for frames rounded as :func:`quantise` does, a few frames at a time from a
-            small float buffer (no full-size float frames written and read back).
+        maps: per clip, ``(T, H, W, 2)`` float32 C-contiguous ``(x, y)`` source-pixel positions
+            of every output pixel (see the module's convention), or :class:`LatticeMaps` that
+            make them.
+        out: ``(B, T, H, W, C)`` C-contiguous array to write into: float32 (0-255 scale), or
+            uint8 for frames rounded as :func:`quantise` does.
 
     Returns:
         ``out``. Every output pixel depends only on its own position and the source.
+
+    A few frames at a time (a block that stays in cache: its maps, made there if given at the
+    nodes, and its float frames when they are rounded), on ``torch.get_num_threads()`` worker
+    threads (``remap``, the interpolation and the rounding release the GIL) with OpenCV's pool
+    at one thread meanwhile: on a busy machine a parallel call per block would wait for its
+    slowest thread every time.
     """
-    *lead, height, width, _ = maps.shape
-    channels = source.shape[-1]
-    if out.shape != (*lead, height, width, channels) or out.dtype not in (np.float32, np.uint8):
+    batch, frames, height, width, channels = out.shape
+    if (
+        len(maps) != batch
+        or any(m.shape != (frames, height, width, 2) for m in maps)
+        or channels != source.shape[-1]
+        or out.dtype not in (np.float32, np.uint8)
+    ):
         raise ValueError(
-            f"out must be float32 or uint8 {(*lead, height, width, channels)}, got "
-            f"{out.dtype} {out.shape}"
+            f"need {batch} maps (T, H, W, 2) and float32 or uint8 out (B, T, H, W, "
+            f"{source.shape[-1]}), got {[m.shape for m in maps]} and {out.dtype} {out.shape}"
         )
-    flat_maps = maps.reshape(-1, height, width, 2)
-    flat_out = out.reshape(-1, height, width, channels)
     rounded = out.dtype == np.uint8
-    step = max(1, (_SCRATCH_PIXELS if rounded else _MAX_ROWS * width) // (height * width))
-    if rounded:
-        scratch = np.empty((step * height, width, channels), dtype=np.float32)
-    for start in range(0, len(flat_maps), step):
-        block = slice(start, start + step)
-        block_maps = flat_maps[block].reshape(-1, width, 2)
-        target = flat_out[block].reshape(-1, width, channels)
-        dst = scratch[: len(target)] if rounded else target
+    step = max(1, _BLOCK_PIXELS // (height * width))
+    blocks = [(b, slice(t, t + step)) for b in range(batch) for t in range(0, frames, step)]
+    scratch = threading.local()
+
+    def buffer(name: str, channels: int) -> np.ndarray:
+        if getattr(scratch, name, None) is None:
+            setattr(scratch, name, np.empty((step, height, width, channels), dtype=np.float32))
+        return getattr(scratch, name)
+
+    def render(block: tuple[int, slice]) -> None:
+        clip, frames = block
+        target = out[clip, frames]
+        if isinstance(maps[clip], LatticeMaps):
+            block_maps = maps[clip].write(frames, buffer("maps", 2))
+        else:
+            block_maps = maps[clip][frames]
+        dst = buffer("frames", channels)[: len(target)] if rounded else target
         cv2.remap(
-            source, block_maps, None, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE
+            source,
+            block_maps.reshape(-1, width, 2),
+            None,
+            cv2.INTER_LINEAR,
+            dst=dst.reshape(-1, width, channels),
+            borderMode=cv2.BORDER_REPLICATE,
         )
         if rounded:
             _quantise(dst.reshape(-1), target.reshape(-1))
+
+    _in_threads(render, blocks)
     return out
 
 
-@numba.njit(parallel=True, cache=True, boundscheck=False)
+def _in_threads(work: Callable[[Any], None], blocks: Sequence[Any]) -> None:
+    """``work(block)`` for every block on ``torch.get_num_threads()`` threads, OpenCV's pool
+    at one thread meanwhile (restored after)."""
+    workers = min(torch.get_num_threads(), len(blocks))
+    if workers <= 1:
+        for block in blocks:
+            work(block)
+        return
+    with cpu_threads(1), ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(work, blocks))
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
 def _quantise(frames, out):  # pragma: no cover - jit
     half, top = np.float32(0.5), np.float32(255.0)
-    for i in numba.prange(frames.size):
+    for i in range(frames.size):
         value = frames[i] + half
         out[i] = np.uint8(min(max(value, np.float32(0.0)), top))
 
 
 def quantise(frames: np.ndarray) -> np.ndarray:
     """Round half up and clip float32 frames to uint8 in one pass: the values of
-    ``torch.clamp(frames + 0.5, 0, 255).to(torch.uint8)`` (float32 addition, truncation).
+    ``torch.clamp(frames + 0.5, 0, 255).to(torch.uint8)`` (float32 addition, truncation),
+    on ``torch.get_num_threads()`` threads.
 
     Args:
         frames: C-contiguous float32 array, any shape, 0-255 scale.
@@ -208,6 +294,8 @@ def quantise(frames: np.ndarray) -> np.ndarray:
     if frames.dtype != np.float32 or not frames.flags.c_contiguous:
         raise ValueError(f"need C-contiguous float32 frames, got {frames.dtype}")
     out = np.empty(frames.shape, dtype=np.uint8)
-    with cpu_threads():
-        _quantise(frames.reshape(-1), out.reshape(-1))
+    flat, flat_out = frames.reshape(-1), out.reshape(-1)
+    step = max(_BLOCK_PIXELS, -(-flat.size // torch.get_num_threads()))
+    blocks = [slice(start, start + step) for start in range(0, flat.size, step)]
+    _in_threads(lambda block: _quantise(flat[block], flat_out[block]), blocks)
     return out

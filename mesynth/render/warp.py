@@ -742,10 +742,11 @@ class FaceWarper:
         if self.sampler != "cv2":
             raise ValueError(f"maps are the cv2 sampler's; this warper uses {self.sampler!r}")
         face = self._operator(request.identity)
-        out = np.empty((1, request.n_frames, *face.size, 2), dtype=np.float32)
         with cpu_remap.cpu_threads():
-            self._write_maps(face, [request], out)
-        return out[0]
+            (maps,) = self._clip_maps(face, [request], request.n_frames)
+        if isinstance(maps, cpu_remap.LatticeMaps):
+            maps = maps.write(slice(None), np.empty(maps.shape, dtype=np.float32))
+        return maps
 
     def _lattice_flow(
         self, face: _Face, requests: Sequence[WarpRequest], n_frames: int, masked: bool = True
@@ -807,30 +808,33 @@ class FaceWarper:
         for b, grid in finished.items():
             out[b, : len(grid)] = grid
 
-    def _write_maps(self, face: _Face, requests: Sequence[WarpRequest], out: np.ndarray) -> None:
-        """Write the ``cv2.remap`` maps of clips of one face into C-contiguous float32 ``out``
-        ``(B, T_max, H, W, 2)``: source-pixel positions (:mod:`mesynth.render.cpu_remap`),
-        the same map as :meth:`_write_grids` in other units. The lattice of absolute positions
-        is interpolated, so no pass over every pixel adds the pixel grid."""
+    def _clip_maps(
+        self, face: _Face, requests: Sequence[WarpRequest], n_frames: int
+    ) -> list[np.ndarray | cpu_remap.LatticeMaps]:
+        """Per clip of one face, its ``cv2.remap`` maps ``(n_frames, H, W, 2)``: source-pixel
+        positions (:mod:`mesynth.render.cpu_remap`), the map of :meth:`_write_grids` in other
+        units. The lattice of absolute positions is interpolated, so no pass over every pixel
+        adds the pixel grid; a clip without skin field, blink or head motion gets
+        :class:`~mesynth.render.cpu_remap.LatticeMaps`, made where they are used."""
         size = face.size
         nodes, pixels = _source_positions(size, face.lattice, self.upsample)
         # normalised offsets to source pixels, and 0 outside the support (see _lattice_flow)
         scale = torch.tensor([self.upsample * size[1] / 2, self.upsample * size[0] / 2])
-        gain = (face.node_support * scale).contiguous()
-        offsets = self._lattice_flow(face, requests, out.shape[1], masked=False)
-        offsets = offsets.view(-1, *face.lattice, 2)
-        frames = out.reshape(-1, *size, 2)
-        if face.lattice == size:
-            frames[...] = torch.addcmul(nodes, offsets, gain).numpy()
-        else:
-            cpu_remap.upsample_positions(offsets.numpy(), nodes.numpy(), gain.numpy(), frames)
-            leak = face.leak.numpy()
-            frames.reshape(len(frames), -1, 2)[:, leak] = pixels.view(-1, 2).numpy()[leak]
-        for b, request in enumerate(requests):
+        gain = (face.node_support * scale).contiguous().numpy()
+        offsets = self._lattice_flow(face, requests, n_frames, masked=False).numpy()
+        leak = face.leak.numpy()
+        fixed = pixels.view(-1, 2).numpy()[leak]
+        out: list[np.ndarray | cpu_remap.LatticeMaps] = []
+        for clip, request in zip(offsets, requests):
+            maps = cpu_remap.LatticeMaps(clip, nodes.numpy(), gain, size, leak, fixed)
             if _has_extras(request):
-                maps = torch.from_numpy(out[b, : request.n_frames])
-                points = self._finish_points(request, face, (maps + 0.5) / self.upsample)
-                maps.copy_(points * self.upsample - 0.5)
+                full = torch.from_numpy(maps.write(slice(None), np.empty(maps.shape, np.float32)))
+                moved = full[: request.n_frames]
+                points = self._finish_points(request, face, (moved + 0.5) / self.upsample)
+                moved.copy_(points * self.upsample - 0.5)
+                maps = full.numpy()
+            out.append(maps)
+        return out
 
     def _finish_grid(self, request: WarpRequest, face: _Face, flow: torch.Tensor) -> torch.Tensor:
         """``(T, H, W, 2)`` grid from a clip's AU offsets ``flow`` plus its skin field, blink
@@ -916,20 +920,19 @@ class FaceWarper:
         for key, indices in by_identity.items():
             face = self._operator(key)
             lengths = [requests[i].n_frames for i in indices]
-            grids = self._grid_buffer((len(indices), max(lengths), *face.size, 2))
             as_uint8 = rounded is not None and all(rounded[i] for i in indices)
             if self.sampler == "cv2":
+                source = face.source.permute(1, 2, 0).numpy()  # the (H', W', C) array
+                frames = np.empty(
+                    (len(indices), max(lengths), *face.size, source.shape[-1]),
+                    dtype=np.uint8 if as_uint8 else np.float32,
+                )
                 with cpu_remap.cpu_threads():
-                    maps = grids.numpy()
-                    self._write_maps(face, [requests[i] for i in indices], maps)
-                    source = face.source.permute(1, 2, 0).numpy()  # the (H', W', C) array
-                    frames = np.empty(
-                        (*maps.shape[:-1], source.shape[-1]),
-                        dtype=np.uint8 if as_uint8 else np.float32,
-                    )
+                    maps = self._clip_maps(face, [requests[i] for i in indices], max(lengths))
                     cpu_remap.remap_clips(source, maps, frames)
                 groups.append((indices, torch.from_numpy(frames)))
                 continue
+            grids = self._grid_buffer((len(indices), max(lengths), *face.size, 2))
             if self.device.type == "cpu":
                 self._write_grids(face, [requests[i] for i in indices], grids)
             else:  # batched products may pick shape-dependent kernels there: one clip at a time

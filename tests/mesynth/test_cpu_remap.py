@@ -68,11 +68,13 @@ def test_remap_reads_what_grid_sample_reads(factor) -> None:
         align_corners=False,
     )[0].permute(1, 2, 0)
     maps = (points * factor - 0.5).numpy()
-    out = cpu_remap.remap_clips(source, maps[None], np.empty((1, *size, 3), np.float32))[0]
-    np.testing.assert_allclose(out, expected.numpy(), atol=1e-3)
+    out = cpu_remap.remap_clips(source, [maps[None]], np.empty((1, 1, *size, 3), np.float32))
+    np.testing.assert_allclose(out[0, 0], expected.numpy(), atol=1e-3)
     # rounding as it renders gives to_uint8's values
-    rounded = cpu_remap.remap_clips(source, maps[None], np.empty((1, *size, 3), np.uint8))
-    assert np.array_equal(rounded[0], to_uint8(out))
+    rounded = cpu_remap.remap_clips(source, [maps[None]], np.empty((1, 1, *size, 3), np.uint8))
+    assert np.array_equal(rounded, to_uint8(out))
+    with pytest.raises(ValueError, match="need 1 maps"):
+        cpu_remap.remap_clips(source, [maps[None]], np.empty((1, 2, *size, 3), np.uint8))
 
 
 def test_remap_positions_are_exact_to_a_64th_of_a_source_pixel() -> None:
@@ -82,7 +84,7 @@ def test_remap_positions_are_exact_to_a_64th_of_a_source_pixel() -> None:
     maps = np.zeros((1, 1, 5, 2), np.float32)
     maps[..., 0] = [1.0, 1.01, 1.02, 1.03125, 4.99]
     maps[..., 1] = 1.0
-    out = cpu_remap.remap_clips(source, maps, np.empty((1, 1, 5, 3), np.float32))
+    out = cpu_remap.remap_clips(source, [maps], np.empty((1, 1, 1, 5, 3), np.float32))[0]
     np.testing.assert_allclose(out[0, 0, :, 0], 32 * maps[0, 0, :, 0], atol=0.5 + 1e-4)
 
 
@@ -102,6 +104,15 @@ def test_upsample_positions_equals_upsample_flow_of_the_positions() -> None:
     np.testing.assert_allclose(out, expected.numpy(), rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="need float32 offsets"):
         cpu_remap.upsample_positions(offsets, origin, gain, np.empty((2, *size, 2), np.float32))
+    # made a block of frames at a time, with pixels held in place
+    fixed = np.array([0, 5, 100])
+    held = rng.uniform(0, 100, (3, 2)).astype(np.float32)
+    maps = cpu_remap.LatticeMaps(offsets, origin, gain, size, fixed, held)
+    block = maps.write(slice(1, 3), np.empty((4, *size, 2), np.float32))
+    expected_block = out[1:3].reshape(2, -1, 2).copy()
+    expected_block[:, fixed] = held
+    assert block.shape == (2, *size, 2)
+    np.testing.assert_array_equal(block.reshape(2, -1, 2), expected_block)
 
 
 def test_quantise_equals_to_uint8_of_torch() -> None:
