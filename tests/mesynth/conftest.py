@@ -10,6 +10,8 @@ import skimage.data
 
 from mesynth.face.canonical import STABLE_INDICES, align_to_canonical, warp_with_matrix
 from mesynth.face.landmarks import create_detector, detect_landmarks
+from mesynth.templates.bank import TemplateBank
+from mesynth.templates.types import Template
 from tests.fake_records import FakeRecord
 
 SIZE = 96
@@ -88,3 +90,9 @@ def moving_clips(folder, face, n, shift_px, noise, seed, prefix) -> list[FakeRec
             )
         )
     return out
+
+
+@pytest.fixture(scope="session")
+def templates() -> list[Template]:
+    """The expert dfme7 templates that move at least one AU."""
+    return [t for t in TemplateBank.expert("dfme7").templates if t.aus]
