@@ -2,11 +2,12 @@
 
 On CPU, :class:`mesynth.render.warp.FaceWarper` resamples frames with :func:`cv2.remap` on the
 interleaved ``(H', W', C)`` float source instead of :func:`torch.nn.functional.grid_sample` on
-planar channels (about twice as fast on two cores), and builds the map ``remap`` reads directly:
+planar channels, and never stores a full-size map: each block of a few frames gets its map from
 the lattice of *absolute* sampling positions, in source pixels, interpolated bilinearly to every
-pixel (:func:`upsample_lattice`). Bilinear interpolation reproduces affine functions, so
-interpolating absolute positions equals interpolating offsets and adding the pixel grid
-afterwards, without the extra pass over every pixel.
+pixel (:class:`LatticeMaps`, :func:`upsample_positions`), is remapped, and rounded to uint8 from
+a float buffer that stays in cache (:func:`remap_clips`). Bilinear interpolation reproduces
+affine functions, so interpolating absolute positions equals interpolating offsets and adding
+the pixel grid afterwards, without that pass over every pixel.
 
 Convention:
     A continuous image position ``p = (x, y)`` (pixel centre of ``(row i, column j)`` at
@@ -16,23 +17,26 @@ Convention:
     ``padding_mode="border"`` (clamp the position to the source) is ``BORDER_REPLICATE``: with
     replicated edge pixels, every bilinear tap outside the source reads the edge pixel that the
     clamped position reads. Lattice-to-pixel interpolation keeps the lattice's
-    ``align_corners=True`` convention (:func:`mesynth.render.warp.lattice_points`).
+    ``align_corners=True`` convention (:func:`mesynth.render.warp.lattice_points`). Maps are
+    ``(x, y)`` interleaved, ``(..., H, W, 2)`` float32 (OpenCV's ``CV_32FC2``).
 
 Differences from the ``grid_sample`` path, and why they do not matter:
-    ``remap`` rounds every position to 1/32 of a source pixel (``INTER_TAB_SIZE``), 1/128 of a
-    frame pixel at the default 4x upsampling: far below the map's own error (< 0.01 px from the
-    lattice), and the value moves by at most 1/64 of the source's steepest step, under one grey
-    level for the pre-filtered faces (``tests/mesynth/test_cpu_remap.py`` compares the paths).
-    The rounding is a fixed function of the position, so it is the same in every frame and every
-    batch. For the same reason the lattice map is not interpolated with ``remap`` (its 1/32 of
-    a 3.6 px lattice cell would move pixels by up to 0.06 px) nor ``cv2.resize`` (half-pixel
-    convention, which cannot place the corner nodes on the corner pixels): a small numba kernel
-    interpolates with exact float weights.
+    The maps equal the ``grid_sample`` grids up to float32 rounding (1e-4 source pixel). OpenCV
+    5 interpolates with exact float weights; OpenCV 4 rounds every position to 1/32 of a source
+    pixel (``INTER_TAB_SIZE``), 1/128 of a frame pixel at the default 4x upsampling, far below
+    the map's own error (< 0.01 px from the lattice), which moves a value by at most 1/64 of the
+    source's step between neighbouring pixels: under one grey level for the pre-filtered faces.
+    Either way the rounded frames agree within one grey level, on under 1% of the pixels
+    (``tests/mesynth/test_cpu_remap.py``), and every step is a fixed function of a pixel's own
+    position, the same in every frame and every batch. The lattice is interpolated by a small
+    numba kernel rather than by ``remap`` of the lattice (slower, measured, and rounded to 1/32
+    of a 3.6 px cell on OpenCV 4) or ``cv2.resize`` (a half-pixel convention, which cannot put
+    the corner nodes on the corner pixels).
 
 Threads: everything runs on torch's intra-op thread count (the count the rest of the renderer
-uses, see :func:`recognizer.runtime.use_threads_for_process`): the lattice interpolation on
-numba's pool, float frames on OpenCV's pool, rounded frames on that many Python threads with
-OpenCV's pool at one (:func:`remap_clips`). The pools' sizes are set for the call and restored
+uses, see :func:`recognizer.runtime.use_threads_for_process`): blocks of frames on that many
+Python threads (``remap``, the interpolation and the rounding release the GIL) with OpenCV's
+pool at one thread meanwhile. OpenCV's and numba's pool sizes are set for the call and restored
 afterwards (:func:`cpu_threads`): nothing process-wide is left changed.
 """
 

@@ -27,6 +27,11 @@ Convention:
     normalised coordinates, ``align_corners=False`` (pixel centre ``x`` maps to ``2 x / W - 1``),
     bilinear interpolation and ``padding_mode="border"``.
 
+    On CPU (``FaceWarper(sampler="auto")``) the same map is sampled by ``cv2.remap`` in source
+    pixels instead, built a few frames at a time from the lattice of absolute positions
+    (:mod:`mesynth.render.cpu_remap`); CUDA, float64 and ``sampler="torch"`` use
+    ``grid_sample``.
+
 Artefacts the renderer avoids, because they move with the expression and so give the label away:
 
 * *Resampling blur tied to displacement.* Bilinear sampling blurs by an amount that depends on
@@ -542,9 +547,8 @@ class FaceWarper:
         sampler: how frames are resampled: ``"torch"`` (``grid_sample`` on planar channels,
             any device), ``"cv2"`` (``cv2.remap`` on the interleaved source, CPU float32 only,
             :mod:`mesynth.render.cpu_remap`), or ``"auto"``: ``"cv2"`` on CPU in float32,
-            ``"torch"`` otherwise. The two agree within a grey level (``cv2`` rounds positions
-            to 1/32 source pixel) but not byte for byte, so the resolved name is part of
-            :meth:`settings`.
+            ``"torch"`` otherwise. The two sample the same map and agree within a grey level,
+            but not byte for byte, so the resolved name is part of :meth:`settings`.
 
     Results depend only on each clip's request, never on which other clips share the batch:
     every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` treats
