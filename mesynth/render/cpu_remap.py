@@ -111,8 +111,9 @@ def _upsample(
         rows = out[f].reshape(height, 2 * width)
         for y in range(height):
             i, b = row_cell[y], row_frac[y]
+            above, below, dst = along_x[i], along_x[i + 1], rows[y]  # row views: vectorised
             for k in range(2 * width):
-                rows[y, k] = along_x[i, k] * (one - b) + along_x[i + 1, k] * b
+                dst[k] = above[k] * (one - b) + below[k] * b
 
 
 def upsample_positions(
@@ -203,13 +204,14 @@ def remap_clips(
     """Render frames of clips of one face: bilinear ``cv2.remap`` with replicated borders.
 
     Args:
-        source: ``(H', W', C)`` float32 C-contiguous source face, ``C <= 4``
-            (:func:`mesynth.render.warp.prefiltered_source`).
+        source: ``(H', W', C')`` float32 C-contiguous source face, ``C' <= 4``
+            (:func:`mesynth.render.warp.prefiltered_source`; channels past the ``C`` of
+            ``out`` are padding: ``remap`` of 4 channels is faster than of 3).
         maps: per clip, ``(T, H, W, 2)`` float32 C-contiguous ``(x, y)`` source-pixel positions
             of every output pixel (see the module's convention), or :class:`LatticeMaps` that
             make them.
         out: ``(B, T, H, W, C)`` C-contiguous array to write into: float32 (0-255 scale), or
-            uint8 for frames rounded as :func:`quantise` does.
+            uint8 for frames rounded as :func:`quantise` does (``C <= C'``).
 
     Returns:
         ``out``. Every output pixel depends only on its own position and the source.
@@ -224,14 +226,15 @@ def remap_clips(
     if (
         len(maps) != batch
         or any(m.shape != (frames, height, width, 2) for m in maps)
-        or channels != source.shape[-1]
+        or channels > source.shape[-1]
         or out.dtype not in (np.float32, np.uint8)
     ):
         raise ValueError(
             f"need {batch} maps (T, H, W, 2) and float32 or uint8 out (B, T, H, W, "
-            f"{source.shape[-1]}), got {[m.shape for m in maps]} and {out.dtype} {out.shape}"
+            f"<= {source.shape[-1]}), got {[m.shape for m in maps]} and {out.dtype} {out.shape}"
         )
     rounded = out.dtype == np.uint8
+    sampled = source.shape[-1]
     step = max(1, _BLOCK_PIXELS // (height * width))
     blocks = [(b, slice(t, t + step)) for b in range(batch) for t in range(0, frames, step)]
     scratch = threading.local()
@@ -248,17 +251,20 @@ def remap_clips(
             block_maps = maps[clip].write(frames, buffer("maps", 2))
         else:
             block_maps = maps[clip][frames]
-        dst = buffer("frames", channels)[: len(target)] if rounded else target
+        direct = not rounded and sampled == channels
+        dst = target if direct else buffer("frames", sampled)[: len(target)]
         cv2.remap(
             source,
             block_maps.reshape(-1, width, 2),
             None,
             cv2.INTER_LINEAR,
-            dst=dst.reshape(-1, width, channels),
+            dst=dst.reshape(-1, width, sampled),
             borderMode=cv2.BORDER_REPLICATE,
         )
         if rounded:
-            _quantise(dst.reshape(-1), target.reshape(-1))
+            _quantise(dst.reshape(-1, sampled), target.reshape(-1, channels))
+        elif not direct:
+            target[...] = dst[..., :channels]
 
     _in_threads(render, blocks)
     return out
@@ -278,10 +284,11 @@ def _in_threads(work: Callable[[Any], None], blocks: Sequence[Any]) -> None:
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
 def _quantise(frames, out):  # pragma: no cover - jit
-    half, top = np.float32(0.5), np.float32(255.0)
-    for i in range(frames.size):
-        value = frames[i] + half
-        out[i] = np.uint8(min(max(value, np.float32(0.0)), top))
+    # (N, C') float32 -> (N, C <= C') uint8: the first C channels
+    half, low, top = np.float32(0.5), np.float32(0.0), np.float32(255.0)
+    for i in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            out[i, c] = np.uint8(min(max(frames[i, c] + half, low), top))
 
 
 def quantise(frames: np.ndarray) -> np.ndarray:
@@ -301,5 +308,5 @@ def quantise(frames: np.ndarray) -> np.ndarray:
     flat, flat_out = frames.reshape(-1), out.reshape(-1)
     step = max(_BLOCK_PIXELS, -(-flat.size // torch.get_num_threads()))
     blocks = [slice(start, start + step) for start in range(0, flat.size, step)]
-    _in_threads(lambda block: _quantise(flat[block], flat_out[block]), blocks)
+    _in_threads(lambda block: _quantise(flat[block, None], flat_out[block, None]), blocks)
     return out

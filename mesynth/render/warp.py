@@ -516,6 +516,7 @@ class _Face:
     cols: list[Band]  # along x, spread over the (x, y) components
     leak: torch.Tensor  # flat indices of pixels outside the mask the interpolation reaches
     source: torch.Tensor  # (C, f*H, f*W) pre-filtered, upsampled face
+    remap_source: np.ndarray | None  # (f*H, f*W, 4) the same, zero-padded, for sampler="cv2"
     mask: torch.Tensor | None  # (H, W, 1) face mask at the pixels, computed on first use
     upper: torch.Tensor  # (2, 4, 2) upper lid polylines, pixels
     lower: torch.Tensor  # (2, 4, 2) lower lid polylines, pixels
@@ -652,6 +653,7 @@ class FaceWarper:
         )
         leak = self._leak(landmarks, size, lattice, node_mask)
         upper, lower = lid_polylines(landmarks)
+        source = self.source(key)
 
         def tensor(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype)
@@ -665,7 +667,8 @@ class FaceWarper:
                 size[1], lattice[1], components=2, dtype=self.dtype, device=self.device
             ),
             leak=torch.from_numpy(leak).to(self.device),
-            source=tensor(self.source(key)).permute(2, 0, 1),
+            source=tensor(source).permute(2, 0, 1),
+            remap_source=_padded(source) if self.sampler == "cv2" else None,
             mask=None,
             upper=tensor(upper),
             lower=tensor(lower),
@@ -926,14 +929,13 @@ class FaceWarper:
             lengths = [requests[i].n_frames for i in indices]
             as_uint8 = rounded is not None and all(rounded[i] for i in indices)
             if self.sampler == "cv2":
-                source = face.source.permute(1, 2, 0).numpy()  # the (H', W', C) array
                 frames = np.empty(
-                    (len(indices), max(lengths), *face.size, source.shape[-1]),
+                    (len(indices), max(lengths), *face.size, face.source.shape[0]),
                     dtype=np.uint8 if as_uint8 else np.float32,
                 )
                 with cpu_remap.cpu_threads():
                     maps = self._clip_maps(face, [requests[i] for i in indices], max(lengths))
-                    cpu_remap.remap_clips(source, maps, frames)
+                    cpu_remap.remap_clips(face.remap_source, maps, frames)
                 groups.append((indices, torch.from_numpy(frames)))
                 continue
             grids = self._grid_buffer((len(indices), max(lengths), *face.size, 2))
@@ -949,6 +951,17 @@ class FaceWarper:
                 frames = torch.from_numpy(to_uint8(frames, overwrite=True))
             groups.append((indices, frames))
         return groups
+
+
+def _padded(source: np.ndarray) -> np.ndarray:
+    """An ``(H', W', 3)`` source as ``(H', W', 4)`` float32, zeros in the fourth channel
+    (``cv2.remap`` of 4 interleaved float channels takes 0.83x the time of 3, measured); other
+    channel counts as they are."""
+    if source.shape[2] != 3:
+        return np.ascontiguousarray(source, dtype=np.float32)
+    out = np.zeros((*source.shape[:2], 4), dtype=np.float32)
+    out[..., :3] = source
+    return out
 
 
 def _has_extras(request: WarpRequest) -> bool:
