@@ -47,6 +47,7 @@ from mesynth.generation.store import (
     merge_shards,
     select_frames,
 )
+from mesynth.render.cpu_remap import default_sampler
 from mesynth.render.effects import (
     EffectParams,
     blink_closure,
@@ -58,7 +59,7 @@ from mesynth.render.effects import (
     sample_effects,
     skin_field,
 )
-from mesynth.render.warp import FaceWarper, WarpRequest, default_sampler
+from mesynth.render.warp import FaceWarper, WarpRequest
 from mesynth.templates.bank import TemplateAU
 
 if TYPE_CHECKING:
@@ -404,7 +405,7 @@ def generation_config(
 
     Batch size and sharding are deliberately absent: they never change a clip. The device
     enters only through the sampler it selects (``renderer["sampler"]``,
-    :func:`~mesynth.render.warp.default_sampler`): CPU and CUDA frames differ by rounding.
+    :func:`~mesynth.render.cpu_remap.default_sampler`): CPU and CUDA frames differ by rounding.
     """
     templates = json.dumps(_plain(list(bank.templates)), sort_keys=True, default=str)
     return {

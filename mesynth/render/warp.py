@@ -528,7 +528,7 @@ class FaceWarper:
     """Renders clips of registered faces: per-identity TPS operators, batched resampling.
 
     Args:
-        device: torch device for the operators and ``grid_sample``.
+        device: torch device for the operators and the sampling.
         dtype: floating type of the rendering (float32; float64 for reference checks).
         inverse_iterations: fixed-point refinements of the backward map, see module docs.
         cache_size: how many identities' operators stay on the device (least recently used
@@ -552,8 +552,8 @@ class FaceWarper:
             but not byte for byte, so the resolved name is part of :meth:`settings`.
 
     Results depend only on each clip's request, never on which other clips share the batch:
-    every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` treats
-    every output pixel independently.
+    every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` and
+    ``cv2.remap`` treat every output pixel independently.
     """
 
     def __init__(
@@ -586,7 +586,7 @@ class FaceWarper:
             )
         self.device = torch.device(device)
         self.dtype = dtype
-        self.sampler = _resolve_sampler(sampler, self.device, dtype)
+        self.sampler = cpu_remap.resolve_sampler(sampler, self.device, dtype)
         self.inverse_iterations = inverse_iterations
         self.cache_size = cache_size
         self.prefilter_sigma = float(prefilter_sigma)
@@ -668,7 +668,7 @@ class FaceWarper:
             ),
             leak=torch.from_numpy(leak).to(self.device),
             source=tensor(source).permute(2, 0, 1),
-            remap_source=_padded(source) if self.sampler == "cv2" else None,
+            remap_source=cpu_remap.padded_source(source) if self.sampler == "cv2" else None,
             mask=None,
             upper=tensor(upper),
             lower=tensor(lower),
@@ -894,8 +894,9 @@ class FaceWarper:
         """Render clips: one float ``(T, H, W, C)`` tensor (0-255 scale) per request, on the
         warper's device.
 
-        Clips may differ in identity and length (not in size); the clips of one identity share
-        one ``grid_sample``, shorter clips padded for it and trimmed afterwards.
+        Clips may differ in identity and length (not in size); the clips of one identity are
+        sampled together (one ``grid_sample``, or ``cv2.remap`` blocks), shorter clips padded
+        for it and trimmed afterwards.
         """
         out: list[torch.Tensor | None] = [None] * len(requests)
         for indices, frames in self.render_groups(requests, rounded=None):
@@ -953,17 +954,6 @@ class FaceWarper:
         return groups
 
 
-def _padded(source: np.ndarray) -> np.ndarray:
-    """An ``(H', W', 3)`` source as ``(H', W', 4)`` float32, zeros in the fourth channel
-    (``cv2.remap`` of 4 interleaved float channels takes 0.83x the time of 3, measured); other
-    channel counts as they are."""
-    if source.shape[2] != 3:
-        return np.ascontiguousarray(source, dtype=np.float32)
-    out = np.zeros((*source.shape[:2], 4), dtype=np.float32)
-    out[..., :3] = source
-    return out
-
-
 def _has_extras(request: WarpRequest) -> bool:
     """Whether a request's map needs more than its AU motion (skin field, head, blink)."""
     return not (request.field is None and request.affines is None and request.blink is None)
@@ -985,23 +975,6 @@ def _source_positions(
             torch.from_numpy(a.astype(np.float32)) for a in (nodes, pixels)
         )
     return _SOURCE_POSITIONS[key]
-
-
-def default_sampler(device: str | torch.device, dtype: torch.dtype = torch.float32) -> str:
-    """The sampler ``FaceWarper(device, dtype, sampler="auto")`` uses: ``"cv2"`` on CPU in
-    float32, ``"torch"`` otherwise."""
-    return "cv2" if torch.device(device).type == "cpu" and dtype == torch.float32 else "torch"
-
-
-def _resolve_sampler(sampler: str, device: torch.device, dtype: torch.dtype) -> str:
-    """``"torch"`` or ``"cv2"`` from a :class:`FaceWarper` ``sampler`` setting."""
-    if sampler == "auto":
-        return default_sampler(device, dtype)
-    if sampler == "cv2" and not (device.type == "cpu" and dtype == torch.float32):
-        raise ValueError(f"sampler='cv2' needs a CPU float32 warper, got {device} {dtype}")
-    if sampler not in ("torch", "cv2"):
-        raise ValueError(f"sampler must be 'auto', 'torch' or 'cv2', got {sampler!r}")
-    return sampler
 
 
 def to_uint8(frames: torch.Tensor | np.ndarray, *, overwrite: bool = False) -> np.ndarray:

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 from mesynth.face.canonical import canonical_landmarks
 from mesynth.render import cpu_remap
+from mesynth.render.cpu_remap import default_sampler
 from mesynth.render.warp import (
     FaceWarper,
     WarpRequest,
-    default_sampler,
     from_normalised,
     interpolation_blocks,
     lattice_points,
