@@ -6,8 +6,9 @@ Cases:
 
 Methods:
     mesynth: per-identity TPS influence operators (computed inside the timed region, once per
-        identity) + one batched grid_sample per batch of clips
-        (``mesynth.generation.pipeline.render_clips``).
+        identity) + the batched backward map of a batch of clips on the field lattice, sampled
+        with ``cv2.remap`` on CPU (``mesynth.render.cpu_remap``) and one batched
+        ``grid_sample`` on CUDA (``mesynth.generation.pipeline.render_clips``).
     naive: for every frame, solve the TPS (``kornia.geometry.transform.get_tps_transform``) and
         warp that frame alone (``warp_image_tps``).
 

@@ -47,6 +47,7 @@ from mesynth.generation.store import (
     merge_shards,
     select_frames,
 )
+from mesynth.render.cpu_remap import default_sampler
 from mesynth.render.effects import (
     EffectParams,
     blink_closure,
@@ -58,10 +59,12 @@ from mesynth.render.effects import (
     sample_effects,
     skin_field,
 )
-from mesynth.render.warp import FaceWarper, WarpRequest, to_uint8
+from mesynth.render.warp import FaceWarper, WarpRequest
 from mesynth.templates.bank import TemplateAU
 
 if TYPE_CHECKING:
+    import torch
+
     from mesynth.calibration.profile import CalibrationProfile
     from mesynth.motion.au_basis import MotionModel
     from mesynth.motion.timing import Timing, TimingSampler
@@ -305,17 +308,18 @@ def render_clips(
             )
         )
     out: list[np.ndarray] = [np.empty(0, np.uint8)] * len(params)
-    # the rendered floats are read once, so rounding may reuse their memory
-    for indices, frames in warper.render_groups(requests):
+    # groups without a brightness effect come back rounded (the same values clip by clip)
+    rounded = [not changes_brightness(p.realism) for p in params]
+    for indices, frames in warper.render_groups(requests, rounded=rounded):
         group = [params[i] for i in indices]
-        if any(changes_brightness(p.realism) for p in group):
+        if frames.is_floating_point():
             for b, (i, p) in enumerate(zip(indices, group)):
                 clip = frames[b, : len(p.frame_numbers)]
                 out[i] = finish_frames(
                     clip, p.realism, p.frame_numbers, p.times_s, p.seed, overwrite=True
                 )
-        else:  # rounding only: one pass over the whole group (the same values clip by clip)
-            quantised = to_uint8(frames, overwrite=True)
+        else:
+            quantised = frames.numpy()
             for b, (i, p) in enumerate(zip(indices, group)):
                 out[i] = compress_frames(quantised[b, : len(p.frame_numbers)], p.realism)
     return out
@@ -395,10 +399,13 @@ def generation_config(
     realism: Effects,
     inverse_iterations: int,
     extra: Mapping[str, object] | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, object]:
     """Everything that determines the clips' content (hashed by the store).
 
-    Batch size, device and sharding are deliberately absent: they never change a clip.
+    Batch size and sharding are deliberately absent: they never change a clip. The device
+    enters only through the sampler it selects (``renderer["sampler"]``,
+    :func:`~mesynth.render.cpu_remap.default_sampler`): CPU and CUDA frames differ by rounding.
     """
     templates = json.dumps(_plain(list(bank.templates)), sort_keys=True, default=str)
     return {
@@ -421,7 +428,10 @@ def generation_config(
         "num_frames": num_frames,
         "sampling": sampling,
         "realism": realism.describe() if isinstance(realism, ProfileEffects) else asdict(realism),
-        "renderer": FaceWarper(inverse_iterations=inverse_iterations).settings(),
+        "renderer": {
+            **FaceWarper(inverse_iterations=inverse_iterations).settings(),
+            "sampler": default_sampler(device),
+        },
         **dict(extra or {}),
     }
 
@@ -519,6 +529,7 @@ def generate(
             f"(its emotions: {list(bank.emotions)})"
         )
     realism = resolve_effects(effects)
+    warper = FaceWarper(resolve_device(device), inverse_iterations=inverse_iterations)
     config = generation_config(
         faces,
         bank,
@@ -531,6 +542,7 @@ def generate(
         realism=realism,
         inverse_iterations=inverse_iterations,
         extra=extra_config,
+        device=warper.device,
     )
     info = {
         "scheme": bank.scheme,
@@ -548,7 +560,6 @@ def generate(
     mine = [c for c in plan.clips() if store.owns(c.index)]
     todo = [c for c in mine if not store.is_finished(clip_id_for(c.index))]
     by_name = {f.name: f for f in faces}
-    warper = FaceWarper(resolve_device(device), inverse_iterations=inverse_iterations)
     for face in faces:
         warper.add_identity(face.name, face.image, face.landmarks)
     iods = {f.name: float(inter_ocular_distance(f.landmarks)) for f in faces}

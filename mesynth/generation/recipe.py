@@ -31,6 +31,7 @@ from mesynth.calibration.profile_effects import (
     calibrated_motion,
     resolve_effects,
 )
+from mesynth.environment import resolve_device
 from mesynth.face.framing import FRAMINGS
 from mesynth.face.identities import Identity, IdentityAugmentation, IdentitySet, load_identities
 from mesynth.generation.balance import BalancePlan
@@ -512,6 +513,7 @@ class GenerationRecipe:
             sampling=self.frames.sampling,
             realism=parts.effects,
             inverse_iterations=self.inverse_iterations,
+            device=resolve_device(self.device),
         )
 
 

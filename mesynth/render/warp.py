@@ -27,6 +27,11 @@ Convention:
     normalised coordinates, ``align_corners=False`` (pixel centre ``x`` maps to ``2 x / W - 1``),
     bilinear interpolation and ``padding_mode="border"``.
 
+    On CPU (``FaceWarper(sampler="auto")``) the same map is sampled by ``cv2.remap`` in source
+    pixels instead, built a few frames at a time from the lattice of absolute positions
+    (:mod:`mesynth.render.cpu_remap`); CUDA, float64 and ``sampler="torch"`` use
+    ``grid_sample``.
+
 Artefacts the renderer avoids, because they move with the expression and so give the label away:
 
 * *Resampling blur tied to displacement.* Bilinear sampling blurs by an amount that depends on
@@ -61,6 +66,7 @@ import torch
 import torch.nn.functional as F
 
 from mesynth.face.canonical import inter_ocular_distance
+from mesynth.render import cpu_remap
 from mesynth.render.eyelids import (
     DEFAULT_LID_HEIGHT_IOD,
     blink_offsets,
@@ -510,6 +516,7 @@ class _Face:
     cols: list[Band]  # along x, spread over the (x, y) components
     leak: torch.Tensor  # flat indices of pixels outside the mask the interpolation reaches
     source: torch.Tensor  # (C, f*H, f*W) pre-filtered, upsampled face
+    remap_source: np.ndarray | None  # (f*H, f*W, 4) the same, zero-padded, for sampler="cv2"
     mask: torch.Tensor | None  # (H, W, 1) face mask at the pixels, computed on first use
     upper: torch.Tensor  # (2, 4, 2) upper lid polylines, pixels
     lower: torch.Tensor  # (2, 4, 2) lower lid polylines, pixels
@@ -521,7 +528,7 @@ class FaceWarper:
     """Renders clips of registered faces: per-identity TPS operators, batched resampling.
 
     Args:
-        device: torch device for the operators and ``grid_sample``.
+        device: torch device for the operators and the sampling.
         dtype: floating type of the rendering (float32; float64 for reference checks).
         inverse_iterations: fixed-point refinements of the backward map, see module docs.
         cache_size: how many identities' operators stay on the device (least recently used
@@ -538,10 +545,15 @@ class FaceWarper:
             map at every pixel is interpolated bilinearly from it. 0 computes it at every
             pixel. The lattice map differs from the per-pixel one by a mean of < 0.01 px on the
             built-in portraits at 224 px (``tests/mesynth/test_warp_lattice.py``).
+        sampler: how frames are resampled: ``"torch"`` (``grid_sample`` on planar channels,
+            any device), ``"cv2"`` (``cv2.remap`` on the interleaved source, CPU float32 only,
+            :mod:`mesynth.render.cpu_remap`), or ``"auto"``: ``"cv2"`` on CPU in float32,
+            ``"torch"`` otherwise. The two sample the same map and agree within a grey level,
+            but not byte for byte, so the resolved name is part of :meth:`settings`.
 
     Results depend only on each clip's request, never on which other clips share the batch:
-    every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` treats
-    every output pixel independently.
+    every per-clip operation has the same shapes whatever the batch, and ``grid_sample`` and
+    ``cv2.remap`` treat every output pixel independently.
     """
 
     def __init__(
@@ -556,6 +568,7 @@ class FaceWarper:
         mask_falloff_iod: float = DEFAULT_FALLOFF_IOD,
         lid_height_iod: float = DEFAULT_LID_HEIGHT_IOD,
         field_spacing_iod: float = DEFAULT_FIELD_SPACING_IOD,
+        sampler: str = "auto",
     ) -> None:
         if inverse_iterations < 0:
             raise ValueError(f"inverse_iterations must be >= 0, got {inverse_iterations}")
@@ -573,6 +586,7 @@ class FaceWarper:
             )
         self.device = torch.device(device)
         self.dtype = dtype
+        self.sampler = cpu_remap.resolve_sampler(sampler, self.device, dtype)
         self.inverse_iterations = inverse_iterations
         self.cache_size = cache_size
         self.prefilter_sigma = float(prefilter_sigma)
@@ -585,7 +599,7 @@ class FaceWarper:
         self._operators: OrderedDict[Hashable, _Face] = OrderedDict()
         self._grids = torch.empty(0, dtype=dtype, device=self.device)
 
-    def settings(self) -> dict[str, float | int]:
+    def settings(self) -> dict[str, float | int | str]:
         """The settings that change rendered pixels (for a store's configuration hash)."""
         return {
             "inverse_iterations": self.inverse_iterations,
@@ -595,6 +609,7 @@ class FaceWarper:
             "mask_falloff_iod": self.mask_falloff_iod,
             "lid_height_iod": self.lid_height_iod,
             "field_spacing_iod": self.field_spacing_iod,
+            "sampler": self.sampler,
         }
 
     def add_identity(self, key: Hashable, image: np.ndarray, landmarks: np.ndarray) -> None:
@@ -638,6 +653,7 @@ class FaceWarper:
         )
         leak = self._leak(landmarks, size, lattice, node_mask)
         upper, lower = lid_polylines(landmarks)
+        source = self.source(key)
 
         def tensor(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype)
@@ -651,7 +667,8 @@ class FaceWarper:
                 size[1], lattice[1], components=2, dtype=self.dtype, device=self.device
             ),
             leak=torch.from_numpy(leak).to(self.device),
-            source=tensor(self.source(key)).permute(2, 0, 1),
+            source=tensor(source).permute(2, 0, 1),
+            remap_source=cpu_remap.padded_source(source) if self.sampler == "cv2" else None,
             mask=None,
             upper=tensor(upper),
             lower=tensor(lower),
@@ -725,20 +742,36 @@ class FaceWarper:
         self._write_grids(face, [request], out[None])
         return out
 
-    def _write_grids(self, face: _Face, requests: Sequence[WarpRequest], out: torch.Tensor) -> None:
-        """Write the sampling grids of clips of one face into contiguous ``out``
-        ``(B, T_max, H, W, 2)``; frames past a clip's end get the still face's grid.
+    def maps(self, request: WarpRequest) -> np.ndarray:
+        """``cv2.remap`` maps ``(T, H, W, 2)`` float32 of one clip (``sampler="cv2"`` only):
+        source-pixel ``(x, y)`` positions (:mod:`mesynth.render.cpu_remap`), the map of
+        :meth:`grids` in other units."""
+        if self.sampler != "cv2":
+            raise ValueError(f"maps are the cv2 sampler's; this warper uses {self.sampler!r}")
+        face = self._operator(request.identity)
+        with cpu_remap.cpu_threads():
+            (maps,) = self._clip_maps(face, [request], request.n_frames)
+        if isinstance(maps, cpu_remap.LatticeMaps):
+            maps = maps.write(slice(None), np.empty(maps.shape, dtype=np.float32))
+        return maps
+
+    def _lattice_flow(
+        self, face: _Face, requests: Sequence[WarpRequest], n_frames: int, masked: bool = True
+    ) -> torch.Tensor:
+        """``(B, n_frames, h, w, 2)`` normalised AU offsets of clips of one face at the lattice
+        nodes (:func:`backward_flow`), 0 in the frames past a clip's end and (``masked``) at
+        the nodes outside the mask's support (otherwise the caller must zero them).
 
         The backward maps of all clips are computed together (one product per step, however
         many clips), zero-padded to a common number of patterns and frames: the zeros add
-        exact zeros, and every step treats each clip's rows alike, so a clip's grid does not
+        exact zeros, and every step treats each clip's rows alike, so a clip's map does not
         depend on the others (``tests/mesynth/test_warp.py``).
         """
         size = face.size
         n_points = face.influence_t.shape[0]
         n_patterns = max(len(np.asarray(r.patterns)) for r in requests)
         patterns = torch.zeros(len(requests), n_patterns, n_points, 2, dtype=self.dtype)
-        weights = torch.zeros(len(requests), out.shape[1], n_patterns, dtype=self.dtype)
+        weights = torch.zeros(len(requests), n_frames, n_patterns, dtype=self.dtype)
         for b, request in enumerate(requests):
             pattern = torch.as_tensor(request.patterns, dtype=self.dtype)
             weight = torch.as_tensor(request.weights, dtype=self.dtype)
@@ -760,7 +793,13 @@ class FaceWarper:
         )
         # the field is 0 at a node outside the support, so is its refinement v(x + v(x)) = v(x)
         # (grid_sample's rounding would leave a trace of the neighbours there)
-        flow.mul_(face.node_support)
+        return flow.mul_(face.node_support) if masked else flow
+
+    def _write_grids(self, face: _Face, requests: Sequence[WarpRequest], out: torch.Tensor) -> None:
+        """Write the normalised sampling grids of clips of one face into contiguous ``out``
+        ``(B, T_max, H, W, 2)``; frames past a clip's end get the still face's grid."""
+        size = face.size
+        flow = self._lattice_flow(face, requests, out.shape[1])
         frames = out.view(-1, *size, 2)
         if face.lattice == size:
             frames.copy_(flow.view(frames.shape))
@@ -770,19 +809,55 @@ class FaceWarper:
         finished = {
             b: self._finish_grid(request, face, out[b, : request.n_frames])
             for b, request in enumerate(requests)
-            if not (request.field is None and request.affines is None and request.blink is None)
+            if _has_extras(request)
         }
         frames.add_(normalised_pixel_grid(size, self.dtype, self.device))
         for b, grid in finished.items():
             out[b, : len(grid)] = grid
 
+    def _clip_maps(
+        self, face: _Face, requests: Sequence[WarpRequest], n_frames: int
+    ) -> list[np.ndarray | cpu_remap.LatticeMaps]:
+        """Per clip of one face, its ``cv2.remap`` maps ``(n_frames, H, W, 2)``: source-pixel
+        positions (:mod:`mesynth.render.cpu_remap`), the map of :meth:`_write_grids` in other
+        units. The lattice of absolute positions is interpolated, so no pass over every pixel
+        adds the pixel grid; a clip without skin field, blink or head motion gets
+        :class:`~mesynth.render.cpu_remap.LatticeMaps`, made where they are used."""
+        size = face.size
+        nodes, pixels = _source_positions(size, face.lattice, self.upsample)
+        # normalised offsets to source pixels, and 0 outside the support (see _lattice_flow)
+        scale = torch.tensor([self.upsample * size[1] / 2, self.upsample * size[0] / 2])
+        gain = (face.node_support * scale).contiguous().numpy()
+        offsets = self._lattice_flow(face, requests, n_frames, masked=False).numpy()
+        leak = face.leak.numpy()
+        fixed = pixels.view(-1, 2).numpy()[leak]
+        out: list[np.ndarray | cpu_remap.LatticeMaps] = []
+        for clip, request in zip(offsets, requests):
+            maps = cpu_remap.LatticeMaps(clip, nodes.numpy(), gain, size, leak, fixed)
+            if _has_extras(request):
+                full = torch.from_numpy(maps.write(slice(None), np.empty(maps.shape, np.float32)))
+                moved = full[: request.n_frames]
+                points = self._finish_points(request, face, (moved + 0.5) / self.upsample)
+                moved.copy_(points * self.upsample - 0.5)
+                maps = full.numpy()
+            out.append(maps)
+        return out
+
     def _finish_grid(self, request: WarpRequest, face: _Face, flow: torch.Tensor) -> torch.Tensor:
         """``(T, H, W, 2)`` grid from a clip's AU offsets ``flow`` plus its skin field, blink
         and head motion."""
         size = face.size
-        if request.field is not None:
-            flow = flow + self._field_offsets(request, face)
         points = from_normalised(flow + normalised_pixel_grid(size, self.dtype, self.device), size)
+        return to_normalised(self._finish_points(request, face, points), size)
+
+    def _finish_points(
+        self, request: WarpRequest, face: _Face, points: torch.Tensor
+    ) -> torch.Tensor:
+        """``(T, H, W, 2)`` pixel sampling positions after the AU motion ``points`` plus a
+        clip's skin field, blink and head motion."""
+        size = face.size
+        if request.field is not None:
+            points = points + self._field_offsets(request, face)
         if request.blink is not None:
             closure = torch.as_tensor(request.blink, dtype=self.dtype).to(self.device)
             if closure.shape != (request.n_frames,):
@@ -793,10 +868,10 @@ class FaceWarper:
         if request.affines is not None:
             affines = torch.as_tensor(request.affines, dtype=self.dtype).to(self.device)
             points = apply_backward_affine(points, affines, (size[1] / 2, size[0] / 2))
-        return to_normalised(points, size)
+        return points
 
     def _field_offsets(self, request: WarpRequest, face: _Face) -> torch.Tensor:
-        """``(T, H, W, 2)`` normalised offsets of a request's extra field, inside the face mask."""
+        """``(T, H, W, 2)`` pixel offsets of a request's extra field, inside the face mask."""
         size = face.size
         field = torch.as_tensor(request.field, dtype=self.dtype).to(self.device)
         if field.shape != (*size, 2):
@@ -804,9 +879,8 @@ class FaceWarper:
         if request.field_weights is None or len(request.field_weights) != request.n_frames:
             raise ValueError(f"field_weights must be ({request.n_frames},) with a field")
         weights = torch.as_tensor(request.field_weights, dtype=self.dtype).to(self.device)
-        scale = torch.tensor([2.0 / size[1], 2.0 / size[0]], dtype=self.dtype, device=self.device)
         mask = self._pixel_mask(request.identity, face)
-        return weights[:, None, None, None] * (field * mask * scale)
+        return weights[:, None, None, None] * (field * mask)
 
     def _grid_buffer(self, shape: tuple[int, ...]) -> torch.Tensor:
         """A ``shape`` tensor for sampling grids, reusing one buffer between calls (a fresh
@@ -820,22 +894,33 @@ class FaceWarper:
         """Render clips: one float ``(T, H, W, C)`` tensor (0-255 scale) per request, on the
         warper's device.
 
-        Clips may differ in identity and length (not in size); the clips of one identity share
-        one ``grid_sample``, shorter clips padded for it and trimmed afterwards.
+        Clips may differ in identity and length (not in size); the clips of one identity are
+        sampled together (one ``grid_sample``, or ``cv2.remap`` blocks), shorter clips padded
+        for it and trimmed afterwards.
         """
         out: list[torch.Tensor | None] = [None] * len(requests)
-        for indices, frames in self.render_groups(requests):
+        for indices, frames in self.render_groups(requests, rounded=None):
             for b, i in enumerate(indices):
                 out[i] = frames[b, : requests[i].n_frames]
         return [f for f in out if f is not None]
 
     def render_groups(
-        self, requests: Sequence[WarpRequest]
+        self, requests: Sequence[WarpRequest], rounded: Sequence[bool] | None = None
     ) -> list[tuple[list[int], torch.Tensor]]:
         """:meth:`render` by identity: ``(indices, frames)`` per identity, ``frames`` the
         float ``(B, T_max, H, W, C)`` clips of the requests at ``indices`` (frames past a
         clip's length show the still face), so that per-frame work after rendering can run
-        once over all of them."""
+        once over all of them.
+
+        Args:
+            requests: the clips.
+            rounded: per request, whether its frames are only going to be rounded; a group
+                whose requests all are comes back as a uint8 CPU tensor with
+                :func:`to_uint8`'s values (the ``cv2`` sampler rounds a few frames at a time
+                as it renders them, without full-size float frames).
+        """
+        if rounded is not None and len(rounded) != len(requests):
+            raise ValueError(f"rounded must have one flag per request ({len(requests)})")
         by_identity: dict[Hashable, list[int]] = {}
         for index, request in enumerate(requests):
             by_identity.setdefault(request.identity, []).append(index)
@@ -843,6 +928,17 @@ class FaceWarper:
         for key, indices in by_identity.items():
             face = self._operator(key)
             lengths = [requests[i].n_frames for i in indices]
+            as_uint8 = rounded is not None and all(rounded[i] for i in indices)
+            if self.sampler == "cv2":
+                frames = np.empty(
+                    (len(indices), max(lengths), *face.size, face.source.shape[0]),
+                    dtype=np.uint8 if as_uint8 else np.float32,
+                )
+                with cpu_remap.cpu_threads():
+                    maps = self._clip_maps(face, [requests[i] for i in indices], max(lengths))
+                    cpu_remap.remap_clips(face.remap_source, maps, frames)
+                groups.append((indices, torch.from_numpy(frames)))
+                continue
             grids = self._grid_buffer((len(indices), max(lengths), *face.size, 2))
             if self.device.type == "cpu":
                 self._write_grids(face, [requests[i] for i in indices], grids)
@@ -851,8 +947,34 @@ class FaceWarper:
                 for b, (i, length) in enumerate(zip(indices, lengths)):
                     self._write_grids(face, [requests[i]], grids[b : b + 1, :length])
                     grids[b, length:] = base
-            groups.append((indices, sample_clips(face.source, grids)))
+            frames = sample_clips(face.source, grids)
+            if as_uint8:  # the floats are not read again: rounding may reuse their memory
+                frames = torch.from_numpy(to_uint8(frames, overwrite=True))
+            groups.append((indices, frames))
         return groups
+
+
+def _has_extras(request: WarpRequest) -> bool:
+    """Whether a request's map needs more than its AU motion (skin field, head, blink)."""
+    return not (request.field is None and request.affines is None and request.blink is None)
+
+
+_SOURCE_POSITIONS: dict[tuple[tuple[int, int], tuple[int, int], int], tuple] = {}
+
+
+def _source_positions(
+    size: tuple[int, int], lattice: tuple[int, int], factor: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source-pixel positions (:mod:`mesynth.render.cpu_remap`) of the lattice nodes
+    ``(h, w, 2)`` and of the pixel centres ``(H, W, 2)``, float32 (cached)."""
+    key = (tuple(size), tuple(lattice), factor)
+    if key not in _SOURCE_POSITIONS:
+        nodes = lattice_points(size, lattice).reshape(*lattice, 2) * factor - 0.5
+        pixels = pixel_centres(size).reshape(*size, 2) * factor - 0.5
+        _SOURCE_POSITIONS[key] = tuple(
+            torch.from_numpy(a.astype(np.float32)) for a in (nodes, pixels)
+        )
+    return _SOURCE_POSITIONS[key]
 
 
 def to_uint8(frames: torch.Tensor | np.ndarray, *, overwrite: bool = False) -> np.ndarray:
@@ -868,6 +990,8 @@ def to_uint8(frames: torch.Tensor | np.ndarray, *, overwrite: bool = False) -> n
             and clipped) instead of in a full-size temporary; for frames nobody reads again.
     """
     frames = torch.as_tensor(frames)
+    if frames.device.type == "cpu" and frames.dtype == torch.float32 and frames.is_contiguous():
+        return cpu_remap.quantise(frames.numpy())  # one pass, the same values
     in_place = overwrite and frames.device.type == "cpu" and frames.is_floating_point()
     if frames.ndim < 3 or frames.device.type != "cpu" or frames.stride(-1) == 1:
         shifted = frames.add_(0.5) if in_place else frames + 0.5

@@ -10,6 +10,8 @@ import skimage.data
 
 from mesynth.face.canonical import STABLE_INDICES, align_to_canonical, warp_with_matrix
 from mesynth.face.landmarks import create_detector, detect_landmarks
+from mesynth.templates.bank import TemplateBank
+from mesynth.templates.types import Template
 from tests.fake_records import FakeRecord
 
 SIZE = 96
@@ -100,3 +102,9 @@ def read_written_report(result, headings: tuple[str, ...], figures: set[str]) ->
     assert {p.name for p in result.figures} == figures
     assert all(p.stat().st_size > 1000 for p in result.figures)
     return text
+
+
+@pytest.fixture(scope="session")
+def templates() -> list[Template]:
+    """The expert dfme7 templates that move at least one AU."""
+    return [t for t in TemplateBank.expert("dfme7").templates if t.aus]

@@ -13,7 +13,6 @@ import torch
 from scipy import ndimage
 
 from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
-from mesynth.face.identities import load_identities
 from mesynth.motion.au_basis import MotionModel
 from mesynth.render.eyelids import blink_offsets, lid_polylines
 from mesynth.render.face_mask import face_mask, face_support, hull_distance
@@ -26,33 +25,20 @@ from mesynth.render.warp import (
     to_uint8,
 )
 from mesynth.templates.bank import TemplateBank
+from tests.builtin_faces import builtin_faces, warper_for
 
 SIZE = 96
 
 
 @pytest.fixture(scope="module")
 def faces():
-    pytest.importorskip("dlib")
-    return load_identities("builtin", size=SIZE, backend="dlib").identities
+    return builtin_faces(SIZE)
 
 
 @pytest.fixture(scope="module")
 def large_faces():
     """160 px crops: an eye opening of 96 px crops is only ~4 px tall."""
-    pytest.importorskip("dlib")
-    return load_identities("builtin", size=160, backend="dlib").identities
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return [t for t in TemplateBank.expert("dfme7").templates if t.aus]
-
-
-def _warper(faces, **kw) -> FaceWarper:
-    warper = FaceWarper("cpu", **kw)
-    for face in faces:
-        warper.add_identity(face.name, face.image, face.landmarks)
-    return warper
+    return builtin_faces(160)
 
 
 def _onset_apex(face, template, apex_iod: float) -> WarpRequest:
@@ -102,7 +88,7 @@ def _sharpness_ratios(faces, templates, warper, apex_iod: float) -> tuple[np.nda
 
 def test_sharpness_does_not_follow_a_micro_expression(faces, templates) -> None:
     # every expert template at a typical ME size: apex as sharp as onset, within 5 %
-    literal, relative = _sharpness_ratios(faces, templates, _warper(faces), 0.03)
+    literal, relative = _sharpness_ratios(faces, templates, warper_for(faces), 0.03)
     assert np.abs(literal - 1).max() < 0.05, literal
     assert np.abs(relative - 1).max() < 0.05, relative
 
@@ -113,21 +99,21 @@ def test_sharpness_does_not_follow_a_large_motion_beyond_what_the_geometry_does(
     # at 0.2 IOD the geometry itself changes sharpness (a lowered brow compresses the lid skin:
     # AU4 alone gives a reference ratio near 1.2), so the renderer's ratio is compared with
     # the reference's: the resampling must add no blur of its own, within 5 %
-    _, relative = _sharpness_ratios(faces, templates, _warper(faces), 0.2)
+    _, relative = _sharpness_ratios(faces, templates, warper_for(faces), 0.2)
     assert np.abs(relative - 1).max() < 0.05, relative
 
 
 def test_the_unfiltered_bilinear_path_fails_the_sharpness_check(faces, templates) -> None:
     # the check above can see the artefact: copying the onset and bilinearly resampling the
     # apex loses well over 5 % of the Laplacian variance
-    warper = _warper(faces, prefilter_sigma=0.0, upsample=1)
+    warper = warper_for(faces, prefilter_sigma=0.0, upsample=1)
     literal, relative = _sharpness_ratios(faces[:1], templates[:8], warper, 0.03)
     assert literal.min() < 0.9 and relative.min() < 0.9
 
 
 @pytest.mark.parametrize("apex_iod", [0.03, 0.2])
 def test_nothing_outside_the_dilated_face_hull_moves(faces, templates, apex_iod) -> None:
-    warper = _warper(faces)
+    warper = warper_for(faces)
     for face in faces:
         outside = ~face_support(face.landmarks, (SIZE, SIZE))
         border = np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]])
@@ -145,7 +131,7 @@ def test_skin_motion_stays_inside_the_face(faces) -> None:
     request = WarpRequest(
         face.name, np.zeros((0, 68, 2)), np.zeros((2, 0)), None, field, np.array([0.0, 1.0])
     )
-    onset, moved = to_uint8(_warper([face]).render([request])[0]).astype(int)
+    onset, moved = to_uint8(warper_for([face]).render([request])[0]).astype(int)
     outside = ~face_support(face.landmarks, (SIZE, SIZE))
     assert np.abs(moved - onset)[outside].max() == 0
     assert np.abs(moved - onset)[~outside].max() > 10
@@ -153,7 +139,7 @@ def test_skin_motion_stays_inside_the_face(faces) -> None:
 
 @pytest.mark.parametrize("closure", [0.4, 0.7])
 def test_a_blink_lowers_the_lid_over_a_static_eye(large_faces, closure) -> None:
-    warper = _warper(large_faces)
+    warper = warper_for(large_faces)
     for face in large_faces:
         request = WarpRequest(
             face.name, np.zeros((0, 68, 2)), np.zeros((2, 0)), blink=np.array([0.0, closure])

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from scipy.spatial import cKDTree
 
 from mesynth.face.canonical import canonical_landmarks, inter_ocular_distance
-from mesynth.face.identities import load_identities
 from mesynth.motion.au_basis import MotionModel
 from mesynth.render.face_mask import face_support
 from mesynth.render.warp import (
@@ -23,33 +22,20 @@ from mesynth.render.warp import (
     to_uint8,
     upsample_flow,
 )
-from mesynth.templates.bank import TemplateBank
+from tests.builtin_faces import builtin_faces, warper_for
 
 SIZE = 224
 
 
 @pytest.fixture(scope="module")
 def faces():
-    pytest.importorskip("dlib")
-    return load_identities("builtin", size=SIZE, backend="dlib").identities
-
-
-@pytest.fixture(scope="module")
-def templates():
-    return [t for t in TemplateBank.expert("dfme7").templates if t.aus]
-
-
-def _warper(faces, **kw) -> FaceWarper:
-    warper = FaceWarper("cpu", **kw)
-    for face in faces:
-        warper.add_identity(face.name, face.image, face.landmarks)
-    return warper
+    return builtin_faces(SIZE)
 
 
 def _errors(faces, templates, apex_iod: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per (face, template): the lattice map's distance from the per-pixel map at every pixel
     (px, ``(H, W)``), and every pixel's distance to the nearest landmark (px)."""
-    lattice, dense = _warper(faces), _warper(faces, field_spacing_iod=0.0)
+    lattice, dense = warper_for(faces), warper_for(faces, field_spacing_iod=0.0)
     motion = MotionModel.expert(apex_iod=apex_iod)
     centres = np.stack(np.meshgrid(np.arange(SIZE) + 0.5, np.arange(SIZE) + 0.5), -1)
     out = []
@@ -138,7 +124,7 @@ def test_upsampling_matches_torch_bilinear_interpolation(n_blocks) -> None:
 def test_nothing_outside_the_mask_moves_even_on_a_coarse_lattice(faces, templates, spacing_iod):
     # at 0.2 IOD spacing a lattice cell is 15 px wide: interpolation from the nodes inside the
     # mask's support reaches well past it, and those pixels must still not change at all
-    warper = _warper(faces, field_spacing_iod=spacing_iod)
+    warper = warper_for(faces, field_spacing_iod=spacing_iod)
     motion = MotionModel.expert(apex_iod=0.2)
     for face in faces:
         outside = ~face_support(face.landmarks, (SIZE, SIZE))
