@@ -2,7 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# one pytest-xdist worker per core, at most 4 (docs/contributing.md); PYTEST_ARGS= runs serially
+PYTEST_ARGS ?= -n auto --maxprocesses 4 --dist loadgroup
 
 .PHONY: venv demo study test lint bench docs clean
 

@@ -61,9 +61,18 @@ def _strings(value: object) -> tuple[str, ...]:
     return (str(value),) if isinstance(value, (str, Path)) else tuple(str(v) for v in value)
 
 
-def _check(ok: bool, key: str, need: str, value: object) -> None:
-    if not ok:
-        raise RecipeError(f"recipe.{key} must be {need}, got {value!r}")
+def setting_check(error: type[ValueError], prefix: str) -> Callable[[bool, str, str, object], None]:
+    """A check ``check(ok, key, need, value)`` for config values: when ``ok`` is false it
+    raises ``error("<prefix>.<key> must be <need>, got <value!r>")``, naming the key."""
+
+    def check(ok: bool, key: str, need: str, value: object) -> None:
+        if not ok:
+            raise error(f"{prefix}.{key} must be {need}, got {value!r}")
+
+    return check
+
+
+_check = setting_check(RecipeError, "recipe")
 
 
 @dataclass(frozen=True)

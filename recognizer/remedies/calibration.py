@@ -59,7 +59,7 @@ from mesynth.calibration.flow_images import (
 )
 from mesynth.calibration.profile import CalibrationProfile
 from mesynth.calibration.profile_effects import ProfileEffects
-from mesynth.generation.recipe import GenerationRecipe
+from mesynth.generation.recipe import GenerationRecipe, setting_check
 from recognizer.data.representations import SyntheticFrames
 
 METHODS = ("none", "flows", "adversarial", "utility")
@@ -121,9 +121,7 @@ def group_count(value: object) -> int | None:
 GROUP_COUNTS = "'fold', 0 or an integer >= 2 (one group holds every subject)"
 
 
-def _check(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise FoldCalibrationError(f"remedy.calibration.{key} must be {expected}, got {value!r}")
+_check = setting_check(FoldCalibrationError, "remedy.calibration")
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,16 @@ from mesynth.face.canonical import STABLE_INDICES, align_to_canonical, warp_with
 from mesynth.face.landmarks import create_detector, detect_landmarks
 from mesynth.templates.bank import TemplateBank
 from mesynth.templates.types import Template
+from tests.builtin_faces import builtin_faces
 from tests.fake_records import FakeRecord
 
 SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def faces(request: pytest.FixtureRequest):
+    """The built-in portraits at the test module's ``SIZE`` (tests/builtin_faces.py)."""
+    return builtin_faces(request.module.SIZE)
 
 
 @pytest.fixture(scope="session")

@@ -31,11 +31,6 @@ SIZE = 96
 
 
 @pytest.fixture(scope="module")
-def faces():
-    return builtin_faces(SIZE)
-
-
-@pytest.fixture(scope="module")
 def large_faces():
     """160 px crops: an eye opening of 96 px crops is only ~4 px tall."""
     return builtin_faces(160)

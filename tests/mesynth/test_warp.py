@@ -134,7 +134,10 @@ def test_results_do_not_depend_on_batch_composition(device, spacing_iod) -> None
     together = warper.render(requests)
     for request, expected in zip(requests, together):
         alone = warper.render([request])[0]
-        assert torch.equal(alone, expected)
+        # the stored frames are identical; the floats agree to rounding (other batch shapes
+        # may take other SIMD kernels: ~1e-4 grey levels on AVX-512 CPUs, 0 elsewhere)
+        assert np.array_equal(to_uint8(alone.cpu().numpy()), to_uint8(expected.cpu().numpy()))
+        torch.testing.assert_close(alone, expected, rtol=0, atol=1e-3)
 
 
 @pytest.mark.gpu

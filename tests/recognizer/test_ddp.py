@@ -88,12 +88,13 @@ def test_two_ranks_equal_one_process_with_the_same_global_batch(runs) -> None:
         b = torch.load(single / fold / "last.pt", weights_only=True)
         assert a["state"]["epoch"] == b["state"]["epoch"] == EPOCHS
         # summation order differs (two half-batch means averaged vs one mean): float32 rounding,
-        # compounded over 8 epochs (about 1e-5 here; a wrong batch split moves weights ~1e-2)
+        # compounded over 8 epochs (1e-5, 1.4e-5 on AVX-512 CPUs; a wrong batch split moves
+        # weights ~1e-2)
         for key, value in b["model"].items():
-            torch.testing.assert_close(a["model"][key], value, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(a["model"][key], value, rtol=1e-4, atol=1e-4)
         # the logged epoch loss and training metrics cover both ranks' samples
         losses = [[h["loss"] for h in c["state"]["history"]] for c in (a, b)]
-        assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+        assert losses[0] == pytest.approx(losses[1], rel=1e-4)  # rounding: 3e-5 on AVX-512 CPUs
         for key in ("train_acc", "train_uf1"):
             assert [h[key] for h in a["state"]["history"]] == [
                 h[key] for h in b["state"]["history"]
