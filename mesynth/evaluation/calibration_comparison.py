@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -37,14 +38,18 @@ import pandas as pd
 from mesynth.evaluation.domain_test import DomainTestResult
 from mesynth.evaluation.realism_report import (
     REGIONS,
+    ReportSettings,
     _table,
-    emotion_or_all,
     markdown_text,
     measure_sets,
     region_energy,
     region_masks,
+    report_settings,
     write_markdown,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: the three sets of a comparison, in report order.
 SETS = ("real", "uncalibrated", "calibrated")
@@ -121,14 +126,9 @@ def calibration_comparison(
     out_dir: str | Path,
     representation: str | Callable[[object], np.ndarray] = "apex_flow",
     *,
-    size: int = 28,
-    pool: int = 14,
-    n_splits: int = 5,
-    n_permutations: int = 100,
-    seed: int = 0,
-    label_of: Callable[[object], str] = emotion_or_all,
     title: str = "Realism before and after calibration",
     history: str | Path | None = None,
+    **settings: Unpack[ReportSettings],
 ) -> ComparisonResult:
     """Compare real clips with synthetic clips rendered before and after calibration.
 
@@ -137,17 +137,22 @@ def calibration_comparison(
         uncalibrated, calibrated: synthetic clip records rendered without and with the
             calibrated profile.
         out_dir: folder for ``report.md`` and the PNGs (created).
-        representation, size, pool, n_splits, n_permutations, seed, label_of: as in
-            :func:`~mesynth.evaluation.realism_report.realism_report`; both domain tests use
-            the same settings and the same real features.
+        representation: as in :func:`~mesynth.evaluation.realism_report.realism_report`.
         title: first heading of the Markdown.
         history: an adversarial calibration's ``history.csv`` or its ``out_dir``: adds its
             per-trial accuracy figure.
+        **settings: ``size``, ``pool``, ``n_splits``, ``n_permutations``, ``seed``,
+            ``label_of`` (:class:`~mesynth.evaluation.realism_report.ReportSettings`), as in
+            and with the defaults of :func:`~mesynth.evaluation.realism_report.realism_report`;
+            both domain tests use the same settings and the same real features.
 
     Raises:
         ReportError: a set has fewer than two readable clips, the sets give different image
             shapes, or ``history`` is not a readable search history.
     """
+    options = report_settings(settings, "calibration_comparison")
+    size, pool, label_of = options["size"], options["pool"], options["label_of"]
+    n_splits, n_permutations, seed = (options[k] for k in ("n_splits", "n_permutations", "seed"))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sets = dict(zip(SETS, (real, uncalibrated, calibrated)))

@@ -16,9 +16,11 @@ differences with ``representation="clip"``) and writes ``report.md`` plus figure
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -260,6 +262,32 @@ def region_energy(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+class ReportSettings(TypedDict, total=False):
+    """The measuring and domain-test keywords :func:`realism_report` shares with
+    :func:`~mesynth.evaluation.calibration_comparison.calibration_comparison` (its defaults)."""
+
+    size: int
+    pool: int
+    n_splits: int
+    n_permutations: int
+    seed: int
+    label_of: Callable[[object], str]
+
+
+def report_settings(settings: Mapping[str, Any], caller: str) -> dict[str, Any]:
+    """``settings`` over :func:`realism_report`'s defaults, every :class:`ReportSettings` key set.
+
+    Raises:
+        TypeError: a key that is not a :class:`ReportSettings` key, named as Python would.
+    """
+    keys = tuple(ReportSettings.__annotations__)
+    for key in settings:
+        if key not in keys:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
+    parameters = inspect.signature(realism_report).parameters
+    return {key: settings.get(key, parameters[key].default) for key in keys}
 
 
 def realism_report(

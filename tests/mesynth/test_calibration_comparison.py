@@ -11,7 +11,13 @@ from conftest import moving_clips, read_written_report
 from mesynth.evaluation.calibration_comparison import calibration_comparison, region_ratios
 from mesynth.evaluation.domain_test import domain_classifier_test
 from mesynth.evaluation.features import ApexFlowFeature
-from mesynth.evaluation.realism_report import REGIONS, ReportError, region_masks
+from mesynth.evaluation.realism_report import (
+    REGIONS,
+    ReportError,
+    emotion_or_all,
+    region_masks,
+    report_settings,
+)
 from mesynth.flow import apex_flow
 
 
@@ -151,3 +157,17 @@ def test_region_ratios_are_nan_where_the_real_set_does_not_move():
     rest = [r for r in REGIONS if r != first]
     assert ratios.loc[rest, "uncalibrated / real"].tolist() == pytest.approx([0.5] * 4)
     assert ratios.loc[rest, "calibrated / real"].tolist() == pytest.approx([2.0] * 4)
+
+
+def test_settings_take_the_realism_reports_defaults_and_unknown_keywords_are_refused(tmp_path):
+    assert report_settings({"pool": 6}, "f") == {
+        "size": 28,
+        "pool": 6,
+        "n_splits": 5,
+        "n_permutations": 100,
+        "seed": 0,
+        "label_of": emotion_or_all,
+    }
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_permutation'"):
+        calibration_comparison([], [], [], tmp_path / "out", n_permutation=0)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
