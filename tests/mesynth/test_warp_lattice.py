@@ -96,7 +96,6 @@ def test_lattice_spans_the_pixel_centres_and_interpolates_linearly() -> None:
 def test_upsampling_matches_torch_bilinear_interpolation(n_blocks) -> None:
     # independent reference: F.interpolate(bilinear, align_corners=True) on the same lattice;
     # the bands skip only exact zeros, so any number of them gives the same values
-    # (to rounding: a BLAS may sum the blocks' products in another order)
     flow = torch.randn(3, 12, 9, 2, dtype=torch.float64)
     rows = interpolation_blocks(100, 12, n_blocks, dtype=torch.float64)
     cols = interpolation_blocks(80, 9, n_blocks, components=2, dtype=torch.float64)
